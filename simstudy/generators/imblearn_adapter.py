@@ -1,0 +1,163 @@
+"""Any imbalanced-learn over-sampler as a generator (THEORY.md sections 6.7 and 5).
+
+``ImblearnGenerator("SMOTE", k_neighbors=5)`` wraps the over-sampler of that name from
+``imblearn.over_sampling``. The "fit" keeps the real data of both classes (labels 0 and 1);
+every ``sample(m, rng)`` call runs ``fit_resample`` afresh, so any randomness inside the
+sampler's own fitting (KMeansSMOTE's clustering, SVMSMOTE's SVM) is redrawn per call.
+
+Count and order rule. imbalanced-learn returns the original rows followed by the new minority
+rows; the adapter keeps the new rows only and returns them in uniformly random order, then
+truncated to exactly m rows. The permutation matters for samplers whose output is not i.i.d.
+(ADASYN allocates a fixed number of points per minority point, BorderlineSMOTE "borderline-2",
+SVMSMOTE and KMeansSMOTE emit blocks), so that a prefix of a pool is a uniformly random subset of
+it; for SMOTE, BorderlineSMOTE "borderline-1" and RandomOverSampler the rows are i.i.d. given the
+data anyway. Some samplers miss the requested count n:
+
+* KMeansSMOTE rounds each cluster's share up, so it returns n or a few more;
+* ADASYN gives minority point i rint(r_i n) points, a total that misses n by up to n1/2 either
+  way and is zero for small n; it is therefore asked for n + ceil(n1/2), which always yields at
+  least n;
+* SVMSMOTE returns only a Beta(10, 10) fraction of n when all or none of its support vectors
+  are "in danger", and BorderlineSMOTE returns nothing when no minority point is.
+
+A short first run is topped up by further independent runs (each with its own seed from the
+rng) asking for max(missing, n1) points; a top-up run that returns nothing raises RuntimeError.
+The rows of all runs are shuffled together and the surplus beyond m is dropped.
+
+Seeding: the sampler's ``random_state`` (and that of any estimator passed in the keyword
+arguments, e.g. ``kmeans_estimator``) is an integer drawn from the rng given to ``sample``, so
+the same rng state gives the same pool.
+"""
+
+from __future__ import annotations
+
+import inspect
+import math
+
+import imblearn.over_sampling
+import numpy as np
+from imblearn.over_sampling.base import BaseOverSampler
+from sklearn.base import BaseEstimator, clone
+
+import simstudy  # noqa: F401  (float64 before any array)
+from simstudy.generators.base import FittedGenerator, Generator, check_pair, substreams
+
+
+def available_samplers() -> dict[str, type]:
+    """The over-samplers that imbalanced-learn exports, by class name."""
+    found = {}
+    for attr in imblearn.over_sampling.__all__:
+        obj = getattr(imblearn.over_sampling, attr)
+        if inspect.isclass(obj) and issubclass(obj, BaseOverSampler):
+            found[attr] = obj
+    return found
+
+
+# arguments the adapter sets itself on every call
+_RESERVED = ("sampling_strategy", "random_state")
+# neighbour counts that imbalanced-learn searches among the minority points (with the point)
+_MINORITY_NEIGHBOUR_ARGS = ("k_neighbors", "n_neighbors")
+
+
+class ImblearnGenerator(Generator):
+    """An imbalanced-learn over-sampler by class name, plus its keyword arguments.
+
+    Needs both classes: ``fit`` requires X0. See the module docstring for the exact count,
+    order and seeding rules.
+    """
+
+    data_dependent = True
+
+    def __init__(self, sampler: str = "SMOTE", **sampler_kwargs):
+        samplers = available_samplers()
+        if sampler not in samplers:
+            raise ValueError(
+                f"sampler must be one of imblearn.over_sampling's over-samplers "
+                f"{sorted(samplers)}, got {sampler!r}"
+            )
+        for key in _RESERVED:
+            if key in sampler_kwargs:
+                raise ValueError(
+                    f"{key!r} is set by the adapter (count and seed come from sample(m, rng)); "
+                    f"remove it from the keyword arguments of {sampler}"
+                )
+        cls = samplers[sampler]
+        accepted = inspect.signature(cls).parameters
+        unknown = sorted(set(sampler_kwargs) - set(accepted))
+        if unknown:
+            allowed = sorted(set(accepted) - set(_RESERVED))
+            raise ValueError(f"{sampler} does not accept {unknown}; its arguments are {allowed}")
+        self.sampler = sampler
+        self.sampler_kwargs = dict(sampler_kwargs)
+        self.name = f"imblearn_{sampler}"
+
+    def __repr__(self) -> str:
+        args = "".join(f", {k}={v!r}" for k, v in self.sampler_kwargs.items())
+        return f"ImblearnGenerator({self.sampler!r}{args})"
+
+    def fit(self, X1, X0, rng) -> FittedGenerator:
+        X1, X0 = check_pair(X1, X0, min_n1=1, require_X0=True)
+        for key in _MINORITY_NEIGHBOUR_ARGS:
+            k = self.sampler_kwargs.get(key, _default(self.sampler, key))
+            if isinstance(k, (int, np.integer)) and X1.shape[0] < k + 1:
+                raise ValueError(
+                    f"{self.sampler} with {key} = {k} needs at least {k + 1} minority points, "
+                    f"but X1 has {X1.shape[0]} rows"
+                )
+        return FittedImblearn(self.sampler, self.sampler_kwargs, X1, X0)
+
+
+def _default(sampler: str, key: str):
+    param = inspect.signature(available_samplers()[sampler]).parameters.get(key)
+    return None if param is None else param.default
+
+
+class FittedImblearn(FittedGenerator):
+    """The stored real data of both classes; each ``sample`` call runs the sampler afresh
+    (once, or more when a run falls short: module docstring)."""
+
+    def __init__(self, sampler: str, sampler_kwargs: dict, X1: np.ndarray, X0: np.ndarray):
+        self.sampler = sampler
+        self.sampler_kwargs = sampler_kwargs
+        self.X = np.vstack([X0, X1])
+        self.y = np.concatenate([np.zeros(X0.shape[0], dtype=int), np.ones(X1.shape[0], dtype=int)])
+        self.n1 = X1.shape[0]
+        self.dim = X1.shape[1]
+
+    def _sample(self, m, rng):
+        seed_rng, perm_rng = substreams(rng, 2)
+        pieces, have = [], 0
+        while have < m:
+            # a top-up asks for at least n1 points: SVMSMOTE's Beta fraction of a request for
+            # one or two points is often zero, of n1 points practically never
+            request = m if not pieces else max(m - have, self.n1)
+            new = self._run(request, int(seed_rng.integers(0, 2**32)))
+            if new.shape[0] == 0 and pieces:
+                raise RuntimeError(
+                    f"{self.sampler} made no new minority points on this data (e.g. no minority "
+                    f"point is in danger); choose another sampler"
+                )
+            pieces.append(new)
+            have += new.shape[0]
+        pool = np.concatenate(pieces)
+        return pool[perm_rng.permutation(pool.shape[0])[:m]]
+
+    def _run(self, n: int, seed: int) -> np.ndarray:
+        """One fit_resample asking for n new minority points; returns the new rows only."""
+        requested = n + math.ceil(self.n1 / 2) if self.sampler == "ADASYN" else n
+        kwargs = {key: _reseeded(value, seed) for key, value in self.sampler_kwargs.items()}
+        sampler = available_samplers()[self.sampler](
+            sampling_strategy={1: self.n1 + requested}, random_state=seed, **kwargs
+        )
+        X_res, y_res = sampler.fit_resample(self.X, self.y)
+        n_real = self.X.shape[0]
+        if np.any(y_res[n_real:] != 1):
+            raise RuntimeError(f"{self.sampler} appended rows that are not labelled minority")
+        return np.asarray(X_res[n_real:], dtype=np.float64)
+
+
+def _reseeded(value, seed: int):
+    """A copy of a scikit-learn estimator with random_state = seed; other values unchanged."""
+    if isinstance(value, BaseEstimator) and "random_state" in value.get_params(deep=False):
+        return clone(value).set_params(random_state=seed)
+    return value

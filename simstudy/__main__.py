@@ -1,0 +1,3 @@
+from simstudy.app import main
+
+main()

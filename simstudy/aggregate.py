@@ -1,0 +1,144 @@
+"""Aggregate a sweep: read every job's summary.json under a sweep directory, write one table of
+cells and one of curves (parquet and CSV), draw the study's figure and a markdown report of
+every cell's verdict. Used by the Hydra callback after a multirun and by scripts/aggregate.py."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pandas as pd
+
+from simstudy import plotting
+from simstudy.jobfiles import atomic_write_text, write_table
+
+CURVE_FIELDS = ("excess_mean", "excess_mcse", "param_error_mean", "param_error_mcse",
+                "population_excess", "theory_excess")
+
+
+def read_summaries(sweep_dir: Path) -> list[dict]:
+    """Every job summary below sweep_dir (failed jobs included), in a stable order."""
+    paths = sorted(Path(sweep_dir).glob("**/summary.json"))
+    out = []
+    for path in paths:
+        summary = json.loads(path.read_text())
+        summary["job_dir"] = str(path.parent.relative_to(sweep_dir))
+        out.append(summary)
+    return out
+
+
+def cell_table(summaries: list[dict]) -> pd.DataFrame:
+    """One row per job: its cell descriptors and scalar results."""
+    rows = []
+    for s in summaries:
+        row = {"job_dir": s["job_dir"], "status": s.get("status", "ok"), "error": s.get("error")}
+        row.update({f"cell.{k}": v for k, v in s.get("cell", {}).items()})
+        for key, value in s.items():
+            if key in ("cell", "versions", "verdict", "theory_grid") or isinstance(value, (list, dict)):
+                continue
+            row[key] = value
+        if s.get("status", "ok") == "ok":
+            low, high = s["gamma_star_empirical_ci"]
+            row.update(gamma_star_empirical_ci_low=low, gamma_star_empirical_ci_high=high,
+                       verdict=s["verdict"]["label"], max_abs_z=s["verdict"]["max_abs_z"],
+                       gamma_star_in_ci=s["verdict"]["gamma_star_in_ci"])
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def curve_table(summaries: list[dict]) -> pd.DataFrame:
+    """One row per (job, gamma) with the simulated and predicted curves."""
+    frames = []
+    for s in summaries:
+        if s.get("status", "ok") != "ok":
+            continue
+        frame = pd.DataFrame({"gamma": s["gammas"], "n_tilde": s["n_tilde"],
+                              **{k: s[k] for k in CURVE_FIELDS}})
+        frame.insert(0, "job_dir", s["job_dir"])
+        for k, v in s.get("cell", {}).items():
+            frame[f"cell.{k}"] = v
+        frames.append(frame)
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+
+
+def _varying(summaries: list[dict]) -> list[str]:
+    keys = sorted({k for s in summaries for k in s.get("cell", {})})
+    return [k for k in keys if len({json.dumps(s["cell"].get(k)) for s in summaries}) > 1]
+
+
+def study_figure(kind: str, summaries: list[dict], cells: pd.DataFrame):
+    ok = [s for s in summaries if s.get("status", "ok") == "ok"]
+    if not ok:
+        return None
+    if kind == "rates" and len(ok) > 1:
+        return plotting.rates_figure(cells, ok)
+    if kind == "alignment":
+        return plotting.alignment_figure(cells[cells["status"] == "ok"])
+    varying = _varying(ok)
+    if len(ok) == 1:
+        return plotting.cell_figure(ok[0])
+    row_key = varying[0] if len(varying) > 1 else None
+    col_key = varying[-1] if varying else None
+    return plotting.curve_grid(ok, row_key, col_key)
+
+
+def report(summaries: list[dict], cells: pd.DataFrame) -> str:
+    """Markdown: one line per cell with its verdict (THEORY.md section 7's reporting)."""
+    lines = ["# Sweep report", ""]
+    failed = cells[cells["status"] != "ok"] if len(cells) else cells
+    ok = cells[cells["status"] == "ok"] if len(cells) else cells
+    lines.append(f"{len(cells)} cells: {len(ok)} finished, {len(failed)} failed.")
+    if len(ok):
+        agree = int((ok["verdict"] == "agree").sum())
+        lines.append(f"Theory and simulation agree in {agree} of {len(ok)} finished cells "
+                     f"(predicted γ* inside the empirical CI and every |z| < 4).")
+    lines += ["", "| cell | regime | γ* bias-only | γ* total | empirical γ* [95% CI] | max abs z "
+              "| failed fits | verdict |", "|---|---|---|---|---|---|---|---|"]
+    for _, row in ok.iterrows():
+        desc = ", ".join(f"{c[5:]}={row[c]}" for c in cells.columns if c.startswith("cell.")
+                         and not pd.isna(row[c]))
+        fmt = lambda v: "none" if v is None or pd.isna(v) else f"{v:.3g}"  # noqa: E731
+        lines.append(
+            f"| {desc} | {row['regime']} | {fmt(row['gamma_star_theory'])} | "
+            f"{fmt(row['gamma_star_theory_total'])} | {row['gamma_star_empirical']:.3g} "
+            f"[{row['gamma_star_empirical_ci_low']:.3g}, {row['gamma_star_empirical_ci_high']:.3g}] | "
+            f"{row['max_abs_z']:.2f} | {int(row['n_failed_fits'])} | {row['verdict']} |"
+        )
+    if len(failed):
+        lines += ["", "## Failed cells", ""]
+        lines += [f"- `{row['job_dir']}`: {row['error']}" for _, row in failed.iterrows()]
+    return "\n".join(lines) + "\n"
+
+
+def aggregate(sweep_dir, figures_dir=None, kind: str | None = None) -> pd.DataFrame:
+    """Combine a sweep directory's job summaries; returns the cell table.
+
+    Writes cells.{parquet,csv}, curves.{parquet,csv}, figure.{png,pdf} and report.md into
+    sweep_dir, and a copy of the figure into figures_dir/<study>.{png,pdf} when given.
+    """
+    sweep_dir = Path(sweep_dir)
+    summaries = read_summaries(sweep_dir)
+    if not summaries:
+        raise FileNotFoundError(f"no job summary.json found under {sweep_dir}")
+    cells = cell_table(summaries)
+    write_table(cells, sweep_dir / "cells")
+    write_table(curve_table(summaries), sweep_dir / "curves")
+    kind = kind or next((s.get("figure") for s in summaries if s.get("figure")), "curve")
+    fig = study_figure(kind, summaries, cells)
+    if fig is not None:
+        paths = plotting.save(fig, sweep_dir / "figure")
+        if figures_dir is not None:
+            study = next(s["study"] for s in summaries)
+            Path(figures_dir).mkdir(parents=True, exist_ok=True)
+            for path in paths:
+                shutil.copyfile(path, Path(figures_dir) / f"{study}{path.suffix}")
+    atomic_write_text(sweep_dir / "report.md", report(summaries, cells))
+    return cells
+
+
+def failures(cells: pd.DataFrame) -> int:
+    return int((cells["status"] != "ok").sum()) if len(cells) else 0
+
+
+__all__ = ["aggregate", "cell_table", "curve_table", "failures", "read_summaries", "report"]

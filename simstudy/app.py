@@ -1,0 +1,287 @@
+"""The Hydra app: ``python -m simstudy`` / ``simstudy`` runs one design cell per job.
+
+A job is a pure function of its config: it validates the config (a bad value exits with status 2
+and one line, writing nothing), builds the cell, computes the theory's predictions, runs the
+replications, and writes into its output directory, atomically and in this order:
+
+* ``config.yaml``: the resolved config of the job;
+* ``replications.parquet``: one row per (replication, gamma);
+* ``summary.json``: the contract of README's "Job outputs" (written last: its presence with the
+  same ``config_hash`` means the job is complete, and a rerun skips it);
+* ``figure.png`` / ``figure.pdf``: the cell's curves with the theory overlay.
+
+After a multirun, ``AggregateCallback`` combines the sweep (simstudy.aggregate) and exits non-zero
+if any cell failed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import platform
+import shutil
+import sys
+import time
+import traceback
+from importlib import metadata
+from pathlib import Path
+
+import numpy as np
+
+import simstudy
+from simstudy.config import ConfigError, RunConfig, validate
+from simstudy.jobfiles import atomic_write_json, atomic_write_text, write_parquet
+
+CONFIG_PATH = str(Path(__file__).resolve().parent.parent / "conf")
+VERSIONED = ("numpy", "scipy", "jax", "jaxlib", "pandas", "pyarrow", "scikit-learn",
+             "imbalanced-learn", "hydra-core", "omegaconf")
+
+
+def versions() -> dict:
+    out = {"python": platform.python_version(), "simstudy": simstudy.__version__}
+    for name in VERSIONED:
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            out[name] = None
+    return out
+
+
+def config_hash(run: RunConfig) -> str:
+    return hashlib.sha256(json.dumps(run.identity(), sort_keys=True, default=str).encode()).hexdigest()
+
+
+def _finite_or_none(x):
+    if x is None:
+        return None
+    x = float(x)
+    return x if math.isfinite(x) else None
+
+
+def _floats(a) -> list:
+    return [_finite_or_none(v) for v in np.asarray(a, dtype=float).ravel()]
+
+
+def cell_descriptor(run: RunConfig) -> dict:
+    """The scalar facts that tell one cell of a sweep from another (for tables and panels)."""
+    out = {"dgp": run.dgp["name"], "generator": run.generator["name"], "n1": run.design.n1,
+           "n0": run.design.n0, "family": run.model.family}
+    for prefix, section in (("", run.dgp), ("", run.generator)):
+        for key, value in section.items():
+            if key != "name" and isinstance(value, (int, float, str, bool)):
+                out[f"{prefix}{key}"] = value
+    if run.generator["name"] == "mismatch":
+        out["mismatch_magnitude_requested"] = float(run.generator["magnitude"])
+        out["mismatch_angle_requested"] = float(run.generator["angle_deg"])
+    return out
+
+
+def _progress_printer(label: str, every_seconds: float = 5.0):
+    """A progress line per tenth of the replications or per ``every_seconds``, and at the end."""
+    last = {"fraction": 0.0, "elapsed": 0.0}
+
+    def report(done: int, total: int, elapsed: float):
+        fraction = done / total
+        if done < total and fraction - last["fraction"] < 0.1 and elapsed - last["elapsed"] < every_seconds:
+            return
+        last.update(fraction=fraction, elapsed=elapsed)
+        left = elapsed / done * (total - done)
+        print(f"[{label}] {done}/{total} replications, {elapsed:.1f} s elapsed, ~{left:.1f} s left",
+              file=sys.stderr, flush=True)
+
+    return report
+
+
+def run_job(run: RunConfig, out_dir: Path, resolved_yaml: str) -> dict:
+    """Everything one job does after validation; returns its summary."""
+    from simstudy.config import BuiltCell
+    from simstudy.engine import empirical_optimum, run_cell, summarise_curve, verdict
+    from simstudy.theory import optimal_sizes, predict, synthetic_moments
+
+    start = time.perf_counter()
+    built = BuiltCell(run)
+    cell, design, population = built.cell, built.design, built.population
+    theory_rng = np.random.default_rng(
+        np.random.SeedSequence(run.seed, spawn_key=(*cell.data_key, *cell.generator_key, 1)))
+    synthetic = synthetic_moments(population, built.generator, design.n1, theory_rng,
+                                  refits=run.theory_refits, n0=design.n0)
+    prediction = predict(population, synthetic, design.n0, design.n1, design.gammas)
+    fine = np.linspace(0.0, max(design.gammas), 201)
+    fine_prediction = predict(population, synthetic, design.n0, design.n1, fine)
+    optimal = optimal_sizes(population, synthetic, design.n0, design.n1,
+                            gamma_max=max(max(design.gammas), 1.0) * 1.5)
+
+    label = f"{run.study} {run.dgp['name']} / {run.generator['name']} n1={design.n1}"
+    theta0 = np.asarray(prediction.theta_bar) if np.all(np.isfinite(prediction.theta_bar)) else None
+    rows = run_cell(cell, population, theta0=theta0, progress=_progress_printer(label))
+    G = len(design.gammas)
+    excess = rows["excess"].to_numpy().reshape(design.reps, G)
+    error = rows["param_error"].to_numpy().reshape(design.reps, G)
+    exc, err = summarise_curve(excess), summarise_curve(error)
+    boot_rng = np.random.default_rng(np.random.SeedSequence(run.seed, spawn_key=(*cell.data_key, *cell.generator_key, 2)))
+    optimum = empirical_optimum(excess, design.gammas, boot_rng)
+    verdict_ = verdict(exc, prediction.theory_excess, optimal.gamma_star_total, optimum, design.gammas)
+    failed = ~rows["converged"].to_numpy() | rows["nonfinite"].to_numpy()
+    summary = {
+        "status": "ok",
+        "study": run.study,
+        "figure": run.figure,
+        "dgp": run.dgp["name"],
+        "generator": run.generator["name"],
+        "model": f"{run.model.family}{' + intercept' if run.model.intercept else ''}",
+        "cell": cell_descriptor(run),
+        "n0": design.n0,
+        "n1": design.n1,
+        "reps": design.reps,
+        "seed": run.seed,
+        "config_hash": config_hash(run),
+        "data_key": list(cell.data_key),
+        "generator_key": list(cell.generator_key),
+        "regime": population.regime,
+        "g_norm": float(np.linalg.norm(population.g)),
+        "theta_star": _floats(population.theta_star),
+        "gammas": list(design.gammas),
+        "n_tilde": [int(n) for n in design.n_tilde],
+        "excess_mean": _floats(exc.mean),
+        "excess_mcse": _floats(exc.mcse),
+        "excess_quantiles": {str(q): _floats(v) for q, v in zip((0.1, 0.5, 0.9), exc.quantiles)},
+        "param_error_mean": _floats(err.mean),
+        "param_error_mcse": _floats(err.mcse),
+        "param_error_quantiles": {str(q): _floats(v) for q, v in zip((0.1, 0.5, 0.9), err.quantiles)},
+        "population_excess": _floats(prediction.population_excess),
+        "theory_excess": _floats(prediction.theory_excess),
+        "theory_bias": _floats(prediction.bias_term),
+        "theory_variance": _floats(prediction.variance_term),
+        "param_error_theory": _floats(prediction.param_error_theory),
+        "theory_grid": {"gammas": _floats(fine), "theory_excess": _floats(fine_prediction.theory_excess),
+                        "population_excess": _floats(fine_prediction.population_excess)},
+        "alignment_c": _finite_or_none(optimal.alignment_c),
+        "mismatch_norm": _finite_or_none(optimal.mismatch_norm),
+        "mismatch_angle_deg": _finite_or_none(optimal.mismatch_angle_deg),
+        "gamma_star_theory": _finite_or_none(optimal.gamma_star_bias),
+        "gamma_star_theory_reason": optimal.reason,
+        "gamma_star_theory_total": _finite_or_none(optimal.gamma_star_total),
+        "gamma_star_population": _finite_or_none(optimal.gamma_star_population),
+        "recommendation": optimal.recommendation,
+        "gamma_star_empirical": optimum.gamma,
+        "gamma_star_empirical_ci": list(optimum.ci),
+        "n_failed_fits": int(failed.sum()),
+        "n_nonconverged_fits": int((~rows["converged"].to_numpy()).sum()),
+        "n_separated_fits": int(rows["separated"].to_numpy().sum()),
+        "n_nonfinite_fits": int(rows["nonfinite"].to_numpy().sum()),
+        "psi_refits": int(synthetic.refits),
+        "verdict": verdict_,
+        "versions": versions(),
+        "seconds": time.perf_counter() - start,
+    }
+    atomic_write_text(out_dir / "config.yaml", resolved_yaml)
+    write_parquet(rows, out_dir / "replications.parquet")
+    atomic_write_json(out_dir / "summary.json", summary)
+    from simstudy import plotting
+
+    paths = plotting.save(plotting.cell_figure(summary), out_dir / "figure")
+    if run.figures_dir:
+        Path(run.figures_dir).mkdir(parents=True, exist_ok=True)
+        for path in paths:
+            shutil.copyfile(path, Path(run.figures_dir) / f"{run.study}{path.suffix}")
+    return summary
+
+
+def _remove_if_empty(path: Path) -> None:
+    try:
+        path.rmdir()
+    except OSError:
+        pass
+
+
+def fail_config(err: ConfigError, out_dir: Path | None) -> None:
+    """One line on stderr, nothing left behind, exit status 2."""
+    print(f"simstudy: config error: {err}", file=sys.stderr)
+    if out_dir is not None:
+        _remove_if_empty(out_dir)
+        if out_dir.parent.is_dir() and [p.name for p in out_dir.parent.iterdir()] == ["multirun.yaml"]:
+            (out_dir.parent / "multirun.yaml").unlink()
+            _remove_if_empty(out_dir.parent)
+    raise SystemExit(2)
+
+
+def task(cfg) -> dict | None:
+    """The Hydra task function (see the module docstring)."""
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+    from omegaconf import OmegaConf
+
+    hydra_cfg = HydraConfig.get()
+    out_dir = Path(hydra_cfg.runtime.output_dir)
+    try:
+        run = validate(cfg)
+    except ConfigError as err:
+        fail_config(err, out_dir)
+    summary_path = out_dir / "summary.json"
+    if summary_path.exists():
+        previous = json.loads(summary_path.read_text())
+        if previous.get("status") == "ok" and previous.get("config_hash") == config_hash(run):
+            print(f"[{run.study}] {out_dir}: already complete for this config, skipped", file=sys.stderr)
+            return previous
+    resolved = OmegaConf.to_yaml(cfg, resolve=True)
+    try:
+        return run_job(run, out_dir, resolved)
+    except ConfigError as err:
+        fail_config(err, out_dir)
+    except Exception as err:  # a failing cell is recorded, and the sweep goes on
+        message = f"{type(err).__name__}: {err}"
+        atomic_write_json(summary_path, {
+            "status": "failed", "error": message, "traceback": traceback.format_exc(),
+            "study": run.study, "figure": run.figure, "cell": cell_descriptor(run),
+            "config_hash": config_hash(run), "versions": versions(),
+        })
+        print(f"simstudy: cell failed: {message}", file=sys.stderr)
+        if hydra_cfg.mode != RunMode.MULTIRUN:
+            raise SystemExit(1)
+        return None
+
+
+class AggregateCallback:
+    """Hydra callback: after a multirun, aggregate the sweep and fail if any cell failed."""
+
+    def on_multirun_start(self, config, **kwargs) -> None:
+        # catch a bad base config before the sweeper writes anything; values that the sweep
+        # fills in are checked again by each job
+        from omegaconf import OmegaConf
+
+        plain = OmegaConf.to_container(config, resolve=False)
+        plain.pop("hydra", None)
+        try:
+            validate(OmegaConf.create(plain))
+        except ConfigError as err:
+            print(f"simstudy: config error: {err}", file=sys.stderr)
+            raise SystemExit(2)
+
+    def on_multirun_end(self, config, **kwargs) -> None:
+        from simstudy.aggregate import aggregate, failures
+
+        sweep_dir = Path(config.hydra.sweep.dir)
+        if not sweep_dir.is_dir():
+            return
+        cells = aggregate(sweep_dir, figures_dir=config.get("figures_dir"))
+        n_failed = failures(cells)
+        print(f"simstudy: aggregated {len(cells)} cells into {sweep_dir} ({n_failed} failed)",
+              file=sys.stderr)
+        if n_failed:
+            raise SystemExit(1)
+
+    def __getattr__(self, name):
+        if name.startswith("on_"):
+            return lambda *args, **kwargs: None
+        raise AttributeError(name)
+
+
+def main() -> None:
+    import hydra
+
+    hydra.main(version_base="1.3", config_path=CONFIG_PATH, config_name="config")(task)()
+
+
+if __name__ == "__main__":
+    main()

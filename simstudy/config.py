@@ -1,0 +1,265 @@
+"""Run configuration: the typed schema of a job's config, its validation, and the cell it builds.
+
+Hydra composes a DictConfig from conf/; ``validate`` turns it into a ``RunConfig`` of plain,
+checked values before any work starts, raising ``ConfigError`` (one line: the key, the value,
+what is allowed) for anything wrong. ``build_cell`` then makes the process, model, generator,
+population and design of THEORY.md section 6 from it.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+
+import simstudy  # noqa: F401
+
+FIGURE_KINDS = ("curve", "rates", "alignment", "vtss", "real_data")
+RATE_RULES = ("constant", "inv_sqrt_log_n1")
+FAMILIES = ("squared", "logistic", "probit")
+
+
+class ConfigError(ValueError):
+    """A bad config value: ``key``, ``value`` and what is ``allowed``."""
+
+    def __init__(self, key: str, value: Any, allowed: str):
+        self.key, self.value, self.allowed = key, value, allowed
+        super().__init__(f"{key}={value!r}: {allowed}")
+
+
+@dataclass(frozen=True)
+class DesignConfig:
+    n1: int
+    n0: int
+    gammas: tuple[float, ...]
+    reps: int
+    chunk: int
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    family: str
+    intercept: bool
+    ridge: float
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """A validated job config. ``dgp`` and ``generator`` keep their options as plain dicts."""
+
+    study: str
+    figure: str
+    seed: int
+    dgp: dict
+    generator: dict
+    model: ModelConfig
+    design: DesignConfig
+    theory_refits: int
+    figures_dir: str | None = None
+    extra: dict = field(default_factory=dict)
+
+    def identity(self) -> dict:
+        """Everything that determines the job's numbers (not where its outputs go)."""
+        out = asdict(self)
+        out.pop("figures_dir")
+        return out
+
+
+def _plain(node) -> Any:
+    from omegaconf import DictConfig, ListConfig, OmegaConf
+
+    if isinstance(node, (DictConfig, ListConfig)):
+        return OmegaConf.to_container(node, resolve=True)
+    return node
+
+
+def _int(cfg: dict, key: str, prefix: str, minimum: int) -> int:
+    value = cfg.get(key)
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
+        raise ConfigError(f"{prefix}{key}", value, f"must be an integer >= {minimum}")
+    return int(value)
+
+
+def _number(value, key: str, *, low=-math.inf, high=math.inf, low_open=False) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.number)):
+        raise ConfigError(key, value, "must be a number")
+    value = float(value)
+    too_low = value <= low if low_open else value < low
+    if not math.isfinite(value) or too_low or value > high:
+        bracket = "(" if low_open else "["
+        raise ConfigError(key, value, f"must be a finite number in {bracket}{low}, {high}]")
+    return value
+
+
+def _section(cfg: dict, key: str) -> dict:
+    section = cfg.get(key)
+    if not isinstance(section, dict):
+        raise ConfigError(key, section, "must be a config group (a mapping); pick one with "
+                          f"{key}=<name>")
+    return section
+
+
+def validate_design(section: dict) -> DesignConfig:
+    n1 = _int(section, "n1", "design.", 2)
+    n0 = section.get("n0")
+    if n0 is None:
+        kappa = _number(section.get("kappa"), "design.kappa", low=1.0, low_open=True)
+        n0 = int(round(kappa * n1))
+    else:
+        n0 = _int(section, "n0", "design.", 1)
+    if n0 <= n1:
+        raise ConfigError("design.n0", n0, f"must exceed design.n1={n1} (kappa = n0/n1 > 1)")
+    gammas = section.get("gammas")
+    if not isinstance(gammas, (list, tuple)) or not gammas:
+        raise ConfigError("design.gammas", gammas, "must be a non-empty list of numbers >= 0")
+    gammas = tuple(_number(g, "design.gammas", low=0.0) for g in gammas)
+    if len(set(gammas)) != len(gammas) or list(gammas) != sorted(gammas):
+        raise ConfigError("design.gammas", list(gammas), "must be increasing without repeats")
+    reps = _int(section, "reps", "design.", 2)
+    chunk = _int(section, "chunk", "design.", 1)
+    return DesignConfig(n1, n0, gammas, reps, chunk)
+
+
+def validate_model(section: dict) -> ModelConfig:
+    family = section.get("family")
+    if family not in FAMILIES:
+        raise ConfigError("model.family", family, f"must be one of {list(FAMILIES)}")
+    intercept = section.get("intercept")
+    if not isinstance(intercept, bool):
+        raise ConfigError("model.intercept", intercept, "must be true or false")
+    ridge = _number(section.get("ridge"), "model.ridge", low=0.0)
+    return ModelConfig(family, intercept, ridge)
+
+
+def _options(section: dict, group: str) -> tuple[str, dict]:
+    name = section.get("name")
+    if not isinstance(name, str):
+        raise ConfigError(f"{group}.name", name, "must be a catalog name")
+    options = {k: v for k, v in section.items() if k != "name"}
+    for key, value in options.items():
+        for leaf in np.ravel(np.asarray(value, dtype=object)):
+            if isinstance(leaf, float) and not math.isfinite(leaf):
+                raise ConfigError(f"{group}.{key}", value, "must be finite (no NaN or inf)")
+    return name, options
+
+
+def validate_generator(section: dict, design: DesignConfig) -> dict:
+    from simstudy.generators import GENERATORS
+
+    name, options = _options(section, "generator")
+    known = sorted(set(GENERATORS) | {"shifted"})
+    if name not in known:
+        raise ConfigError("generator.name", name, f"must be one of {known}")
+    if name in ("smote",) or (name == "imblearn" and "k_neighbors" in options):
+        key = "k" if name == "smote" else "k_neighbors"
+        k = options.get(key, 5)
+        if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k < design.n1:
+            raise ConfigError(f"generator.{key}", k, f"must be an integer in [1, design.n1={design.n1})")
+    if name == "imblearn":
+        from simstudy.generators.imblearn_adapter import available_samplers
+
+        sampler = options.get("sampler", "SMOTE")
+        if sampler not in available_samplers():
+            raise ConfigError("generator.sampler", sampler, f"must be one of {sorted(available_samplers())}")
+    if name == "mismatch":
+        _number(options.get("magnitude"), "generator.magnitude", low=0.0)
+        _number(options.get("angle_deg"), "generator.angle_deg", low=0.0, high=180.0)
+        if options.get("cov_scale", 1.0) is not None:
+            _number(options.get("cov_scale", 1.0), "generator.cov_scale", low=0.0, low_open=True)
+    if name == "shifted":
+        shift = options.get("shift")
+        if not isinstance(shift, list) or not shift:
+            raise ConfigError("generator.shift", shift, "must be a non-empty list of numbers")
+        for s in shift:
+            _number(s, "generator.shift")
+        rate = options.get("rate", "constant")
+        if rate not in RATE_RULES:
+            raise ConfigError("generator.rate", rate, f"must be one of {list(RATE_RULES)}")
+    return {"name": name, **options}
+
+
+def validate(cfg) -> RunConfig:
+    """Check a composed config (DictConfig or dict) and return its RunConfig."""
+    cfg = _plain(cfg)
+    if not isinstance(cfg, dict):
+        raise ConfigError("<root>", cfg, "must be a mapping")
+    study = _section(cfg, "study")
+    if not isinstance(study.get("name"), str) or not study["name"]:
+        raise ConfigError("study.name", study.get("name"), "must be a non-empty string")
+    figure = study.get("figure", "curve")
+    if figure not in FIGURE_KINDS:
+        raise ConfigError("study.figure", figure, f"must be one of {list(FIGURE_KINDS)}")
+    seed = _int(cfg, "seed", "", 0)
+    design = validate_design(_section(cfg, "design"))
+    model = validate_model(_section(cfg, "model"))
+    dgp_name, dgp_options = _options(_section(cfg, "dgp"), "dgp")
+    from simstudy.processes import PROCESSES
+
+    if dgp_name not in PROCESSES:
+        raise ConfigError("dgp.name", dgp_name, f"must be one of {sorted(PROCESSES)}")
+    generator = validate_generator(_section(cfg, "generator"), design)
+    theory = cfg.get("theory") or {}
+    refits = _int({"refits": theory.get("refits", 200)}, "refits", "theory.", 2)
+    figures_dir = cfg.get("figures_dir")
+    if figures_dir is not None and not isinstance(figures_dir, str):
+        raise ConfigError("figures_dir", figures_dir, "must be a path or null")
+    return RunConfig(
+        study=study["name"], figure=figure, seed=seed, dgp={"name": dgp_name, **dgp_options},
+        generator=generator, model=model, design=design, theory_refits=refits,
+        figures_dir=figures_dir,
+    )
+
+
+class BuiltCell:
+    """The objects of one cell: process, model, population, generator and engine Cell."""
+
+    def __init__(self, run: RunConfig):
+        from simstudy.engine import Cell, Design, stable_key
+        from simstudy.fitting import GLM
+        from simstudy.processes import Population, make_process
+
+        self.run = run
+        options = {k: v for k, v in run.dgp.items() if k != "name"}
+        try:
+            self.process = make_process(run.dgp["name"], **options)
+        except ValueError as err:
+            raise ConfigError("dgp", run.dgp, str(err)) from None
+        self.model = GLM(run.model.family, run.model.intercept, run.model.ridge)
+        try:
+            self.population = Population(self.process, self.model)
+        except ValueError as err:
+            raise ConfigError("model", asdict(run.model), str(err)) from None
+        self.generator = self._generator()
+        d = run.design
+        self.design = Design(d.n0, d.n1, d.gammas, d.reps, run.seed, d.chunk)
+        data_identity = {"dgp": run.dgp, "n0": d.n0, "n1": d.n1}
+        self.cell = Cell(
+            self.process, self.generator, self.model, self.design,
+            data_key=stable_key(data_identity), generator_key=stable_key(run.generator),
+        )
+
+    def _generator(self):
+        from simstudy.generators import make_generator
+        from simstudy.generators.classic import Oracle
+
+        spec = dict(self.run.generator)
+        name = spec.pop("name")
+        try:
+            if name == "shifted":
+                factor = 1.0
+                if spec.get("rate", "constant") == "inv_sqrt_log_n1":
+                    factor = 1.0 / math.sqrt(math.log(self.run.design.n1))
+                shift = np.asarray(spec["shift"], dtype=float) * factor
+                if shift.shape != (self.process.dim,):
+                    raise ConfigError("generator.shift", spec["shift"],
+                                      f"must have {self.process.dim} entries (the dgp's dimension)")
+                return Oracle(self.process.law1.shifted(shift))
+            if name == "mismatch":
+                spec["population"] = self.population
+            return make_generator(name, self.process, **spec)
+        except ConfigError:
+            raise
+        except ValueError as err:
+            raise ConfigError("generator", self.run.generator, str(err)) from None

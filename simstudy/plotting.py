@@ -1,0 +1,196 @@
+"""Figures: simulated curves with Monte Carlo bands, the theory's curves and optimal sizes laid
+over them, in the paper's notation (gamma, n~, n1). Every function takes plain summaries
+(dicts / DataFrames as written by the jobs) and returns a matplotlib Figure."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+SIM = "#1f4e79"
+THEORY = "#c0392b"
+POPULATION = "#7f8c8d"
+
+
+def save(fig, path_stem: Path) -> list[Path]:
+    """Write PNG and PDF beside each other; returns the two paths."""
+    path_stem = Path(path_stem)
+    path_stem.parent.mkdir(parents=True, exist_ok=True)
+    out = []
+    for ext in ("png", "pdf"):
+        path = path_stem.with_suffix(f".{ext}")
+        tmp = path.with_name(f".{path.name}.tmp")
+        fig.savefig(tmp, dpi=150, bbox_inches="tight", format=ext)
+        tmp.replace(path)
+        out.append(path)
+    plt.close(fig)
+    return out
+
+
+def _curve_panel(ax, s: dict, *, title: str | None = None, legend: bool = True, log: bool = False):
+    """One cell: simulated mean excess +- 1.96 MCSE, predicted and population curves, gamma*."""
+    g = np.asarray(s["gammas"])
+    mean, mcse = np.asarray(s["excess_mean"]), np.asarray(s["excess_mcse"])
+    ax.fill_between(g, mean - 1.96 * mcse, mean + 1.96 * mcse, color=SIM, alpha=0.2, lw=0)
+    ax.plot(g, mean, "o-", color=SIM, ms=3, lw=1.2, label="simulated mean (±1.96 MCSE)")
+    if s.get("theory_grid") is not None:
+        ax.plot(s["theory_grid"]["gammas"], s["theory_grid"]["theory_excess"], "-", color=THEORY,
+                lw=1.2, label="first-order prediction")
+    else:
+        ax.plot(g, s["theory_excess"], "-", color=THEORY, lw=1.2, label="first-order prediction")
+    ax.plot(g, s["population_excess"], "--", color=POPULATION, lw=1, label="population limit (bias only)")
+    star = s.get("gamma_star_theory_total")
+    if star is not None and np.isfinite(star):
+        ax.axvline(star, color=THEORY, ls=":", lw=1, label=f"predicted γ* = {star:.2f}")
+    emp, ci = s.get("gamma_star_empirical"), s.get("gamma_star_empirical_ci")
+    if emp is not None:
+        ax.axvspan(ci[0], ci[1], color=SIM, alpha=0.08)
+        ax.axvline(emp, color=SIM, ls=":", lw=1, label=f"empirical γ* = {emp:.2f} [{ci[0]:.2f}, {ci[1]:.2f}]")
+    ax.axvline(1.0, color="k", lw=0.5, alpha=0.4)
+    positive = mean[mean > 0]
+    if log or (positive.size and positive.max() / positive.min() > 100):
+        # the optimum sits orders of magnitude below gamma = 0's excess under asymmetry
+        ax.set_yscale("log")
+    ax.set_xlabel("γ = ñ / (n0 − n1)")
+    ax.set_ylabel("excess balanced risk E(θ̂)")
+    if title:
+        ax.set_title(title, fontsize=9)
+    if legend:
+        ax.legend(fontsize=7, frameon=False)
+    secondary = ax.secondary_xaxis("top", functions=(lambda x: x * s["n0"] - x * s["n1"],
+                                                     lambda n: n / (s["n0"] - s["n1"])))
+    secondary.set_xlabel("ñ", fontsize=8)
+    secondary.tick_params(labelsize=7)
+
+
+def cell_figure(summary: dict):
+    """One design cell: excess and parameter error against gamma, with the theory overlay."""
+    fig, (ax, bx) = plt.subplots(1, 2, figsize=(10, 4))
+    _curve_panel(ax, summary)
+    g = np.asarray(summary["gammas"])
+    pm, pe = np.asarray(summary["param_error_mean"]), np.asarray(summary["param_error_mcse"])
+    bx.fill_between(g, pm - 1.96 * pe, pm + 1.96 * pe, color=SIM, alpha=0.2, lw=0)
+    bx.plot(g, pm, "o-", color=SIM, ms=3, lw=1.2, label="simulated mean (±1.96 MCSE)")
+    if summary.get("param_error_theory") is not None:
+        bx.plot(g, summary["param_error_theory"], "-", color=THEORY, lw=1.2, label="first-order prediction")
+    bx.set_xlabel("γ = ñ / (n0 − n1)")
+    bx.set_ylabel("parameter error ‖θ̂ − θ*‖")
+    bx.legend(fontsize=7, frameon=False)
+    fig.suptitle(
+        f"{summary['study']}: {summary['dgp']}, generator {summary['generator']}, {summary['model']}, "
+        f"n0 = {summary['n0']}, n1 = {summary['n1']}, R = {summary['reps']} ({summary['regime']})",
+        fontsize=9,
+    )
+    fig.tight_layout()
+    return fig
+
+
+def _label(s: dict, keys) -> str:
+    return ", ".join(f"{k} = {s['cell'].get(k, '?')}" for k in keys)
+
+
+def curve_grid(summaries: list[dict], row_key: str | None, col_key: str | None):
+    """Panels of cells: one per (row, column) value of two cell descriptors."""
+    rows = sorted({s["cell"].get(row_key) for s in summaries}, key=str) if row_key else [None]
+    cols = sorted({s["cell"].get(col_key) for s in summaries}, key=str) if col_key else [None]
+    fig, axes = plt.subplots(len(rows), len(cols), figsize=(3.6 * len(cols), 2.9 * len(rows)),
+                             squeeze=False)
+    for s in summaries:
+        i = rows.index(s["cell"].get(row_key)) if row_key else 0
+        j = cols.index(s["cell"].get(col_key)) if col_key else 0
+        title = " · ".join(str(s["cell"].get(k)) for k in (row_key, col_key) if k)
+        _curve_panel(axes[i, j], s, title=title, legend=(i == 0 and j == 0))
+    for ax in axes.ravel():
+        if not ax.has_data():
+            ax.set_visible(False)
+    fig.tight_layout()
+    return fig
+
+
+def _nearest(values, target):
+    values = np.asarray(values)
+    return int(np.argmin(np.abs(values - target)))
+
+
+def rates_figure(table: pd.DataFrame, summaries: list[dict]):
+    """Studies 3-4: excess and parameter error against n1 (log-log) at full balancing and at the
+    grid point nearest the predicted gamma*, with the first-order predictions and their slopes."""
+    summaries = sorted(summaries, key=lambda s: s["n1"])
+    n1 = np.array([s["n1"] for s in summaries], dtype=float)
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
+    markers = {"full balancing (γ = 1)": "o", "predicted γ*": "s", "no augmentation (γ = 0)": "^"}
+    for name, marker in markers.items():
+        picks = []
+        for s in summaries:
+            target = {"full balancing (γ = 1)": 1.0, "no augmentation (γ = 0)": 0.0}.get(name)
+            if target is None:
+                star = s.get("gamma_star_theory") or s.get("gamma_star_theory_total")
+                target = star if star is not None else 1.0
+            picks.append(_nearest(s["gammas"], target))
+        for ax, (mean_key, mcse_key, theory_key, label) in zip(axes, [
+            ("excess_mean", "excess_mcse", "theory_excess", "excess balanced risk"),
+            ("param_error_mean", "param_error_mcse", "param_error_theory", "parameter error ‖θ̂ − θ*‖"),
+        ]):
+            m = np.array([s[mean_key][k] for s, k in zip(summaries, picks)])
+            e = np.array([s[mcse_key][k] for s, k in zip(summaries, picks)])
+            line = ax.errorbar(n1, m, yerr=1.96 * e, fmt=marker + "-", ms=4, lw=1, capsize=2)
+            colour = line[0].get_color()
+            if all(s.get(theory_key) is not None for s in summaries):
+                t = np.array([s[theory_key][k] for s, k in zip(summaries, picks)])
+                ax.plot(n1, t, "--", color=colour, lw=1)
+                ok = (t > 0) & (m > 0)
+                slope_sim = np.polyfit(np.log(n1[ok]), np.log(m[ok]), 1)[0] if ok.sum() > 1 else math.nan
+                slope_th = np.polyfit(np.log(n1[ok]), np.log(t[ok]), 1)[0] if ok.sum() > 1 else math.nan
+                line[0].set_label(f"{name}: slope {slope_sim:.2f} (theory {slope_th:.2f})")
+            else:
+                line[0].set_label(name)
+            ax.set_xscale("log")
+            ax.set_yscale("log")
+            ax.set_xlabel("n1 (κ = n0/n1 fixed)")
+            ax.set_ylabel(label)
+    for ax in axes:
+        ax.legend(fontsize=7, frameon=False)
+    fig.suptitle(f"{summaries[0]['study']}: dashed = first-order prediction, bars = ±1.96 MCSE", fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+def alignment_figure(table: pd.DataFrame):
+    """Study 5: predicted against empirical gamma* over (r, phi), and curve agreement (max |z|)."""
+    fig, (ax, bx) = plt.subplots(1, 2, figsize=(10, 4.2))
+    t = table.copy()
+    angles = sorted(t["mismatch_angle_requested"].unique())
+    cmap = plt.get_cmap("viridis", max(len(angles), 2))
+    for i, phi in enumerate(angles):
+        sub = t[t["mismatch_angle_requested"] == phi]
+        pred = sub["gamma_star_theory_total"].to_numpy(dtype=float)
+        emp = sub["gamma_star_empirical"].to_numpy(dtype=float)
+        lo = emp - sub["gamma_star_empirical_ci_low"].to_numpy(dtype=float)
+        hi = sub["gamma_star_empirical_ci_high"].to_numpy(dtype=float) - emp
+        ax.errorbar(pred, emp, yerr=[lo, hi], fmt="o", color=cmap(i), ms=4, capsize=2,
+                    label=f"φ = {phi:g}°")
+    top = np.nanmax(t[["gamma_star_theory_total", "gamma_star_empirical_ci_high"]].to_numpy(dtype=float))
+    ax.plot([0, top], [0, top], "k-", lw=0.5)
+    ax.set_xlabel("predicted γ* (argmin of the predicted total curve)")
+    ax.set_ylabel("empirical γ* (95% bootstrap CI)")
+    ax.legend(fontsize=7, frameon=False)
+    pivot = t.pivot_table(index="mismatch_magnitude_requested", columns="mismatch_angle_requested",
+                          values="max_abs_z", aggfunc="max")
+    im = bx.imshow(pivot.to_numpy(dtype=float), origin="lower", aspect="auto", cmap="magma_r")
+    bx.set_xticks(range(len(pivot.columns)), [f"{c:g}" for c in pivot.columns])
+    bx.set_yticks(range(len(pivot.index)), [f"{r:g}" for r in pivot.index])
+    for (i, j), v in np.ndenumerate(pivot.to_numpy(dtype=float)):
+        bx.text(j, i, f"{v:.1f}", ha="center", va="center", fontsize=8, color="w" if v > 4 else "k")
+    bx.set_xlabel("mismatch angle φ to g (degrees)")
+    bx.set_ylabel("mismatch magnitude r = ‖ψ‖")
+    bx.set_title("max over γ of |simulated − predicted| / MCSE", fontsize=9)
+    fig.colorbar(im, ax=bx)
+    fig.tight_layout()
+    return fig

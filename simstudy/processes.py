@@ -1,0 +1,476 @@
+"""The data-generating processes of THEORY.md section 6 and their population quantities.
+
+A ``Process`` is a pair of class laws (majority P0, minority P1) with their labels; it samples
+exact class counts. ``Population(process, model)`` solves theta* = argmin R_bal (section 1)
+by Newton's method on the exact moments of the laws and holds everything the first-order
+theory (sections 2-3) needs at theta*: g, g_phi, H0, H1, H, Sigma0, Sigma1 and the regime.
+
+Catalog (``PROCESSES``, ``make_process``):
+
+======================  ==================================================================
+name                    design
+======================  ==================================================================
+symmetric_mean_shift    study 1: labels -1/+1, X = -+mu + xi, mu = delta e1
+gaussian_classes        studies 3-5: N(mu0, cov) vs N(mu1, cov), labels 0/1
+tuned_logistic_mixture  study 2: X = T e1 + W, P(Y=1|X) = sigmoid(c X_1), alpha tuned so g = 0
+mixture_minority        study 6(a): N(0, I) vs 1/2 N(2 e1 + 1.75 e2, I) + 1/2 N(2 e1 - 1.75 e2, I)
+noisy_ring              study 6(b): a correlated two-component Gaussian vs a noisy ring
+======================  ==================================================================
+
+Coordinates are 0-based in code: THEORY.md's e1 is index 0, e2 index 1.
+"""
+
+from __future__ import annotations
+
+import inspect
+import math
+import types
+from dataclasses import dataclass, field
+from typing import Callable, Mapping
+
+import numpy as np
+import scipy.linalg
+from scipy.special import expit
+
+import simstudy  # noqa: F401  (float64 before any array)
+from simstudy.fitting import GLM
+from simstudy.population import (
+    ClassLaw,
+    EmpiricalLaw,
+    GaussianMixtureLaw,
+    Moments,
+    SymmetricNoiseLaw,
+)
+
+
+@dataclass(frozen=True)
+class Process:
+    """Majority law ``law0`` (label labels[0]) and minority law ``law1`` (label labels[1]).
+
+    ``info`` holds design constants worth reporting (e.g. the tuned alpha of study 2).
+    """
+
+    name: str
+    law0: ClassLaw
+    law1: ClassLaw
+    labels: tuple[float, float] = (0.0, 1.0)
+    info: Mapping[str, float] = field(default_factory=dict, compare=False)
+
+    def __post_init__(self):
+        for attr in ("law0", "law1"):
+            if not isinstance(getattr(self, attr), ClassLaw):
+                raise ValueError(
+                    f"{attr} must be a ClassLaw, got {type(getattr(self, attr)).__name__}"
+                )
+        if self.law0.dim != self.law1.dim:
+            raise ValueError(
+                f"law0 and law1 must share one dimension, got {self.law0.dim} and {self.law1.dim}"
+            )
+        labels = tuple(float(v) for v in self.labels)
+        if len(labels) != 2 or not all(np.isfinite(labels)) or labels[0] == labels[1]:
+            raise ValueError(
+                f"labels must be two distinct finite numbers (y0, y1), got {self.labels!r}"
+            )
+        object.__setattr__(self, "labels", labels)
+        object.__setattr__(self, "info", types.MappingProxyType(dict(self.info)))
+
+    @property
+    def dim(self) -> int:
+        return self.law0.dim
+
+    def sample(self, n0: int, n1: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+        """Exactly n0 majority rows (n0, d), then n1 minority rows (n1, d), from rng."""
+        return self.law0.sample(n0, rng), self.law1.sample(n1, rng)
+
+
+# ---------------------------------------------------------------------------------------------
+# population quantities
+
+
+_FOC_TOL = 1e-10
+_FLAT_TOL = 1e-8
+_ARMIJO = 1e-4
+
+
+class Population:
+    """Everything at theta* for a process and a model (THEORY.md sections 1-3).
+
+    theta* = argmin R_bal, R_bal = (R0 + R1) / 2, found by damped Newton from 0 on the exact
+    gradient and Hessian of the class laws (never hard-coded); construction fails unless the
+    first-order condition ||grad R_bal(theta*)|| <= 1e-10 holds (``foc_norm`` records it).
+    Attributes: ``theta_star``, ``g`` = grad R0(theta*) (= -grad R1(theta*)), ``g_phi`` = 2 g,
+    ``H0``, ``H1``, ``H`` = (H0 + H1) / 2, ``Sigma0``, ``Sigma1`` (score covariances),
+    ``risk_star`` = R_bal(theta*), and ``regime``: "symmetry" when ||g|| < ``symmetry_tol``,
+    else "asymmetry". For an ``EmpiricalLaw`` class these are Monte Carlo estimates
+    (``moments_se`` of the laws gives their errors).
+    """
+
+    def __init__(self, process: Process, model: GLM, *, symmetry_tol: float = 1e-8):
+        if not isinstance(process, Process):
+            raise ValueError(f"process must be a Process, got {type(process).__name__}")
+        if not isinstance(model, GLM):
+            raise ValueError(f"model must be a simstudy.fitting.GLM, got {type(model).__name__}")
+        if model.family.binary and set(process.labels) != {0.0, 1.0}:
+            raise ValueError(
+                f"the {model.family.name} family needs labels 0/1, but process {process.name!r} has "
+                f"labels {process.labels}; use the squared family or a 0/1 design"
+            )
+        symmetry_tol = float(symmetry_tol)
+        if not (np.isfinite(symmetry_tol) and symmetry_tol > 0):
+            raise ValueError(f"symmetry_tol must be a finite number > 0, got {symmetry_tol!r}")
+        self.process = process
+        self.model = model
+        self.symmetry_tol = symmetry_tol
+        self.d = process.dim
+        self.p = model.n_params(self.d)
+        self.theta_star = self._solve()
+        m0, m1 = self.moments(self.theta_star)
+        self.risk_star = 0.5 * (m0.risk + m1.risk)
+        self.foc_norm = float(np.linalg.norm(0.5 * (m0.grad + m1.grad)))
+        self.g = m0.grad
+        self.g_phi = 2.0 * m0.grad
+        self.H0, self.H1 = m0.hess, m1.hess
+        self.H = 0.5 * (m0.hess + m1.hess)
+        self.Sigma0, self.Sigma1 = m0.score_cov, m1.score_cov
+        self.regime = "symmetry" if np.linalg.norm(self.g) < symmetry_tol else "asymmetry"
+
+    def __repr__(self) -> str:
+        return (
+            f"Population({self.process.name!r}, {self.model.family.name}, intercept={self.model.intercept}, "
+            f"regime={self.regime!r}, |g|={np.linalg.norm(self.g):.3g})"
+        )
+
+    def moments(self, theta) -> tuple[Moments, Moments]:
+        """(moments under P0 with label y0, moments under P1 with label y1) at theta."""
+        y0, y1 = self.process.labels
+        return (
+            self.process.law0.moments(theta, y0, self.model),
+            self.process.law1.moments(theta, y1, self.model),
+        )
+
+    def _risk_bal_batch(self, thetas) -> np.ndarray:
+        y0, y1 = self.process.labels
+        r0 = self.process.law0.risk_batch(thetas, y0, self.model)
+        r1 = self.process.law1.risk_batch(thetas, y1, self.model)
+        return 0.5 * (r0 + r1)
+
+    def risk_bal(self, theta) -> float:
+        """R_bal(theta) = (R0(theta) + R1(theta)) / 2 at one theta (p,)."""
+        theta = np.asarray(theta, dtype=np.float64)
+        if theta.shape != (self.p,):
+            raise ValueError(f"theta must have shape ({self.p},), got {theta.shape}")
+        return float(self._risk_bal_batch(theta[None])[0])
+
+    def grad_bal(self, theta) -> np.ndarray:
+        """grad R_bal(theta), shape (p,)."""
+        m0, m1 = self.moments(theta)
+        return 0.5 * (m0.grad + m1.grad)
+
+    def excess(self, thetas) -> np.ndarray:
+        """Excess balanced risk R_bal(theta) - R_bal(theta*) for thetas (..., p), shape (...)."""
+        return self._risk_bal_batch(thetas) - self.risk_star
+
+    def _check_identified(self, theta):
+        """Reject a flat optimum: when the classes are separable the binary losses have no
+        minimiser, Newton runs off to large theta and the gradient underflows, so the first-order
+        condition alone would pass. There the Hessian vanishes against the second moments
+        E[z z'], while at a genuine minimiser H >= c E[z z'] with c well above 1e-8."""
+        squared = GLM("squared", intercept=self.model.intercept)
+        y0, y1 = self.process.labels
+        second = 0.25 * (
+            self.process.law0.moments(theta, y0, squared).hess
+            + self.process.law1.moments(theta, y1, squared).hess
+        )
+        m0, m1 = self.moments(theta)
+        try:
+            ratio = float(
+                scipy.linalg.eigh(0.5 * (m0.hess + m1.hess), second, eigvals_only=True)[0]
+            )
+        except np.linalg.LinAlgError:
+            raise ValueError(
+                f"E[z z'] is singular for process {self.process.name!r}: some feature is constant, so "
+                f"theta* is not identified"
+            ) from None
+        if ratio <= _FLAT_TOL:
+            raise ValueError(
+                f"R_bal has no minimiser for process {self.process.name!r} with the "
+                f"{self.model.family.name} family: its Hessian vanishes (relative curvature {ratio:.3g}) "
+                f"at theta = {theta}; the classes are separable"
+            )
+
+    def _solve(self) -> np.ndarray:
+        theta = np.zeros(self.p)
+        best = np.inf
+        stalls = 0
+        for _ in range(200):
+            m0, m1 = self.moments(theta)
+            grad = 0.5 * (m0.grad + m1.grad)
+            norm = float(np.linalg.norm(grad))
+            # Newton converges quadratically; once the gradient stops shrinking for a few steps
+            # it sits at the floor of floating-point (or Monte Carlo rounding) and we stop
+            stalls = stalls + 1 if norm >= 0.5 * best else 0
+            best = min(best, norm)
+            if norm == 0.0 or stalls >= 3:
+                break
+            hess = 0.5 * (m0.hess + m1.hess)
+            try:
+                step = np.linalg.solve(hess, grad)
+            except np.linalg.LinAlgError:
+                raise ValueError(
+                    f"the Hessian of R_bal is singular at theta = {theta} for process "
+                    f"{self.process.name!r}: theta* is not identified"
+                ) from None
+            f = 0.5 * (m0.risk + m1.risk)
+            decrease = float(grad @ step)
+            ladder = 0.5 ** np.arange(30)
+            trials = theta[None, :] - ladder[:, None] * step[None, :]
+            values = self._risk_bal_batch(trials)
+            # a few ulps of slack: near the optimum the decrease is below R_bal's rounding and
+            # the full Newton step must still be taken
+            slack = 64 * np.finfo(float).eps * (abs(f) + 1.0)
+            ok = np.isfinite(values) & (values <= f - _ARMIJO * ladder * decrease + slack)
+            if not ok.any():
+                break
+            theta = trials[int(np.argmax(ok))]
+        foc = float(np.linalg.norm(self.grad_bal(theta)))
+        self._check_identified(theta)
+        if not foc <= _FOC_TOL:
+            raise ValueError(
+                f"Newton did not reach the first-order condition for process {self.process.name!r} "
+                f"with the {self.model.family.name} family: ||grad R_bal|| = {foc:.3g} > {_FOC_TOL:g} "
+                f"at theta = {theta} (does the minimiser exist?)"
+            )
+        return theta
+
+
+# ---------------------------------------------------------------------------------------------
+# the catalog
+
+
+def _dimension(d, minimum: int = 1) -> int:
+    if isinstance(d, bool) or not isinstance(d, (int, np.integer)) or d < minimum:
+        raise ValueError(f"d must be an integer >= {minimum}, got {d!r}")
+    return int(d)
+
+
+def _finite(value, name: str, positive: bool = False) -> float:
+    value = float(value)
+    if not np.isfinite(value) or (positive and value <= 0):
+        what = "a finite number > 0" if positive else "a finite number"
+        raise ValueError(f"{name} must be {what}, got {value!r}")
+    return value
+
+
+def symmetric_mean_shift(d: int = 20, delta: float = 1.0, noise: str = "gaussian") -> Process:
+    """Study 1: labels (-1, +1); majority X = -mu + xi, minority X = mu + xi, mu = delta e1.
+
+    Both class risks under squared loss without intercept are (1 - mu'theta)^2 + |theta|^2,
+    so theta* = mu / (1 + delta^2) and g = 0 (local symmetry) for every noise law.
+    """
+    d = _dimension(d)
+    delta = _finite(delta, "delta")
+    mu = np.zeros(d)
+    mu[0] = delta
+    return Process(
+        f"symmetric_mean_shift[{noise}]",
+        SymmetricNoiseLaw(-mu, noise),
+        SymmetricNoiseLaw(mu, noise),
+        labels=(-1.0, 1.0),
+        info={"delta": delta},
+    )
+
+
+def gaussian_classes(mu0=(0.0, 0.0), mu1=(1.0, 0.0), cov=None) -> Process:
+    """Studies 3-5: P0 = N(mu0, cov), P1 = N(mu1, cov), labels 0/1; cov defaults to I."""
+    mu0 = np.asarray(mu0, dtype=np.float64)
+    mu1 = np.asarray(mu1, dtype=np.float64)
+    if mu0.ndim != 1 or mu0.size == 0 or mu1.shape != mu0.shape:
+        raise ValueError(
+            f"mu0 and mu1 must be 1-D arrays of one length >= 1, got shapes {mu0.shape} and {mu1.shape}"
+        )
+    d = mu0.size
+    cov = np.eye(d) if cov is None else np.asarray(cov, dtype=np.float64)
+    if cov.shape != (d, d):
+        raise ValueError(f"cov must have shape ({d}, {d}), got {cov.shape}")
+    return Process(
+        "gaussian_classes",
+        GaussianMixtureLaw(np.ones(1), mu0[None], cov[None]),
+        GaussianMixtureLaw(np.ones(1), mu1[None], cov[None]),
+    )
+
+
+def tuned_alpha(a: float, b: float, c: float) -> float:
+    """alpha = b s_b (1 - s_b) / (a s_a (1 - s_a) + b s_b (1 - s_b)), s_x = sigmoid(c x).
+
+    THEORY.md section 6, study 2: with T = -a w.p. alpha, else b, this makes
+    E[(sigmoid(cT) - Y) T | Y = k] = 0 for both classes, so theta = c e1 is stationary for each
+    class risk (local symmetry).
+    """
+    sa, sb = expit(c * a), expit(c * b)
+    wa, wb = a * sa * (1.0 - sa), b * sb * (1.0 - sb)
+    return float(wb / (wa + wb))
+
+
+def tuned_logistic_mixture(
+    d: int = 20,
+    a: float = 5.0,
+    b: float = 1.0,
+    c: float = 1.0,
+    m: float = 2.5,
+    shift_coords=(1, 2, 3),
+) -> Process:
+    """Study 2: X = T e1 + W with P(Y = 1 | X) = sigmoid(c X_1), sampled class by class.
+
+    T = -a w.p. alpha (``tuned_alpha``), else b; W_1 = 0, W_j = N(0, 1) + s m on the 0-based
+    ``shift_coords`` and N(0, 1) elsewhere, s = +-1 with probability 1/2, independent of T.
+    Y depends on X only through T, so class k's law is the four-component Gaussian mixture over
+    (t, s) with weights P(T = t | Y = k) / 2, P(T = t | Y = 1) proportional to
+    P(T = t) sigmoid(c t), means t e1 + s m, and the singular covariance diag(0, 1, ..., 1).
+    ``info`` reports alpha, the class prior P(Y = 1) and the imbalance P(Y = 0) / P(Y = 1).
+    """
+    d = _dimension(d, 2)
+    a, b = _finite(a, "a", positive=True), _finite(b, "b", positive=True)
+    c, m = _finite(c, "c", positive=True), _finite(m, "m")
+    coords = tuple(int(j) for j in shift_coords)
+    if any(not 1 <= j < d for j in coords):
+        raise ValueError(
+            f"shift_coords must be 0-based coordinates in 1..{d - 1} (coordinate 0 is T), "
+            f"got {shift_coords!r}"
+        )
+    alpha = tuned_alpha(a, b, c)
+    t = np.array([-a, b])
+    p_t = np.array([alpha, 1.0 - alpha])
+    p_y1_t = expit(c * t)
+    prior1 = float(p_t @ p_y1_t)
+    shift = np.zeros(d)
+    shift[list(coords)] = m
+    cov = np.diag(np.r_[0.0, np.ones(d - 1)])
+    means = np.array([ti * np.eye(d)[0] + s * shift for ti in t for s in (-1.0, 1.0)])
+    covs = np.broadcast_to(cov, (4, d, d))
+
+    def law(weight_t):
+        return GaussianMixtureLaw(np.repeat(weight_t / weight_t.sum(), 2) / 2.0, means, covs)
+
+    return Process(
+        "tuned_logistic_mixture",
+        law(p_t * (1.0 - p_y1_t)),
+        law(p_t * p_y1_t),
+        info={"alpha": alpha, "prior1": prior1, "imbalance": (1.0 - prior1) / prior1},
+    )
+
+
+def mixture_minority(d: int = 5, centre: float = 2.0, offset: float = 1.75) -> Process:
+    """Study 6(a): majority N(0, I); minority the 50/50 mixture of N(centre e1 +- offset e2, I)."""
+    d = _dimension(d, 2)
+    centre, offset = _finite(centre, "centre"), _finite(offset, "offset")
+    e = np.eye(d)
+    eye = np.broadcast_to(np.eye(d), (2, d, d))
+    return Process(
+        "mixture_minority",
+        GaussianMixtureLaw(np.ones(1), np.zeros((1, d)), np.eye(d)[None]),
+        GaussianMixtureLaw(
+            np.full(2, 0.5),
+            np.array([centre * e[0] + offset * e[1], centre * e[0] - offset * e[1]]),
+            eye,
+        ),
+    )
+
+
+def noisy_ring(
+    d: int = 5,
+    centre=(4.8, 0.0),
+    radius: float = 2.2,
+    radial_sd: float = 0.3,
+    rho: float = 0.5,
+    shift=(4.8, 0.0),
+    shift_weight: float = 0.3,
+    mc_size: int = 200_000,
+    seed: int = 0,
+) -> Process:
+    """Study 6(b), a design no linear rule fits.
+
+    Minority: in coordinates 1-2 the point centre + R (cos A, sin A), A ~ Unif[0, 2 pi),
+    R = radius + radial_sd N(0, 1) (Gaussian radial noise: a ring of width ~ 2 radial_sd);
+    coordinates 3..d are N(0, 1). Its moments come from an ``EmpiricalLaw`` of ``mc_size``
+    exact draws seeded by ``seed``; sampling is exact.
+    Majority: the Gaussian mixture (1 - shift_weight) N(0, C) + shift_weight N(shift, C), with
+    C the identity except corr(X_1, X_2) = rho. The shifted component sits by default at the
+    ring's centre, inside the ring, so the minority surrounds part of the majority.
+    """
+    d = _dimension(d, 2)
+    centre = np.asarray(centre, dtype=np.float64)
+    shift2 = np.asarray(shift, dtype=np.float64)
+    if centre.shape != (2,) or shift2.shape != (2,):
+        raise ValueError(
+            f"centre and shift must be pairs (coordinates 1-2), got shapes {centre.shape} and {shift2.shape}"
+        )
+    radius = _finite(radius, "radius", positive=True)
+    radial_sd = _finite(radial_sd, "radial_sd")
+    rho = _finite(rho, "rho")
+    if not -1.0 < rho < 1.0:
+        raise ValueError(f"rho must lie in (-1, 1), got {rho!r}")
+    shift_weight = _finite(shift_weight, "shift_weight")
+    if not 0.0 <= shift_weight <= 1.0:
+        raise ValueError(f"shift_weight must lie in [0, 1], got {shift_weight!r}")
+
+    def ring(n, rng):
+        angle = rng.uniform(0.0, 2.0 * math.pi, size=n)
+        r = radius + radial_sd * rng.standard_normal(n)
+        out = rng.standard_normal((n, d))
+        out[:, 0] = centre[0] + r * np.cos(angle)
+        out[:, 1] = centre[1] + r * np.sin(angle)
+        return out
+
+    C = np.eye(d)
+    C[0, 1] = C[1, 0] = rho
+    shifted_mean = np.zeros(d)
+    shifted_mean[:2] = shift2
+    majority = GaussianMixtureLaw(
+        np.array([1.0 - shift_weight, shift_weight]),
+        np.array([np.zeros(d), shifted_mean]),
+        np.array([C, C]),
+    )
+    return Process("noisy_ring", majority, EmpiricalLaw(sampler=ring, n=mc_size, seed=seed))
+
+
+PROCESSES: dict[str, Callable[..., Process]] = {
+    "symmetric_mean_shift": symmetric_mean_shift,
+    "gaussian_classes": gaussian_classes,
+    "tuned_logistic_mixture": tuned_logistic_mixture,
+    "mixture_minority": mixture_minority,
+    "noisy_ring": noisy_ring,
+}
+"""Constructors ``(**kwargs) -> Process`` by catalog name."""
+
+
+def make_process(name: str, **kwargs) -> Process:
+    """Build the catalog process ``name`` (see ``PROCESSES``).
+
+    Unknown names or options raise ValueError.
+    """
+    try:
+        constructor = PROCESSES[name]
+    except KeyError:
+        raise ValueError(f"unknown process {name!r}; choose one of {sorted(PROCESSES)}") from None
+    try:
+        inspect.signature(constructor).bind(**kwargs)
+    except TypeError:
+        allowed = list(inspect.signature(constructor).parameters)
+        raise ValueError(
+            f"bad options {sorted(kwargs)} for process {name!r}; it takes {allowed}"
+        ) from None
+    return constructor(**kwargs)
+
+
+__all__ = [
+    "PROCESSES",
+    "Population",
+    "Process",
+    "gaussian_classes",
+    "make_process",
+    "mixture_minority",
+    "noisy_ring",
+    "symmetric_mean_shift",
+    "tuned_alpha",
+    "tuned_logistic_mixture",
+]

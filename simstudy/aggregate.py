@@ -95,9 +95,9 @@ def report(summaries: list[dict], cells: pd.DataFrame) -> str:
                      f"(predicted γ* inside the empirical CI and every |z| < 4).")
     lines += ["", "| cell | regime | γ* bias-only | γ* total | empirical γ* [95% CI] | max abs z "
               "| failed fits | verdict |", "|---|---|---|---|---|---|---|---|"]
+    shown = [f"cell.{k}" for k in _varying(summaries)] or ["cell.dgp", "cell.generator", "cell.n1"]
     for _, row in ok.iterrows():
-        desc = ", ".join(f"{c[5:]}={row[c]}" for c in cells.columns if c.startswith("cell.")
-                         and not pd.isna(row[c]))
+        desc = ", ".join(f"{c[5:]}={row[c]}" for c in shown if c in row and not pd.isna(row[c]))
         fmt = lambda v: "none" if v is None or pd.isna(v) else f"{v:.3g}"  # noqa: E731
         lines.append(
             f"| {desc} | {row['regime']} | {fmt(row['gamma_star_theory'])} | "

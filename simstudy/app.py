@@ -71,9 +71,6 @@ def cell_descriptor(run: RunConfig) -> dict:
         for key, value in section.items():
             if key != "name" and isinstance(value, (int, float, str, bool)):
                 out[f"{prefix}{key}"] = value
-    if run.generator["name"] == "mismatch":
-        out["mismatch_magnitude_requested"] = float(run.generator["magnitude"])
-        out["mismatch_angle_requested"] = float(run.generator["angle_deg"])
     return out
 
 

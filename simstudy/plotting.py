@@ -166,10 +166,10 @@ def alignment_figure(table: pd.DataFrame):
     """Study 5: predicted against empirical gamma* over (r, phi), and curve agreement (max |z|)."""
     fig, (ax, bx) = plt.subplots(1, 2, figsize=(10, 4.2))
     t = table.copy()
-    angles = sorted(t["mismatch_angle_requested"].unique())
+    angles = sorted(t["cell.angle_deg"].unique())
     cmap = plt.get_cmap("viridis", max(len(angles), 2))
     for i, phi in enumerate(angles):
-        sub = t[t["mismatch_angle_requested"] == phi]
+        sub = t[t["cell.angle_deg"] == phi]
         pred = sub["gamma_star_theory_total"].to_numpy(dtype=float)
         emp = sub["gamma_star_empirical"].to_numpy(dtype=float)
         lo = emp - sub["gamma_star_empirical_ci_low"].to_numpy(dtype=float)
@@ -181,7 +181,7 @@ def alignment_figure(table: pd.DataFrame):
     ax.set_xlabel("predicted γ* (argmin of the predicted total curve)")
     ax.set_ylabel("empirical γ* (95% bootstrap CI)")
     ax.legend(fontsize=7, frameon=False)
-    pivot = t.pivot_table(index="mismatch_magnitude_requested", columns="mismatch_angle_requested",
+    pivot = t.pivot_table(index="cell.magnitude", columns="cell.angle_deg",
                           values="max_abs_z", aggfunc="max")
     im = bx.imshow(pivot.to_numpy(dtype=float), origin="lower", aspect="auto", cmap="magma_r")
     bx.set_xticks(range(len(pivot.columns)), [f"{c:g}" for c in pivot.columns])

@@ -94,7 +94,7 @@ def report(summaries: list[dict], cells: pd.DataFrame) -> str:
         lines.append(f"Theory and simulation agree in {agree} of {len(ok)} finished cells "
                      f"(predicted γ* inside the empirical CI and every |z| < 4).")
     lines += ["", "| cell | regime | γ* bias-only | γ* total | empirical γ* [95% CI] | max abs z "
-              "| failed fits | verdict |", "|---|---|---|---|---|---|---|---|"]
+              "| failed fits (non-converged, separated) | verdict |", "|---|---|---|---|---|---|---|---|"]
     shown = [f"cell.{k}" for k in _varying(summaries)] or ["cell.dgp", "cell.generator", "cell.n1"]
     for _, row in ok.iterrows():
         desc = ", ".join(f"{c[5:]}={row[c]}" for c in shown if c in row and not pd.isna(row[c]))
@@ -103,7 +103,8 @@ def report(summaries: list[dict], cells: pd.DataFrame) -> str:
             f"| {desc} | {row['regime']} | {fmt(row['gamma_star_theory'])} | "
             f"{fmt(row['gamma_star_theory_total'])} | {row['gamma_star_empirical']:.3g} "
             f"[{row['gamma_star_empirical_ci_low']:.3g}, {row['gamma_star_empirical_ci_high']:.3g}] | "
-            f"{row['max_abs_z']:.2f} | {int(row['n_failed_fits'])} | {row['verdict']} |"
+            f"{row['max_abs_z']:.2f} | {int(row['n_failed_fits'])} ({int(row['n_nonconverged_fits'])}, "
+            f"{int(row['n_separated_fits'])}) | {row['verdict']} |"
         )
     if len(failed):
         lines += ["", "## Failed cells", ""]

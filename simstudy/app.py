@@ -67,10 +67,12 @@ def cell_descriptor(run: RunConfig) -> dict:
     """The scalar facts that tell one cell of a sweep from another (for tables and panels)."""
     out = {"dgp": run.dgp["name"], "generator": run.generator["name"], "n1": run.design.n1,
            "n0": run.design.n0, "family": run.model.family}
-    for prefix, section in (("", run.dgp), ("", run.generator)):
+    for section in (run.dgp, run.generator):
         for key, value in section.items():
             if key != "name" and isinstance(value, (int, float, str, bool)):
-                out[f"{prefix}{key}"] = value
+                out[key] = value
+            elif key != "name" and isinstance(value, list):
+                out[key] = json.dumps(value)
     return out
 
 
@@ -168,6 +170,7 @@ def run_job(run: RunConfig, out_dir: Path, resolved_yaml: str) -> dict:
         "n_separated_fits": int(rows["separated"].to_numpy().sum()),
         "n_nonfinite_fits": int(rows["nonfinite"].to_numpy().sum()),
         "psi_refits": int(synthetic.refits),
+        "warm_start": None if theta0 is None else [_floats(t) for t in theta0],
         "verdict": verdict_,
         "versions": versions(),
         "seconds": time.perf_counter() - start,
@@ -239,21 +242,31 @@ def task(cfg) -> dict | None:
         return None
 
 
+def regenerate_replication(job_dir, r: int):
+    """Replication r of a finished job, recomputed from its config.yaml and warm starts alone.
+
+    Returns (regenerated rows, the rows stored in replications.parquet); they are equal to the
+    bit when the machine and package versions match the job's."""
+    import pandas as pd
+    from omegaconf import OmegaConf
+
+    from simstudy.config import BuiltCell
+    from simstudy.engine import fit_replications, replication_rows
+
+    job_dir = Path(job_dir)
+    run = validate(OmegaConf.load(job_dir / "config.yaml"))
+    summary = json.loads((job_dir / "summary.json").read_text())
+    if not 0 <= r < run.design.reps:
+        raise ValueError(f"replication must be in [0, {run.design.reps}), got {r}")
+    built = BuiltCell(run)
+    theta0 = None if summary.get("warm_start") is None else np.asarray(summary["warm_start"], dtype=float)
+    rows = replication_rows(built.cell, built.population, [r], fit_replications(built.cell, [r], theta0))
+    stored = pd.read_parquet(job_dir / "replications.parquet")
+    return rows, stored[stored["replication"] == r].reset_index(drop=True)
+
+
 class AggregateCallback:
     """Hydra callback: after a multirun, aggregate the sweep and fail if any cell failed."""
-
-    def on_multirun_start(self, config, **kwargs) -> None:
-        # catch a bad base config before the sweeper writes anything; values that the sweep
-        # fills in are checked again by each job
-        from omegaconf import OmegaConf
-
-        plain = OmegaConf.to_container(config, resolve=False)
-        plain.pop("hydra", None)
-        try:
-            validate(OmegaConf.create(plain))
-        except ConfigError as err:
-            print(f"simstudy: config error: {err}", file=sys.stderr)
-            raise SystemExit(2)
 
     def on_multirun_end(self, config, **kwargs) -> None:
         from simstudy.aggregate import aggregate, failures
@@ -274,9 +287,81 @@ class AggregateCallback:
         raise AttributeError(name)
 
 
-def main() -> None:
+RUN_FLAGS = {"-m", "--multirun", "-r", "--run"}
+
+
+def _one_line(err: Exception) -> str:
+    """Hydra's composition errors, cut to one line that names the override and what is allowed."""
+    from hydra.errors import MissingConfigException, OverrideParseException
+
+    text = str(err)
+    if isinstance(err, MissingConfigException) and "Available options in" in text:
+        lines = text.splitlines()
+        missing = lines[0].split("Could not find ")[-1].strip("'")
+        group = missing.rsplit("/", 1)[0]
+        start = next(i for i, line in enumerate(lines) if line.startswith("Available options"))
+        options = [line.strip() for line in lines[start + 1:] if line.startswith("\t")]
+        end = next((i for i, line in enumerate(options) if "=" in line or ":" in line), len(options))
+        return f"{group}={missing.rsplit('/', 1)[-1]}: unknown option; choose one of {options[:end]}"
+    if isinstance(err, OverrideParseException):
+        return f"{text.splitlines()[0]} (see Hydra's override grammar)"
+    cause = err.__cause__
+    if cause is not None and "full_key:" in str(cause):
+        key = str(cause).split("full_key:")[1].split()[0]
+        return f"{key}: unknown key ({str(cause).splitlines()[0]}); add it with +{key}=... only if the group takes it"
+    return " ".join(line.strip() for line in text.splitlines() if line.strip())
+
+
+def _sweep_cells(overrides: list[str], multirun: bool) -> list[list[str]]:
+    """The override lists of every job the command would launch (Hydra's basic sweeper rules:
+    the sweep file's hydra.sweeper.params, then the command line, expanded as a product)."""
+    from hydra import compose, initialize_config_dir
+    from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    if not multirun:
+        return [overrides]
+    with initialize_config_dir(config_dir=CONFIG_PATH, version_base="1.3"):
+        base = compose("config", overrides=[o for o in overrides if "," not in o],
+                       return_hydra_config=True)
+    params = [f"{k}={v}" for k, v in (base.hydra.sweeper.params or {}).items()]
+    parsed = OverridesParser.create().parse_overrides(params + overrides)
+    batches = BasicSweeper.split_arguments(parsed, max_batch_size=None)
+    return [list(job) for batch in batches for job in batch]
+
+
+def preflight(argv: list[str]) -> None:
+    """Compose, validate and build every job of the command before Hydra starts: bad input
+    exits with status 2 and one line, and nothing is written."""
+    from hydra import compose, initialize_config_dir
+
+    from simstudy.config import BuiltCell
+
+    flags = {a for a in argv if a.startswith("-")}
+    if flags - RUN_FLAGS:
+        return  # --help, --cfg, --info ...: Hydra's own business
+    overrides = [a for a in argv if not a.startswith("-")]
+    try:
+        for job in _sweep_cells(overrides, multirun=bool(flags & {"-m", "--multirun"})):
+            with initialize_config_dir(config_dir=CONFIG_PATH, version_base="1.3"):
+                cfg = compose("config", overrides=[o for o in job if not o.startswith("hydra")])
+            BuiltCell(validate(cfg))
+    except ConfigError as err:
+        print(f"simstudy: config error: {err}", file=sys.stderr)
+        raise SystemExit(2)
+    except Exception as err:  # Hydra's composition and override-grammar errors
+        if type(err).__module__.split(".")[0] not in ("hydra", "omegaconf"):
+            raise
+        print(f"simstudy: config error: {_one_line(err)}", file=sys.stderr)
+        raise SystemExit(2)
+
+
+def main(argv: list[str] | None = None) -> None:
     import hydra
 
+    argv = sys.argv[1:] if argv is None else argv
+    preflight(argv)
+    sys.argv = [sys.argv[0], *argv]
     hydra.main(version_base="1.3", config_path=CONFIG_PATH, config_name="config")(task)()
 
 

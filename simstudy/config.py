@@ -92,9 +92,32 @@ def _number(value, key: str, *, low=-math.inf, high=math.inf, low_open=False) ->
     value = float(value)
     too_low = value <= low if low_open else value < low
     if not math.isfinite(value) or too_low or value > high:
-        bracket = "(" if low_open else "["
-        raise ConfigError(key, value, f"must be a finite number in {bracket}{low}, {high}]")
+        bounds = []
+        if math.isfinite(low):
+            bounds.append(f"{'>' if low_open else '>='} {low:g}")
+        if math.isfinite(high):
+            bounds.append(f"<= {high:g}")
+        raise ConfigError(key, value, "must be a finite number" + (" " + " and ".join(bounds) if bounds else ""))
     return value
+
+
+SECTION_KEYS = {
+    "design": {"n1", "kappa", "n0", "gammas", "reps", "chunk"},
+    "model": {"family", "intercept", "ridge"},
+    "study": {"name", "figure", "description"},
+    "theory": {"refits"},
+}
+ROOT_KEYS = {"seed", "figures_dir", "theory", "study", "dgp", "generator", "model", "design"}
+
+
+def _known_keys(cfg: dict) -> None:
+    for key in cfg:
+        if key not in ROOT_KEYS:
+            raise ConfigError(key, cfg[key], f"unknown key; the config has {sorted(ROOT_KEYS)}")
+    for section, allowed in SECTION_KEYS.items():
+        for key, value in (cfg.get(section) or {}).items():
+            if key not in allowed:
+                raise ConfigError(f"{section}.{key}", value, f"unknown key; {section} has {sorted(allowed)}")
 
 
 def _section(cfg: dict, key: str) -> dict:
@@ -189,6 +212,7 @@ def validate(cfg) -> RunConfig:
     cfg = _plain(cfg)
     if not isinstance(cfg, dict):
         raise ConfigError("<root>", cfg, "must be a mapping")
+    _known_keys(cfg)
     study = _section(cfg, "study")
     if not isinstance(study.get("name"), str) or not study["name"]:
         raise ConfigError("study.name", study.get("name"), "must be a non-empty string")

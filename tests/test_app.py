@@ -96,7 +96,10 @@ def _numbers(sweep_dir: Path) -> dict:
     out = {}
     for path in sorted(sweep_dir.glob("*/summary.json")):
         s = json.loads(path.read_text())
-        out[path.parent.name] = (s["excess_mean"], s["param_error_mean"], s["gamma_star_empirical"])
+        for volatile in ("seconds", "versions"):
+            s.pop(volatile)
+        out[path.parent.name] = (json.dumps(s, sort_keys=True),
+                                 (path.parent / "replications.parquet").read_bytes())
     return out
 
 

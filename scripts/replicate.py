@@ -1,0 +1,29 @@
+"""Regenerate one replication of a finished job from its config alone and compare it with the
+stored rows: python scripts/replicate.py <job output dir> <replication index>
+
+Prints the regenerated rows and exits 0 when they equal the job's replications.parquet rows
+bit for bit, 1 otherwise."""
+
+import argparse
+import sys
+
+import pandas as pd
+
+from simstudy.app import regenerate_replication
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("job_dir")
+    parser.add_argument("replication", type=int)
+    args = parser.parse_args()
+    rows, stored = regenerate_replication(args.job_dir, args.replication)
+    with pd.option_context("display.max_columns", 12, "display.width", 160):
+        print(rows)
+    same = rows.equals(stored)
+    print(f"identical to the stored rows: {same}")
+    return 0 if same else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,831 @@
+"""The theory engine: what a simulation study is checked against (THEORY.md sections 2-3).
+
+Given a population (``simstudy.processes.Population``: theta*, g, H0, H1, H, Sigma0, Sigma1)
+and a generator, this module predicts, for synthetic sizes n~ = round(gamma (n0 - n1)) (half
+to even, as the study engine rounds), N = n0 + n1 + n~:
+
+* the **exact population limit** theta_bar(n~), the root of
+  n0 grad R0(theta) + n1 grad R1(theta) + n~ grad R~1(theta) = 0 (section 3, "Population limit"),
+  and its excess R_bal(theta_bar) - R_bal(theta*) -- bias only, no linearisation;
+* the **first-order expected excess** (section 3, "Excess-risk expansion").
+
+First-order expansion, conditional on the generator's fit. Linearising the pooled score
+equation at theta* gives theta_hat - theta* ~ -H_w^{-1} u / N with
+
+    u = (n0 - n1 - n~) g + n~ psi + n0 e0 + n1 e1 + n~ e~,
+    H_w = (n0 H0 + n1 H1 + n~ H~) / N,
+
+where e0, e1 are the mean score deviations of the real samples (Cov Sigma_k / n_k), e~ that of
+the n~ synthetic points given the fit (Cov Sigma~ / n~, mean zero given the fit), and psi, H~,
+Sigma~ are the fitted generator's mismatch, Hessian and score covariance at theta*. A
+data-dependent generator is fitted **once per replication**: its randomness (of order
+n1^{-1/2}) is shared by all n~ synthetic points and does not average out as n~ grows. So the
+expansion is made conditionally on the fit r (the real and synthetic sampling noise only) and
+then averaged over R independent fits, M_r = H_w,r^{-1} H H_w,r^{-1}:
+
+    E excess ~ mean_r (1 / (2 N^2)) [ b_r' M_r b_r                                -> bias_term
+                                     + 2 b_r' M_r (n1 e1_r + n0 e0_r)             -> cross_term
+                                     + tr(M_r (n0 Sigma0 + n1 Sigma1 + n~ Sigma~_r)) ] -> variance_term
+
+with b_r = (n0 - n1 - n~) g + n~ psi_r and e1_r (e0_r) the mean score deviation of the very
+sample fit r was made on. For a fixed law (R = 1, e = 0) this is THEORY.md's formula exactly.
+For a random psi its leading order is THEORY.md's with E[psi psi'] = mean mean' + Cov psi
+(coefficient n~^2: the bias term), plus two effects THEORY.md omits, both measured to matter:
+
+* the **cross term**: a generator fitted on the minority sample reuses that sample's noise,
+  E[cross] ~ n~ n1 tr(M (C1 + C1')) / (2 N^2), C1 = Cov(psi, e1). For the semi-oracle with
+  squared loss psi = A (x̄1 - mu1) + O(1/n1) and e1 = A (x̄1 - mu1) + O(1/n1), so C1 ~ Cov psi:
+  the synthetic points copy the minority sample's mean error. Omitting it under-predicts the
+  semi-oracle's excess by 10 Monte Carlo standard errors (tests/test_theory.py). C0 is nonzero
+  only for generators that look at the majority (``synthetic_moments(n0=...)``).
+* the **random synthetic Hessian**: H~_r fluctuates by O(n1^{-1/2}) together with psi_r, and
+  under asymmetry it multiplies a Theta(1) bias, which shifts E excess by O(1/n1) -- the order
+  of the variance term itself. Evaluating M at the mean H~ was measured 9% (33 Monte Carlo
+  standard errors) off for the semi-oracle at gamma = 4 in the d = 2 Gaussian design
+  (n0 = 1000, n1 = 100); the per-fit average agrees within 1 standard error.
+
+What remains is second order: the O(1/N) mean shift of theta_hat from the random real-data
+Hessians times a Theta(1) bias (0.25% at gamma = 0 in that design, 3.6 standard errors at
+8000 replications), and O(1/n1) terms of the fit (3-4% for the semi-oracle and SMOTE in the
+d = 3 symmetric design at n1 = 100, within 1-2% at n1 = 400).
+
+A pool-based psi_r (generator without a law) carries the pool's noise, Cov Sigma~_r / pool,
+which would add n~^2 tr(M_r Sigma~_r) / pool to b_r' M_r b_r: it is subtracted. The average
+over fits is a Monte Carlo estimate; its standard error is reported (``theory_excess_se``).
+The parameter error is predicted as sqrt(E||theta_hat - theta*||^2), the same average of
+||H_w,r^{-1} u||^2 / N^2 (a root mean square, not E||.||).
+
+Bias-optimal size (section 3): minimising E||(n0 - n1 - n~) g + n~ psi||_M^2 over n~ gives
+n~* = (n0 - n1) <g, g - E psi>_M / (||g - E psi||_M^2 + tr(M Cov psi)), which is the closed
+form of THEORY.md for a fixed law (Cov psi = 0). That minimises ||b||_M with N held fixed; the
+bias term is ||b||_M^2 / (2 N^2) with N = n0 + n1 + n~ growing with n~, whose minimiser
+(``gamma_star_bias_per_point``) differs unless the bias can be cancelled (aligned psi = c g,
+c < 1: both give 1/(1 - c)). M depends on n~ through H_w; both closed forms are iterated,
+gamma <- closed form(M(gamma)) from gamma = 1, to their fixed point.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Callable, NamedTuple
+
+import numpy as np
+from scipy.optimize import minimize_scalar
+
+import simstudy  # noqa: F401  (float64 before any array)
+from simstudy.generators.base import Generator
+from simstudy.population import ClassLaw, EmpiricalLaw
+from simstudy.processes import Population
+
+_NEWTON_MAX = 100
+_NEWTON_TOL = 1e-13
+_FOC_FAIL = 1e-9
+_ARMIJO = 1e-4
+_FIXED_POINT_TOL = 1e-13
+_FIXED_POINT_MAX = 200
+_FLAT = 1e-14
+"""A population curve whose largest value is below this is flat: no bias at any size."""
+_FLOOR_HORIZON = 1e12
+"""A bias floor below the variance term at N = 1e12 counts as no floor (exponent -1)."""
+
+
+# ---------------------------------------------------------------------------------------------
+# input checks
+
+
+def _check_population(population) -> Population:
+    if not isinstance(population, Population):
+        raise ValueError(f"population must be a simstudy.processes.Population, got {type(population).__name__}")
+    return population
+
+
+def _check_int(value, name: str, minimum: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
+        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
+    return int(value)
+
+
+def _check_sizes(n0, n1) -> tuple[int, int]:
+    n0, n1 = _check_int(n0, "n0", 1), _check_int(n1, "n1", 1)
+    if n0 <= n1:
+        raise ValueError(f"n0 (majority) must exceed n1 (minority), got n0={n0}, n1={n1}")
+    return n0, n1
+
+
+def _check_gammas(gammas) -> np.ndarray:
+    arr = np.atleast_1d(np.asarray(gammas, dtype=np.float64))
+    if arr.ndim != 1 or arr.size == 0 or not np.all(np.isfinite(arr)) or np.any(arr < 0):
+        raise ValueError(f"gammas must be a non-empty 1-D sequence of finite numbers >= 0, got {gammas!r}")
+    return arr
+
+
+def _check_synthetic(synthetic, population: Population) -> SyntheticMoments:
+    if not isinstance(synthetic, SyntheticMoments):
+        raise ValueError(f"synthetic must be a SyntheticMoments (from synthetic_moments), got {type(synthetic).__name__}")
+    if synthetic.psi_mean.shape != (population.p,):
+        raise ValueError(
+            f"synthetic moments have {synthetic.psi_mean.shape[0]} parameters but the population has p={population.p}"
+        )
+    return synthetic
+
+
+def _check_design_sizes(synthetic: SyntheticMoments, n0: int, n1: int) -> None:
+    """psi's covariance and cross covariances scale with the fitting sample sizes: they must match."""
+    if synthetic.refits == 1:
+        return
+    if synthetic.n1 != n1:
+        raise ValueError(
+            f"the synthetic moments were estimated from refits on n1={synthetic.n1} minority points, "
+            f"but n1={n1} was given: recompute synthetic_moments with n1={n1}"
+        )
+    if synthetic.n0 is not None and synthetic.n0 != n0:
+        raise ValueError(
+            f"the synthetic moments were estimated from refits that saw n0={synthetic.n0} majority "
+            f"points, but n0={n0} was given: recompute synthetic_moments with n0={n0}"
+        )
+
+
+# ---------------------------------------------------------------------------------------------
+# the synthetic class at theta*
+
+
+class SyntheticMoments(NamedTuple):
+    """The synthetic minority class at theta* (THEORY.md sections 2-3), per fit and averaged."""
+
+    psi_mean: np.ndarray
+    """(p,) E psi, psi = grad R~1(theta*) - grad R1(theta*) (section 2)."""
+    psi_cov: np.ndarray
+    """(p, p) Cov psi over generator fits on fresh samples of size n1 (zero for a fixed law)."""
+    H_tilde: np.ndarray
+    """(p, p) E hess R~1(theta*)."""
+    Sigma_tilde: np.ndarray
+    """(p, p) E of the synthetic score covariance at theta* (the within-fit Sigma~)."""
+    grad_tilde: np.ndarray
+    """(p,) E grad R~1(theta*) = grad R1(theta*) + psi_mean."""
+    refits: int
+    """Generator fits averaged over (1 for a fixed law)."""
+    se_psi_mean: np.ndarray
+    """(p,) Monte Carlo standard error of psi_mean (zeros when exact)."""
+    law: ClassLaw | None
+    """The synthetic law when it is fixed and known (oracle, mismatch): the population limit is
+    then exact. None for data-dependent generators."""
+    cross1: np.ndarray
+    """(p, p) Cov(psi, e1), e1 the mean score deviation of the n1 real minority points the
+    generator was fitted on (module docstring: the cross term). Zero for a fixed law."""
+    cross0: np.ndarray
+    """(p, p) Cov(psi, e0) for a generator that also looks at the n0 majority points (zero
+    unless ``synthetic_moments`` was given n0)."""
+    n1: int
+    """Minority sample size of the fits (the per-fit quantities are for this n1)."""
+    n0: int | None
+    """Majority sample size of the fits, or None when the generator was not shown X0."""
+    pool: int
+    """Synthetic points per fit that psi_r was measured on; 0 when it is exact (from a law)."""
+    fit_psi: np.ndarray
+    """(R, p) psi_r of each fit."""
+    fit_H: np.ndarray
+    """(R, p, p) hess R~1(theta*) of each fit."""
+    fit_Sigma: np.ndarray
+    """(R, p, p) synthetic score covariance at theta* of each fit."""
+    fit_e1: np.ndarray
+    """(R, p) mean score deviation at theta* of the minority sample each fit was made on."""
+    fit_e0: np.ndarray
+    """(R, p) the same for the majority sample (zeros when the generator was not shown X0)."""
+
+
+def synthetic_moments(
+    population: Population,
+    generator: Generator,
+    n1: int,
+    rng: np.random.Generator,
+    refits: int = 200,
+    pool: int = 20_000,
+    n0: int | None = None,
+) -> SyntheticMoments:
+    """The synthetic class's moments at theta* for ``generator`` fitted on n1 minority points.
+
+    Fixed law (``generator.data_dependent`` False): one fit, exact moments of its ``law``
+    (psi_cov, cross covariances and se_psi_mean are zero). A fixed generator without a law is
+    measured on one pool of ``pool`` points (se_psi_mean its Monte Carlo error).
+
+    Data-dependent generator: ``refits`` independent fits, each on a fresh minority sample of
+    n1 points from P1 (and, when ``n0`` is given, a fresh majority sample of n0 points from P0
+    passed as X0; give n0 only to generators that use the majority). Per fit r, the synthetic
+    moments at theta* come from the fitted ``law`` exactly when it exists, else from ``pool``
+    synthetic points; psi_r is paired with the fitting sample's own mean score deviation
+    e1_r = mean_i grad l(theta*; x_i, y1) - grad R1(theta*) (and e0_r). Reported: the per-fit
+    arrays (``predict`` averages over them), their means, psi_cov = sample covariance of psi_r
+    (minus the pool's own noise E[Sigma~_r] / pool when the pool was used, an unbiased
+    correction, then clipped to the PSD cone), the cross covariances Cov(psi, e_k), and
+    se_psi_mean = sd(psi_r) / sqrt(refits).
+    """
+    population = _check_population(population)
+    if not isinstance(generator, Generator):
+        raise ValueError(f"generator must be a simstudy Generator, got {type(generator).__name__}")
+    n1 = _check_int(n1, "n1", 2)
+    if not isinstance(rng, np.random.Generator):
+        raise ValueError(f"rng must be a numpy.random.Generator, got {type(rng).__name__}")
+    refits = _check_int(refits, "refits", 2)
+    pool = _check_int(pool, "pool", 2)
+    if n0 is not None:
+        n0 = _check_int(n0, "n0", 1)
+
+    process, model = population.process, population.model
+    y0, y1 = process.labels
+    theta = population.theta_star
+    p = population.p
+    real1 = process.law1.moments(theta, y1, model)
+    fixed = not generator.data_dependent
+    R = 1 if fixed else refits
+
+    fit_psi, fit_e1, fit_e0 = np.zeros((R, p)), np.zeros((R, p)), np.zeros((R, p))
+    fit_H, fit_Sigma = np.empty((R, p, p)), np.empty((R, p, p))
+    used_pool = False
+    for r in range(R):
+        X1 = process.law1.sample(n1, rng)
+        X0 = process.law0.sample(n0, rng) if n0 is not None else None
+        fitted = generator.fit(X1, X0, rng)
+        if fitted.law is not None:
+            mom = fitted.law.moments(theta, y1, model)
+        else:
+            used_pool = True
+            mom = EmpiricalLaw(fitted.sample(pool, rng)).moments(theta, y1, model)
+        fit_psi[r] = mom.grad - real1.grad
+        fit_H[r], fit_Sigma[r] = mom.hess, mom.score_cov
+        if not fixed:
+            # a fixed law ignores its fitting sample: no coupling to the real noise
+            fit_e1[r] = EmpiricalLaw(X1).moments(theta, y1, model).grad - real1.grad
+            if X0 is not None:
+                fit_e0[r] = EmpiricalLaw(X0).moments(theta, y0, model).grad - population.g
+    pool_used = pool if used_pool else 0
+
+    psi_mean = fit_psi.mean(axis=0)
+    Sigma_tilde = fit_Sigma.mean(axis=0)
+    zero = np.zeros((p, p))
+    if fixed:
+        psi_cov = cross1 = cross0 = zero
+        se = np.sqrt(np.diag(Sigma_tilde) / pool) if used_pool else np.zeros(p)
+    else:
+        centred = fit_psi - psi_mean
+        raw = centred.T @ centred / (R - 1) - (Sigma_tilde / pool if used_pool else zero)
+        w, V = np.linalg.eigh(0.5 * (raw + raw.T))
+        psi_cov = (V * np.clip(w, 0.0, None)) @ V.T
+        cross1 = centred.T @ (fit_e1 - fit_e1.mean(axis=0)) / (R - 1)
+        cross0 = centred.T @ (fit_e0 - fit_e0.mean(axis=0)) / (R - 1) if n0 is not None else zero
+        se = centred.std(axis=0, ddof=1) / math.sqrt(R)
+    return SyntheticMoments(
+        psi_mean=psi_mean,
+        psi_cov=psi_cov,
+        H_tilde=fit_H.mean(axis=0),
+        Sigma_tilde=Sigma_tilde,
+        grad_tilde=real1.grad + psi_mean,
+        refits=R,
+        se_psi_mean=se,
+        law=fitted.law if fixed else None,
+        cross1=cross1,
+        cross0=cross0,
+        n1=n1,
+        n0=n0,
+        pool=pool_used,
+        fit_psi=fit_psi,
+        fit_H=fit_H,
+        fit_Sigma=fit_Sigma,
+        fit_e1=fit_e1,
+        fit_e0=fit_e0,
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# first-order terms
+
+
+class _FirstOrder(NamedTuple):
+    """Per size (G,): the three terms, their sum's Monte Carlo SE over fits, E||.||^2 and its SE."""
+
+    bias: np.ndarray
+    cross: np.ndarray
+    variance: np.ndarray
+    total_se: np.ndarray
+    param_sq: np.ndarray
+    param_sq_se: np.ndarray
+
+
+_CHUNK_ELEMENTS = 2_000_000
+"""Sizes are processed in chunks so that the (sizes, fits, p, p) arrays stay near 16 MB."""
+
+
+def _first_order(pop: Population, syn: SyntheticMoments, n0: int, n1: int, nt) -> _FirstOrder:
+    """The per-fit averaged terms of the module docstring for real-valued sizes nt (G,)."""
+    nt = np.asarray(nt, dtype=np.float64)
+    R, p = syn.fit_psi.shape
+    real = n0 * pop.H0 + n1 * pop.H1
+    V_real = n0 * pop.Sigma0 + n1 * pop.Sigma1
+    noise = n1 * syn.fit_e1 + n0 * syn.fit_e0
+    step = max(1, _CHUNK_ELEMENTS // (R * p * p))
+    unbias = R / (R - 1) if R > 1 else 0.0
+    parts = []
+    for lo in range(0, nt.size, step):
+        a = nt[lo : lo + step][:, None]  # (g, 1): broadcasts over fits
+        N = n0 + n1 + a
+        Hw = (real + a[..., None, None] * syn.fit_H) / N[..., None, None]
+        Hw_inv = np.linalg.inv(Hw)
+        M = Hw_inv @ pop.H @ Hw_inv
+        b = (n0 - n1 - a)[..., None] * pop.g + a[..., None] * syn.fit_psi
+        Mb = np.einsum("grij,grj->gri", M, b)
+        V = V_real + a[..., None, None] * syn.fit_Sigma
+        scale = 2.0 * N * N
+        bias = np.einsum("gri,gri->gr", b, Mb)
+        variance = np.einsum("grij,grji->gr", M, V)
+        W = np.swapaxes(Hw_inv, -1, -2) @ Hw_inv
+        Wb = np.einsum("grij,grj->gri", W, b)
+        # control variates: E e_k = 0 exactly, so subtracting the fit-averaged b' M e_r and
+        # b' W e_r leaves the expectation alone and removes the noise that does not couple to
+        # the fit (all of it at n~ = 0, where the generator plays no part); centring on the
+        # sample mean scales the expectation by (R - 1) / R, which ``unbias`` undoes
+        cross = 2.0 * unbias * np.einsum("gri,ri->gr", Mb - Mb.mean(axis=1, keepdims=True), noise)
+        param = (
+            np.einsum("gri,gri->gr", b, Wb)
+            + 2.0 * unbias * np.einsum("gri,ri->gr", Wb - Wb.mean(axis=1, keepdims=True), noise)
+            + np.einsum("grij,grji->gr", W, V)
+        )
+        if syn.pool:
+            # the pool's noise in psi_r, Cov Sigma~_r / pool, entered b_r with coefficient n~
+            pool_var = a[..., None, None] ** 2 * syn.fit_Sigma / syn.pool
+            bias = bias - np.einsum("grij,grji->gr", M, pool_var)
+            param = param - np.einsum("grij,grji->gr", W, pool_var)
+        parts.append((bias / scale, cross / scale, variance / scale, param / (N * N)))
+    bias, cross, variance, param = (np.concatenate(arrs) for arrs in zip(*parts))
+    total = bias + cross + variance
+
+    def se(x):
+        return x.std(axis=1, ddof=1) / math.sqrt(R) if R > 1 else np.zeros(x.shape[0])
+
+    return _FirstOrder(
+        bias.mean(axis=1), cross.mean(axis=1), variance.mean(axis=1), se(total), param.mean(axis=1), se(param)
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# the exact population limit
+
+
+class _PooledRisk:
+    """Phi(theta) = (n0 R0 + n1 R1 + n~ R~1) / N and its derivatives.
+
+    R~1 is the fixed synthetic law's exact risk when ``syn.law`` is known; otherwise the mean
+    synthetic risk is approximated by R1 plus the mismatch expanded to second order at theta*,
+    R1(theta) + psi'(theta - theta*) + (1/2)(theta - theta*)'(H~ - H1)(theta - theta*), so that
+    its gradient and Hessian at theta* are the averaged grad_tilde and H_tilde.
+    """
+
+    def __init__(self, pop: Population, syn: SyntheticMoments):
+        self.pop, self.syn = pop, syn
+        self.y0, self.y1 = pop.process.labels
+        self.D = syn.H_tilde - pop.H1
+
+    def _extra(self, thetas):
+        """R~1 - R1 at each row of thetas (the approximate case)."""
+        e = thetas - self.pop.theta_star
+        return e @ self.syn.psi_mean + 0.5 * np.einsum("bi,ij,bj->b", e, self.D, e)
+
+    def derivatives(self, theta, w):
+        w0, w1, wt = w
+        model = self.pop.model
+        m0 = self.pop.process.law0.moments(theta, self.y0, model)
+        m1 = self.pop.process.law1.moments(theta, self.y1, model)
+        grad = w0 * m0.grad + w1 * m1.grad
+        hess = w0 * m0.hess + w1 * m1.hess
+        if self.syn.law is not None:
+            mt = self.syn.law.moments(theta, self.y1, model)
+            risk_t, grad_t, hess_t = mt.risk, mt.grad, mt.hess
+        else:
+            e = theta - self.pop.theta_star
+            risk_t = m1.risk + float(self._extra(theta[None])[0])
+            grad_t = m1.grad + self.syn.psi_mean + self.D @ e
+            hess_t = m1.hess + self.D
+        risk = w0 * m0.risk + w1 * m1.risk + wt * risk_t
+        return risk, grad + wt * grad_t, hess + wt * hess_t
+
+    def risks(self, thetas, w):
+        w0, w1, wt = w
+        model = self.pop.model
+        r0 = self.pop.process.law0.risk_batch(thetas, self.y0, model)
+        r1 = self.pop.process.law1.risk_batch(thetas, self.y1, model)
+        if self.syn.law is not None:
+            rt = self.syn.law.risk_batch(thetas, self.y1, model)
+        else:
+            rt = r1 + self._extra(thetas)
+        return w0 * r0 + w1 * r1 + wt * rt
+
+
+def _population_limit(risk: _PooledRisk, n0: int, n1: int, nt: float, start: np.ndarray) -> np.ndarray:
+    """theta_bar(n~) by damped Newton on Phi from ``start`` (Armijo backtracking on Phi)."""
+    N = n0 + n1 + nt
+    w = (n0 / N, n1 / N, nt / N)
+    theta = np.array(start, dtype=np.float64)
+    best, stalls = np.inf, 0
+    for _ in range(_NEWTON_MAX):
+        f, grad, hess = risk.derivatives(theta, w)
+        norm = float(np.linalg.norm(grad))
+        # quadratic convergence: once the gradient stops halving it sits at the rounding floor
+        stalls = stalls + 1 if norm >= 0.5 * best else 0
+        best = min(best, norm)
+        if norm <= _NEWTON_TOL or stalls >= 2:
+            break
+        step = np.linalg.solve(hess, grad)
+        ladder = 0.5 ** np.arange(30)
+        trials = theta[None, :] - ladder[:, None] * step[None, :]
+        values = risk.risks(trials, w)
+        slack = 64 * np.finfo(float).eps * (abs(f) + 1.0)
+        ok = np.isfinite(values) & (values <= f - _ARMIJO * ladder * float(grad @ step) + slack)
+        if not ok.any():
+            break
+        theta = trials[int(np.argmax(ok))]
+    foc = float(np.linalg.norm(risk.derivatives(theta, w)[1]))
+    if not foc <= _FOC_FAIL:
+        raise RuntimeError(
+            f"the population limit at n~ = {nt:g} did not converge: ||grad Phi|| = {foc:.3g} at theta = {theta}"
+        )
+    return theta
+
+
+def _population_path(pop, syn, n0, n1, nts) -> np.ndarray:
+    """theta_bar along sizes nts (G,), each Newton solve warm-started at the previous root."""
+    risk = _PooledRisk(pop, syn)
+    out = np.empty((len(nts), pop.p))
+    start = pop.theta_star
+    for i, nt in enumerate(nts):
+        start = out[i] = _population_limit(risk, n0, n1, float(nt), start)
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# predictions
+
+
+class Prediction(NamedTuple):
+    """The predicted curve over gamma (THEORY.md section 3); every array has shape (G,)."""
+
+    gammas: np.ndarray
+    n_tilde: np.ndarray
+    """round(gamma (n0 - n1)), half to even (the study engine's rounding)."""
+    theta_bar: np.ndarray
+    """(G, p) the population limit: root of n0 grad R0 + n1 grad R1 + n~ grad R~1."""
+    population_excess: np.ndarray
+    """R_bal(theta_bar) - R_bal(theta*): the exact bias-only excess."""
+    population_param_error: np.ndarray
+    """||theta_bar - theta*||."""
+    bias_term: np.ndarray
+    """mean over fits of (1/2) b_r' M_r b_r / N^2 (module docstring)."""
+    cross_term: np.ndarray
+    """mean over fits of b_r' M_r (n1 e1_r + n0 e0_r) / N^2; zero for a fixed law."""
+    variance_term: np.ndarray
+    """mean over fits of tr(H H_w^{-1} Sigma_w H_w^{-1}) / (2N)."""
+    theory_excess: np.ndarray
+    """bias_term + cross_term + variance_term: the first-order E[excess]."""
+    theory_excess_se: np.ndarray
+    """Monte Carlo standard error of theory_excess from the average over fits (0 for a fixed law)."""
+    param_error_theory: np.ndarray
+    """sqrt(E||theta_hat - theta*||^2) to first order (root mean square)."""
+    param_error_theory_se: np.ndarray
+    """Its Monte Carlo standard error over fits (delta method; 0 for a fixed law)."""
+    exact_population: bool
+    """True when theta_bar is exact (fixed synthetic law); False when it uses the mean
+    synthetic gradient and Hessian of a data-dependent generator (``_PooledRisk``)."""
+
+
+def predict(population: Population, synthetic: SyntheticMoments, n0: int, n1: int, gammas) -> Prediction:
+    """The exact population limit and the first-order expected excess at each gamma.
+
+    ``synthetic`` must come from ``synthetic_moments`` with the same n1 (and n0 if it was given
+    one) when the generator is data-dependent. See the module docstring for the formulas.
+    """
+    pop = _check_population(population)
+    syn = _check_synthetic(synthetic, pop)
+    n0, n1 = _check_sizes(n0, n1)
+    _check_design_sizes(syn, n0, n1)
+    gammas = _check_gammas(gammas)
+    nt = np.rint(gammas * (n0 - n1)).astype(np.int64)
+    theta_bar = _population_path(pop, syn, n0, n1, nt)
+    fo = _first_order(pop, syn, n0, n1, nt)
+    return Prediction(
+        gammas=gammas,
+        n_tilde=nt,
+        theta_bar=theta_bar,
+        population_excess=pop.excess(theta_bar),
+        population_param_error=np.linalg.norm(theta_bar - pop.theta_star, axis=1),
+        bias_term=fo.bias,
+        cross_term=fo.cross,
+        variance_term=fo.variance,
+        theory_excess=fo.bias + fo.cross + fo.variance,
+        theory_excess_se=fo.total_se,
+        param_error_theory=np.sqrt(fo.param_sq),
+        param_error_theory_se=fo.param_sq_se / (2.0 * np.sqrt(fo.param_sq)),
+        exact_population=syn.law is not None,
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# optimal sizes
+
+
+class OptimalSize(NamedTuple):
+    """Predicted best synthetic multipliers (THEORY.md section 3, "Consequences")."""
+
+    gamma_star_bias: float | None
+    """THEORY.md's bias-optimal size n~*/(n0 - n1) = <g, g - psi>_M / (||g - psi||_M^2 +
+    tr(M Cov psi)), at its fixed point in M (module docstring); 0 under symmetry with a
+    mismatched generator; None when no positive size reduces ||b||_M (see ``reason``)."""
+    gamma_star_bias_per_point: float | None
+    """The minimiser of the first-order bias term E||b||_M^2 / (2 N^2) itself, N growing with
+    n~ (``_closed_form``). THEORY.md's form holds N fixed; both equal 1/(1 - c) for an aligned
+    psi = c g, c < 1, but differ otherwise: for 1 < c < 1 + (n0 - n1)/(n0 + n1) the bias per
+    point keeps falling as n~ grows (None here, gamma_star_population at gamma_max)."""
+    reason: str
+    """How the two closed forms were obtained, or why they are None."""
+    gamma_star_total: float
+    """Argmin over [0, gamma_max] of the first-order predicted total (bias + cross + variance),
+    with n~ treated as continuous: a grid, then bounded scalar minimisation."""
+    gamma_star_population: float | None
+    """Argmin over [0, gamma_max] of the exact population excess; None when that curve is flat
+    (no bias at any size)."""
+    recommendation: str
+    alignment_c: float | None
+    """c = <E psi, g> / ||g||^2 (None under symmetry)."""
+    mismatch_norm: float
+    """||E psi||."""
+    mismatch_angle_deg: float | None
+    """Angle between E psi and g in degrees (None under symmetry or when E psi = 0)."""
+
+
+def _closed_form(pop, syn, n0, n1, per_point: bool) -> tuple[float | None, str]:
+    """Fixed point in M of a bias-optimal closed form (module docstring); (gamma or None, reason).
+
+    per_point False: THEORY.md's n~* = G <g, d>_M / (||d||_M^2 + tau), d = g - E psi,
+    tau = tr(M Cov psi), G = n0 - n1: the minimiser of E||b||_M^2 with N held fixed.
+    per_point True: the minimiser of E||b||_M^2 / N^2 with N = N0 + n~, N0 = n0 + n1,
+    n~* = G (G ||g||_M^2 + N0 <d, g>_M) / (N0 (||d||_M^2 + tau) + G <g, d>_M) (setting the
+    derivative to zero; the two agree when the bias cancels, e.g. aligned psi = c g, c < 1).
+    """
+    g, psi = pop.g, syn.psi_mean
+    G, N0 = n0 - n1, n0 + n1
+    c = float(psi @ g / (g @ g))
+    gamma = 1.0
+    for it in range(1, _FIXED_POINT_MAX + 1):
+        nt = gamma * G
+        Hw = (n0 * pop.H0 + n1 * pop.H1 + nt * syn.H_tilde) / (N0 + nt)
+        Hw_inv = np.linalg.inv(Hw)
+        M = Hw_inv @ pop.H @ Hw_inv
+        d = g - psi
+        gd, dd, gg = float(g @ M @ d), float(d @ M @ d), float(g @ M @ g)
+        tau = float(np.trace(M @ syn.psi_cov))
+        if per_point:
+            num, den = G * gg + N0 * gd, N0 * (dd + tau) + G * gd
+        else:
+            num, den = gd, dd + tau
+        if num <= 0.0:
+            return None, (
+                f"no positive size reduces the bias (c = {c:.6g}; aligned mismatch with c >= 1): "
+                f"it is smallest at gamma = 0"
+            )
+        if den <= 1e-14 * abs(num):
+            return None, (
+                f"no finite size minimises the bias (c = {c:.6g}): it keeps falling as gamma grows, "
+                f"toward its limit at n~ = infinity"
+            )
+        new = num / den
+        if abs(new - gamma) <= _FIXED_POINT_TOL * max(1.0, new):
+            return new, f"fixed point in M after {it} iterations"
+        gamma = new
+    return gamma, f"M at the last of {_FIXED_POINT_MAX} fixed-point iterations (not converged)"
+
+
+def _bias_optimum(pop: Population, syn: SyntheticMoments, n0: int, n1: int):
+    """(THEORY.md's gamma*, the per-point gamma*, reason) -- see ``_closed_form``."""
+    if pop.regime == "symmetry":
+        if np.any(syn.psi_mean != 0.0) or np.any(syn.psi_cov != 0.0):
+            return 0.0, 0.0, "local symmetry: the bias n~ psi grows with n~, so it is smallest at gamma = 0"
+        return None, None, "local symmetry and psi = 0: there is no bias at any size"
+    theory, why = _closed_form(pop, syn, n0, n1, per_point=False)
+    per_point, why_n = _closed_form(pop, syn, n0, n1, per_point=True)
+    return theory, per_point, f"THEORY.md closed form: {why}; per-point closed form: {why_n}"
+
+
+def _minimise(fn: Callable[[np.ndarray], np.ndarray], lo: float, hi: float, points: int) -> float:
+    """Argmin on [lo, hi]: the best of a grid, refined by bounded Brent between its neighbours."""
+    grid = np.linspace(lo, hi, points)
+    values = fn(grid)
+    i = int(np.argmin(values))
+    a, b = grid[max(i - 1, 0)], grid[min(i + 1, points - 1)]
+    res = minimize_scalar(lambda x: float(fn(np.array([x]))[0]), bounds=(a, b), method="bounded",
+                          options={"xatol": 1e-10 * max(1.0, hi)})
+    return float(res.x) if res.fun <= values[i] else float(grid[i])
+
+
+def _total_optimum(pop, syn, n0, n1, gamma_max) -> float:
+    G = n0 - n1
+
+    def total(gs):
+        fo = _first_order(pop, syn, n0, n1, gs * G)
+        return fo.bias + fo.cross + fo.variance
+
+    return _minimise(total, 0.0, gamma_max, 401)
+
+
+def _population_optimum(pop, syn, n0, n1, gamma_max) -> float | None:
+    G = n0 - n1
+    risk = _PooledRisk(pop, syn)
+    grid = np.linspace(0.0, gamma_max, 41)
+    path = _population_path(pop, syn, n0, n1, grid * G)
+    values = pop.excess(path)
+    if np.max(np.abs(values)) < _FLAT:
+        return None
+    i = int(np.argmin(values))
+
+    def excess(x):
+        return float(pop.excess(_population_limit(risk, n0, n1, x * G, path[i])[None])[0])
+
+    a, b = grid[max(i - 1, 0)], grid[min(i + 1, grid.size - 1)]
+    res = minimize_scalar(excess, bounds=(a, b), method="bounded", options={"xatol": 1e-10 * max(1.0, gamma_max)})
+    return float(res.x) if res.fun <= values[i] else float(grid[i])
+
+
+def optimal_sizes(population: Population, synthetic: SyntheticMoments, n0: int, n1: int, gamma_max: float = 4.0) -> OptimalSize:
+    """Bias-optimal, total-risk-optimal and population-optimal gamma, with the mismatch geometry."""
+    pop = _check_population(population)
+    syn = _check_synthetic(synthetic, pop)
+    n0, n1 = _check_sizes(n0, n1)
+    _check_design_sizes(syn, n0, n1)
+    gamma_max = float(gamma_max)
+    if not (np.isfinite(gamma_max) and gamma_max > 0):
+        raise ValueError(f"gamma_max must be a finite number > 0, got {gamma_max!r}")
+
+    gamma_bias, gamma_per_point, reason = _bias_optimum(pop, syn, n0, n1)
+    gamma_total = _total_optimum(pop, syn, n0, n1, gamma_max)
+    gamma_pop = _population_optimum(pop, syn, n0, n1, gamma_max)
+    psi = syn.psi_mean
+    norm = float(np.linalg.norm(psi))
+    ideal = not np.any(psi != 0.0) and not np.any(syn.psi_cov != 0.0) and not np.any(syn.cross1 != 0.0)
+    if pop.regime == "symmetry":
+        c = angle = None
+        if ideal:
+            recommendation = (
+                f"local symmetry with an ideal generator (psi = 0): synthetic points only add sample size; "
+                f"the predicted total keeps falling, optimum at gamma = {gamma_total:.3g} (the largest allowed)"
+            )
+        else:
+            recommendation = (
+                f"local symmetry: no or minimal augmentation (predicted total-risk optimum gamma = {gamma_total:.3g})"
+            )
+    else:
+        g = pop.g
+        c = float(psi @ g / (g @ g))
+        angle = (
+            math.degrees(math.acos(float(np.clip(psi @ g / (norm * np.linalg.norm(g)), -1.0, 1.0))))
+            if norm > 0 else None
+        )
+        if gamma_bias is None:
+            recommendation = (
+                f"local asymmetry: no size cancels the bias (c = {c:.3g}); use the predicted total-risk "
+                f"optimum gamma = {gamma_total:.4g}"
+            )
+        else:
+            per_point = "none" if gamma_per_point is None else f"{gamma_per_point:.4g}"
+            recommendation = (
+                f"local asymmetry: bias-optimal gamma* = {gamma_bias:.4g} (c = {c:.3g}; per point {per_point}); "
+                f"predicted total-risk optimum gamma = {gamma_total:.4g}"
+            )
+    return OptimalSize(gamma_bias, gamma_per_point, reason, gamma_total, gamma_pop, recommendation, c, norm, angle)
+
+
+# ---------------------------------------------------------------------------------------------
+# rates in n1
+
+
+class RateCurve(NamedTuple):
+    """The first-order predicted excess and parameter error along n1 at fixed kappa."""
+
+    n1: np.ndarray
+    n0: np.ndarray
+    """round(kappa n1)."""
+    gamma: np.ndarray
+    """The gamma used at each n1 (NaN where 'star' does not exist)."""
+    excess: np.ndarray
+    """theory_excess at each n1."""
+    param_error: np.ndarray
+    """param_error_theory (root mean square) at each n1."""
+    excess_slopes: np.ndarray
+    """(K-1,) local log-log slopes d log excess / d log n1 between neighbouring grid points."""
+    param_slopes: np.ndarray
+    """(K-1,) the same for the parameter error."""
+    excess_exponent: float | None
+    """Asymptotic exponent of the excess in n1: 0 for a Theta(1) floor, -1 for d/N. Derived
+    from the structure of the prediction at continuous sizes (fixed law, fixed gamma: the bias is
+    constant in n1, the variance ~ 1/n1); None for data-dependent generators, for a population
+    or generator given as a callable of n1 (the floor may then vanish with n1) and for 'total'."""
+    param_exponent: float | None
+    """0 for a floor, -1/2 otherwise (None as above)."""
+
+
+def _as_factory(obj, cls, name):
+    if isinstance(obj, cls):
+        return lambda n1: obj
+    if callable(obj):
+        return obj
+    raise ValueError(f"{name} must be a {cls.__name__} or a callable n1 -> {cls.__name__}, got {type(obj).__name__}")
+
+
+def predicted_slopes(
+    population,
+    generator,
+    n1_grid,
+    kappa: float,
+    rng: np.random.Generator,
+    gammas=(0.0, 1.0, "star"),
+    refits: int = 200,
+    pool: int = 20_000,
+) -> dict:
+    """Predicted log-log slopes of the excess and parameter error in n1 at n0 = round(kappa n1).
+
+    ``population`` and ``generator`` are objects or callables of n1 (study 4's generator
+    depends on n1). The model is the population's. ``gammas`` holds numbers, "star" (the
+    bias-optimal closed form, recomputed at each n1) and/or "total" (the predicted total-risk
+    optimum on [0, 4]). Returns {label: RateCurve}, labels being the numbers as given or the
+    strings. Data-dependent generators are refitted (``synthetic_moments``) at every n1 with
+    ``refits`` and ``pool`` from ``rng``.
+    """
+    pop_at = _as_factory(population, Population, "population")
+    gen_at = _as_factory(generator, Generator, "generator")
+    n1s = np.asarray(n1_grid)
+    if n1s.ndim != 1 or n1s.size < 2 or not np.issubdtype(n1s.dtype, np.integer) or np.any(np.diff(n1s) <= 0) or n1s[0] < 2:
+        raise ValueError(f"n1_grid must be an increasing 1-D sequence of at least 2 integers >= 2, got {n1_grid!r}")
+    kappa = float(kappa)
+    if not (np.isfinite(kappa) and kappa > 1):
+        raise ValueError(f"kappa must be a finite number > 1, got {kappa!r}")
+    labels = list(gammas)
+    for lab in labels:
+        if isinstance(lab, str):
+            if lab not in ("star", "total"):
+                raise ValueError(f"gammas entries must be numbers >= 0, 'star' or 'total', got {lab!r}")
+        else:
+            _check_gammas([lab])
+    n0s = np.array([int(round(kappa * n)) for n in n1s])
+
+    rows = {lab: [] for lab in labels}
+    # the bias is constant in n1 only when neither the design nor a fixed law changes with n1
+    constant = isinstance(population, Population) and isinstance(generator, Generator) and not generator.data_dependent
+    structure = {lab: None for lab in labels}
+    for n1, n0 in zip(n1s.tolist(), n0s.tolist()):
+        pop = _check_population(pop_at(n1))
+        gen = gen_at(n1)
+        syn = synthetic_moments(pop, gen, n1, rng, refits=refits, pool=pool)
+        for lab in labels:
+            if lab == "star":
+                gamma = _bias_optimum(pop, syn, n0, n1)[0]
+            elif lab == "total":
+                gamma = _total_optimum(pop, syn, n0, n1, 4.0)
+            else:
+                gamma = float(lab)
+            if gamma is None:
+                rows[lab].append((math.nan, math.nan, math.nan))
+                continue
+            fo = _first_order(pop, syn, n0, n1, np.array([np.rint(gamma * (n0 - n1))]))
+            rows[lab].append((gamma, float(fo.bias[0] + fo.cross[0] + fo.variance[0]), math.sqrt(fo.param_sq[0])))
+            # at continuous sizes, per unit of N, for the asymptotic exponent
+            cont = _first_order(pop, syn, n0, n1, np.array([gamma * (n0 - n1)]))
+            N = n0 + n1 + gamma * (n0 - n1)
+            structure[lab] = (float(cont.bias[0]), float(cont.variance[0]) * N)
+
+    out = {}
+    logn = np.log(n1s.astype(np.float64))
+    for lab in labels:
+        gamma, excess, perr = (np.array(col) for col in zip(*rows[lab]))
+        ex_exp = par_exp = None
+        if constant and lab != "total" and structure[lab] is not None:
+            floor, var_per_n = structure[lab]
+            has_floor = floor > var_per_n / _FLOOR_HORIZON
+            ex_exp, par_exp = (0.0, 0.0) if has_floor else (-1.0, -0.5)
+        out[lab] = RateCurve(
+            n1=n1s.copy(),
+            n0=n0s,
+            gamma=gamma,
+            excess=excess,
+            param_error=perr,
+            excess_slopes=np.diff(np.log(excess)) / np.diff(logn),
+            param_slopes=np.diff(np.log(perr)) / np.diff(logn),
+            excess_exponent=ex_exp,
+            param_exponent=par_exp,
+        )
+    return out
+
+
+__all__ = [
+    "OptimalSize",
+    "Prediction",
+    "RateCurve",
+    "SyntheticMoments",
+    "optimal_sizes",
+    "predict",
+    "predicted_slopes",
+    "synthetic_moments",
+]

@@ -1,0 +1,678 @@
+"""Choosing the synthetic size from data (THEORY.md sections 4-5), as scikit-learn classifiers.
+
+Notation of section 1: class 0 is the majority (n0 rows), class 1 the minority (n1 rows), and
+a candidate synthetic size is n~ = round(gamma (n0 - n1)). Every estimator here fits the pooled
+ERM of section 1 with ``fit_glm`` and is judged on the **balanced loss**
+
+    L_bal(theta) = (1/2) mean_{i: y_i = 0} l(theta; x_i, 0) + (1/2) mean_{i: y_i = 1} l(theta; x_i, 1),
+
+the empirical balanced risk R_bal of section 1, computed on real rows only.
+
+* ``VTSSClassifier`` (section 5, VTSS). Candidates gamma on a grid; validation by a stratified
+  holdout, stratified K-fold or repeated stratified K-fold (``stratified_splits``). In each
+  split the generator is fitted on the fitting part only, the candidate sizes are rescaled to
+  the split, n~_split = round(n~ gap_split / gap) with gap = n0 - n1 and gap_split the
+  same difference within the fitting part, ONE pool of max_gamma n~_split synthetic points is
+  drawn, and candidate gamma uses its first n~_split rows (the pool contract of
+  ``simstudy.generators.base``: a prefix is a valid draw). All candidates of all splits are
+  fitted in one batched ``fit_glm`` call, the synthetic rows switched on and off by 0/1
+  weights. gamma_hat minimises the mean validation L_bal over splits (ties: smallest gamma);
+  the final model is refitted on all real rows plus round(gamma_hat gap) FRESH synthetic
+  points from the generator fitted on all real rows.
+* ``TGVTSSClassifier`` (section 5, TG-VTSS): the section 4 diagnostics choose the candidate
+  grid (symmetry -> gamma <= 0.2; a good generator -> windows around 1 and around the plug-in
+  target; a biased one -> the wide grid), then it validates as VTSS.
+* Baselines of section 5: ``FixedSizeClassifier`` (a fixed gamma: 0 no augmentation, 1 full
+  balancing), ``ReweightedClassifier`` (inverse-frequency class weights n / (2 n_k)) and
+  ``CostSensitiveClassifier`` (a minority weight w1 tuned by the same validation).
+
+Randomness: ``random_state`` (None, an int >= 0 or a ``numpy.random.SeedSequence``) roots one
+SeedSequence; each use derives its own child from a fixed spawn key, so split s of repeat r
+draws from streams keyed (r, s) whatever the other splits do, and the final refit's stream does
+not depend on the grid or the validation scheme. Nothing touches a global seed.
+
+Predictions use the linear predictor eta = z(x)' theta: ``predict_proba`` is sigmoid(eta)
+(logistic), Phi(eta) (probit) or eta clipped to [0, 1] (squared loss on 0/1 labels, a linear
+probability model); ``predict`` thresholds it at 1/2.
+"""
+
+from __future__ import annotations
+
+from numbers import Integral, Real
+from typing import NamedTuple
+
+import numpy as np
+from imblearn.over_sampling.base import BaseOverSampler
+from scipy.special import expit, ndtr
+from sklearn.base import BaseEstimator, ClassifierMixin
+from sklearn.utils.validation import check_is_fitted, column_or_1d, validate_data
+
+import simstudy  # noqa: F401  (float64 before any array)
+from simstudy.diagnostics import diagnose, wald_symmetry_test
+from simstudy.families import Family, get_family
+from simstudy.fitting import GLM, FitInfo, fit_glm
+from simstudy.generators import FittedGenerator, Generator, ImblearnGenerator, make_generator
+
+DEFAULT_GAMMAS = np.round(np.arange(0.0, 2.0001, 0.05), 10)
+"""The wide grid of section 5: gamma = 0, 0.05, ..., 2."""
+
+SYMMETRY_GAMMAS = np.round(np.arange(0.0, 0.2001, 0.05), 10)
+"""TG-VTSS candidates under local symmetry (section 5): 0, 0.05, ..., 0.2."""
+
+WINDOW_OFFSETS = np.round(np.arange(-0.2, 0.2001, 0.05), 10)
+"""TG-VTSS window: the offsets -0.2, ..., 0.2 added to 1 and to the plug-in target."""
+
+# spawn keys of the streams derived from random_state
+_SPLIT, _FOLD, _FINAL, _DIAGNOSTICS = 0, 1, 2, 3
+
+_IMBLEARN_RESERVED = ("sampling_strategy", "random_state")
+
+
+# --------------------------------------------------------------------------------------------
+# input checks
+
+
+def _check_gammas(gammas, name: str = "gammas") -> np.ndarray:
+    """A sorted, de-duplicated 1-D array of finite multipliers >= 0."""
+    arr = np.asarray(gammas, dtype=np.float64) if gammas is not None else DEFAULT_GAMMAS
+    if arr.ndim != 1 or arr.size == 0:
+        raise ValueError(f"{name} must be a non-empty 1-D sequence of numbers >= 0, got {gammas!r}")
+    if not np.all(np.isfinite(arr)) or np.any(arr < 0):
+        raise ValueError(f"{name} must contain finite numbers >= 0, got {gammas!r}")
+    return np.unique(arr)
+
+
+def _check_int(value, name: str, low: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, Integral) or value < low:
+        raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
+    return int(value)
+
+
+def _check_cv(cv) -> tuple[int | None, int]:
+    """(K, n_repeats); K is None for the holdout."""
+    if isinstance(cv, str):
+        if cv != "holdout":
+            raise ValueError(
+                f"cv must be 'holdout', an integer K >= 2 or ('repeated', K, n_repeats), got {cv!r}"
+            )
+        return None, 1
+    if isinstance(cv, tuple):
+        if len(cv) != 3 or cv[0] != "repeated":
+            raise ValueError(f"a tuple cv must be ('repeated', K, n_repeats), got {cv!r}")
+        return _check_int(cv[1], "cv's K", 2), _check_int(cv[2], "cv's n_repeats", 1)
+    return _check_int(cv, "cv (the number of folds K)", 2), 1
+
+
+def _root_seed(random_state) -> np.random.SeedSequence:
+    if random_state is None:
+        return np.random.SeedSequence()
+    if isinstance(random_state, np.random.SeedSequence):
+        return random_state
+    if isinstance(random_state, bool) or not isinstance(random_state, Integral) or random_state < 0:
+        raise ValueError(
+            f"random_state must be None, an integer >= 0 or a numpy.random.SeedSequence, got "
+            f"{random_state!r}"
+        )
+    return np.random.SeedSequence(int(random_state))
+
+
+def _stream(root: np.random.SeedSequence, *key: int) -> np.random.Generator:
+    """The generator of the child of ``root`` with spawn key ``key`` (appended to root's)."""
+    child = np.random.SeedSequence(root.entropy, spawn_key=tuple(root.spawn_key) + key)
+    return np.random.Generator(np.random.PCG64(child))
+
+
+def resolve_generator(generator, generator_params=None) -> Generator:
+    """The unfitted simstudy ``Generator`` that an estimator's ``generator`` names.
+
+    * a catalog name: ``make_generator(name, **generator_params)``;
+    * a simstudy ``Generator``: used as it is (``generator_params`` must be None);
+    * an imbalanced-learn over-sampler instance: wrapped as ``ImblearnGenerator`` with the
+      sampler's own parameters, except ``sampling_strategy`` and ``random_state``, which the
+      adapter sets from the requested size and the selector's streams.
+    """
+    if generator_params is not None and not isinstance(generator_params, dict):
+        raise ValueError(f"generator_params must be None or a dict, got {generator_params!r}")
+    if isinstance(generator, str):
+        return make_generator(generator, **(generator_params or {}))
+    if generator_params:
+        raise ValueError(
+            f"generator_params only apply to a generator given by catalog name; got "
+            f"generator={generator!r} with generator_params={generator_params!r}"
+        )
+    if isinstance(generator, Generator):
+        return generator
+    if isinstance(generator, BaseOverSampler):
+        params = generator.get_params(deep=False)
+        kwargs = {k: v for k, v in params.items() if k not in _IMBLEARN_RESERVED}
+        return ImblearnGenerator(type(generator).__name__, **kwargs)
+    raise ValueError(
+        f"generator must be a simstudy catalog name, a simstudy Generator or an "
+        f"imbalanced-learn over-sampler instance, got {generator!r}"
+    )
+
+
+def _check_labels(y) -> np.ndarray:
+    """y as an int array of 0/1 labels with class 1 the strict minority."""
+    y = column_or_1d(y, warn=False)
+    try:
+        y_num = np.asarray(y, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise ValueError(f"y must contain the labels 0 and 1 only, got values {np.unique(y)!r}") from None
+    if not np.all((y_num == 0) | (y_num == 1)):
+        raise ValueError(f"y must contain the labels 0 and 1 only, got values {np.unique(y)!r}")
+    y = y_num.astype(np.int64)
+    n1 = int(y.sum())
+    n0 = y.size - n1
+    if n1 == 0 or n0 <= n1:
+        raise ValueError(
+            f"class 1 must be the minority and class 0 the majority (0 < n1 < n0), got "
+            f"n0 = {n0}, n1 = {n1}"
+        )
+    return y
+
+
+# --------------------------------------------------------------------------------------------
+# splits and the balanced loss
+
+
+class Split(NamedTuple):
+    """One validation split: repeat and fold numbers, fitting and held-out row indices."""
+
+    repeat: int
+    fold: int
+    train: np.ndarray
+    validation: np.ndarray
+
+
+def stratified_splits(y, cv="holdout", test_size: float = 0.2, random_state=None) -> list[Split]:
+    """The validation splits of section 5, stratified by class.
+
+    Each class's row indices are permuted (stream keyed (repeat,) under ``random_state``);
+    the holdout holds out the first round(test_size n_k) of them (at least 1, at most
+    n_k - 1), K-fold cuts each permutation into K near-equal chunks (``np.array_split``) and
+    fold k holds out chunk k of both classes; repeated K-fold does this n_repeats times with
+    independent permutations. Every fold needs at least one row of each class held out and
+    left in, so K <= n1.
+    """
+    y = _check_labels(y)
+    K, n_repeats = _check_cv(cv)
+    root = _root_seed(random_state)
+    classes = [np.flatnonzero(y == k) for k in (0, 1)]
+    if K is None:
+        if isinstance(test_size, bool) or not isinstance(test_size, Real) or not 0 < test_size < 1:
+            raise ValueError(f"test_size must be a number in (0, 1), got {test_size!r}")
+    elif K > classes[1].size:
+        raise ValueError(
+            f"cv with K = {K} folds needs at least K minority rows, but y has n1 = {classes[1].size}"
+        )
+    splits = []
+    for r in range(n_repeats):
+        rng = _stream(root, _SPLIT, r)
+        perms = [rng.permutation(idx) for idx in classes]
+        if K is None:
+            held = [p[: min(max(int(np.rint(test_size * p.size)), 1), p.size - 1)] for p in perms]
+            chunks = [held]
+        else:
+            cut = [np.array_split(p, K) for p in perms]
+            chunks = [[cut[0][k], cut[1][k]] for k in range(K)]
+        for k, (v0, v1) in enumerate(chunks):
+            validation = np.sort(np.concatenate([v0, v1]))
+            train = np.setdiff1d(np.arange(y.size), validation, assume_unique=True)
+            splits.append(Split(r, k, train, validation))
+    return splits
+
+
+def balanced_loss(family: Family | str, eta, y) -> np.ndarray:
+    """L_bal = (1/2) mean_{y=0} l(eta, 0) + (1/2) mean_{y=1} l(eta, 1) over the rows.
+
+    eta (n, ...) holds linear predictors of n rows (trailing axes: several fits), y (n,) the
+    0/1 labels; the result has eta's trailing shape.
+    """
+    family = get_family(family)
+    eta = np.asarray(eta, dtype=np.float64)
+    y = np.asarray(y, dtype=np.float64)
+    if eta.shape[:1] != y.shape:
+        raise ValueError(f"eta must have y's {y.shape[0]} rows first, got shape {eta.shape}")
+    yb = y.reshape(y.shape + (1,) * (eta.ndim - 1))
+    return _balanced_mean(np.asarray(family.loss(eta, yb)), y)
+
+
+def _balanced_mean(loss: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Half the mean of the class-0 rows plus half the mean of the class-1 rows (axis 0)."""
+    return 0.5 * loss[y == 0].mean(axis=0) + 0.5 * loss[y == 1].mean(axis=0)
+
+
+# --------------------------------------------------------------------------------------------
+# batched validation
+
+
+def _bucket(n: int) -> int:
+    """The smallest m 2^k >= n with 8 <= m < 16 (n itself below 16).
+
+    Array sizes are padded up to these buckets (at most 1/8 extra work) so that sizes that
+    vary with the data -- TG-VTSS's candidate windows, a selector's final refit -- still share
+    a handful of compiled fits across the replications of a study.
+    """
+    if n < 16:
+        return n
+    k = n.bit_length() - 4
+    return -(-n >> k) << k
+
+
+def _pad_stack(blocks, rows: int, candidates: int | None = None):
+    """Stack (X, y, w) blocks of different lengths into (S, rows, ...) arrays, padding with
+    zero-weight rows so that every split shares one compiled fit, and the candidate axis of w
+    up to ``candidates`` with copies of the last candidate (results to be discarded)."""
+    S, d, G = len(blocks), blocks[0][0].shape[1], blocks[0][2].shape[0]
+    X = np.zeros((S, rows, d))
+    y = np.zeros((S, rows))
+    w = np.zeros((S, max(G, candidates or 0), rows))
+    for s, (Xs, ys, ws) in enumerate(blocks):
+        X[s, : len(ys)], y[s, : len(ys)] = Xs, ys
+        w[s, :G, : len(ys)] = ws
+        w[s, G:, : len(ys)] = ws[-1]
+    return X, y, w
+
+
+def _validation_losses(X, y, model: GLM, splits, blocks):
+    """Fit every (split, candidate) at once; return the (S, G) validation L_bal on the
+    held-out real rows and the fits' FitInfo."""
+    G = blocks[0][2].shape[0]
+    Xs, ys, ws = _pad_stack(blocks, _bucket(max(len(b[1]) for b in blocks)), _bucket(G))
+    fit = fit_glm(Xs[:, None], ys[:, None], ws, model=model)
+    theta = fit.theta[:, :G]
+    info = FitInfo(*(a[:, :G] for a in fit.info))
+    # one loss evaluation over the held-out rows of all splits: the family's jax functions
+    # then compile for one shape per configuration, not one per split size
+    eta = np.concatenate([model.features(X[s.validation]) @ theta[i].T for i, s in enumerate(splits)])
+    held_y = np.concatenate([y[s.validation] for s in splits]).astype(np.float64)
+    loss = np.asarray(model.family.loss(eta, held_y[:, None]))
+    split_of = np.repeat(np.arange(len(splits)), [len(s.validation) for s in splits])
+    losses = np.stack([_balanced_mean(loss[split_of == i], held_y[split_of == i])
+                       for i in range(len(splits))])
+    return losses, info
+
+
+def _synthetic_blocks(X, y, generator: Generator, n_tilde, splits, root):
+    """Per split: the fitting rows plus one synthetic pool, with prefix weights per candidate.
+
+    Returns the blocks (X, y, w) and the (S, G) fold-rescaled sizes and (S,) split gaps.
+    """
+    gap = int((y == 0).sum() - (y == 1).sum())
+    blocks, sizes, gaps = [], [], []
+    for split in splits:
+        X_tr, y_tr = X[split.train], y[split.train]
+        X1, X0 = X_tr[y_tr == 1], X_tr[y_tr == 0]
+        gap_split = X0.shape[0] - X1.shape[0]
+        size = np.maximum(np.rint(n_tilde * gap_split / gap), 0).astype(np.int64)
+        pool = _draw(generator, X1, X0, int(size.max()), root, _FOLD, split.repeat, split.fold)
+        n_tr = len(y_tr)
+        w = np.zeros((len(size), n_tr + pool.shape[0]))
+        w[:, :n_tr] = 1.0
+        # candidate g uses the first size[g] pool rows: nested draws of one pool
+        w[:, n_tr:] = np.arange(pool.shape[0])[None, :] < size[:, None]
+        blocks.append((np.vstack([X_tr, pool]), np.r_[y_tr, np.ones(pool.shape[0])], w))
+        sizes.append(size)
+        gaps.append(gap_split)
+    return blocks, np.array(sizes), np.array(gaps)
+
+
+def _draw(generator: Generator, X1, X0, m: int, root, *key) -> np.ndarray:
+    """m synthetic rows from ``generator`` fitted on (X1, X0); fit and draw use the two
+    streams under ``key``. No fit when m = 0."""
+    if m == 0:
+        return np.empty((0, X1.shape[1]))
+    fitted = generator.fit(X1, X0, _stream(root, *key, 0))
+    return _checked_sample(fitted, m, X1.shape[1], _stream(root, *key, 1))
+
+
+def _checked_sample(fitted: FittedGenerator, m: int, d: int, rng) -> np.ndarray:
+    pool = np.asarray(fitted.sample(m, rng), dtype=np.float64)
+    if pool.shape != (m, d) or not np.all(np.isfinite(pool)):
+        raise ValueError(
+            f"the generator returned synthetic points of shape {pool.shape} (or non-finite "
+            f"values); expected finite ({m}, {d})"
+        )
+    return pool
+
+
+def _select(means: np.ndarray) -> int:
+    """Index of the smallest finite mean loss, the first (smallest gamma) on ties."""
+    finite = np.where(np.isfinite(means), means, np.inf)
+    if not np.any(np.isfinite(finite)):
+        raise ValueError("every candidate's validation loss is non-finite: no size can be chosen")
+    return int(np.argmin(finite))
+
+
+def _curve(name: str, values, losses, info: FitInfo, **extra) -> dict:
+    """cv_results_: the candidates, the mean and SD over splits of the validation loss, the
+    per-split losses and the per-candidate count of separated / non-converged fits."""
+    return {
+        name: values,
+        **extra,
+        "mean_validation_loss": losses.mean(axis=0),
+        "std_validation_loss": losses.std(axis=0),
+        "split_validation_loss": losses,
+        "n_separated": info.separated.sum(axis=0),
+        "n_not_converged": (~info.converged).sum(axis=0),
+    }
+
+
+# --------------------------------------------------------------------------------------------
+# estimators
+
+
+class _GLMClassifier(ClassifierMixin, BaseEstimator):
+    """Prediction from a fitted linear predictor eta = z(x)' theta_ (shared by all classifiers)."""
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.classifier_tags.multi_class = False
+        return tags
+
+    def _model(self) -> GLM:
+        if not isinstance(self.intercept, (bool, np.bool_)):
+            raise ValueError(f"intercept must be True or False, got {self.intercept!r}")
+        return GLM(get_family(self.family), intercept=bool(self.intercept), ridge=self.ridge)
+
+    def _check_fit_data(self, X, y):
+        X, y = validate_data(self, X, y, dtype=np.float64, y_numeric=False)
+        return X, _check_labels(y)
+
+    def _fit_final(self, X, y, model: GLM, weights=None, synthetic=None, rows: int = 0):
+        """Fit theta on the real rows (weighted or not) plus optional synthetic rows labelled 1,
+        padded with zero-weight rows up to ``rows``: a selector pads to its largest candidate,
+        so its final fit compiles once whatever size it picks."""
+        if weights is None:
+            weights = np.ones(len(y))
+        if synthetic is not None and synthetic.shape[0]:
+            X = np.vstack([X, synthetic])
+            y = np.r_[y, np.ones(synthetic.shape[0], dtype=np.int64)]
+            weights = np.r_[weights, np.ones(synthetic.shape[0])]
+        (X,), (y,), (weights,) = _pad_stack([(X, y, weights[None])], max(rows, len(y)))
+        fit = fit_glm(X, y, weights[0], model=model)
+        self.theta_ = fit.theta
+        self.fit_info_ = fit.info
+        self.coef_ = fit.theta[int(model.intercept):][None, :]
+        self.intercept_ = np.array([fit.theta[0] if model.intercept else 0.0])
+        self.classes_ = np.array([0, 1])
+        self.family_ = model.family
+
+    def _refit_augmented(self, X, y, model, generator, m: int, root, rows: int = 0):
+        """Fit on all real rows plus m fresh synthetic points from the generator fitted on
+        all real rows (streams keyed (final,)); generator_ is None when m = 0."""
+        X1, X0 = X[y == 1], X[y == 0]
+        self.generator_ = None
+        synthetic = None
+        if m > 0:
+            self.generator_ = generator.fit(X1, X0, _stream(root, _FINAL, 0))
+            synthetic = _checked_sample(self.generator_, m, X.shape[1], _stream(root, _FINAL, 1))
+        self._fit_final(X, y, model, synthetic=synthetic, rows=rows)
+
+    def _eta(self, X) -> np.ndarray:
+        check_is_fitted(self, "theta_")
+        X = validate_data(self, X, dtype=np.float64, reset=False)
+        return X @ self.coef_[0] + self.intercept_[0]
+
+    def decision_function(self, X) -> np.ndarray:
+        """eta = z(x)' theta for the Bernoulli families; eta - 1/2 for the squared loss, so
+        that positive always means class 1."""
+        eta = self._eta(X)
+        return eta - 0.5 if self.family_.name == "squared" else eta
+
+    def predict_proba(self, X) -> np.ndarray:
+        """(n, 2) array [P(y = 0 | x), P(y = 1 | x)] from the fitted link (module docstring)."""
+        eta = self._eta(X)
+        name = self.family_.name
+        p1 = expit(eta) if name == "logistic" else ndtr(eta) if name == "probit" else np.clip(eta, 0, 1)
+        return np.column_stack([1.0 - p1, p1])
+
+    def predict(self, X) -> np.ndarray:
+        """Class 1 where P(y = 1 | x) > 1/2."""
+        return (self.decision_function(X) > 0).astype(np.int64)
+
+    def balanced_loss(self, X, y) -> float:
+        """The model's own balanced loss L_bal on (X, y): the balanced risk estimate of section 1
+        (for the logistic family it equals ``balanced_log_loss``)."""
+        y = _check_test_labels(y)
+        return float(balanced_loss(self.family_, self._eta(X), y))
+
+    def balanced_log_loss(self, X, y, eps: float = 1e-15) -> float:
+        """(1/2) mean_{y=0} -log(1 - p) + (1/2) mean_{y=1} -log p, p = predict_proba(X)[:, 1]
+        clipped to [eps, 1 - eps] (it matters only for the squared loss's clipped p)."""
+        y = _check_test_labels(y)
+        p1 = np.clip(self.predict_proba(X)[:, 1], eps, 1 - eps)
+        nll = -np.where(y == 1, np.log(p1), np.log1p(-p1))
+        return float(0.5 * nll[y == 0].mean() + 0.5 * nll[y == 1].mean())
+
+
+def _check_test_labels(y) -> np.ndarray:
+    y = np.asarray(column_or_1d(y, warn=False), dtype=np.float64)
+    if not np.all((y == 0) | (y == 1)) or not (np.any(y == 0) and np.any(y == 1)):
+        raise ValueError(f"y must contain both labels 0 and 1 and nothing else, got {np.unique(y)!r}")
+    return y
+
+
+class VTSSClassifier(_GLMClassifier):
+    """Validation-Tuned Synthetic Size (THEORY.md section 5); the algorithm is in the module
+    docstring.
+
+    Parameters: ``generator`` (catalog name, simstudy Generator or imbalanced-learn
+    over-sampler; see ``resolve_generator``) with ``generator_params``; the GLM (``family``,
+    ``intercept``, ``ridge``); ``gammas`` (default 0, 0.05, ..., 2; sorted and de-duplicated);
+    ``cv`` ("holdout", an int K or ("repeated", K, n_repeats)) with ``test_size`` for the
+    holdout; ``random_state``.
+
+    Learned: ``gamma_``, ``n_synthetic_`` = round(gamma_ (n0 - n1)), ``cv_results_`` (dict of
+    arrays: "gamma", "n_tilde", "mean_validation_loss", "std_validation_loss" (over splits),
+    "split_validation_loss" (S, G), "split_n_tilde" (S, G) the fold-rescaled sizes,
+    "split_gap" (S,) n0 - n1 within each fitting part, "n_separated" / "n_not_converged" (G,)
+    fit-failure counts over splits), ``theta_`` (intercept first), ``coef_`` (1, d),
+    ``intercept_`` (1,), ``classes_``, ``generator_`` (the final fitted generator, None when
+    gamma_ = 0), ``fit_info_`` (the final fit's FitInfo), ``n_features_in_``.
+    """
+
+    def __init__(self, generator="smote", generator_params=None, family="logistic", intercept=True,
+                 ridge=1e-8, gammas=None, cv="holdout", test_size=0.2, random_state=None):
+        self.generator = generator
+        self.generator_params = generator_params
+        self.family = family
+        self.intercept = intercept
+        self.ridge = ridge
+        self.gammas = gammas
+        self.cv = cv
+        self.test_size = test_size
+        self.random_state = random_state
+
+    def fit(self, X, y):
+        """Select gamma on the validation splits, then refit on all the data (see class)."""
+        X, y = self._check_fit_data(X, y)
+        model = self._model()
+        generator = resolve_generator(self.generator, self.generator_params)
+        root = _root_seed(self.random_state)
+        _check_cv(self.cv)  # before TG-VTSS's diagnostics spend any work
+        self._validate_and_refit(X, y, model, generator, self._candidates(X, y, model, generator, root), root)
+        return self
+
+    def _candidates(self, X, y, model, generator, root) -> np.ndarray:
+        return _check_gammas(self.gammas)
+
+    def _validate_and_refit(self, X, y, model, generator, gammas, root):
+        splits = stratified_splits(y, self.cv, self.test_size, root)
+        n0, n1 = int((y == 0).sum()), int((y == 1).sum())
+        n_tilde = np.rint(gammas * (n0 - n1)).astype(np.int64)
+        blocks, sizes, gaps = _synthetic_blocks(X, y, generator, n_tilde, splits, root)
+        losses, info = _validation_losses(X, y, model, splits, blocks)
+        self.cv_results_ = _curve("gamma", gammas, losses, info, n_tilde=n_tilde,
+                                  split_n_tilde=sizes, split_gap=gaps)
+        best = _select(self.cv_results_["mean_validation_loss"])
+        self.gamma_ = float(gammas[best])
+        self.n_synthetic_ = int(n_tilde[best])
+        self._refit_augmented(X, y, model, generator, self.n_synthetic_, root,
+                              rows=_bucket(len(y) + int(n_tilde.max())))
+
+
+class TGVTSSClassifier(VTSSClassifier):
+    """Theory-guided VTSS (THEORY.md section 5): the section 4 diagnostics pick the grid.
+
+    1. The local-symmetry Wald test on the training data (``wald_symmetry_test``). p-value
+       >= alpha (symmetry not rejected): candidates {0, 0.05, ..., 0.2}, branch "symmetry".
+    2. Otherwise ``diagnose`` (balanced pilot, cross-fitted GQS with 5 folds, plug-in target
+       gamma_TG = n_TG / (n0 - n1) = 1 / (1 - c_hat)). GQS <= gqs_threshold: candidates
+       1 + {-0.2, -0.15, ..., 0.2} and, when gamma_TG exists, gamma_TG + the same offsets
+       (negative values dropped), branch "low_gqs". GQS > gqs_threshold: the wide grid
+       ``gammas``, branch "high_gqs".
+    3. Validation and refit as ``VTSSClassifier``.
+
+    Extra learned attributes: ``wald_`` (WaldResult), ``diagnostics_`` (Diagnostics, None in
+    the symmetry branch), ``gqs_`` (float or None), ``gamma_tg_`` (float or None),
+    ``candidate_gammas_``, ``branch_``.
+    """
+
+    def __init__(self, generator="smote", generator_params=None, family="logistic", intercept=True,
+                 ridge=1e-8, gammas=None, cv="holdout", test_size=0.2, random_state=None,
+                 alpha=0.05, gqs_threshold=10.0):
+        super().__init__(generator=generator, generator_params=generator_params, family=family,
+                         intercept=intercept, ridge=ridge, gammas=gammas, cv=cv,
+                         test_size=test_size, random_state=random_state)
+        self.alpha = alpha
+        self.gqs_threshold = gqs_threshold
+
+    def _candidates(self, X, y, model, generator, root) -> np.ndarray:
+        if isinstance(self.alpha, bool) or not isinstance(self.alpha, Real) or not 0 <= self.alpha <= 1:
+            raise ValueError(f"alpha must be a number in [0, 1], got {self.alpha!r}")
+        if isinstance(self.gqs_threshold, bool) or not isinstance(self.gqs_threshold, Real) or np.isnan(
+                self.gqs_threshold):
+            raise ValueError(f"gqs_threshold must be a number, got {self.gqs_threshold!r}")
+        wide = _check_gammas(self.gammas)
+        X0, X1 = X[y == 0], X[y == 1]
+        self.wald_ = wald_symmetry_test(X0, X1, model)
+        self.diagnostics_ = self.gqs_ = self.gamma_tg_ = None
+        if not self.wald_.p_value < self.alpha:
+            self.branch_ = "symmetry"
+            candidates = SYMMETRY_GAMMAS
+        else:
+            self.diagnostics_ = diagnose(X0, X1, generator, model, _stream(root, _DIAGNOSTICS),
+                                         n_folds=min(5, X1.shape[0]))
+            self.gqs_ = self.diagnostics_.gqs.gqs
+            self.gamma_tg_ = self.diagnostics_.target.gamma
+            if self.gqs_ <= self.gqs_threshold:
+                self.branch_ = "low_gqs"
+                centres = [1.0] + ([self.gamma_tg_] if self.gamma_tg_ is not None else [])
+                window = np.round(np.add.outer(centres, WINDOW_OFFSETS).ravel(), 10)
+                candidates = window[window >= 0]
+            else:
+                self.branch_ = "high_gqs"
+                candidates = wide
+        self.candidate_gammas_ = np.unique(candidates)
+        return self.candidate_gammas_
+
+
+class FixedSizeClassifier(_GLMClassifier):
+    """A fixed synthetic multiplier: gamma = 0 (no augmentation) or 1 (full balancing), or any
+    gamma >= 0. Fits all real rows plus round(gamma (n0 - n1)) synthetic points (section 5
+    baselines). Learned: ``gamma_``, ``n_synthetic_``, ``generator_``, and the fit attributes
+    of ``VTSSClassifier``."""
+
+    def __init__(self, gamma=1.0, generator="smote", generator_params=None, family="logistic",
+                 intercept=True, ridge=1e-8, random_state=None):
+        self.gamma = gamma
+        self.generator = generator
+        self.generator_params = generator_params
+        self.family = family
+        self.intercept = intercept
+        self.ridge = ridge
+        self.random_state = random_state
+
+    def fit(self, X, y):
+        X, y = self._check_fit_data(X, y)
+        model = self._model()
+        if isinstance(self.gamma, bool) or not isinstance(self.gamma, Real) or not (
+                np.isfinite(self.gamma) and self.gamma >= 0):
+            raise ValueError(f"gamma must be a finite number >= 0, got {self.gamma!r}")
+        generator = resolve_generator(self.generator, self.generator_params)
+        n0, n1 = int((y == 0).sum()), int((y == 1).sum())
+        self.gamma_ = float(self.gamma)
+        self.n_synthetic_ = int(np.rint(self.gamma_ * (n0 - n1)))
+        self._refit_augmented(X, y, model, generator, self.n_synthetic_, _root_seed(self.random_state))
+        return self
+
+
+class ReweightedClassifier(_GLMClassifier):
+    """Inverse-frequency class weights (section 5 baseline): row weight n / (2 n_k) for class k,
+    so that each class carries half the total weight (the balanced risk's empirical version,
+    the pilot of section 4 up to a factor n). No synthetic points, no randomness."""
+
+    def __init__(self, family="logistic", intercept=True, ridge=1e-8):
+        self.family = family
+        self.intercept = intercept
+        self.ridge = ridge
+
+    def fit(self, X, y):
+        X, y = self._check_fit_data(X, y)
+        counts = np.bincount(y, minlength=2)
+        self.class_weight_ = y.size / (2.0 * counts)
+        self._fit_final(X, y, self._model(), weights=self.class_weight_[y])
+        return self
+
+
+class CostSensitiveClassifier(_GLMClassifier):
+    """A tuned minority weight (section 5 baseline): class 0 rows weigh 1, class 1 rows w1.
+
+    Candidates ``weights`` (w1 > 0); by default w1 = 1 + gamma (n0 - n1) / n1 over the wide
+    gamma grid, so that candidate gamma gives the minority the total weight n1 + gamma (n0 - n1)
+    that gamma (n0 - n1) synthetic points would add (w1 = n0 / n1 at gamma = 1 is the
+    reweighting baseline). Each candidate is validated by the balanced validation loss on the
+    same stratified splits as VTSS (the minority weight is the same on the fitting part), all
+    candidates and splits in one batched fit; w1_hat minimises the mean (ties: the smallest),
+    and the final fit uses all rows. Learned: ``weight_``, ``cv_results_`` ("weight",
+    "mean_validation_loss", "std_validation_loss", "split_validation_loss", "n_separated",
+    "n_not_converged"), and the fit attributes.
+    """
+
+    def __init__(self, weights=None, family="logistic", intercept=True, ridge=1e-8, cv="holdout",
+                 test_size=0.2, random_state=None):
+        self.weights = weights
+        self.family = family
+        self.intercept = intercept
+        self.ridge = ridge
+        self.cv = cv
+        self.test_size = test_size
+        self.random_state = random_state
+
+    def fit(self, X, y):
+        X, y = self._check_fit_data(X, y)
+        model = self._model()
+        n0, n1 = int((y == 0).sum()), int((y == 1).sum())
+        if self.weights is None:
+            grid = 1.0 + DEFAULT_GAMMAS * (n0 - n1) / n1
+        else:
+            grid = _check_gammas(self.weights, "weights")
+            if grid[0] <= 0:
+                raise ValueError(f"weights must be numbers > 0, got {self.weights!r}")
+        splits = stratified_splits(y, self.cv, self.test_size, _root_seed(self.random_state))
+        blocks = []
+        for split in splits:
+            y_tr = y[split.train]
+            w = np.where(y_tr[None, :] == 1, grid[:, None], 1.0)
+            blocks.append((X[split.train], y_tr.astype(np.float64), w))
+        losses, info = _validation_losses(X, y, model, splits, blocks)
+        self.cv_results_ = _curve("weight", grid, losses, info)
+        self.weight_ = float(grid[_select(self.cv_results_["mean_validation_loss"])])
+        self._fit_final(X, y, model, weights=np.where(y == 1, self.weight_, 1.0))
+        return self
+
+
+__all__ = [
+    "DEFAULT_GAMMAS",
+    "CostSensitiveClassifier",
+    "FixedSizeClassifier",
+    "ReweightedClassifier",
+    "Split",
+    "TGVTSSClassifier",
+    "VTSSClassifier",
+    "balanced_loss",
+    "resolve_generator",
+    "stratified_splits",
+]

@@ -70,89 +70,119 @@ class Fit(NamedTuple):
 
 
 _ARMIJO = 1e-4
+# from this many problems sharing one design, Hessians come from one matrix product with the
+# precomputed row outer products (a GEMM) instead of G separate Z' diag(c) Z products
+_OUTER_PRODUCT_GROUP = 4
 
 
-def _newton(Z, y, w, theta0, *, family, penalty, tol, max_iter, separation_margin):
-    """Damped Newton on one problem: Z (n, p), y (n,), w (n,), theta0 (p,).
+def _newton_group(Z, y, w, theta0, *, family, penalty, tol, max_iter, separation_margin):
+    """Damped Newton on G problems that share one design: Z (n, p), y (G or 1, n), w (G, n),
+    theta0 (G or 1, p). Returns theta (G, p) and per-problem diagnostics.
 
     Step: delta = (Z' diag(w l'') Z + lambda P)^{-1} grad F, tried at length t = 1 and halved
     across loop iterations until the Armijo condition holds. Each loop iteration makes one
     pass over the rows: the loss, score and curvature at the trial point share their
-    transcendentals, and the trial's gradient and Hessian are what the next step needs.
+    transcendentals, and the trial's gradient and Hessian are what the next step needs. The
+    loop runs until every problem of the group has stopped; a stopped problem no longer moves.
     """
     import jax
     import jax.numpy as jnp
     from jax.scipy.linalg import cho_factor, cho_solve
 
-    total_w = jnp.maximum(jnp.sum(w), jnp.finfo(Z.dtype).tiny)
+    G = w.shape[0]
+    n, p = Z.shape
+    y = jnp.broadcast_to(y, (G, n))
+    theta0 = jnp.broadcast_to(theta0, (G, p))
+    total_w = jnp.maximum(jnp.sum(w, axis=1), jnp.finfo(Z.dtype).tiny)
     # slack of a few ulps of F: near the optimum the decrease is below F's rounding, and the
     # full Newton step must still be taken for the gradient to reach tol
     ulps = 64 * jnp.finfo(Z.dtype).eps
+    ridge = jnp.diag(penalty)
+
+    if G >= _OUTER_PRODUCT_GROUP:
+        # materialised once per call (the barrier stops XLA from fusing it into every product)
+        outer = jax.lax.optimization_barrier((Z[:, :, None] * Z[:, None, :]).reshape(n, p * p))
+
+        def hessians(c):
+            return (c @ outer).reshape(G, p, p) + ridge
+    else:
+        def hessians(c):
+            return jnp.einsum("gn,np,nq->gpq", c, Z, Z) + ridge
+
+    solve = jax.vmap(lambda H, g: cho_solve(cho_factor(H), g))
+
+    def gradient(eta, theta):
+        return (w * family.score(eta, y)) @ Z + penalty * theta
 
     def evaluate(eta, theta):
-        f = jnp.sum(w * family.loss(eta, y)) + 0.5 * jnp.sum(penalty * theta**2)
-        grad = Z.T @ (w * family.score(eta, y)) + penalty * theta
-        hess = (Z * (w * family.curvature(eta, y))[:, None]).T @ Z + jnp.diag(penalty)
-        delta = cho_solve(cho_factor(hess), grad)
-        return f, grad, delta
+        f = jnp.sum(w * family.loss(eta, y), axis=1) + 0.5 * jnp.sum(penalty * theta**2, axis=1)
+        grad = gradient(eta, theta)
+        return f, grad, solve(hessians(w * family.curvature(eta, y)), grad)
 
     def margin_of(eta):
-        return jnp.min(jnp.where(w > 0, (2.0 * y - 1.0) * eta, jnp.inf))
+        return jnp.min(jnp.where(w > 0, (2.0 * y - 1.0) * eta, jnp.inf), axis=1)
 
-    eta0 = Z @ theta0
+    def grad_norm(eta, theta):
+        return jnp.linalg.norm(gradient(eta, theta), axis=1) / total_w
+
+    eta0 = theta0 @ Z.T
     f0, grad0, delta0 = evaluate(eta0, theta0)
 
     if family.name == "squared":
         # the loss is quadratic: one linear solve is exact
         theta = theta0 - delta0
-        eta = Z @ theta
-        grad_norm = jnp.linalg.norm(Z.T @ (w * family.score(eta, y)) + penalty * theta) / total_w
-        finite = jnp.all(jnp.isfinite(theta)) & jnp.isfinite(grad_norm)
-        theta = jnp.where(finite, theta, theta0)
-        return theta, (jnp.int32(0), grad_norm, finite & (grad_norm <= tol), jnp.bool_(False), ~finite)
-
-    def converged(grad):
-        return jnp.linalg.norm(grad) / total_w <= tol
+        norm = grad_norm(theta @ Z.T, theta)
+        finite = jnp.all(jnp.isfinite(theta), axis=1) & jnp.isfinite(norm)
+        theta = jnp.where(finite[:, None], theta, theta0)
+        zeros = jnp.zeros(G, jnp.int32)
+        return theta, (zeros, norm, finite & (norm <= tol), jnp.zeros(G, bool), ~finite)
 
     def healthy(f, grad, delta):
-        return jnp.isfinite(f) & jnp.all(jnp.isfinite(grad)) & jnp.all(jnp.isfinite(delta))
+        return (jnp.isfinite(f) & jnp.all(jnp.isfinite(grad), axis=1)
+                & jnp.all(jnp.isfinite(delta), axis=1))
+
+    def converged(grad):
+        return jnp.linalg.norm(grad, axis=1) / total_w <= tol
 
     def cond(state):
-        return (~state["done"]) & (state["it"] < max_iter)
+        return jnp.any(~state["done"]) & (state["loop"] < max_iter)
 
     def body(s):
         t = s["t"]
-        trial_theta = s["theta"] - t * s["delta"]
-        trial_eta = s["eta"] - t * s["deta"]
+        trial_theta = s["theta"] - t[:, None] * s["delta"]
+        trial_eta = s["eta"] - t[:, None] * s["deta"]
         f, grad, delta = evaluate(trial_eta, trial_theta)
-        decrease = jnp.dot(s["grad"], s["delta"])
-        accept = healthy(f, grad, delta) & (
+        decrease = jnp.sum(s["grad"] * s["delta"], axis=1)
+        accept = ~s["done"] & healthy(f, grad, delta) & (
             f <= s["f"] - _ARMIJO * t * decrease + ulps * (jnp.abs(s["f"]) + 1.0)
         )
         # t this small moves nothing a double can resolve: floating-point progress is over
         stalled = ~accept & (t < 1e-12)
-        pick = lambda new, old: jnp.where(accept, new, old)  # noqa: E731
-        theta, eta = pick(trial_theta, s["theta"]), pick(trial_eta, s["eta"])
-        new_delta = pick(delta, s["delta"])
+        rows = accept[:, None]
+        theta, eta = jnp.where(rows, trial_theta, s["theta"]), jnp.where(rows, trial_eta, s["eta"])
+        new_delta = jnp.where(rows, delta, s["delta"])
         separated = family.binary & (margin_of(eta) >= separation_margin)
-        done = (accept & converged(grad)) | separated | stalled
+        done = s["done"] | (accept & converged(grad)) | separated | stalled
         return dict(
-            theta=theta, eta=eta, f=pick(f, s["f"]), grad=pick(grad, s["grad"]),
-            delta=new_delta, deta=jnp.where(accept, Z @ new_delta, s["deta"]),
-            t=jnp.where(accept, 1.0, 0.5 * t), it=s["it"] + 1, done=done,
+            theta=theta, eta=eta, f=jnp.where(accept, f, s["f"]),
+            grad=jnp.where(rows, grad, s["grad"]), delta=new_delta,
+            deta=jnp.where(rows, new_delta @ Z.T, s["deta"]),
+            t=jnp.where(accept, 1.0, jnp.where(s["done"], t, 0.5 * t)),
+            it=s["it"] + (~s["done"]).astype(jnp.int32), loop=s["loop"] + 1, done=done,
         )
 
     ok0 = healthy(f0, grad0, delta0)
     state = dict(
-        theta=theta0, eta=eta0, f=f0, grad=grad0, delta=delta0, deta=Z @ delta0,
-        t=jnp.asarray(1.0, Z.dtype), it=jnp.int32(0), done=~ok0 | converged(grad0),
+        theta=theta0, eta=eta0, f=f0, grad=grad0, delta=delta0, deta=delta0 @ Z.T,
+        t=jnp.ones(G, Z.dtype), it=jnp.zeros(G, jnp.int32), loop=jnp.int32(0),
+        done=~ok0 | converged(grad0),
     )
     state = jax.lax.while_loop(cond, body, state)
     theta, eta = state["theta"], state["eta"]
-    grad_norm = jnp.linalg.norm(Z.T @ (w * family.score(eta, y)) + penalty * theta) / total_w
-    bad = ~ok0 | ~jnp.isfinite(grad_norm)
+    norm = grad_norm(eta, theta)
+    bad = ~ok0 | ~jnp.isfinite(norm)
     is_sep = family.binary & (margin_of(eta) > 0)
-    return theta, (state["it"], grad_norm, (grad_norm <= tol) & ~bad, is_sep, bad)
+    return theta, (state["it"], norm, (norm <= tol) & ~bad, is_sep, bad)
 
 
 def _batched_solver(batch_masks, **static):
@@ -160,7 +190,7 @@ def _batched_solver(batch_masks, **static):
     (in_axes None) instead of copied, so one design X can serve every weight vector."""
     import jax
 
-    solver = lambda Z, y, w, t: _newton(Z, y, w, t, **static)  # noqa: E731
+    solver = lambda Z, y, w, t: _newton_group(Z, y, w, t, **static)  # noqa: E731
     for axis_masks in reversed(batch_masks):
         solver = jax.vmap(solver, in_axes=tuple(0 if m else None for m in axis_masks))
     return solver
@@ -265,12 +295,23 @@ def fit_glm(
         *(_squeeze_batch(a, nb, k) for a, k in ((Z, 2), (y, 1), (w, 1), (theta0, 1)))
     )
     # an axis of size 1 everywhere is not mapped at all; it is restored on the way out
-    batch_masks = tuple(m for m, size in zip(zip(*masks), batch_shape) if size != 1) if nb else ()
+    mapped = [m for m, size in zip(zip(*masks), batch_shape) if size != 1] if nb else []
+    Z, y_, w_, t_ = operands
+    if mapped and not mapped[-1][0]:
+        # the innermost batch axis shares the design: it becomes the group solved together;
+        # operands that do not vary along it get a size-1 group axis (broadcast in the solver)
+        group = mapped.pop()
+        y_, w_, t_ = (a if varies else a[..., None, :] for a, varies in zip((y_, w_, t_), group[1:]))
+        G = [s for s in batch_shape if s != 1][-1]
+        w_ = np.broadcast_to(w_, w_.shape[:-2] + (G,) + w_.shape[-1:])
+    else:
+        y_, w_, t_ = (a[..., None, :] for a in (y_, w_, t_))
+    batch_masks = tuple(mapped)
     penalty = np.full(p, model.ridge)
     if model.intercept:
         penalty[0] = 0.0
     theta, (it, gnorm, conv, sep, bad) = _JITTED(
-        *(jnp.asarray(a) for a in operands), jnp.asarray(penalty),
+        *(jnp.asarray(a) for a in (Z, y_, w_, t_)), jnp.asarray(penalty),
         family=model.family, tol=float(tol), max_iter=int(max_iter),
         separation_margin=float(separation_margin), batch_masks=batch_masks,
     )

@@ -17,15 +17,20 @@ CURVE_FIELDS = ("excess_mean", "excess_mcse", "param_error_mean", "param_error_m
                 "population_excess", "theory_excess")
 
 
+def _order(summary: dict) -> tuple:
+    """Sort key: the cell's descriptors, numbers by value."""
+    return tuple((0, v, "") if isinstance(v, (int, float)) else (1, 0, str(v))
+                 for _, v in sorted(summary.get("cell", {}).items()))
+
+
 def read_summaries(sweep_dir: Path) -> list[dict]:
-    """Every job summary below sweep_dir (failed jobs included), in a stable order."""
-    paths = sorted(Path(sweep_dir).glob("**/summary.json"))
+    """Every job summary below sweep_dir (failed jobs included), ordered by cell."""
     out = []
-    for path in paths:
+    for path in Path(sweep_dir).glob("**/summary.json"):
         summary = json.loads(path.read_text())
         summary["job_dir"] = str(path.parent.relative_to(sweep_dir))
         out.append(summary)
-    return out
+    return sorted(out, key=lambda s: (_order(s), s["job_dir"]))
 
 
 def cell_table(summaries: list[dict]) -> pd.DataFrame:

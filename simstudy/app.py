@@ -95,7 +95,8 @@ def _progress_printer(label: str, every_seconds: float = 5.0):
 def run_job(run: RunConfig, out_dir: Path, resolved_yaml: str) -> dict:
     """Everything one job does after validation; returns its summary."""
     from simstudy.config import BuiltCell
-    from simstudy.engine import empirical_optimum, run_cell, summarise_curve, verdict
+    from simstudy.engine import (empirical_optimum, root_mean_square, run_cell, summarise_curve,
+                                 verdict)
     from simstudy.theory import optimal_sizes, predict, synthetic_moments
 
     start = time.perf_counter()
@@ -117,7 +118,7 @@ def run_job(run: RunConfig, out_dir: Path, resolved_yaml: str) -> dict:
     G = len(design.gammas)
     excess = rows["excess"].to_numpy().reshape(design.reps, G)
     error = rows["param_error"].to_numpy().reshape(design.reps, G)
-    exc, err = summarise_curve(excess), summarise_curve(error)
+    exc, err, rms = summarise_curve(excess), summarise_curve(error), root_mean_square(error)
     boot_rng = np.random.default_rng(np.random.SeedSequence(run.seed, spawn_key=(*cell.data_key, *cell.generator_key, 2)))
     optimum = empirical_optimum(excess, design.gammas, boot_rng)
     verdict_ = verdict(exc, prediction.theory_excess, optimal.gamma_star_total, optimum, design.gammas)
@@ -147,6 +148,8 @@ def run_job(run: RunConfig, out_dir: Path, resolved_yaml: str) -> dict:
         "excess_quantiles": {str(q): _floats(v) for q, v in zip((0.1, 0.5, 0.9), exc.quantiles)},
         "param_error_mean": _floats(err.mean),
         "param_error_mcse": _floats(err.mcse),
+        "param_error_rms": _floats(rms.value),
+        "param_error_rms_mcse": _floats(rms.mcse),
         "param_error_quantiles": {str(q): _floats(v) for q, v in zip((0.1, 0.5, 0.9), err.quantiles)},
         "population_excess": _floats(prediction.population_excess),
         "theory_excess": _floats(prediction.theory_excess),

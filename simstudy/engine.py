@@ -198,6 +198,21 @@ def summarise_curve(values: np.ndarray) -> CurveSummary:
     )
 
 
+class RootMeanSquare(NamedTuple):
+    value: np.ndarray
+    mcse: np.ndarray
+
+
+def root_mean_square(values: np.ndarray) -> RootMeanSquare:
+    """sqrt(mean(values^2)) over replications, with the delta-method MCSE
+    sd(values^2) / (2 sqrt(R) rms): the theory predicts E||theta_hat - theta*||^2, so the
+    parameter error is compared on this scale."""
+    squares = values**2
+    rms = np.sqrt(squares.mean(axis=0))
+    se = squares.std(axis=0, ddof=1) / np.sqrt(values.shape[0]) / np.where(rms > 0, 2 * rms, np.inf)
+    return RootMeanSquare(rms, se)
+
+
 class EmpiricalOptimum(NamedTuple):
     gamma: float
     ci: tuple[float, float]

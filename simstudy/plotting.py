@@ -75,13 +75,13 @@ def cell_figure(summary: dict):
     fig, (ax, bx) = plt.subplots(1, 2, figsize=(10, 4))
     _curve_panel(ax, summary)
     g = np.asarray(summary["gammas"])
-    pm, pe = np.asarray(summary["param_error_mean"]), np.asarray(summary["param_error_mcse"])
+    pm, pe = np.asarray(summary["param_error_rms"]), np.asarray(summary["param_error_rms_mcse"])
     bx.fill_between(g, pm - 1.96 * pe, pm + 1.96 * pe, color=SIM, alpha=0.2, lw=0)
     bx.plot(g, pm, "o-", color=SIM, ms=3, lw=1.2, label="simulated mean (±1.96 MCSE)")
     if summary.get("param_error_theory") is not None:
         bx.plot(g, summary["param_error_theory"], "-", color=THEORY, lw=1.2, label="first-order prediction")
     bx.set_xlabel("γ = ñ / (n0 − n1)")
-    bx.set_ylabel("parameter error ‖θ̂ − θ*‖")
+    bx.set_ylabel("RMS parameter error (E‖θ̂ − θ*‖²)^½")
     bx.legend(fontsize=7, frameon=False)
     fig.suptitle(
         f"{summary['study']}: {summary['dgp']}, generator {summary['generator']}, {summary['model']}, "
@@ -136,7 +136,7 @@ def rates_figure(table: pd.DataFrame, summaries: list[dict]):
             picks.append(_nearest(s["gammas"], target))
         for ax, (mean_key, mcse_key, theory_key, label) in zip(axes, [
             ("excess_mean", "excess_mcse", "theory_excess", "excess balanced risk"),
-            ("param_error_mean", "param_error_mcse", "param_error_theory", "parameter error ‖θ̂ − θ*‖"),
+            ("param_error_rms", "param_error_rms_mcse", "param_error_theory", "RMS parameter error (E‖θ̂ − θ*‖²)^½"),
         ]):
             m = np.array([s[mean_key][k] for s, k in zip(summaries, picks)])
             e = np.array([s[mcse_key][k] for s, k in zip(summaries, picks)])
@@ -192,5 +192,112 @@ def alignment_figure(table: pd.DataFrame):
     bx.set_ylabel("mismatch magnitude r = ‖ψ‖")
     bx.set_title("max over γ of |simulated − predicted| / MCSE", fontsize=9)
     fig.colorbar(im, ax=bx)
+    fig.tight_layout()
+    return fig
+
+
+METHOD_COLOURS = {"vtss": "#d35400", "tg_vtss": "#27ae60", "reweighting": "#8e44ad",
+                  "cost_sensitive": "#7f8c8d", "raw": "#2c3e50", "balanced": "#1f4e79"}
+METHOD_LABELS = {"no_augmentation": "no augmentation", "full_balancing": "full balancing",
+                 "oracle_best": "oracle-best size", "vtss": "VTSS", "tg_vtss": "TG-VTSS",
+                 "reweighting": "reweighting", "cost_sensitive": "cost-sensitive", "raw": "raw (γ = 0)",
+                 "balanced": "balanced (γ = 1)"}
+
+
+def vtss_figure(summary: dict):
+    """Study 6: balanced test log-loss against ñ (mean ± 1 SD over replications), full balancing
+    marked, VTSS and TG-VTSS at (mean ñ chosen, mean test loss) with their SD of ñ as horizontal
+    error bars, the reweighting baselines as horizontal lines."""
+    fig, ax = plt.subplots(figsize=(7, 4.2))
+    n = np.asarray(summary["n_tilde"], dtype=float)
+    mean, sd = np.asarray(summary["curve_mean"], dtype=float), np.asarray(summary["curve_sd"], dtype=float)
+    ax.fill_between(n, mean - sd, mean + sd, color=SIM, alpha=0.15, lw=0)
+    ax.plot(n, mean, "o-", color=SIM, ms=3, lw=1.2, label="augmented fit: mean ± 1 SD")
+    gap = summary["n0"] - summary["n1"]
+    ax.axvline(gap, color="k", lw=0.8, ls="--", label=f"full balancing (ñ = {gap})")
+    methods = summary["methods"]
+    best = methods["oracle_best"]
+    ax.plot(best["gamma"] * gap, best["test_loss"]["mean"], "*", color=THEORY, ms=11,
+            label=f"oracle-best size (γ = {best['gamma']:.2f})")
+    for name in ("vtss", "tg_vtss"):
+        m = methods[name]
+        if m["n_tilde"]["mean"] is None:
+            continue
+        ax.errorbar(m["n_tilde"]["mean"], m["test_loss"]["mean"], xerr=m["n_tilde"]["sd"] or 0.0, fmt="s",
+                    color=METHOD_COLOURS[name], ms=6, capsize=3,
+                    label=f"{METHOD_LABELS[name]}: γ̂ = {m['gamma']['mean']:.2f} ± {m['gamma']['sd'] or 0:.2f}")
+    for name in ("reweighting", "cost_sensitive"):
+        value = methods[name]["test_loss"]["mean"]
+        if value is not None:
+            ax.axhline(value, color=METHOD_COLOURS[name], lw=1, ls=":", label=METHOD_LABELS[name])
+    ax.set_xlabel("ñ (synthetic minority points)")
+    ax.set_ylabel("balanced test log-loss" + (" (exact)" if summary["scoring"] == "exact" else ""))
+    secondary = ax.secondary_xaxis("top", functions=(lambda x: x / gap, lambda g: g * gap))
+    secondary.set_xlabel("γ = ñ / (n0 − n1)", fontsize=8)
+    low = np.nanmin(mean - sd)
+    ax.set_ylim(low - 0.05 * abs(low), min(np.nanmax(mean + sd), 2 * np.nanmax(mean[1:]) - low))
+    ax.legend(fontsize=7, frameon=False)
+    ax.set_title(f"{summary['study']}: {summary['dgp']}, {summary['generator']}, {summary['model']}, "
+                 f"n0 = {summary['n0']}, n1 = {summary['n1']}, R = {summary['reps']}", fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def real_data_curves_figure(summary: dict):
+    """Study 7: balanced test log-loss against γ (mean ± 1.96 SE over splits), one panel per
+    dataset × generator, with VTSS's mean choice and the raw and reweighted fits."""
+    curves = summary["curves"]
+    datasets = list(dict.fromkeys(c["dataset"] for c in curves))
+    generators = list(dict.fromkeys(c["generator"] for c in curves))
+    fig, axes = plt.subplots(len(datasets), len(generators), squeeze=False,
+                             figsize=(3.2 * len(generators), 2.6 * len(datasets)))
+    methods = {(m["dataset"], m["generator"], m["method"]): m for m in summary["methods"]}
+    for c in curves:
+        ax = axes[datasets.index(c["dataset"]), generators.index(c["generator"])]
+        g = np.asarray(c["gammas"])
+        mean = np.asarray([np.nan if v is None else v for v in c["mean"]], dtype=float)
+        hw = np.asarray([0.0 if v is None else v for v in c["half_width"]], dtype=float)
+        ax.fill_between(g, mean - hw, mean + hw, color=SIM, alpha=0.2, lw=0)
+        ax.plot(g, mean, "o-", color=SIM, ms=3, lw=1.1, label="augmented fit (± 1.96 SE)")
+        for name in ("vtss", "tg_vtss"):
+            m = methods.get((c["dataset"], c["generator"], name))
+            if m and m["gamma"]["mean"] is not None:
+                ax.errorbar(m["gamma"]["mean"], m["balanced_log_loss"]["mean"], xerr=m["gamma"]["sd"] or 0.0,
+                            fmt="s", color=METHOD_COLOURS[name], ms=4, capsize=2, label=METHOD_LABELS[name])
+        for name in ("raw", "reweighting"):
+            m = methods.get((c["dataset"], "none", name))
+            if m and m["balanced_log_loss"]["mean"] is not None:
+                ax.axhline(m["balanced_log_loss"]["mean"], color=METHOD_COLOURS[name], lw=0.8, ls=":",
+                           label=METHOD_LABELS[name])
+        ax.axvline(1.0, color="k", lw=0.5, alpha=0.4)
+        ax.set_title(f"{c['dataset']} · {c['generator']}", fontsize=8)
+        ax.set_xlabel("γ", fontsize=8)
+        ax.set_ylabel("balanced log-loss", fontsize=8)
+        ax.tick_params(labelsize=7)
+    axes[0, 0].legend(fontsize=6, frameon=False)
+    fig.tight_layout()
+    return fig
+
+
+def real_data_methods_figure(summary: dict):
+    """Study 7: every method's balanced test log-loss (mean ± 1.96 SE over splits), one panel
+    per dataset."""
+    entries = summary["methods"]
+    datasets = list(dict.fromkeys(m["dataset"] for m in entries))
+    fig, axes = plt.subplots(1, len(datasets), squeeze=False, figsize=(3.6 * len(datasets), 4.2))
+    for ax, dataset in zip(axes[0], datasets):
+        rows = [m for m in entries if m["dataset"] == dataset and m["balanced_log_loss"]["mean"] is not None]
+        rows.sort(key=lambda m: (list(METHOD_COLOURS).index(m["method"]) if m["method"] in METHOD_COLOURS else 99,
+                                 m["generator"]))
+        y = np.arange(len(rows))
+        for i, m in enumerate(rows):
+            ax.errorbar(m["balanced_log_loss"]["mean"], i, xerr=m["balanced_log_loss"]["half_width"] or 0.0,
+                        fmt="o", ms=4, capsize=2, color=METHOD_COLOURS.get(m["method"], SIM))
+        ax.set_yticks(y, [METHOD_LABELS.get(m["method"], m["method"]) +
+                          ("" if m["generator"] == "none" else f" · {m['generator']}") for m in rows], fontsize=6)
+        ax.invert_yaxis()
+        ax.set_xlabel("balanced test log-loss", fontsize=8)
+        ax.set_title(dataset, fontsize=9)
+        ax.tick_params(axis="x", labelsize=7)
     fig.tight_layout()
     return fig

@@ -162,3 +162,14 @@ def test_verdict_flags_disagreement():
     assert far["label"] == "disagree" and far["gamma_star_in_ci"] is False
     shifted = verdict(curve, [3.5, 1.0, 2.0], 1.0, opt, gammas)
     assert shifted["label"] == "disagree" and shifted["gammas_beyond_threshold"] == [0.0]
+
+
+def test_root_mean_square_and_its_mcse_against_a_direct_bootstrap():
+    from simstudy.engine import root_mean_square
+
+    rng = np.random.default_rng(4)
+    values = np.abs(rng.normal(size=(400, 2))) * [1.0, 3.0]
+    rms = root_mean_square(values)
+    np.testing.assert_allclose(rms.value, np.sqrt((values**2).mean(0)))
+    boot = np.array([np.sqrt((values[rng.integers(0, 400, 400)] ** 2).mean(0)) for _ in range(2000)])
+    np.testing.assert_allclose(rms.mcse, boot.std(0), rtol=0.1)

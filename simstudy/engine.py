@@ -233,16 +233,19 @@ def empirical_optimum(values: np.ndarray, gammas, rng: np.random.Generator, n_bo
 
 
 def verdict(curve: CurveSummary, theory_excess, gamma_star_theory, optimum: EmpiricalOptimum,
-            gammas, z_threshold: float = 4.0) -> dict:
+            gammas, z_threshold: float = 4.0, theory_se=None) -> dict:
     """Does the simulation agree with the theory?
 
-    ``max_abs_z`` is the largest |simulated mean - predicted| / MCSE over the grid.
+    ``max_abs_z`` is the largest |simulated mean - predicted| / SE over the grid, with
+    SE^2 = MCSE^2 + theory_se^2 (a data-dependent generator's prediction is itself a Monte
+    Carlo average over generator refits, with standard error theory_se).
     ``gamma_star_in_ci`` asks whether the predicted optimal gamma lies in the empirical CI,
     widened by half the local grid spacing on each side since the empirical argmin can only
     take grid values. The label is "agree" when both hold (|z| below ``z_threshold``).
     """
     gammas = np.asarray(gammas)
-    z = (curve.mean - np.asarray(theory_excess)) / np.where(curve.mcse > 0, curve.mcse, np.inf)
+    se = np.hypot(curve.mcse, 0.0 if theory_se is None else np.asarray(theory_se))
+    z = (curve.mean - np.asarray(theory_excess)) / np.where(se > 0, se, np.inf)
     spacing = np.diff(gammas).max() / 2 if len(gammas) > 1 else 0.0
     low, high = optimum.ci
     inside = None

@@ -173,3 +173,15 @@ def test_root_mean_square_and_its_mcse_against_a_direct_bootstrap():
     np.testing.assert_allclose(rms.value, np.sqrt((values**2).mean(0)))
     boot = np.array([np.sqrt((values[rng.integers(0, 400, 400)] ** 2).mean(0)) for _ in range(2000)])
     np.testing.assert_allclose(rms.mcse, boot.std(0), rtol=0.1)
+
+
+def test_verdict_counts_the_theory_monte_carlo_error():
+    gammas = np.array([0.0, 1.0])
+    draws = np.random.default_rng(5).normal(loc=[1.0, 2.0], scale=0.1, size=(100, 2))
+    curve = summarise_curve(draws)
+    opt = empirical_optimum(draws, gammas, np.random.default_rng(1))
+    off = curve.mean + 6 * curve.mcse
+    assert verdict(curve, off, 0.0, opt, gammas)["label"] == "disagree"
+    noisy_theory = verdict(curve, off, 0.0, opt, gammas, theory_se=3 * curve.mcse)
+    assert noisy_theory["label"] == "agree"
+    np.testing.assert_allclose(noisy_theory["max_abs_z"], 6 / np.sqrt(10), rtol=1e-9)

@@ -132,3 +132,9 @@ def test_launchers_give_identical_numbers(tmp_path, launcher):
     simstudy([*SWEEP_ARGS, f"hydra.sweep.dir={basic}"], ROOT)
     simstudy([*SWEEP_ARGS, f"hydra.sweep.dir={other}", f"hydra/launcher={launcher}"], ROOT)
     assert _numbers(basic) == _numbers(other) and len(_numbers(basic)) == 2
+
+
+def test_the_quick_start_study_writes_its_figure_into_figures():
+    # a study preset's values must win over the root config's defaults
+    assert validate(composed([])).figures_dir == "figures"
+    assert validate(composed(["study=asym_biased"])).figures_dir is None

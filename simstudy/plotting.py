@@ -190,7 +190,7 @@ def alignment_figure(table: pd.DataFrame):
         bx.text(j, i, f"{v:.1f}", ha="center", va="center", fontsize=8, color="w" if v > 4 else "k")
     bx.set_xlabel("mismatch angle φ to g (degrees)")
     bx.set_ylabel("mismatch magnitude r = ‖ψ‖")
-    bx.set_title("max over γ of |simulated − predicted| / MCSE", fontsize=9)
+    bx.set_title("max over γ of |simulated − predicted| / SE (simulation and theory)", fontsize=9)
     fig.colorbar(im, ax=bx)
     fig.tight_layout()
     return fig
@@ -204,11 +204,7 @@ METHOD_LABELS = {"no_augmentation": "no augmentation", "full_balancing": "full b
                  "balanced": "balanced (γ = 1)"}
 
 
-def vtss_figure(summary: dict):
-    """Study 6: balanced test log-loss against ñ (mean ± 1 SD over replications), full balancing
-    marked, VTSS and TG-VTSS at (mean ñ chosen, mean test loss) with their SD of ñ as horizontal
-    error bars, the reweighting baselines as horizontal lines."""
-    fig, ax = plt.subplots(figsize=(7, 4.2))
+def _vtss_panel(ax, summary: dict, legend: bool):
     n = np.asarray(summary["n_tilde"], dtype=float)
     mean, sd = np.asarray(summary["curve_mean"], dtype=float), np.asarray(summary["curve_sd"], dtype=float)
     ax.fill_between(n, mean - sd, mean + sd, color=SIM, alpha=0.15, lw=0)
@@ -225,7 +221,7 @@ def vtss_figure(summary: dict):
             continue
         ax.errorbar(m["n_tilde"]["mean"], m["test_loss"]["mean"], xerr=m["n_tilde"]["sd"] or 0.0, fmt="s",
                     color=METHOD_COLOURS[name], ms=6, capsize=3,
-                    label=f"{METHOD_LABELS[name]}: γ̂ = {m['gamma']['mean']:.2f} ± {m['gamma']['sd'] or 0:.2f}")
+                    label=f"{METHOD_LABELS[name]}: γ̂ = {m['gamma']['mean']:.2f} ± {m['gamma']['sd'] or 0:.2f} (SD)")
     for name in ("reweighting", "cost_sensitive"):
         value = methods[name]["test_loss"]["mean"]
         if value is not None:
@@ -234,11 +230,33 @@ def vtss_figure(summary: dict):
     ax.set_ylabel("balanced test log-loss" + (" (exact)" if summary["scoring"] == "exact" else ""))
     secondary = ax.secondary_xaxis("top", functions=(lambda x: x / gap, lambda g: g * gap))
     secondary.set_xlabel("γ = ñ / (n0 − n1)", fontsize=8)
-    low = np.nanmin(mean - sd)
-    ax.set_ylim(low - 0.05 * abs(low), min(np.nanmax(mean + sd), 2 * np.nanmax(mean[1:]) - low))
-    ax.legend(fontsize=7, frameon=False)
-    ax.set_title(f"{summary['study']}: {summary['dgp']}, {summary['generator']}, {summary['model']}, "
-                 f"n0 = {summary['n0']}, n1 = {summary['n1']}, R = {summary['reps']}", fontsize=8)
+    if legend:
+        ax.legend(fontsize=7, frameon=False)
+
+
+def vtss_figure(summary: dict):
+    """Study 6: balanced test log-loss against ñ (mean ± 1 SD over replications), full balancing
+    marked, VTSS and TG-VTSS at (mean ñ chosen, mean test loss) with their SD of ñ as horizontal
+    error bars, the reweighting baselines as horizontal lines. Left the whole grid, right a zoom
+    on γ within [γ_oracle − 0.6, γ_oracle + 0.8], where the selections fall."""
+    fig, (ax, bx) = plt.subplots(1, 2, figsize=(12, 4.4))
+    _vtss_panel(ax, summary, legend=False)
+    _vtss_panel(bx, summary, legend=True)
+    gap = summary["n0"] - summary["n1"]
+    g = np.asarray(summary["gammas"], dtype=float)
+    best = summary["methods"]["oracle_best"]["gamma"]
+    window = (g >= best - 0.6) & (g <= best + 0.8)
+    mean, sd = np.asarray(summary["curve_mean"], dtype=float), np.asarray(summary["curve_sd"], dtype=float)
+    values = [mean[window] - sd[window], mean[window] + sd[window]]
+    values += [[summary["methods"][name]["test_loss"]["mean"]] for name in ("oracle_best", "vtss", "tg_vtss")
+               if summary["methods"][name]["test_loss"]["mean"] is not None]
+    low, high = min(np.min(v) for v in values), max(np.max(v) for v in values)
+    pad = 0.05 * (high - low)
+    bx.set_xlim(max(0.0, best - 0.6) * gap, (best + 0.8) * gap)
+    bx.set_ylim(low - pad, high + pad)
+    bx.set_title("near the optimum", fontsize=8)
+    fig.suptitle(f"{summary['study']}: {summary['dgp']}, {summary['generator']}, {summary['model']}, "
+                 f"n0 = {summary['n0']}, n1 = {summary['n1']}, R = {summary['reps']}", fontsize=9)
     fig.tight_layout()
     return fig
 

@@ -68,8 +68,13 @@ def curve_table(summaries: list[dict]) -> pd.DataFrame:
 
 
 def _varying(summaries: list[dict]) -> list[str]:
-    keys = sorted({k for s in summaries for k in s.get("cell", {})})
-    return [k for k in keys if len({json.dumps(s["cell"].get(k)) for s in summaries}) > 1]
+    """Cell descriptors that differ between cells and that every cell has (a generator's own
+    options, present only for that generator, follow from the generator), with "generator"
+    last so that generators become the panel columns."""
+    cells = [s.get("cell", {}) for s in summaries]
+    shared = set.intersection(*(set(c) for c in cells)) if cells else set()
+    keys = [k for k in sorted(shared) if len({json.dumps(c[k]) for c in cells}) > 1]
+    return sorted(keys, key=lambda k: k == "generator")
 
 
 def study_figure(kind: str, summaries: list[dict], cells: pd.DataFrame):

@@ -20,10 +20,11 @@ def main() -> int:
     parser.add_argument("--only", nargs="*", default=None, help="a subset of the sweeps")
     parser.add_argument("--launcher", default="basic", help="hydra/launcher preset")
     parser.add_argument("--reps", type=int, default=None, help="override design.reps")
+    parser.add_argument("--report-only", action="store_true", help="only rebuild figures/REPORT.md")
     args = parser.parse_args()
     root = Path(__file__).resolve().parent.parent
     status = 0
-    for name in args.only or SWEEPS + SELECTION_STUDIES:
+    for name in [] if args.report_only else args.only or SWEEPS + SELECTION_STUDIES:
         multirun = name in SWEEPS
         cmd = [sys.executable, "-m", "simstudy"] + (["-m", f"sweep={name}"] if multirun else [f"study={name}"])
         cmd += [f"hydra/launcher={args.launcher}", "figures_dir=figures"]

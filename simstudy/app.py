@@ -30,7 +30,7 @@ from pathlib import Path
 import numpy as np
 
 import simstudy
-from simstudy.config import ConfigError, RunConfig, validate
+from simstudy.config import SELECTION_FIGURES, ConfigError, RunConfig, validate
 from simstudy.jobfiles import atomic_write_json, atomic_write_text, write_parquet
 
 CONFIG_PATH = str(Path(__file__).resolve().parent.parent / "conf")
@@ -234,6 +234,10 @@ def task(cfg) -> dict | None:
             return previous
     resolved = OmegaConf.to_yaml(cfg, resolve=True)
     try:
+        if run.figure in SELECTION_FIGURES:
+            from simstudy.selection_study import run_selection_job
+
+            return run_selection_job(run, run.extra, out_dir, resolved)
         return run_job(run, out_dir, resolved)
     except ConfigError as err:
         fail_config(err, out_dir)
@@ -353,7 +357,9 @@ def preflight(argv: list[str]) -> None:
         for job in _sweep_cells(overrides, multirun=bool(flags & {"-m", "--multirun"})):
             with initialize_config_dir(config_dir=CONFIG_PATH, version_base="1.3"):
                 cfg = compose("config", overrides=[o for o in job if not o.startswith("hydra")])
-            BuiltCell(validate(cfg))
+            run = validate(cfg)
+            if run.figure not in SELECTION_FIGURES:  # selection studies are checked by validate
+                BuiltCell(run)
     except ConfigError as err:
         print(f"simstudy: config error: {err}", file=sys.stderr)
         raise SystemExit(2)

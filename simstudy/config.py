@@ -9,7 +9,7 @@ population and design of THEORY.md section 6 from it.
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -107,7 +107,9 @@ SECTION_KEYS = {
     "study": {"name", "figure", "description"},
     "theory": {"refits"},
 }
-ROOT_KEYS = {"seed", "figures_dir", "theory", "study", "dgp", "generator", "model", "design"}
+ROOT_KEYS = {"seed", "figures_dir", "theory", "study", "dgp", "generator", "model", "design",
+             "selection", "data"}
+SELECTION_FIGURES = ("vtss", "real_data")
 
 
 def _known_keys(cfg: dict) -> None:
@@ -233,11 +235,17 @@ def validate(cfg) -> RunConfig:
     figures_dir = cfg.get("figures_dir")
     if figures_dir is not None and not isinstance(figures_dir, str):
         raise ConfigError("figures_dir", figures_dir, "must be a path or null")
-    return RunConfig(
+    run = RunConfig(
         study=study["name"], figure=figure, seed=seed, dgp={"name": dgp_name, **dgp_options},
         generator=generator, model=model, design=design, theory_refits=refits,
         figures_dir=figures_dir,
     )
+    if figure in SELECTION_FIGURES:
+        from simstudy.selection_study import validate_section
+
+        sections = {k: cfg[k] for k in ("selection", "data") if cfg.get(k) is not None}
+        run = replace(run, extra=validate_section(sections, run))
+    return run
 
 
 class BuiltCell:

@@ -31,6 +31,12 @@ SeedSequence; each use derives its own child from a fixed spawn key, so split s 
 draws from streams keyed (r, s) whatever the other splits do, and the final refit's stream does
 not depend on the grid or the validation scheme. Nothing touches a global seed.
 
+Feature maps (``features``, every estimator): a callable phi with fixed parameters mapping raw rows
+(n, d) to features (n, D), e.g. random Fourier features (THEORY.md section 6, study 6(b)). The
+generator still works in the raw space; phi is applied to every real and synthetic row after
+augmentation, before fitting, and again in prediction, so the design is z(x) = phi(x), or
+(1, phi(x)) with an intercept (``FeatureGLM``). With ``features=None``, z(x) = x (or (1, x)).
+
 Predictions use the linear predictor eta = z(x)' theta: ``predict_proba`` is sigmoid(eta)
 (logistic), Phi(eta) (probit) or eta clipped to [0, 1] (squared loss on 0/1 labels, a linear
 probability model); ``predict`` thresholds it at 1/2.
@@ -38,8 +44,9 @@ probability model); ``predict`` thresholds it at 1/2.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from numbers import Integral, Real
-from typing import NamedTuple
+from typing import Callable, NamedTuple
 
 import numpy as np
 from imblearn.over_sampling.base import BaseOverSampler
@@ -120,6 +127,38 @@ def _stream(root: np.random.SeedSequence, *key: int) -> np.random.Generator:
     """The generator of the child of ``root`` with spawn key ``key`` (appended to root's)."""
     child = np.random.SeedSequence(root.entropy, spawn_key=tuple(root.spawn_key) + key)
     return np.random.Generator(np.random.PCG64(child))
+
+
+@dataclass(frozen=True)
+class FeatureGLM(GLM):
+    """A GLM on a fixed feature map phi: z(x) = phi(x), or (1, phi(x)) with an intercept.
+
+    Everything that builds the design through ``GLM.features`` / ``GLM.n_params`` (``fit_glm``,
+    the section 4 diagnostics, the validation losses) then works in feature space while the
+    rows handed to it, and to the generator, stay raw. ``feature_map`` maps numpy arrays
+    (..., n, d) to (..., n, D) with D fixed.
+    """
+
+    feature_map: Callable | None = None
+
+    def __post_init__(self):
+        super().__post_init__()
+        if not callable(self.feature_map):
+            raise ValueError(f"feature_map must be a callable X -> Phi, got {self.feature_map!r}")
+
+    def n_params(self, d: int) -> int:
+        """D + 1 with an intercept, else D; D is read off phi of one row of zeros."""
+        return self.features(np.zeros((1, d))).shape[-1]
+
+    def features(self, X):
+        X = np.asarray(X, dtype=np.float64)
+        Phi = np.asarray(self.feature_map(X), dtype=np.float64)
+        if Phi.ndim != X.ndim or Phi.shape[:-1] != X.shape[:-1]:
+            raise ValueError(
+                f"features must map rows of shape {X.shape} to an array with the same leading "
+                f"shape {X.shape[:-1]} and one feature axis, got shape {Phi.shape}"
+            )
+        return super().features(Phi)
 
 
 def resolve_generator(generator, generator_params=None) -> Generator:
@@ -374,7 +413,15 @@ class _GLMClassifier(ClassifierMixin, BaseEstimator):
     def _model(self) -> GLM:
         if not isinstance(self.intercept, (bool, np.bool_)):
             raise ValueError(f"intercept must be True or False, got {self.intercept!r}")
-        return GLM(get_family(self.family), intercept=bool(self.intercept), ridge=self.ridge)
+        if self.features is None:
+            return GLM(get_family(self.family), intercept=bool(self.intercept), ridge=self.ridge)
+        if not callable(self.features):
+            raise ValueError(
+                f"features must be None or a callable mapping raw rows (n, d) to features (n, D), "
+                f"got {self.features!r}"
+            )
+        return FeatureGLM(get_family(self.family), intercept=bool(self.intercept), ridge=self.ridge,
+                          feature_map=self.features)
 
     def _check_fit_data(self, X, y):
         X, y = validate_data(self, X, y, dtype=np.float64, y_numeric=False)
@@ -393,6 +440,7 @@ class _GLMClassifier(ClassifierMixin, BaseEstimator):
         (X,), (y,), (weights,) = _pad_stack([(X, y, weights[None])], max(rows, len(y)))
         fit = fit_glm(X, y, weights[0], model=model)
         self.theta_ = fit.theta
+        self.model_ = model
         self.fit_info_ = fit.info
         self.coef_ = fit.theta[int(model.intercept):][None, :]
         self.intercept_ = np.array([fit.theta[0] if model.intercept else 0.0])
@@ -413,7 +461,7 @@ class _GLMClassifier(ClassifierMixin, BaseEstimator):
     def _eta(self, X) -> np.ndarray:
         check_is_fitted(self, "theta_")
         X = validate_data(self, X, dtype=np.float64, reset=False)
-        return X @ self.coef_[0] + self.intercept_[0]
+        return self.model_.features(X) @ self.theta_
 
     def decision_function(self, X) -> np.ndarray:
         """eta = z(x)' theta for the Bernoulli families; eta - 1/2 for the squared loss, so
@@ -462,19 +510,20 @@ class VTSSClassifier(_GLMClassifier):
     over-sampler; see ``resolve_generator``) with ``generator_params``; the GLM (``family``,
     ``intercept``, ``ridge``); ``gammas`` (default 0, 0.05, ..., 2; sorted and de-duplicated);
     ``cv`` ("holdout", an int K or ("repeated", K, n_repeats)) with ``test_size`` for the
-    holdout; ``random_state``.
+    holdout; ``random_state``; ``features`` (None or a feature map phi, module docstring).
 
     Learned: ``gamma_``, ``n_synthetic_`` = round(gamma_ (n0 - n1)), ``cv_results_`` (dict of
     arrays: "gamma", "n_tilde", "mean_validation_loss", "std_validation_loss" (over splits),
     "split_validation_loss" (S, G), "split_n_tilde" (S, G) the fold-rescaled sizes,
     "split_gap" (S,) n0 - n1 within each fitting part, "n_separated" / "n_not_converged" (G,)
-    fit-failure counts over splits), ``theta_`` (intercept first), ``coef_`` (1, d),
-    ``intercept_`` (1,), ``classes_``, ``generator_`` (the final fitted generator, None when
+    fit-failure counts over splits), ``theta_`` (intercept first), ``coef_`` (1, D) (D = d
+    without a feature map), ``intercept_`` (1,), ``model_`` (the GLM or FeatureGLM fitted), ``classes_``, ``generator_`` (the final fitted generator, None when
     gamma_ = 0), ``fit_info_`` (the final fit's FitInfo), ``n_features_in_``.
     """
 
     def __init__(self, generator="smote", generator_params=None, family="logistic", intercept=True,
-                 ridge=1e-8, gammas=None, cv="holdout", test_size=0.2, random_state=None):
+                 ridge=1e-8, gammas=None, cv="holdout", test_size=0.2, random_state=None,
+                 features=None):
         self.generator = generator
         self.generator_params = generator_params
         self.family = family
@@ -484,6 +533,7 @@ class VTSSClassifier(_GLMClassifier):
         self.cv = cv
         self.test_size = test_size
         self.random_state = random_state
+        self.features = features
 
     def fit(self, X, y):
         """Select gamma on the validation splits, then refit on all the data (see class)."""
@@ -532,10 +582,10 @@ class TGVTSSClassifier(VTSSClassifier):
 
     def __init__(self, generator="smote", generator_params=None, family="logistic", intercept=True,
                  ridge=1e-8, gammas=None, cv="holdout", test_size=0.2, random_state=None,
-                 alpha=0.05, gqs_threshold=10.0):
+                 alpha=0.05, gqs_threshold=10.0, features=None):
         super().__init__(generator=generator, generator_params=generator_params, family=family,
                          intercept=intercept, ridge=ridge, gammas=gammas, cv=cv,
-                         test_size=test_size, random_state=random_state)
+                         test_size=test_size, random_state=random_state, features=features)
         self.alpha = alpha
         self.gqs_threshold = gqs_threshold
 
@@ -576,7 +626,7 @@ class FixedSizeClassifier(_GLMClassifier):
     of ``VTSSClassifier``."""
 
     def __init__(self, gamma=1.0, generator="smote", generator_params=None, family="logistic",
-                 intercept=True, ridge=1e-8, random_state=None):
+                 intercept=True, ridge=1e-8, random_state=None, features=None):
         self.gamma = gamma
         self.generator = generator
         self.generator_params = generator_params
@@ -584,6 +634,7 @@ class FixedSizeClassifier(_GLMClassifier):
         self.intercept = intercept
         self.ridge = ridge
         self.random_state = random_state
+        self.features = features
 
     def fit(self, X, y):
         X, y = self._check_fit_data(X, y)
@@ -604,10 +655,11 @@ class ReweightedClassifier(_GLMClassifier):
     so that each class carries half the total weight (the balanced risk's empirical version,
     the pilot of section 4 up to a factor n). No synthetic points, no randomness."""
 
-    def __init__(self, family="logistic", intercept=True, ridge=1e-8):
+    def __init__(self, family="logistic", intercept=True, ridge=1e-8, features=None):
         self.family = family
         self.intercept = intercept
         self.ridge = ridge
+        self.features = features
 
     def fit(self, X, y):
         X, y = self._check_fit_data(X, y)
@@ -632,7 +684,7 @@ class CostSensitiveClassifier(_GLMClassifier):
     """
 
     def __init__(self, weights=None, family="logistic", intercept=True, ridge=1e-8, cv="holdout",
-                 test_size=0.2, random_state=None):
+                 test_size=0.2, random_state=None, features=None):
         self.weights = weights
         self.family = family
         self.intercept = intercept
@@ -640,6 +692,7 @@ class CostSensitiveClassifier(_GLMClassifier):
         self.cv = cv
         self.test_size = test_size
         self.random_state = random_state
+        self.features = features
 
     def fit(self, X, y):
         X, y = self._check_fit_data(X, y)
@@ -667,6 +720,7 @@ class CostSensitiveClassifier(_GLMClassifier):
 __all__ = [
     "DEFAULT_GAMMAS",
     "CostSensitiveClassifier",
+    "FeatureGLM",
     "FixedSizeClassifier",
     "ReweightedClassifier",
     "Split",

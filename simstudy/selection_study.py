@@ -42,10 +42,9 @@ cell: its lengthscale ell is the median pairwise distance of a pilot sample of
 ``pilot_per_class`` rows per class (the median heuristic), unless a number is given; pilot,
 W and b come from the stream keyed stable_key({"features": options, "dgp": dgp}).
 
-Study 7 (``figure: real_data``), for each dataset and each generator, R repeated stratified
-80/20 splits (split s: ``stratified_splits(y, "holdout", test_size)`` under the stream of
-replication s of the dataset's key); the test part is balanced by downsampling its majority to
-its minority count (the same stream); missing values are imputed by the training medians and
+Study 7 (``figure: real_data``), for each dataset and each generator, R = ``design.reps``
+repeated stratified 80/20 splits; the test part is balanced by downsampling its majority to
+its minority count; missing values are imputed by the training medians and
 the columns standardised by the training means and SDs (``preprocess``; columns constant or
 empty in the training part are dropped); logistic regression with intercept. Methods: raw
 (gamma = 0), fully balanced (gamma = 1, off the curve), VTSS, TG-VTSS, reweighting and
@@ -54,7 +53,11 @@ accuracy, F1, MCC, AUROC and AUPRC (``classification_metrics``), summarised as m
 over splits. The splits overlap, so that SE understates the variability of a new-sample
 estimate (Nadeau and Bengio 2003); it measures only the Monte Carlo error over splits. A
 method that raises on a split is recorded with its error and NaN metrics, never dropped
-(section 7).
+(section 7). Streams of split s, with K = stable_key of the dataset's identity: the two
+children of SeedSequence(seed, spawn_key=(K, s)) draw the split and the test downsampling;
+generator G fits and draws from ``replication_streams(seed, K, stable_key(G), s)``; the
+selectors share SeedSequence(seed, spawn_key=(K, s, 2)) across generators (common random
+numbers). The curve's grid is ``design.gammas``; ``design.n0`` / ``design.n1`` are unused.
 
 Entry points for the app: ``validate_section(section, run)`` and ``run_selection_job(run,
 section, out_dir, resolved_yaml)``; ``section`` holds the top-level keys ``selection`` (both
@@ -912,8 +915,9 @@ METHOD_ORDER = ("raw", "balanced", "vtss", "tg_vtss", "reweighting", "cost_sensi
 
 
 def summarise_real_data(rows: pd.DataFrame, gammas) -> dict:
-    """Per (dataset, generator, method) mean and 1.96 SE of every metric, chosen gamma, failures;
-    and the per (dataset, generator) curve of the balanced log-loss against gamma."""
+    """Per (dataset, generator, method) mean and 1.96 SE of every metric, chosen gamma, failures
+    (ordered by dataset, then ``METHOD_ORDER``, then generator); and the per (dataset, generator)
+    curve of the balanced log-loss against gamma."""
     methods = []
     for (dataset, generator, method), sub in rows[rows["method"] != "curve"].groupby(
             ["dataset", "generator", "method"], sort=False):
@@ -924,6 +928,8 @@ def summarise_real_data(rows: pd.DataFrame, gammas) -> dict:
             entry[metric] = {"mean": stats["mean"], "sd": stats["sd"],
                              "half_width": None if stats["mcse"] is None else 1.96 * stats["mcse"]}
         methods.append(entry)
+    datasets = list(dict.fromkeys(rows["dataset"]))
+    methods.sort(key=lambda m: (datasets.index(m["dataset"]), METHOD_ORDER.index(m["method"]), m["generator"]))
     curves = []
     for (dataset, generator), sub in rows[rows["method"] == "curve"].groupby(["dataset", "generator"], sort=False):
         table = sub.pivot(index="split", columns="gamma", values="balanced_log_loss")
@@ -939,23 +945,24 @@ def summarise_real_data(rows: pd.DataFrame, gammas) -> dict:
 
 
 def markdown_table(numbers: dict) -> str:
-    """Study 7's results as markdown: one table per dataset, mean +- 1.96 SE over splits."""
-    lines = []
+    """Study 7's results as markdown: one table per dataset, mean +- 1.96 SE over splits, with
+    the number of failed method fits (errors) and of separated final fits."""
+    lines = ["Mean ± 1.96 SE over the repeated splits (the SE ignores the splits' overlap).", ""]
     columns = ("balanced_log_loss", "accuracy", "balanced_accuracy", "f1", "mcc", "auroc", "auprc")
     for dataset, facts in numbers["datasets"].items():
         lines += [f"### {dataset}", "",
                   f"train n0 = {facts['n_train0']}, n1 = {facts['n_train1']}; balanced test set "
                   f"{facts['n_test_per_class']} per class; {facts['n_features']} features after preprocessing", "",
-                  "| method | generator | gamma | " + " | ".join(columns) + " | errors |",
-                  "|---|---|---|" + "---|" * len(columns) + "---|"]
+                  "| method | generator | gamma | " + " | ".join(columns) + " | errors | separated |",
+                  "|---|---|---|" + "---|" * len(columns) + "---|---|"]
         entries = [m for m in numbers["methods"] if m["dataset"] == dataset]
-        entries.sort(key=lambda m: (METHOD_ORDER.index(m["method"]), m["generator"]))
         for m in entries:
             cells = []
             for c in ("gamma",) + columns:
                 mean, hw = m[c]["mean"], m[c]["half_width"]
                 cells.append("" if mean is None else f"{mean:.3f}" + ("" if hw is None else f" ± {hw:.3f}"))
-            lines.append(f"| {m['method']} | {m['generator']} | " + " | ".join(cells) + f" | {m['n_errors']} |")
+            lines.append(f"| {m['method']} | {m['generator']} | " + " | ".join(cells)
+                         + f" | {m['n_errors']} | {m['n_separated']} |")
         lines.append("")
     return "\n".join(lines)
 

@@ -138,3 +138,16 @@ def test_the_quick_start_study_writes_its_figure_into_figures():
     # a study preset's values must win over the root config's defaults
     assert validate(composed([])).figures_dir == "figures"
     assert validate(composed(["study=asym_biased"])).figures_dir is None
+
+
+@pytest.mark.parametrize("study, extra", [
+    ("vtss_linear", ["design.n1=50", "design.n0=500", "selection.gammas=[0.0,0.5,1.0]"]),
+    ("real_data", ["selection.gammas=[0.0,1.0]", "data.datasets=[nwtco]", "data.generators=[SMOTE]"]),
+])
+def test_selection_studies_run_from_the_command_line(tmp_path, study, extra):
+    out = tmp_path / "job"
+    simstudy([f"study={study}", "design.reps=2", "design.gammas=[0.0,1.0]", *extra,
+              f"hydra.run.dir={out}"], ROOT)
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["status"] == "ok" and summary["study"] == study
+    assert (out / "replications.parquet").exists() and (out / "figure.png").exists()

@@ -25,7 +25,7 @@ SUMMARY_KEYS = {
     "gamma_star_theory", "gamma_star_theory_total", "gamma_star_empirical",
     "gamma_star_empirical_ci", "n_failed_fits", "verdict", "versions", "seconds",
 }
-SMALL = ["design.reps=4", "design.gammas=[0.0,1.0,2.0]", "theory.refits=4"]
+SMALL = ["design.reps=4", "design.gammas=[0.0,1.0,2.0]", "theory.refits=4", "figures_dir=null"]
 
 
 def composed(overrides):

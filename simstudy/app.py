@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 import platform
 import shutil
 import sys
@@ -31,7 +30,8 @@ import numpy as np
 
 import simstudy
 from simstudy.config import SELECTION_FIGURES, ConfigError, RunConfig, validate
-from simstudy.jobfiles import atomic_write_json, atomic_write_text, write_parquet
+from simstudy.jobfiles import (atomic_write_json, atomic_write_text, json_number, json_numbers,
+                               write_parquet)
 
 CONFIG_PATH = str(Path(__file__).resolve().parent.parent / "conf")
 VERSIONED = ("numpy", "scipy", "jax", "jaxlib", "pandas", "pyarrow", "scikit-learn",
@@ -51,16 +51,6 @@ def versions() -> dict:
 def config_hash(run: RunConfig) -> str:
     return hashlib.sha256(json.dumps(run.identity(), sort_keys=True, default=str).encode()).hexdigest()
 
-
-def _finite_or_none(x):
-    if x is None:
-        return None
-    x = float(x)
-    return x if math.isfinite(x) else None
-
-
-def _floats(a) -> list:
-    return [_finite_or_none(v) for v in np.asarray(a, dtype=float).ravel()]
 
 
 def cell_descriptor(run: RunConfig) -> dict:
@@ -142,34 +132,34 @@ def run_job(run: RunConfig, out_dir: Path, resolved_yaml: str) -> dict:
         "generator_key": list(cell.generator_key),
         "regime": population.regime,
         "g_norm": float(np.linalg.norm(population.g)),
-        "theta_star": _floats(population.theta_star),
+        "theta_star": json_numbers(population.theta_star),
         "gammas": list(design.gammas),
         "n_tilde": [int(n) for n in design.n_tilde],
-        "excess_mean": _floats(exc.mean),
-        "excess_mcse": _floats(exc.mcse),
-        "excess_quantiles": {str(q): _floats(v) for q, v in zip((0.1, 0.5, 0.9), exc.quantiles)},
-        "param_error_mean": _floats(err.mean),
-        "param_error_mcse": _floats(err.mcse),
-        "param_error_rms": _floats(rms.value),
-        "param_error_rms_mcse": _floats(rms.mcse),
-        "param_error_quantiles": {str(q): _floats(v) for q, v in zip((0.1, 0.5, 0.9), err.quantiles)},
-        "population_excess": _floats(prediction.population_excess),
-        "theory_excess": _floats(prediction.theory_excess),
-        "theory_excess_se": _floats(prediction.theory_excess_se),
-        "theory_bias": _floats(prediction.bias_term),
-        "theory_cross": _floats(prediction.cross_term),
-        "theory_variance": _floats(prediction.variance_term),
-        "param_error_theory": _floats(prediction.param_error_theory),
-        "theory_grid": {"gammas": _floats(fine), "theory_excess": _floats(fine_prediction.theory_excess),
-                        "population_excess": _floats(fine_prediction.population_excess)},
-        "alignment_c": _finite_or_none(optimal.alignment_c),
-        "mismatch_norm": _finite_or_none(optimal.mismatch_norm),
-        "mismatch_angle_deg": _finite_or_none(optimal.mismatch_angle_deg),
-        "gamma_star_theory": _finite_or_none(optimal.gamma_star_bias),
+        "excess_mean": json_numbers(exc.mean),
+        "excess_mcse": json_numbers(exc.mcse),
+        "excess_quantiles": {str(q): json_numbers(v) for q, v in zip((0.1, 0.5, 0.9), exc.quantiles)},
+        "param_error_mean": json_numbers(err.mean),
+        "param_error_mcse": json_numbers(err.mcse),
+        "param_error_rms": json_numbers(rms.value),
+        "param_error_rms_mcse": json_numbers(rms.mcse),
+        "param_error_quantiles": {str(q): json_numbers(v) for q, v in zip((0.1, 0.5, 0.9), err.quantiles)},
+        "population_excess": json_numbers(prediction.population_excess),
+        "theory_excess": json_numbers(prediction.theory_excess),
+        "theory_excess_se": json_numbers(prediction.theory_excess_se),
+        "theory_bias": json_numbers(prediction.bias_term),
+        "theory_cross": json_numbers(prediction.cross_term),
+        "theory_variance": json_numbers(prediction.variance_term),
+        "param_error_theory": json_numbers(prediction.param_error_theory),
+        "theory_grid": {"gammas": json_numbers(fine), "theory_excess": json_numbers(fine_prediction.theory_excess),
+                        "population_excess": json_numbers(fine_prediction.population_excess)},
+        "alignment_c": json_number(optimal.alignment_c),
+        "mismatch_norm": json_number(optimal.mismatch_norm),
+        "mismatch_angle_deg": json_number(optimal.mismatch_angle_deg),
+        "gamma_star_theory": json_number(optimal.gamma_star_bias),
         "gamma_star_theory_reason": optimal.reason,
-        "gamma_star_theory_per_point": _finite_or_none(optimal.gamma_star_bias_per_point),
-        "gamma_star_theory_total": _finite_or_none(optimal.gamma_star_total),
-        "gamma_star_population": _finite_or_none(optimal.gamma_star_population),
+        "gamma_star_theory_per_point": json_number(optimal.gamma_star_bias_per_point),
+        "gamma_star_theory_total": json_number(optimal.gamma_star_total),
+        "gamma_star_population": json_number(optimal.gamma_star_population),
         "recommendation": optimal.recommendation,
         "gamma_star_empirical": optimum.gamma,
         "gamma_star_empirical_ci": list(optimum.ci),
@@ -178,7 +168,7 @@ def run_job(run: RunConfig, out_dir: Path, resolved_yaml: str) -> dict:
         "n_separated_fits": int(rows["separated"].to_numpy().sum()),
         "n_nonfinite_fits": int(rows["nonfinite"].to_numpy().sum()),
         "psi_refits": int(synthetic.refits),
-        "warm_start": None if theta0 is None else [_floats(t) for t in theta0],
+        "warm_start": None if theta0 is None else [json_numbers(t) for t in theta0],
         "verdict": verdict_,
         "versions": versions(),
         "seconds": time.perf_counter() - start,

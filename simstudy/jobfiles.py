@@ -4,10 +4,25 @@ leaves a half-written file that a resumed sweep would trust."""
 from __future__ import annotations
 
 import json
+import math
 import os
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
+
+
+def json_number(x):
+    """x as a float for summary.json, None when missing or not finite (JSON has no NaN)."""
+    if x is None:
+        return None
+    x = float(x)
+    return x if math.isfinite(x) else None
+
+
+def json_numbers(a) -> list:
+    """An array as a flat list of json_number values."""
+    return [json_number(v) for v in np.asarray(a, dtype=float).ravel()]
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:

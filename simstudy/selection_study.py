@@ -91,7 +91,8 @@ from simstudy.engine import (
     summarise_curve,
 )
 from simstudy.fitting import GLM, fit_glm
-from simstudy.jobfiles import atomic_write_json, atomic_write_text, write_parquet, write_table
+from simstudy.jobfiles import (atomic_write_json, atomic_write_text, json_number, json_numbers,
+                               write_parquet, write_table)
 from simstudy.selection import (
     DEFAULT_GAMMAS,
     CostSensitiveClassifier,
@@ -377,16 +378,6 @@ def validate_section(section: dict, run: RunConfig) -> dict:
 # summaries shared by both studies
 
 
-def _finite_or_none(x):
-    if x is None:
-        return None
-    x = float(x)
-    return x if math.isfinite(x) else None
-
-
-def _floats(a) -> list:
-    return [_finite_or_none(v) for v in np.asarray(a, dtype=float).ravel()]
-
 
 def _mean_sd_mcse(values) -> dict:
     """Mean, SD and Monte Carlo SE (SD / sqrt(R)) of the finite values, and how many failed."""
@@ -394,8 +385,8 @@ def _mean_sd_mcse(values) -> dict:
     ok = values[np.isfinite(values)]
     R = ok.size
     sd = float(ok.std(ddof=1)) if R > 1 else math.nan
-    return {"mean": _finite_or_none(ok.mean()) if R else None, "sd": _finite_or_none(sd),
-            "mcse": _finite_or_none(sd / math.sqrt(R)) if R > 1 else None, "n": int(R),
+    return {"mean": json_number(ok.mean()) if R else None, "sd": json_number(sd),
+            "mcse": json_number(sd / math.sqrt(R)) if R > 1 else None, "n": int(R),
             "n_failed": int(values.size - R)}
 
 
@@ -639,10 +630,10 @@ def summarise_vtss(vc: VTSSCell, rows: pd.DataFrame) -> dict:
         "scoring": vc.scoring,
         "test_per_class": vc.selection["test_per_class"] if vc.scoring == "test_set" else None,
         "risk_star": None if vc.population is None else float(vc.population.risk_star),
-        "curve_mean": _floats(summary.mean),
-        "curve_sd": _floats(sd),
-        "curve_mcse": _floats(summary.mcse),
-        "curve_quantiles": {str(q): _floats(v) for q, v in zip((0.1, 0.5, 0.9), summary.quantiles)},
+        "curve_mean": json_numbers(summary.mean),
+        "curve_sd": json_numbers(sd),
+        "curve_mcse": json_numbers(summary.mcse),
+        "curve_quantiles": {str(q): json_numbers(v) for q, v in zip((0.1, 0.5, 0.9), summary.quantiles)},
         "oracle_best_gamma": float(gammas[best]),
         "oracle_best_gamma_ci": list(optimum.ci),
         "methods": methods,

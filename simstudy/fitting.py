@@ -71,8 +71,10 @@ class Fit(NamedTuple):
 
 _ARMIJO = 1e-4
 # from this many problems sharing one design, Hessians come from one matrix product with the
-# precomputed row outer products (a GEMM) instead of G separate Z' diag(c) Z products
+# precomputed row outer products (a GEMM) instead of G separate Z' diag(c) Z products; the
+# outer products take n p^2 memory, so only for small p (p = 101 would need 1.3 GB at n = 16k)
 _OUTER_PRODUCT_GROUP = 4
+_OUTER_PRODUCT_MAX_P = 32
 
 
 def _newton_group(Z, y, w, theta0, *, family, penalty, tol, max_iter, separation_margin):
@@ -99,7 +101,7 @@ def _newton_group(Z, y, w, theta0, *, family, penalty, tol, max_iter, separation
     ulps = 64 * jnp.finfo(Z.dtype).eps
     ridge = jnp.diag(penalty)
 
-    if G >= _OUTER_PRODUCT_GROUP:
+    if G >= _OUTER_PRODUCT_GROUP and p <= _OUTER_PRODUCT_MAX_P:
         # materialised once per call (the barrier stops XLA from fusing it into every product)
         outer = jax.lax.optimization_barrier((Z[:, :, None] * Z[:, None, :]).reshape(n, p * p))
 

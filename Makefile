@@ -23,7 +23,7 @@ test: $(STAMP)  ## the default (fast) test suite
 test-slow: $(STAMP)  ## the opt-in slow studies and real multirun sweeps
 	$(BIN)/python -m pytest -m slow
 
-figures: $(STAMP)  ## every figure of THEORY.md section 6 at the paper's scale (hours)
+figures: $(STAMP)  ## every figure of THEORY.md section 6 at R = 100 (under an hour on 2 cores)
 	$(BIN)/python scripts/make_figures.py
 
 bench: $(STAMP)  ## the benchmarks in benchmarks/

@@ -259,7 +259,9 @@ def fit_glm(
     (..., p) warm starts (default zeros), p = model.n_params(d). The leading batch axes
     broadcast against each other, and an operand with a size-1 batch axis is shared rather
     than copied: X of shape (R, 1, n, d) with w of shape (R, G, n) fits G weightings of each of
-    R designs while streaming every design only once per Newton step.
+    R designs. When the innermost batch axis shares the design, its G problems are solved as one
+    group: one pass over the rows per Newton step for all of them, and for p <= 32 their
+    Hessians come from a single matrix product with the rows' outer products.
 
     Every problem iterates until ||grad F|| / sum(w) <= tol; the batch stops when all have
     stopped or after max_iter steps. A binary-family problem whose fitted rule separates its

@@ -104,7 +104,7 @@ def _numbers(sweep_dir: Path) -> dict:
 
 
 SWEEP_ARGS = ["-m", "generator.angle_deg=0.0,90.0", "design.reps=5", "design.gammas=[0.0,1.0,2.0]",
-              "theory.refits=4"]
+              "theory.refits=4", "figures_dir=null"]
 
 
 @pytest.mark.slow

@@ -87,7 +87,7 @@ def test_same_config_gives_byte_identical_outputs(tmp_path):
 
 def test_any_replication_regenerates_from_config_alone(tmp_path):
     job = tmp_path / "job"
-    simstudy(["design.reps=6", "theory.refits=4", f"hydra.run.dir={job}"], ROOT)
+    simstudy(["design.reps=6", "theory.refits=4", "figures_dir=null", f"hydra.run.dir={job}"], ROOT)
     for r in (0, 5):
         rows, stored = regenerate_replication(job, r)
         pd.testing.assert_frame_equal(rows, stored, check_exact=True)
@@ -102,7 +102,7 @@ def test_failing_cell_is_recorded_and_the_sweep_exits_nonzero(tmp_path):
     sweep = tmp_path / "sweep"
     proc = simstudy(["-m", "dgp.mu1=[1.0,0.0],[10.0,0.0]", "generator=imblearn",
                      "generator.sampler=BorderlineSMOTE", "design.reps=3", "design.gammas=[0.0,1.0]",
-                     "theory.refits=3", f"hydra.sweep.dir={sweep}"], ROOT, check=False)
+                     "theory.refits=3", "figures_dir=null", f"hydra.sweep.dir={sweep}"], ROOT, check=False)
     assert proc.returncode != 0
     cells = pd.read_parquet(sweep / "cells.parquet")
     assert sorted(cells["status"]) == ["failed", "ok"]
@@ -114,7 +114,7 @@ def test_failing_cell_is_recorded_and_the_sweep_exits_nonzero(tmp_path):
 def test_sigkill_midway_then_rerun_finishes_every_cell_once(tmp_path):
     sweep = tmp_path / "sweep"
     args = [sys.executable, "-m", "simstudy", "-m", "design.n1=20,30,40,50", "design.reps=60",
-            "theory.refits=4", f"hydra.sweep.dir={sweep}"]
+            "theory.refits=4", "figures_dir=null", f"hydra.sweep.dir={sweep}"]
     env = dict(os.environ, JAX_PLATFORMS="cpu", MPLBACKEND="Agg")
     proc = subprocess.Popen(args, cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL, start_new_session=True)

@@ -66,27 +66,11 @@ def cell_descriptor(run: RunConfig) -> dict:
     return out
 
 
-def _progress_printer(label: str, every_seconds: float = 5.0):
-    """A progress line per tenth of the replications or per ``every_seconds``, and at the end."""
-    last = {"fraction": 0.0, "elapsed": 0.0}
-
-    def report(done: int, total: int, elapsed: float):
-        fraction = done / total
-        if done < total and fraction - last["fraction"] < 0.1 and elapsed - last["elapsed"] < every_seconds:
-            return
-        last.update(fraction=fraction, elapsed=elapsed)
-        left = elapsed / done * (total - done)
-        print(f"[{label}] {done}/{total} replications, {elapsed:.1f} s elapsed, ~{left:.1f} s left",
-              file=sys.stderr, flush=True)
-
-    return report
-
-
 def run_job(run: RunConfig, out_dir: Path, resolved_yaml: str) -> dict:
     """Everything one job does after validation; returns its summary."""
     from simstudy.config import BuiltCell
-    from simstudy.engine import (empirical_optimum, root_mean_square, run_cell, summarise_curve,
-                                 verdict)
+    from simstudy.engine import (empirical_optimum, progress_printer, root_mean_square, run_cell,
+                                 summarise_curve, verdict)
     from simstudy.theory import optimal_sizes, predict, synthetic_moments
 
     start = time.perf_counter()
@@ -105,7 +89,7 @@ def run_job(run: RunConfig, out_dir: Path, resolved_yaml: str) -> dict:
 
     label = f"{run.study} {run.dgp['name']} / {run.generator['name']} n1={design.n1}"
     theta0 = np.asarray(prediction.theta_bar) if np.all(np.isfinite(prediction.theta_bar)) else None
-    rows = run_cell(cell, population, theta0=theta0, progress=_progress_printer(label))
+    rows = run_cell(cell, population, theta0=theta0, progress=progress_printer(label))
     G = len(design.gammas)
     excess = rows["excess"].to_numpy().reshape(design.reps, G)
     error = rows["param_error"].to_numpy().reshape(design.reps, G)

@@ -163,6 +163,25 @@ def replication_rows(cell: Cell, population, reps, block: FitBlock) -> pd.DataFr
 Progress = Callable[[int, int, float], None]
 
 
+def progress_printer(label: str, unit: str = "replications", every_seconds: float = 5.0) -> Progress:
+    """A Progress that prints one stderr line per tenth of the work or per ``every_seconds``,
+    and at the end: done/total, elapsed and the linear estimate of what is left."""
+    import sys
+
+    last = {"fraction": 0.0, "elapsed": 0.0}
+
+    def report(done: int, total: int, elapsed: float):
+        fraction = done / total
+        if done < total and fraction - last["fraction"] < 0.1 and elapsed - last["elapsed"] < every_seconds:
+            return
+        last.update(fraction=fraction, elapsed=elapsed)
+        left = elapsed / done * (total - done)
+        print(f"[{label}] {done}/{total} {unit}, {elapsed:.1f} s elapsed, ~{left:.1f} s left",
+              file=sys.stderr, flush=True)
+
+    return report
+
+
 def run_cell(cell: Cell, population, theta0=None, progress: Progress | None = None) -> pd.DataFrame:
     """All replications of a cell, in chunks; returns the tidy replications table.
 

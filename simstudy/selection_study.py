@@ -86,6 +86,7 @@ from simstudy.engine import (
     draw_replication,
     empirical_optimum,
     prefix_weights,
+    progress_printer,
     replication_streams,
     stable_key,
     summarise_curve,
@@ -557,21 +558,6 @@ def vtss_replication(vc: VTSSCell, r: int) -> pd.DataFrame:
     return frame
 
 
-def _progress(label: str, every: float = 10.0):
-    import sys
-
-    state = {"last": -math.inf}
-
-    def report(done: int, total: int, elapsed: float):
-        if done < total and elapsed - state["last"] < every:
-            return
-        state["last"] = elapsed
-        print(f"[{label}] {done}/{total}, {elapsed:.1f} s elapsed, ~{elapsed / done * (total - done):.1f} s left",
-              file=sys.stderr, flush=True)
-
-    return report
-
-
 def run_vtss_study(vc: VTSSCell, progress=None) -> pd.DataFrame:
     """All replications of a study-6 cell: the tidy table (one row per replication and method,
     the curve one row per gamma)."""
@@ -657,7 +643,7 @@ def _vtss_job(run: RunConfig, section: dict, out_dir: Path, resolved_yaml: str) 
     vc = build_vtss_cell(run, section)
     d = run.design
     label = f"{run.study} {run.dgp['name']} / {run.generator['name']}"
-    rows = run_vtss_study(vc, _progress(label))
+    rows = run_vtss_study(vc, progress_printer(label))
     summary = _job_summary(
         run, section, summarise_vtss(vc, rows), start,
         dgp=run.dgp["name"], generator=run.generator["name"], model=_model_label(run, vc.selection["features"]),
@@ -963,7 +949,7 @@ def _real_data_job(run: RunConfig, section: dict, out_dir: Path, resolved_yaml: 
 
     start = time.perf_counter()
     data, sel = section["data"], section["selection"]
-    rows = run_real_data(data, sel, run, _progress(run.study))
+    rows = run_real_data(data, sel, run, progress_printer(run.study, unit="splits"))
     numbers = summarise_real_data(rows, run.design.gammas)
     summary = _job_summary(run, section, numbers, start, data=data,
                            model=_model_label(run, None), splits=run.design.reps,

@@ -133,7 +133,7 @@ def _stream(root: np.random.SeedSequence, *key: int) -> np.random.Generator:
 class FeatureGLM(GLM):
     """A GLM on a fixed feature map phi: z(x) = phi(x), or (1, phi(x)) with an intercept.
 
-    Everything that builds the design through ``GLM.features`` / ``GLM.n_params`` (``fit_glm``,
+    Everything that builds the design through ``GLM.covariates`` (``features``, ``fit_glm``,
     the section 4 diagnostics, the validation losses) then works in feature space while the
     rows handed to it, and to the generator, stay raw. ``feature_map`` maps numpy arrays
     (..., n, d) to (..., n, D) with D fixed.
@@ -146,11 +146,8 @@ class FeatureGLM(GLM):
         if not callable(self.feature_map):
             raise ValueError(f"feature_map must be a callable X -> Phi, got {self.feature_map!r}")
 
-    def n_params(self, d: int) -> int:
-        """D + 1 with an intercept, else D; D is read off phi of one row of zeros."""
-        return self.features(np.zeros((1, d))).shape[-1]
-
-    def features(self, X):
+    def covariates(self, X):
+        """phi(X), checked to keep X's leading shape (so n_params reads D off one row)."""
         X = np.asarray(X, dtype=np.float64)
         Phi = np.asarray(self.feature_map(X), dtype=np.float64)
         if Phi.ndim != X.ndim or Phi.shape[:-1] != X.shape[:-1]:
@@ -158,7 +155,7 @@ class FeatureGLM(GLM):
                 f"features must map rows of shape {X.shape} to an array with the same leading "
                 f"shape {X.shape[:-1]} and one feature axis, got shape {Phi.shape}"
             )
-        return super().features(Phi)
+        return Phi
 
 
 def resolve_generator(generator, generator_params=None) -> Generator:

@@ -7,7 +7,8 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 from sklearn.linear_model import LogisticRegression
 
-from simstudy.fitting import GLM, _trace_counter, fit_glm
+import simstudy.fitting as fitting
+from simstudy.fitting import GLM, _trace_counter, aligned_empty, fit_glm
 
 
 def _problem(seed, n, d, family):
@@ -35,12 +36,12 @@ problems = st.builds(
 )
 
 
-def _padded_fit(X, y, w, model):
+def _padded_fit(X, y, w, model, **options):
     """Pad to N_MAX rows of zero weight so every drawn problem shares a compiled shape."""
     pad = N_MAX - len(y)
     Xp = np.vstack([X, np.zeros((pad, X.shape[1]))])
     return fit_glm(Xp, np.concatenate([y, np.zeros(pad)]), np.concatenate([w, np.zeros(pad)]),
-                   model=model)
+                   model=model, **options)
 
 
 def _statsmodels_fit(X, y, w, intercept, family):
@@ -54,14 +55,15 @@ def _statsmodels_fit(X, y, w, intercept, family):
     return np.asarray(res.params), res.converged
 
 
+@pytest.mark.parametrize("method", ["newton", "quasi_newton"])
 @pytest.mark.parametrize("family", ["logistic", "probit"])
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(spec=problems)
-def test_agrees_with_statsmodels_glm(family, spec):
+def test_agrees_with_statsmodels_glm(family, method, spec):
     X, y, w = _problem(spec["seed"], spec["n"], spec["d"], family)
     if not spec["weighted"]:
         w = np.ones_like(w)
-    fit = _padded_fit(X, y, w, GLM(family, intercept=spec["intercept"], ridge=0.0))
+    fit = _padded_fit(X, y, w, GLM(family, intercept=spec["intercept"], ridge=0.0), method=method)
     assume(not fit.info.separated)
     ref, ok = _statsmodels_fit(X, y, w, spec["intercept"], family)
     assume(ok)
@@ -195,3 +197,71 @@ def test_bad_input_raises_clear_errors(kwargs, message):
     other = {k: v for k, v in kwargs.items() if k != "y"}
     with pytest.raises(ValueError, match=message):
         fit_glm(args["X"], args["y"], model=GLM("logistic"), **other)
+
+
+def _badly_scaled_problem(seed, n, family):
+    """Features on scales 1e-2 to 1e2 and a binary feature that is 1 in 2% of the rows: what
+    real designs look like, and what a row sketch can miss."""
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(n, 8)) * np.logspace(-2, 2, 8)
+    X = np.column_stack([X, rng.random(n) < 0.02])
+    eta = X @ (rng.normal(scale=0.5, size=9) / np.r_[np.logspace(-2, 2, 8), 1.0]) - 1.0
+    link = (lambda t: 1 / (1 + np.exp(-t))) if family == "logistic" else (lambda t: 0.5 * (1 + np.vectorize(__import__("math").erf)(t / np.sqrt(2))))
+    y = (rng.random(n) < link(eta)).astype(float)
+    return X, y, rng.uniform(0.2, 3.0, size=n)
+
+
+@pytest.mark.parametrize("family", ["logistic", "probit"])
+def test_sketched_quasi_newton_agrees_with_statsmodels_on_a_badly_scaled_design(family):
+    # n / (64 p) = 6: the quasi-Newton start uses every 6th row
+    X, y, w = _badly_scaled_problem(1, 4000, family)
+    for method in ("quasi_newton", "newton"):
+        fit = fit_glm(X, y, w, model=GLM(family, intercept=True, ridge=0.0), method=method)
+        ref, ok = _statsmodels_fit(X, y, w, True, family)
+        assert ok and fit.info.converged and not fit.info.separated
+        np.testing.assert_allclose(fit.theta, ref, rtol=1e-6, atol=1e-6 * np.abs(ref).max())
+
+
+def test_quasi_newton_batch_in_chunks_matches_one_by_one(monkeypatch):
+    rng = np.random.default_rng(8)
+    B, n, d = 7, 700, 9
+    X = rng.normal(size=(B, n, d))
+    y = (rng.random((B, n)) < 0.3).astype(float)
+    model = GLM("logistic", intercept=True)
+    # chunks of 3 designs: the last chunk overlaps the one before it
+    monkeypatch.setattr(fitting, "_CHUNK_BYTES", 3 * 8 * n * (d + 6))
+    monkeypatch.setattr(fitting, "_JITTED", fitting._make_jitted())
+    batch = fit_glm(X, y, model=model, method="quasi_newton")
+    assert batch.info.converged.all()
+    for b in range(B):
+        one = fit_glm(X[b], y[b], model=model, method="quasi_newton")
+        np.testing.assert_allclose(batch.theta[b], one.theta, rtol=1e-12, atol=1e-13)
+        assert batch.info.iterations[b] == one.info.iterations
+
+
+def test_auto_method_chooses_by_the_hessian_work(monkeypatch):
+    rng = np.random.default_rng(9)
+    X = rng.normal(size=(40, 2000, 12))
+    y = (rng.random((40, 2000)) < 0.4).astype(float)
+    model = GLM("logistic", intercept=True)
+    newton = fit_glm(X, y, model=model, method="newton")
+    quasi = fit_glm(X, y, model=model, method="quasi_newton")
+    np.testing.assert_allclose(quasi.theta, newton.theta, rtol=1e-7, atol=1e-8)
+    # 20 and 40 problems of 2000 x 13 take 6.8e6 and 13.5e6 multiply-adds per round of Hessians
+    monkeypatch.setattr(fitting, "_QUASI_NEWTON_WORK", 10**7)
+    small, large = fit_glm(X[:20], y[:20], model=model), fit_glm(X, y, model=model)
+    np.testing.assert_array_equal(small.info.iterations, newton.info.iterations[:20])
+    np.testing.assert_array_equal(large.info.iterations, quasi.info.iterations)
+    assert newton.info.iterations.max() < quasi.info.iterations.min()
+
+
+def test_aligned_design_is_shared_with_jax_not_copied():
+    X = aligned_empty((3, 50, 4))
+    assert X.ctypes.data % 64 == 0 and X.flags.c_contiguous
+    X[...] = np.random.default_rng(0).normal(size=X.shape)
+    assert fitting._to_device(X).unsafe_buffer_pointer() == X.ctypes.data
+
+
+def test_unknown_method_is_rejected():
+    with pytest.raises(ValueError, match="method"):
+        fit_glm(np.ones((5, 2)), np.zeros(5), model=GLM("logistic"), method="lbfgs")

@@ -4,9 +4,10 @@ Run: ``.venv/bin/python benchmarks/bench_fitting.py`` (``--quick`` for small sha
 
 Per shape (B problems of n rows and d features, logistic, with intercept) it prints fits per
 second for each engine at matched accuracy (the max coefficient gap to the JAX answer is
-printed beside each loop), and the bytes of X the JAX engine streams per second against this
-machine's streaming read bandwidth measured in the same run. The loops are timed on a subset of
-the batch and reported per fit, which is what a loop costs.
+printed beside each loop), and the bytes of X the JAX engine reads per second against this
+machine's single-core streaming read bandwidth measured in the same run. The JAX engine is timed
+with its default method ("auto") and with Newton at every step. The loops are timed on a subset of the batch and reported per fit, which is what a loop
+costs.
 """
 
 from __future__ import annotations
@@ -18,10 +19,11 @@ import warnings
 import numpy as np
 
 import simstudy  # noqa: F401
-from simstudy.fitting import GLM, fit_glm
+from simstudy.fitting import GLM, choose_method, fit_glm
 
-# reads of X per Newton step: the Hessian Z'WZ, the gradient Z's and the step Z delta
-PASSES_PER_STEP = 3
+# reads of X per step: the gradient Z's and the step Z delta; a Newton step also reads it for
+# its Hessian Z'WZ (the quasi-Newton start reads a row sketch of it once)
+PASSES_PER_STEP = {"newton": 3, "quasi_newton": 2}
 
 
 def read_bandwidth(gib: float = 1.0, repeats: int = 5) -> float:
@@ -43,12 +45,12 @@ def make_batch(B, n, d, seed=0):
     return X, y
 
 
-def time_jax(X, y, model, repeats=3):
-    fit_glm(X, y, model=model)  # compile
+def time_jax(X, y, model, method="auto", repeats=3):
+    fit_glm(X, y, model=model, method=method)  # compile
     best, fit = np.inf, None
     for _ in range(repeats):
         t = time.perf_counter()
-        fit = fit_glm(X, y, model=model)
+        fit = fit_glm(X, y, model=model, method=method)
         best = min(best, time.perf_counter() - t)
     return best, fit
 
@@ -79,24 +81,27 @@ def time_statsmodels(X, y, k, reference):
 
 def run(shapes, loop_fits):
     bandwidth = read_bandwidth()
-    print(f"streaming read bandwidth: {bandwidth / 1e9:.2f} GB/s")
+    print(f"streaming read bandwidth (one core): {bandwidth / 1e9:.2f} GB/s")
     model = GLM("logistic", intercept=True)
     for B, n, d in shapes:
         X, y = make_batch(B, n, d)
         seconds, fit = time_jax(X, y, model)
+        newton, newton_fit = time_jax(X, y, model, method="newton")
+        method = choose_method("auto", B, n, model.n_params(d))
         steps = int(fit.info.iterations.max())
         k = min(B, loop_fits)
         sk_per_fit, sk_gap = time_sklearn(X, y, k, fit.theta)
         sm_per_fit, sm_gap = time_statsmodels(X, y, k, fit.theta)
         jax_rate = B / seconds
-        streamed = PASSES_PER_STEP * steps * X.nbytes / seconds
+        streamed = PASSES_PER_STEP[method] * steps * X.nbytes / seconds
         print(
-            f"B x n x d = {B} x {n} x {d}: jax {jax_rate:,.0f} fits/s "
-            f"({steps} Newton steps, all converged: {bool(fit.info.converged.all())}); "
-            f"sklearn lbfgs {1 / sk_per_fit:,.0f} fits/s (max |coef gap| {sk_gap:.1e}); "
+            f"B x n x d = {B} x {n} x {d}: jax {jax_rate:,.0f} fits/s ({method}, {steps} steps, "
+            f"all converged: {bool(fit.info.converged.all())}), {B / newton:,.0f} fits/s with Newton ({newton_fit.info.iterations.max()} "
+            f"steps, max |coef gap| {np.max(np.abs(newton_fit.theta - fit.theta)):.1e}); "
+            f"sklearn lbfgs {1 / sk_per_fit:,.0f} fits/s (gap {sk_gap:.1e}); "
             f"statsmodels IRLS {1 / sm_per_fit:,.0f} fits/s (gap {sm_gap:.1e}); "
             f"ratio jax/sklearn {jax_rate * sk_per_fit:.2f}x, jax/statsmodels {jax_rate * sm_per_fit:.2f}x; "
-            f"X streamed {streamed / 1e9:.2f} GB/s = {streamed / bandwidth:.0%} of read bandwidth"
+            f"X read at {streamed / 1e9:.1f} GB/s = {streamed / bandwidth:.0%} of one core's read bandwidth"
         )
 
 

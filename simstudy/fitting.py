@@ -1,4 +1,4 @@
-"""Batched weighted GLM fitting: damped Newton under jit + vmap, in float64.
+"""Batched weighted GLM fitting: damped Newton or quasi-Newton under jit, in float64.
 
 For every problem in a batch this minimises (THEORY.md section 1, the pooled ERM)
 
@@ -88,9 +88,8 @@ _OUTER_PRODUCT_MAX_P = 32
 _CHUNK_BYTES = 8 * 2**20
 _OUTER_PRODUCT_CHUNK_BYTES = 128 * 2**20
 METHODS = ("auto", "newton", "quasi_newton")
-# "auto" turns to quasi-Newton from this many multiply-adds per round of Hessians (about 15 ms
-# here), below which Newton's few steps cost nothing worth saving
-_QUASI_NEWTON_WORK = 2**27
+# "auto" turns to quasi-Newton from this many multiply-adds per round of Hessians (a few ms here)
+_QUASI_NEWTON_WORK = 2**24
 # the quasi-Newton start takes its curvature from n / sketch rows, at least this many per
 # coefficient (every 7th row made 200 fits of 10000 x 21 1.4x faster, in 22 steps not 19)
 _SKETCH_ROWS_PER_PARAM = 64
@@ -289,34 +288,6 @@ def _solve(X, y, w, theta0, penalty, *, family, intercept, tol, max_iter, separa
     return theta, (state["it"], norm, (norm <= tol) & ~bad, is_sep, bad)
 
 
-def _solve_in_chunks(X, y, w, theta0, penalty, *, chunk, **options):
-    """_solve over consecutive chunks of `chunk` designs, one after another, so that each
-    chunk's rows stay in cache across its iterations. The last chunk overlaps the one before
-    when chunk does not divide D; problems are independent, so the overlap rewrites the same
-    answers."""
-    import jax
-    import jax.numpy as jnp
-
-    D = X.shape[0]
-    if chunk >= D:
-        return _solve(X, y, w, theta0, penalty, **options)
-    n_chunks = -(-D // chunk)
-    starts = jnp.minimum(jnp.arange(n_chunks) * chunk, D - chunk)
-    shapes = jax.eval_shape(
-        lambda *a: _solve(*a, penalty, **options),
-        *(jax.ShapeDtypeStruct((chunk,) + a.shape[1:], a.dtype) for a in (X, y, w, theta0)),
-    )
-    out = jax.tree.map(lambda s: jnp.zeros((D,) + s.shape[1:], s.dtype), shapes)
-
-    def body(i, out):
-        start = starts[i]
-        part = [jax.lax.dynamic_slice_in_dim(a, start, chunk) for a in (X, y, w, theta0)]
-        result = _solve(*part, penalty, **options)
-        return jax.tree.map(lambda o, r: jax.lax.dynamic_update_slice_in_dim(o, r, start, 0), out, result)
-
-    return jax.lax.fori_loop(0, n_chunks, body, out)
-
-
 def _trace_counter():
     """Number of times the jitted fitter has been traced (compiled); tests use it."""
     return _TRACES["count"]
@@ -330,38 +301,27 @@ def _make_jitted():
 
     def traced(X, y, w, theta0, penalty, **options):
         _TRACES["count"] += 1
-        return _solve_in_chunks(X, y, w, theta0, penalty, **options)
+        return _solve(X, y, w, theta0, penalty, **options)
 
     return jax.jit(traced, static_argnames=(
         "family", "intercept", "tol", "max_iter", "separation_margin", "quasi_newton", "sketch",
-        "outer_products", "chunk",
+        "outer_products",
     ))
 
 
 _JITTED = _make_jitted()
 
 
-def aligned_empty(shape, dtype=np.float64) -> np.ndarray:
-    """An uninitialised C-contiguous array whose data starts on a 64-byte boundary.
-
-    fit_glm hands such an X (float64, C-contiguous) to JAX without copying it; any other X is
-    copied once per call, which costs about as much as a Newton step for large batches.
-    """
-    dtype = np.dtype(dtype)
-    count = int(np.prod(shape, dtype=np.int64))
-    buffer = np.empty(count * dtype.itemsize + _ALIGNMENT, dtype=np.uint8)
-    offset = -buffer.ctypes.data % _ALIGNMENT
-    return buffer[offset: offset + count * dtype.itemsize].view(dtype).reshape(shape)
-
-
-_ALIGNMENT = 64
-
-
-def _to_device(a):
-    """a as a JAX array; a 64-byte aligned C-contiguous float64 array is shared, not copied."""
-    import jax
-
-    return jax.device_put(np.ascontiguousarray(a))
+def choose_method(method: str, problems: int, n: int, p: int) -> str:
+    """The solver fit_glm uses for `problems` fits of n rows and p coefficients: `method` itself
+    unless it is "auto", which picks quasi-Newton where Hessians dominate the work (p >= 8 and
+    problems n p^2 >= 2^24 multiply-adds per round of Hessians) and Newton's few steps below,
+    where they cost nothing worth saving."""
+    if method not in METHODS:
+        raise ValueError(f"method must be one of {METHODS}, got {method!r}")
+    if method != "auto":
+        return method
+    return "quasi_newton" if p >= 8 and problems * n * p * p >= _QUASI_NEWTON_WORK else "newton"
 
 
 def fit_glm(
@@ -383,27 +343,28 @@ def fit_glm(
     broadcast against each other, and an operand with a size-1 batch axis is shared rather
     than copied: X of shape (R, 1, n, d) with w of shape (R, G, n) fits G weightings of each of
     R designs. The G problems that share a design are solved together: one pass over its rows
-    per step for all of them, and for G >= 4 and p <= 32 their Hessians come from a single
-    matrix product with the rows' outer products.
+    per step for all of them, and under Newton with G >= 4 and p <= 32 their Hessians come from
+    a single matrix product with the rows' outer products.
 
-    method: "newton" (an exact Hessian at every step), "quasi_newton" (exact at theta0, then
-    BFGS updates: two passes over the rows per step instead of a Hessian's cost) or "auto":
-    Newton when Hessians are shared by a group (G >= 4) or p < 8, quasi-Newton otherwise.
+    method: "newton" (an exact Hessian at every step), "quasi_newton" (a Hessian at theta0, from
+    a row sketch when n >= 128 p, then
+    BFGS updates: two passes over the rows per step instead of a Hessian's cost) or "auto"
+    (see ``choose_method``: quasi-Newton for large batches with p >= 8, Newton otherwise).
     Both stop at the same criterion, so they return the same minimiser to within tol.
 
     Every problem iterates until ||grad F|| / sum(w) <= tol; the batch stops when all have
     stopped or after max_iter steps. A binary-family problem whose fitted rule separates its
     sample with every margin y~ eta >= separation_margin is stopped there and flagged
     (``info.separated``): its coefficients are finite but their size reflects the stopping rule.
-    Repeated calls with the same shapes, model and options reuse one compiled program. An X
-    from ``aligned_empty`` is used in place; any other is copied once.
+    Repeated calls with the same shapes, model and options reuse one compiled program. Designs
+    are solved in chunks of about 8 MB, one after another, so that each chunk stays in cache.
     """
+    import jax
     import jax.numpy as jnp
 
     if not isinstance(model, GLM):
         raise TypeError(f"model must be a simstudy GLM, got {type(model).__name__}")
-    if method not in METHODS:
-        raise ValueError(f"method must be one of {METHODS}, got {method!r}")
+    choose_method(method, 1, 1, 1)
     X = np.asarray(X, dtype=np.float64)
     y = np.asarray(y, dtype=np.float64)
     if X.ndim < 2:
@@ -440,13 +401,10 @@ def fit_glm(
         a = np.broadcast_to(a, batch_shape + a.shape[a.ndim - core:])
         return a.transpose(order + list(range(nb, nb + core))).reshape((D, G) + a.shape[nb:])
 
-    outer_products = G >= _OUTER_PRODUCT_GROUP and p <= _OUTER_PRODUCT_MAX_P
-    # quasi-Newton pays where unshared Hessians dominate the work (the benchmark shapes);
-    # Newton's few steps stay the default for small or shared problems
-    hessian_work = D * G * n * p * p
-    quasi_newton = {"newton": False, "quasi_newton": True}.get(
-        method, not outer_products and p >= 8 and hessian_work >= _QUASI_NEWTON_WORK)
+    quasi_newton = choose_method(method, D * G, n, p) == "quasi_newton"
     sketch = max(1, n // (_SKETCH_ROWS_PER_PARAM * p)) if quasi_newton else 1
+    # one Hessian per problem does not repay materialising the outer products
+    outer_products = not quasi_newton and G >= _OUTER_PRODUCT_GROUP and p <= _OUTER_PRODUCT_MAX_P
     if outer_products:
         chunk = _OUTER_PRODUCT_CHUNK_BYTES // (8 * n * p * p)
     else:
@@ -455,14 +413,29 @@ def fit_glm(
     penalty = np.full(p, model.ridge)
     if model.intercept:
         penalty[0] = 0.0
-    theta, (it, gnorm, conv, sep, bad) = _JITTED(
-        _to_device(X.reshape(D, n, d)),
-        *(jnp.asarray(by_design(a, core)) for a, core in ((y, 1), (w, 1), (theta0, 1))),
-        jnp.asarray(penalty),
+    chunk = max(1, min(D, int(chunk)))
+    Xd = X.reshape(D, n, d)
+    y_, w_, t_ = (by_design(a, 1) for a in (y, w, theta0))
+    options = dict(
         family=model.family, intercept=model.intercept, tol=float(tol), max_iter=int(max_iter),
         separation_margin=float(separation_margin), quasi_newton=quasi_newton, sketch=sketch,
-        outer_products=outer_products, chunk=max(1, int(chunk)),
+        outer_products=outer_products,
     )
+    # Chunks of designs go to JAX one at a time: each is solved while it sits in cache, and
+    # each transfer is small enough to reuse the previous one's memory (one 320 MB copy took
+    # 156 ms here, forty 8 MB copies 16 ms). The last chunk starts early enough to keep the
+    # compiled shape and keeps only its new designs; problems are independent, so an answer
+    # does not depend on the chunk it was solved in.
+    results, done = [], 0
+    while done < D:
+        start = min(done, D - chunk)
+        part = slice(start, start + chunk)
+        out = _JITTED(jax.device_put(Xd[part]), *(jnp.asarray(a[part]) for a in (y_, w_, t_)),
+                      jnp.asarray(penalty), **options)
+        results.append((out, done - start))
+        done = start + chunk
+    parts = [jax.tree.map(lambda a, skip=skip: np.asarray(a)[skip:], out) for out, skip in results]
+    theta, (it, gnorm, conv, sep, bad) = jax.tree.map(lambda *a: np.concatenate(a), *parts)
     back = list(np.argsort(order))
 
     def restore(a, core):

@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 from sklearn.linear_model import LogisticRegression
 
 import simstudy.fitting as fitting
-from simstudy.fitting import GLM, _trace_counter, aligned_empty, fit_glm
+from simstudy.fitting import GLM, _trace_counter, fit_glm
 
 
 def _problem(seed, n, d, family):
@@ -230,7 +230,6 @@ def test_quasi_newton_batch_in_chunks_matches_one_by_one(monkeypatch):
     model = GLM("logistic", intercept=True)
     # chunks of 3 designs: the last chunk overlaps the one before it
     monkeypatch.setattr(fitting, "_CHUNK_BYTES", 3 * 8 * n * (d + 6))
-    monkeypatch.setattr(fitting, "_JITTED", fitting._make_jitted())
     batch = fit_glm(X, y, model=model, method="quasi_newton")
     assert batch.info.converged.all()
     for b in range(B):
@@ -253,13 +252,6 @@ def test_auto_method_chooses_by_the_hessian_work(monkeypatch):
     np.testing.assert_array_equal(small.info.iterations, newton.info.iterations[:20])
     np.testing.assert_array_equal(large.info.iterations, quasi.info.iterations)
     assert newton.info.iterations.max() < quasi.info.iterations.min()
-
-
-def test_aligned_design_is_shared_with_jax_not_copied():
-    X = aligned_empty((3, 50, 4))
-    assert X.ctypes.data % 64 == 0 and X.flags.c_contiguous
-    X[...] = np.random.default_rng(0).normal(size=X.shape)
-    assert fitting._to_device(X).unsafe_buffer_pointer() == X.ctypes.data
 
 
 def test_unknown_method_is_rejected():

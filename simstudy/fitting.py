@@ -227,7 +227,7 @@ def _solve(X, y, w, theta0, penalty, *, family, intercept, tol, max_iter, separa
     def body(s):
         t = s["t"][..., None]
         trial_theta = s["theta"] - t * s["delta"]
-        trial_eta = s["eta"] - t * s["deta"]
+        trial_eta = linear(trial_theta)
         f, grad = objective(trial_eta, trial_theta), gradient(trial_eta, trial_theta)
         if quasi_newton:
             inverse = bfgs_update(s["inverse"], trial_theta - s["theta"], grad - s["grad"])
@@ -241,14 +241,13 @@ def _solve(X, y, w, theta0, penalty, *, family, intercept, tol, max_iter, separa
         # t this small moves nothing a double can resolve: floating-point progress is over
         stalled = ~accept & (s["t"] < 1e-12)
         rows = accept[..., None]
-        theta, eta = jnp.where(rows, trial_theta, s["theta"]), jnp.where(rows, trial_eta, s["eta"])
-        new_delta = jnp.where(rows, delta, s["delta"])
-        separated = family.binary & (margin_of(eta) >= separation_margin)
+        theta = jnp.where(rows, trial_theta, s["theta"])
+        margin = jnp.where(accept, margin_of(trial_eta), s["margin"])
+        separated = family.binary & (margin >= separation_margin)
         done = s["done"] | (accept & converged(grad)) | separated | stalled
         state = dict(
-            theta=theta, eta=eta, f=jnp.where(accept, f, s["f"]),
-            grad=jnp.where(rows, grad, s["grad"]), delta=new_delta,
-            deta=jnp.where(rows, linear(new_delta), s["deta"]),
+            theta=theta, margin=margin, f=jnp.where(accept, f, s["f"]),
+            grad=jnp.where(rows, grad, s["grad"]), delta=jnp.where(rows, delta, s["delta"]),
             t=jnp.where(accept, 1.0, jnp.where(s["done"], s["t"], 0.5 * s["t"])),
             it=s["it"] + (~s["done"]).astype(jnp.int32), loop=s["loop"] + 1, done=done,
         )
@@ -277,18 +276,17 @@ def _solve(X, y, w, theta0, penalty, *, family, intercept, tol, max_iter, separa
         delta0 = solve(hessian(eta0), grad0)
     ok0 = healthy(f0, grad0, delta0)
     state = dict(
-        theta=theta0, eta=eta0, f=f0, grad=grad0, delta=delta0, deta=linear(delta0),
+        theta=theta0, margin=margin_of(eta0), f=f0, grad=grad0, delta=delta0,
         t=jnp.ones((D, G), X.dtype), it=jnp.zeros((D, G), jnp.int32), loop=jnp.int32(0),
         done=~ok0 | converged(grad0),
     )
     if quasi_newton:
         state["inverse"] = inverse0
     state = jax.lax.while_loop(cond, body, state)
-    theta, eta = state["theta"], state["eta"]
     norm = grad_norm(state["grad"])
     bad = ~ok0 | ~jnp.isfinite(norm)
-    is_sep = family.binary & (margin_of(eta) > 0)
-    return theta, (state["it"], norm, (norm <= tol) & ~bad, is_sep, bad)
+    is_sep = family.binary & (state["margin"] > 0)
+    return state["theta"], (state["it"], norm, (norm <= tol) & ~bad, is_sep, bad)
 
 
 def _trace_counter():

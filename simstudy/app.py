@@ -207,12 +207,15 @@ def task(cfg) -> dict | None:
             print(f"[{run.study}] {out_dir}: already complete for this config, skipped", file=sys.stderr)
             return previous
     resolved = OmegaConf.to_yaml(cfg, resolve=True)
-    try:
-        if run.figure in SELECTION_FIGURES:
-            from simstudy.selection_study import run_selection_job
+    from simstudy.engine import one_blas_thread
 
-            return run_selection_job(run, run.extra, out_dir, resolved)
-        return run_job(run, out_dir, resolved)
+    try:
+        with one_blas_thread():
+            if run.figure in SELECTION_FIGURES:
+                from simstudy.selection_study import run_selection_job
+
+                return run_selection_job(run, run.extra, out_dir, resolved)
+            return run_job(run, out_dir, resolved)
     except ConfigError as err:
         fail_config(err, out_dir)
     except Exception as err:  # a failing cell is recorded, and the sweep goes on
@@ -237,7 +240,7 @@ def regenerate_replication(job_dir, r: int):
     from omegaconf import OmegaConf
 
     from simstudy.config import BuiltCell
-    from simstudy.engine import fit_replications, replication_rows
+    from simstudy.engine import fit_replications, one_blas_thread, replication_rows
 
     job_dir = Path(job_dir)
     run = validate(OmegaConf.load(job_dir / "config.yaml"))
@@ -246,7 +249,8 @@ def regenerate_replication(job_dir, r: int):
         raise ValueError(f"replication must be in [0, {run.design.reps}), got {r}")
     built = BuiltCell(run)
     theta0 = None if summary.get("warm_start") is None else np.asarray(summary["warm_start"], dtype=float)
-    rows = replication_rows(built.cell, built.population, [r], fit_replications(built.cell, [r], theta0))
+    with one_blas_thread():  # as the job ran
+        rows = replication_rows(built.cell, built.population, [r], fit_replications(built.cell, [r], theta0))
     stored = pd.read_parquet(job_dir / "replications.parquet")
     return rows, stored[stored["replication"] == r].reset_index(drop=True)
 

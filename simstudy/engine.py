@@ -29,6 +29,7 @@ from typing import Callable, NamedTuple
 
 import numpy as np
 import pandas as pd
+from threadpoolctl import threadpool_limits
 
 import simstudy  # noqa: F401  (float64 before any array)
 from simstudy.fitting import GLM, fit_glm
@@ -182,6 +183,17 @@ def progress_printer(label: str, unit: str = "replications", every_seconds: floa
     return report
 
 
+def one_blas_thread():
+    """A context in which numpy's BLAS runs on one thread.
+
+    Studies multiply small matrices (data, generator fits, exact risks, theory refits), where
+    BLAS threads gain nothing and their spinning idle workers take the cores the JAX fits need
+    next: one BLAS thread took the study 2 fits from 25 to 15 ms per replication. It also
+    keeps a job's numbers independent of the machine's BLAS thread count.
+    """
+    return threadpool_limits(limits=1, user_api="blas")
+
+
 def run_cell(cell: Cell, population, theta0=None, progress: Progress | None = None) -> pd.DataFrame:
     """All replications of a cell, in chunks; returns the tidy replications table.
 
@@ -190,12 +202,13 @@ def run_cell(cell: Cell, population, theta0=None, progress: Progress | None = No
     """
     design = cell.design
     frames, start = [], time.perf_counter()
-    for first in range(0, design.reps, design.chunk):
-        reps = range(first, min(first + design.chunk, design.reps))
-        block = fit_replications(cell, reps, theta0)
-        frames.append(replication_rows(cell, population, reps, block))
-        if progress is not None:
-            progress(reps[-1] + 1, design.reps, time.perf_counter() - start)
+    with one_blas_thread():
+        for first in range(0, design.reps, design.chunk):
+            reps = range(first, min(first + design.chunk, design.reps))
+            block = fit_replications(cell, reps, theta0)
+            frames.append(replication_rows(cell, population, reps, block))
+            if progress is not None:
+                progress(reps[-1] + 1, design.reps, time.perf_counter() - start)
     return pd.concat(frames, ignore_index=True)
 
 

@@ -77,6 +77,11 @@ class Fit(NamedTuple):
 
 
 _ARMIJO = 1e-4
+# a problem that has not halved its best gradient norm in this many loop iterations (tried or
+# accepted steps) has reached the gradient's rounding floor (seen at 1.2e-10 > tol = 1e-10 with
+# coefficients of 2e4 on 101 random features): it stops there instead of running to max_iter,
+# and reports converged = False
+_STALE_STEPS = 30
 # From this many problems sharing one design, Hessians come from one matrix product with the
 # precomputed row outer products (a GEMM) instead of G separate Z' diag(c) Z reductions; the
 # outer products take n p^2 memory, so only for small p (p = 101 would need 1.3 GB at n = 16k).
@@ -93,6 +98,9 @@ _OUTER_PRODUCT_CHUNK_BYTES = 128 * 2**20
 METHODS = ("auto", "newton", "quasi_newton")
 # "auto" turns to quasi-Newton from this many multiply-adds per round of Hessians (a few ms here)
 _QUASI_NEWTON_WORK = 2**24
+# BFGS learns the curvature over about p steps: at p = 101 (study 6b's random features) it had
+# converged none of 110 fits after 100 steps, where Newton took at most 25
+_QUASI_NEWTON_MAX_P = 32
 # the quasi-Newton start takes its curvature from n / sketch rows, at least this many per
 # coefficient (on 200 fits of 10000 x 21, sketches of every 4th to 16th row made the whole fit
 # 1.3-1.4x faster than an exact first Hessian, in 20-24 steps instead of 19)
@@ -128,9 +136,7 @@ def _design_operators(X, intercept, G, outer_products):
             return jnp.einsum("dgn,dnq->dgq", c, outer).reshape(D, G, p, p)
     else:
         def gram(c):
-            # a fused reduction over the rows: faster here than XLA's batched dot for these
-            # (p x n)(n x p) shapes (2.0x at n x p = 2000 x 11, 1.2x at 10000 x 21)
-            xcx = jnp.sum(c[..., None, None] * X[:, None, :, :, None] * X[:, None, :, None, :], axis=2)
+            xcx = jnp.einsum("dgn,dnk,dnl->dgkl", c, X, X)
             if not intercept:
                 return xcx
             xc = jnp.einsum("dgn,dnk->dgk", c, X)
@@ -239,8 +245,12 @@ def _solve(X, y, w, theta0, penalty, *, family, intercept, tol, max_iter, separa
         accept = ~s["done"] & healthy(f, grad, delta) & (
             f <= s["f"] - _ARMIJO * s["t"] * decrease + ulps * (jnp.abs(s["f"]) + 1.0)
         )
-        # t this small moves nothing a double can resolve: floating-point progress is over
-        stalled = ~accept & (s["t"] < 1e-12)
+        # t this small moves nothing a double can resolve, and steps that no longer halve the
+        # gradient mean it has reached its rounding floor: progress is over
+        norm = grad_norm(grad)
+        improved = accept & (norm <= 0.5 * s["best"])
+        stale = jnp.where(improved, 0, s["stale"] + 1)
+        stalled = (~accept & (s["t"] < 1e-12)) | (stale >= _STALE_STEPS)
         rows = accept[..., None]
         theta = jnp.where(rows, trial_theta, s["theta"])
         margin = jnp.where(accept, margin_of(trial_eta), s["margin"])
@@ -251,6 +261,7 @@ def _solve(X, y, w, theta0, penalty, *, family, intercept, tol, max_iter, separa
             grad=jnp.where(rows, grad, s["grad"]), delta=jnp.where(rows, delta, s["delta"]),
             t=jnp.where(accept, 1.0, jnp.where(s["done"], s["t"], 0.5 * s["t"])),
             it=s["it"] + (~s["done"]).astype(jnp.int32), loop=s["loop"] + 1, done=done,
+            best=jnp.where(improved, norm, s["best"]), stale=stale,
         )
         if quasi_newton:
             state["inverse"] = jnp.where(rows[..., None], inverse, s["inverse"])
@@ -279,7 +290,7 @@ def _solve(X, y, w, theta0, penalty, *, family, intercept, tol, max_iter, separa
     state = dict(
         theta=theta0, margin=margin_of(eta0), f=f0, grad=grad0, delta=delta0,
         t=jnp.ones((D, G), X.dtype), it=jnp.zeros((D, G), jnp.int32), loop=jnp.int32(0),
-        done=~ok0 | converged(grad0),
+        done=~ok0 | converged(grad0), best=grad_norm(grad0), stale=jnp.zeros((D, G), jnp.int32),
     )
     if quasi_newton:
         state["inverse"] = inverse0
@@ -316,14 +327,15 @@ _JITTED = _make_jitted()
 
 def choose_method(method: str, problems: int, n: int, p: int) -> str:
     """The solver fit_glm uses for `problems` fits of n rows and p coefficients: `method` itself
-    unless it is "auto", which picks quasi-Newton where Hessians dominate the work (p >= 8 and
-    problems n p^2 >= 2^24 multiply-adds per round of Hessians) and Newton's few steps below,
-    where they cost nothing worth saving."""
+    unless it is "auto", which picks quasi-Newton where Hessians dominate the work (8 <= p <= 32
+    and problems n p^2 >= 2^24 multiply-adds per round of Hessians) and Newton otherwise: below,
+    its few steps cost nothing worth saving; above p = 32, BFGS needs too many steps."""
     if method not in METHODS:
         raise ValueError(f"method must be one of {METHODS}, got {method!r}")
     if method != "auto":
         return method
-    return "quasi_newton" if p >= 8 and problems * n * p * p >= _QUASI_NEWTON_WORK else "newton"
+    return ("quasi_newton" if 8 <= p <= _QUASI_NEWTON_MAX_P and problems * n * p * p >= _QUASI_NEWTON_WORK
+            else "newton")
 
 
 def fit_glm(
@@ -351,7 +363,7 @@ def fit_glm(
     method: "newton" (an exact Hessian at every step), "quasi_newton" (a Hessian at theta0, from
     a row sketch when n >= 128 p, then
     BFGS updates: two passes over the rows per step instead of a Hessian's cost) or "auto"
-    (see ``choose_method``: quasi-Newton for large batches with p >= 8, Newton otherwise).
+    (see ``choose_method``: quasi-Newton for large batches with 8 <= p <= 32, Newton otherwise).
     Both stop at the same criterion, so they return the same minimiser to within tol.
 
     Every problem iterates until ||grad F|| / sum(w) <= tol; the batch stops when all have
@@ -415,7 +427,9 @@ def fit_glm(
     penalty = np.full(p, model.ridge)
     if model.intercept:
         penalty[0] = 0.0
-    chunk = max(1, min(D, int(chunk)))
+    # as many chunks as fit whole, widened to cover D with the least overlap
+    n_chunks = max(1, D // max(1, int(chunk)))
+    chunk = -(-D // n_chunks)
     Xd = X.reshape(D, n, d)
     y_, w_, t_ = (by_design(a, 1) for a in (y, w, theta0))
     options = dict(

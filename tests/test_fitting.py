@@ -276,3 +276,15 @@ def test_quasi_newton_start_falls_back_to_the_exact_hessian_when_the_sketch_is_s
     newton = fit_glm(X, y, model=model, method="newton")
     assert quasi.info.converged and not quasi.info.nonfinite
     np.testing.assert_allclose(quasi.theta, newton.theta, rtol=1e-7, atol=1e-8)
+
+
+@pytest.mark.parametrize("method", ["newton", "quasi_newton"])
+def test_an_unreachable_tolerance_stops_at_the_rounding_floor_not_at_max_iter(method):
+    X, y, w = _problem(12, 300, 4, "logistic")
+    fit = fit_glm(X, y, w, model=GLM("logistic", intercept=True), tol=1e-30, max_iter=500,
+                  method=method)
+    reachable = fit_glm(X, y, w, model=GLM("logistic", intercept=True), method=method)
+    assert not fit.info.converged and not fit.info.nonfinite
+    # past tol = 1e-10 the gradient still shrinks for a while; then 30 steps without halving it
+    assert reachable.info.iterations < fit.info.iterations < 100
+    np.testing.assert_allclose(fit.theta, reachable.theta, rtol=1e-9, atol=1e-10)

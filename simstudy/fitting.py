@@ -371,14 +371,14 @@ def fit_glm(
     sample with every margin y~ eta >= separation_margin is stopped there and flagged
     (``info.separated``): its coefficients are finite but their size reflects the stopping rule.
     Repeated calls with the same shapes, model and options reuse one compiled program. Designs
-    are solved in chunks of about 8 MB, one after another, so that each chunk stays in cache.
+    are solved in chunks (at least 4 designs, about 1 MB), one after another, so that each chunk
+    stays in cache and stops at the slowest of few problems.
     """
     import jax
     import jax.numpy as jnp
 
     if not isinstance(model, GLM):
         raise TypeError(f"model must be a simstudy GLM, got {type(model).__name__}")
-    choose_method(method, 1, 1, 1)
     X = np.asarray(X, dtype=np.float64)
     y = np.asarray(y, dtype=np.float64)
     if X.ndim < 2:
@@ -440,8 +440,8 @@ def fit_glm(
     # Chunks of designs go to JAX one at a time: each is solved while it sits in cache, and
     # each transfer is small enough to reuse the previous one's memory (one 320 MB copy took
     # 156 ms here, forty 8 MB copies 16 ms). The last chunk starts early enough to keep the
-    # compiled shape and keeps only its new designs; problems are independent, so an answer
-    # does not depend on the chunk it was solved in.
+    # compiled shape and keeps only its new designs; a stopped problem no longer moves, so the
+    # other problems of its chunk do not change its answer.
     results, done = [], 0
     while done < D:
         start = min(done, D - chunk)

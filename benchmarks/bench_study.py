@@ -23,6 +23,8 @@ from simstudy.config import BuiltCell, validate
 from simstudy.engine import draw_replication, run_cell
 from simstudy.theory import optimal_sizes, predict, synthetic_moments
 
+from bench_fitting import blas_settings  # this directory is on sys.path when run as a script
+
 GENERATORS = ("oracle", "gaussian_fit", "smote")
 
 
@@ -97,15 +99,6 @@ def typical_notebook_seconds(built: BuiltCell, reps: int, generator: str) -> flo
             clf = LogisticRegression(C=np.inf, fit_intercept=False, max_iter=1000).fit(X_fit, y_fit)
             built.population.excess(clf.coef_[0])
     return time.perf_counter() - start
-
-
-def blas_settings():
-    """Run the loop body once with the default BLAS threads and once with one BLAS thread."""
-    from threadpoolctl import threadpool_limits
-
-    yield "default"
-    with threadpool_limits(limits=1, user_api="blas"):
-        yield "one thread"
 
 
 def main():

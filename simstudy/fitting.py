@@ -83,7 +83,7 @@ _ARMIJO = 1e-4
 # and reports converged = False
 _STALE_STEPS = 30
 # From this many problems sharing one design, Hessians come from one matrix product with the
-# precomputed row outer products (a GEMM) instead of G separate Z' diag(c) Z reductions; the
+# precomputed row outer products (a GEMM) instead of G separate Z' diag(c) Z products; the
 # outer products take n p^2 memory, so only for small p (p = 101 would need 1.3 GB at n = 16k).
 _OUTER_PRODUCT_GROUP = 4
 _OUTER_PRODUCT_MAX_P = 32
@@ -161,8 +161,9 @@ def _solve(X, y, w, theta0, penalty, *, family, intercept, tol, max_iter, separa
     at length t = 1 and halved across loop iterations until the Armijo condition holds, so a
     loop iteration makes one evaluation: loss, score and curvature at the trial point share
     their transcendentals, and the trial's gradient (and Hessian) are what the next step needs.
-    The loop runs until every problem has stopped; a stopped problem no longer moves, so its
-    answer does not depend on the others in the batch.
+    The loop runs until every problem has stopped; a stopped problem no longer moves, so the
+    others never change its iterations (the rounding of the batched products may still depend
+    on the batch's shape: a problem at its rounding floor can stop at a different point).
     """
     import jax
     import jax.numpy as jnp
@@ -210,7 +211,7 @@ def _solve(X, y, w, theta0, penalty, *, family, intercept, tol, max_iter, separa
         return jnp.linalg.norm(grad, axis=-1) / total_w
 
     eta0 = linear(theta0)
-    f0, grad0 = objective(eta0, theta0), gradient(eta0, theta0)
+    grad0 = gradient(eta0, theta0)
 
     if family.name == "squared":
         # the loss is quadratic: one linear solve is exact
@@ -220,6 +221,8 @@ def _solve(X, y, w, theta0, penalty, *, family, intercept, tol, max_iter, separa
         theta = jnp.where(finite[..., None], theta, theta0)
         zeros = jnp.zeros((D, G), jnp.int32)
         return theta, (zeros, norm, finite & (norm <= tol), jnp.zeros((D, G), bool), ~finite)
+
+    f0 = objective(eta0, theta0)
 
     def healthy(f, grad, delta):
         return (jnp.isfinite(f) & jnp.all(jnp.isfinite(grad), axis=-1)
@@ -360,10 +363,10 @@ def fit_glm(
     per step for all of them, and under Newton with G >= 4 and p <= 32 their Hessians come from
     a single matrix product with the rows' outer products.
 
-    method: "newton" (an exact Hessian at every step), "quasi_newton" (a Hessian at theta0, from
-    a row sketch when n >= 128 p, then
-    BFGS updates: two passes over the rows per step instead of a Hessian's cost) or "auto"
-    (see ``choose_method``: quasi-Newton for large batches with 8 <= p <= 32, Newton otherwise).
+    method: "newton" (an exact Hessian at every step), "quasi_newton" (a Hessian at theta0,
+    from a row sketch when n >= 128 p, then BFGS updates: two passes over the rows per step
+    instead of a Hessian's cost) or "auto" (see ``choose_method``: quasi-Newton for large
+    batches with 8 <= p <= 32, Newton otherwise).
     Both stop at the same criterion, so they return the same minimiser to within tol.
 
     Every problem iterates until ||grad F|| / sum(w) <= tol; the batch stops when all have
@@ -422,7 +425,7 @@ def fit_glm(
     if outer_products:
         chunk = _OUTER_PRODUCT_CHUNK_BYTES // (8 * n * p * p)
     else:
-        # the design's rows and a few per-problem vectors (y, w, eta, its step) share the cache
+        # the design's rows and a few per-problem vectors (y, w, eta, score) share the cache
         chunk = max(_CHUNK_DESIGNS, _CHUNK_BYTES // (8 * n * (d + 6 * G)))
     penalty = np.full(p, model.ridge)
     if model.intercept:

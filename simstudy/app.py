@@ -89,7 +89,8 @@ def run_job(run: RunConfig, out_dir: Path, resolved_yaml: str) -> dict:
 
     label = f"{run.study} {run.dgp['name']} / {run.generator['name']} n1={design.n1}"
     theta0 = np.asarray(prediction.theta_bar) if np.all(np.isfinite(prediction.theta_bar)) else None
-    rows = run_cell(cell, population, theta0=theta0, progress=progress_printer(label))
+    rows = run_cell(cell, population, theta0=theta0, progress=progress_printer(label),
+                    workers=run.workers)
     G = len(design.gammas)
     excess = rows["excess"].to_numpy().reshape(design.reps, G)
     error = rows["param_error"].to_numpy().reshape(design.reps, G)

@@ -58,12 +58,16 @@ class RunConfig:
     design: DesignConfig
     theory_refits: int
     figures_dir: str | None = None
+    workers: int | None = None
+    """Replications fitted at once (threads); null: ``simstudy.engine.default_workers()``."""
     extra: dict = field(default_factory=dict)
 
     def identity(self) -> dict:
-        """Everything that determines the job's numbers (not where its outputs go)."""
+        """Everything that determines the job's numbers (not where its outputs go, nor how many
+        threads compute them)."""
         out = asdict(self)
         out.pop("figures_dir")
+        out.pop("workers")
         return out
 
 
@@ -107,7 +111,7 @@ SECTION_KEYS = {
     "study": {"name", "figure", "description"},
     "theory": {"refits"},
 }
-ROOT_KEYS = {"seed", "figures_dir", "theory", "study", "dgp", "generator", "model", "design",
+ROOT_KEYS = {"seed", "figures_dir", "workers", "theory", "study", "dgp", "generator", "model", "design",
              "selection", "data"}
 SELECTION_FIGURES = ("vtss", "real_data")
 
@@ -235,10 +239,13 @@ def validate(cfg) -> RunConfig:
     figures_dir = cfg.get("figures_dir")
     if figures_dir is not None and not isinstance(figures_dir, str):
         raise ConfigError("figures_dir", figures_dir, "must be a path or null")
+    workers = cfg.get("workers")
+    if workers is not None:
+        workers = _int({"workers": workers}, "workers", "", 1)
     run = RunConfig(
         study=study["name"], figure=figure, seed=seed, dgp={"name": dgp_name, **dgp_options},
         generator=generator, model=model, design=design, theory_refits=refits,
-        figures_dir=figures_dir,
+        figures_dir=figures_dir, workers=workers,
     )
     if figure in SELECTION_FIGURES:
         from simstudy.selection_study import validate_section

@@ -15,17 +15,22 @@ replication r:
 Randomness: numpy SeedSequence streams keyed by (seed, cell data key, r) for the real data and
 (seed, cell data key, r, generator key) for the generator, so different generators in the same
 cell see the same real data (common random numbers) and any replication can be regenerated
-alone. Replications are processed in chunks of ``chunk``; each replication is fitted as its own
-batch of G problems, so the numbers do not depend on the chunk size or on the order of cells.
+alone. Replications are processed in chunks of ``chunk``; each replication is drawn and fitted as
+its own batch of G problems by one of ``workers`` threads, so the numbers do not depend on the
+chunk size, the thread count or the order of cells.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import os
 import time
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Callable, NamedTuple
+from itertools import islice
+from typing import Callable, Iterator, NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -125,17 +130,43 @@ class FitBlock(NamedTuple):
     info: object       # FitInfo with (C, G) arrays
 
 
+def fit_replication(cell: Cell, r: int, theta0=None):
+    """Draw replication r and fit all its gammas in one batched call; returns the Fit."""
+    X, y = draw_replication(cell, r)
+    return fit_glm(X, y, prefix_weights(cell.design), model=cell.model, theta0=theta0)
+
+
+def stack_fits(fits) -> FitBlock:
+    """The Fits of consecutive replications as one FitBlock."""
+    fits = list(fits)
+    info = type(fits[0].info)(*(np.stack(field) for field in zip(*(fit.info for fit in fits))))
+    return FitBlock(np.stack([fit.theta for fit in fits]), info)
+
+
 def fit_replications(cell: Cell, reps, theta0=None) -> FitBlock:
-    """Fit every gamma of each replication in reps (one batched call per replication)."""
-    w = prefix_weights(cell.design)
-    thetas, infos = [], []
-    for r in reps:
-        X, y = draw_replication(cell, r)
-        fit = fit_glm(X, y, w, model=cell.model, theta0=theta0)
-        thetas.append(fit.theta)
-        infos.append(fit.info)
-    info = type(infos[0])(*(np.stack(field) for field in zip(*infos)))
-    return FitBlock(np.stack(thetas), info)
+    """Fit every gamma of each replication in reps, one after another in this thread."""
+    return stack_fits(fit_replication(cell, r, theta0) for r in reps)
+
+
+def ordered_map(function, items, workers: int) -> Iterator:
+    """function(item) for each item, in order, computed by ``workers`` threads at most
+    2 * workers items ahead of the consumer (so memory stays bounded)."""
+    items = iter(items)
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        pending = deque(pool.submit(function, item) for item in islice(items, 2 * workers))
+        while pending:
+            result = pending.popleft().result()
+            pending.extend(pool.submit(function, item) for item in islice(items, 1))
+            yield result
+
+
+def default_workers() -> int:
+    """Replications fitted at once by run_cell: one per core, at most 2.
+
+    A single fit leaves cores idle (its products are too small to split well): on the 2-core
+    machine, two threads fitted study 2 1.6x faster than one. Beyond 2 is not measured.
+    """
+    return max(1, min(2, os.cpu_count() or 1))
 
 
 def replication_rows(cell: Cell, population, reps, block: FitBlock) -> pd.DataFrame:
@@ -194,18 +225,26 @@ def one_blas_thread():
     return threadpool_limits(limits=1, user_api="blas")
 
 
-def run_cell(cell: Cell, population, theta0=None, progress: Progress | None = None) -> pd.DataFrame:
+def run_cell(cell: Cell, population, theta0=None, progress: Progress | None = None,
+             workers: int | None = None) -> pd.DataFrame:
     """All replications of a cell, in chunks; returns the tidy replications table.
 
     theta0 (G, p), optional: warm starts per gamma (the population limit theta_bar(n~) is a good
     one); converged answers do not depend on it beyond the solver tolerance.
+    workers: replications drawn and fitted at once, each in its own thread (default
+    ``default_workers()``). Each replication's numbers depend on its own streams only, so they
+    do not depend on workers or chunk.
     """
     design = cell.design
+    workers = default_workers() if workers is None else workers
+    if not (isinstance(workers, (int, np.integer)) and workers >= 1):
+        raise ValueError(f"workers must be an integer >= 1, got {workers!r}")
     frames, start = [], time.perf_counter()
     with one_blas_thread():
+        fits = ordered_map(lambda r: fit_replication(cell, r, theta0), range(design.reps), workers)
         for first in range(0, design.reps, design.chunk):
             reps = range(first, min(first + design.chunk, design.reps))
-            block = fit_replications(cell, reps, theta0)
+            block = stack_fits(islice(fits, len(reps)))
             frames.append(replication_rows(cell, population, reps, block))
             if progress is not None:
                 progress(reps[-1] + 1, design.reps, time.perf_counter() - start)

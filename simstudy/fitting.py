@@ -105,6 +105,11 @@ _QUASI_NEWTON_MAX_P = 32
 # coefficient (on 200 fits of 10000 x 21, sketches of every 4th to 16th row made the whole fit
 # 1.3-1.4x faster than an exact first Hessian, in 20-24 steps instead of 19)
 _SKETCH_ROWS_PER_PARAM = 64
+# Problems that share a design and their labels and whose weights take few distinct row
+# patterns (the engine's nested prefixes: G + 1 runs) start from exact Hessians at a shared
+# point, for the cost of one Hessian (``_shared_start_hessians``); on study 2 (G = 21 fits of
+# 12,776 x 20) BFGS then took 7 steps instead of 16 from the sketch. Up to this many runs:
+_START_MAX_SEGMENTS = 256
 
 
 def _design_operators(X, intercept, G, outer_products):
@@ -146,14 +151,17 @@ def _design_operators(X, intercept, G, outer_products):
     return linear, adjoint, gram
 
 
-def _solve(X, y, w, theta0, penalty, *, family, intercept, tol, max_iter, separation_margin,
-           quasi_newton, sketch, outer_products):
-    """Minimise F for D designs x G weightings: X (D, n, d), y and w (D, G, n), theta0 (D, G, p).
-    Returns theta (D, G, p) and per-problem diagnostics (D, G).
+def _solve(X, y, w, theta0, penalty, hessian0, *, family, intercept, tol, max_iter,
+           separation_margin, quasi_newton, sketch, outer_products):
+    """Minimise F for D designs x G weightings: X (D, n, d), y (D, G, n) or (D, 1, n) when the
+    G problems share their labels, w (D, G, n), theta0 (D, G, p). Returns theta (D, G, p),
+    per-problem diagnostics (D, G) and start_failed (D,): the quasi-Newton start was singular
+    for some problem of the design (the caller then solves it again from the exact Hessian).
 
     Newton: delta = H^{-1} grad F with H = Z' diag(w l'') Z + lambda P at every iterate.
-    Quasi-Newton: H^{-1} is taken at theta0 only, from every sketch-th row (scaled by sketch;
-    exact when sketch = 1 or when the sketch is singular), and then follows the BFGS update
+    Quasi-Newton: H^{-1} is taken at the start only, from hessian0 (D, G, p, p) when given (see
+    ``_shared_start_hessians``), else from every sketch-th row at theta0 (scaled by sketch;
+    exact when sketch = 1), and then follows the BFGS update
     (Nocedal & Wright, Numerical Optimization, 2nd ed., eq. 6.17)
         H+^{-1} = (I - rho s y') H^{-1} (I - rho y s') + rho s s',  s = step, y = change of
     grad F, rho = 1 / (y's), skipped unless y's > 0 (convex losses give y's >= 0); each step
@@ -186,7 +194,9 @@ def _solve(X, y, w, theta0, penalty, *, family, intercept, tol, max_iter, separa
         return gram(w * family.curvature(eta, y)) + ridge
 
     def objective(eta, theta):
-        return jnp.sum(w * family.loss(eta, y), axis=-1) + 0.5 * jnp.sum(penalty * theta**2, axis=-1)
+        """F and its data part sum_i w_i l_i."""
+        data = jnp.sum(w * family.loss(eta, y), axis=-1)
+        return data + 0.5 * jnp.sum(penalty * theta**2, axis=-1), data
 
     def gradient(eta, theta):
         return adjoint(w * family.score(eta, y)) + penalty * theta
@@ -204,6 +214,11 @@ def _solve(X, y, w, theta0, penalty, *, family, intercept, tol, max_iter, separa
         return (inverse - rho * (cross + jnp.swapaxes(cross, -1, -2))
                 + (rho * rho * y_h_y + rho) * step[..., :, None] * step[..., None, :])
 
+    # a binary loss falls with the margin y~ eta: a mean loss at or below that of the separation
+    # margin is only reached when (nearly) every weighted row has that margin, since one row on
+    # the wrong side of the rule alone contributes l(0) = log 2 (logistic)
+    separated_loss = family.loss(jnp.asarray(separation_margin, X.dtype), 1.0)
+
     def margin_of(eta):
         return jnp.min(jnp.where(w > 0, (2.0 * y - 1.0) * eta, jnp.inf), axis=-1)
 
@@ -220,9 +235,9 @@ def _solve(X, y, w, theta0, penalty, *, family, intercept, tol, max_iter, separa
         finite = jnp.all(jnp.isfinite(theta), axis=-1) & jnp.isfinite(norm)
         theta = jnp.where(finite[..., None], theta, theta0)
         zeros = jnp.zeros((D, G), jnp.int32)
-        return theta, (zeros, norm, finite & (norm <= tol), jnp.zeros((D, G), bool), ~finite)
+        return theta, (zeros, norm, finite & (norm <= tol), jnp.zeros((D, G), bool), ~finite), jnp.zeros(D, bool)
 
-    f0 = objective(eta0, theta0)
+    f0, data0 = objective(eta0, theta0)
 
     def healthy(f, grad, delta):
         return (jnp.isfinite(f) & jnp.all(jnp.isfinite(grad), axis=-1)
@@ -238,7 +253,7 @@ def _solve(X, y, w, theta0, penalty, *, family, intercept, tol, max_iter, separa
         t = s["t"][..., None]
         trial_theta = s["theta"] - t * s["delta"]
         trial_eta = linear(trial_theta)
-        f, grad = objective(trial_eta, trial_theta), gradient(trial_eta, trial_theta)
+        (f, data), grad = objective(trial_eta, trial_theta), gradient(trial_eta, trial_theta)
         if quasi_newton:
             inverse = bfgs_update(s["inverse"], trial_theta - s["theta"], grad - s["grad"])
             delta = apply(inverse, grad)
@@ -256,11 +271,10 @@ def _solve(X, y, w, theta0, penalty, *, family, intercept, tol, max_iter, separa
         stalled = (~accept & (s["t"] < 1e-12)) | (stale >= _STALE_STEPS)
         rows = accept[..., None]
         theta = jnp.where(rows, trial_theta, s["theta"])
-        margin = jnp.where(accept, margin_of(trial_eta), s["margin"])
-        separated = family.binary & (margin >= separation_margin)
+        separated = family.binary & accept & (data <= separated_loss * total_w)
         done = s["done"] | (accept & converged(grad)) | separated | stalled
         state = dict(
-            theta=theta, margin=margin, f=jnp.where(accept, f, s["f"]),
+            theta=theta, f=jnp.where(accept, f, s["f"]),
             grad=jnp.where(rows, grad, s["grad"]), delta=jnp.where(rows, delta, s["delta"]),
             t=jnp.where(accept, 1.0, jnp.where(s["done"], s["t"], 0.5 * s["t"])),
             it=s["it"] + (~s["done"]).astype(jnp.int32), loop=s["loop"] + 1, done=done,
@@ -270,28 +284,27 @@ def _solve(X, y, w, theta0, penalty, *, family, intercept, tol, max_iter, separa
             state["inverse"] = jnp.where(rows[..., None], inverse, s["inverse"])
         return state
 
+    start_failed = jnp.zeros(D, bool)
     if quasi_newton:
         identity = jnp.broadcast_to(jnp.eye(p, dtype=X.dtype), (D, G, p, p))
-
-        def exact_inverse(_):
-            return solve(hessian(eta0), identity)
-
-        if sketch > 1:
+        if hessian0 is not None:
+            inverse0 = solve(hessian0, identity)
+        elif sketch > 1:
             # BFGS needs only a fair first curvature: every sketch-th row, reweighted by sketch
             _, _, sketch_gram = _design_operators(X[:, ::sketch], intercept, G, outer_products)
             c = w[..., ::sketch] * family.curvature(eta0[..., ::sketch], y[..., ::sketch])
             inverse0 = solve(sketch * sketch_gram(c) + ridge, identity)
-            # rows the sketch missed can leave it singular: then the exact Hessian, for all
-            inverse0 = jax.lax.cond(jnp.all(jnp.isfinite(inverse0)), lambda _: inverse0,
-                                    exact_inverse, None)
         else:
-            inverse0 = exact_inverse(None)
+            inverse0 = solve(hessian(eta0), identity)
+        if hessian0 is not None or sketch > 1:
+            # rows the approximation missed can leave it singular where the exact Hessian is not
+            start_failed = ~jnp.all(jnp.isfinite(inverse0), axis=(1, 2, 3))
         delta0 = apply(inverse0, grad0)
     else:
         delta0 = solve(hessian(eta0), grad0)
     ok0 = healthy(f0, grad0, delta0)
     state = dict(
-        theta=theta0, margin=margin_of(eta0), f=f0, grad=grad0, delta=delta0,
+        theta=theta0, f=f0, grad=grad0, delta=delta0,
         t=jnp.ones((D, G), X.dtype), it=jnp.zeros((D, G), jnp.int32), loop=jnp.int32(0),
         done=~ok0 | converged(grad0), best=grad_norm(grad0), stale=jnp.zeros((D, G), jnp.int32),
     )
@@ -300,8 +313,8 @@ def _solve(X, y, w, theta0, penalty, *, family, intercept, tol, max_iter, separa
     state = jax.lax.while_loop(cond, body, state)
     norm = grad_norm(state["grad"])
     bad = ~ok0 | ~jnp.isfinite(norm)
-    is_sep = family.binary & (state["margin"] > 0)
-    return state["theta"], (state["it"], norm, (norm <= tol) & ~bad, is_sep, bad)
+    is_sep = family.binary & (margin_of(linear(state["theta"])) > 0)
+    return state["theta"], (state["it"], norm, (norm <= tol) & ~bad, is_sep, bad), start_failed
 
 
 def _trace_counter():
@@ -315,9 +328,9 @@ _TRACES = {"count": 0}
 def _make_jitted():
     import jax
 
-    def traced(X, y, w, theta0, penalty, **options):
+    def traced(X, y, w, theta0, penalty, hessian0, **options):
         _TRACES["count"] += 1
-        return _solve(X, y, w, theta0, penalty, **options)
+        return _solve(X, y, w, theta0, penalty, hessian0, **options)
 
     return jax.jit(traced, static_argnames=(
         "family", "intercept", "tol", "max_iter", "separation_margin", "quasi_newton", "sketch",
@@ -326,6 +339,45 @@ def _make_jitted():
 
 
 _JITTED = _make_jitted()
+
+
+def _make_curvature():
+    import jax
+
+    return jax.jit(lambda eta, y, family: family.curvature(eta, y), static_argnames="family")
+
+
+_CURVATURE = _make_curvature()
+
+
+def _weight_segments(w) -> np.ndarray:
+    """Starts of the runs of rows whose weights agree across every problem of w (D, G, n): the
+    engine's nested-prefix weights have G + 1 runs (the real rows, then one per pool block)."""
+    change = np.any(w[..., 1:] != w[..., :-1], axis=(0, 1))
+    return np.concatenate([[0], np.flatnonzero(change) + 1])
+
+
+def _shared_start_hessians(X, y, w, theta0, penalty, segments, family, intercept) -> np.ndarray:
+    """Hessians H_g = sum_i w_gi l''(z_i' theta_ref) z_i z_i' + lambda P of the G problems of each
+    design, all at theta_ref = the mean of the design's starts theta0 (exact when they share
+    one), for the cost of a single Hessian: within a run of rows (``_weight_segments``) every
+    problem weighs each row alike, so H_g = sum_s w_g,s H_s + lambda P with the run sums
+    H_s = Z_s' diag(l'') Z_s. X (C, n, d), y (C, 1, n), w (C, G, n), theta0 (C, G, p).
+    Returns (C, G, p, p) in numpy."""
+    reference = theta0.mean(axis=1)
+    d = X.shape[-1]
+    eta = np.einsum("cnk,ck->cn", X, reference[:, -d:])
+    if intercept:
+        eta = eta + reference[:, :1]
+    curvature = np.asarray(_CURVATURE(eta, y[:, 0], family=family))
+    bounds = np.append(segments, X.shape[1])
+    runs = []
+    for a, b in zip(bounds[:-1], bounds[1:]):
+        Z = X[:, a:b]
+        if intercept:
+            Z = np.concatenate([np.ones(Z.shape[:-1] + (1,)), Z], axis=-1)
+        runs.append(np.matmul((Z * curvature[:, a:b, None]).transpose(0, 2, 1), Z))
+    return np.einsum("cgs,cspq->cgpq", w[..., segments], np.stack(runs, axis=1)) + np.diag(penalty)
 
 
 def choose_method(method: str, problems: int, n: int, p: int) -> str:
@@ -363,16 +415,23 @@ def fit_glm(
     per step for all of them, and under Newton with G >= 4 and p <= 32 their Hessians come from
     a single matrix product with the rows' outer products.
 
-    method: "newton" (an exact Hessian at every step), "quasi_newton" (a Hessian at theta0,
-    from a row sketch when n >= 128 p, then BFGS updates: two passes over the rows per step
-    instead of a Hessian's cost) or "auto" (see ``choose_method``: quasi-Newton for large
-    batches with 8 <= p <= 32, Newton otherwise).
-    Both stop at the same criterion, so they return the same minimiser to within tol.
+    method: "newton" (an exact Hessian at every step), "quasi_newton" (a Hessian at the start,
+    then BFGS updates: two passes over the rows per step instead of a Hessian's cost) or "auto"
+    (see ``choose_method``: quasi-Newton for large batches with 8 <= p <= 32, Newton
+    otherwise). The quasi-Newton start is exact, at the mean of the design's starts, when the G
+    problems of a design share their labels and their weights take few distinct row patterns
+    (nested prefixes: G + 1), since all G Hessians then cost one (``_shared_start_hessians``);
+    otherwise it comes from a row sketch when n >= 128 p. A start that is singular where the
+    exact Hessian is not is redone from the exact Hessian, for that design only.
+    Both methods stop at the same criterion, so they return the same minimiser to within tol.
 
     Every problem iterates until ||grad F|| / sum(w) <= tol; the batch stops when all have
-    stopped or after max_iter steps. A binary-family problem whose fitted rule separates its
-    sample with every margin y~ eta >= separation_margin is stopped there and flagged
-    (``info.separated``): its coefficients are finite but their size reflects the stopping rule.
+    stopped or after max_iter steps. A binary-family problem whose mean loss per unit weight
+    falls to the loss at margin y~ eta = separation_margin is stopped there (a sample with a
+    row on the wrong side of the rule cannot get there unless that row weighs less than about
+    e^-separation_margin of the total) and ``info.separated`` tells whether its fitted rule
+    classifies every weighted row correctly: its coefficients are finite but their size
+    reflects the stopping rule.
     Repeated calls with the same shapes, model and options reuse one compiled program. Designs
     are solved in chunks (at least 4 designs, about 1 MB), one after another, so that each chunk
     stays in cache and stops at the slowest of few problems.
@@ -414,9 +473,11 @@ def fit_glm(
     D = int(np.prod([batch_shape[i] for i in varying], dtype=np.int64))
     G = int(np.prod([batch_shape[i] for i in shared], dtype=np.int64))
 
-    def by_design(a, core):
-        a = np.broadcast_to(a, batch_shape + a.shape[a.ndim - core:])
-        return a.transpose(order + list(range(nb, nb + core))).reshape((D, G) + a.shape[nb:])
+    def by_design(a, core, groups=G):
+        """a as (D, groups) + core; groups = 1 keeps an operand that the G problems share."""
+        target = tuple(batch_shape[i] if groups != 1 or i in varying else 1 for i in range(nb))
+        a = np.broadcast_to(a, target + a.shape[a.ndim - core:])
+        return a.transpose(order + list(range(nb, nb + core))).reshape((D, groups) + a.shape[nb:])
 
     quasi_newton = choose_method(method, D * G, n, p) == "quasi_newton"
     sketch = max(1, n // (_SKETCH_ROWS_PER_PARAM * p)) if quasi_newton else 1
@@ -434,27 +495,58 @@ def fit_glm(
     n_chunks = max(1, D // max(1, int(chunk)))
     chunk = -(-D // n_chunks)
     Xd = X.reshape(D, n, d)
-    y_, w_, t_ = (by_design(a, 1) for a in (y, w, theta0))
+    y_batch = (1,) * (nb - y.ndim + 1) + y.shape[:-1]
+    labels_shared = all(y_batch[i] == 1 for i in shared)
+    y_ = by_design(y, 1, groups=1 if labels_shared else G)
+    w_, t_ = (by_design(a, 1) for a in (w, theta0))
+    segments = None
+    if quasi_newton and labels_shared and G > 1:
+        segments = _weight_segments(w_)
+        # segment Hessians cost n p^2 multiply-adds per design, sketches G n p^2 / sketch
+        if len(segments) > _START_MAX_SEGMENTS or n + G * len(segments) >= G * -(-n // sketch):
+            segments = None
     options = dict(
         family=model.family, intercept=model.intercept, tol=float(tol), max_iter=int(max_iter),
         separation_margin=float(separation_margin), quasi_newton=quasi_newton, sketch=sketch,
         outer_products=outer_products,
     )
+
+    def solve_designs(designs, **start):
+        """_JITTED on the designs (chunk of them, in order) given by the index array."""
+        hessian0 = None
+        if segments is not None and not start:
+            hessian0 = jnp.asarray(_shared_start_hessians(
+                Xd[designs], y_[designs], w_[designs], t_[designs], penalty, segments,
+                model.family, model.intercept))
+        out = _JITTED(jax.device_put(Xd[designs]), *(jnp.asarray(a[designs]) for a in (y_, w_, t_)),
+                      jnp.asarray(penalty), hessian0, **{**options, **start})
+        # waiting in block_until_ready releases the GIL (np.asarray on a pending result does
+        # not), so threads fitting other designs keep running
+        return jax.tree.map(np.asarray, jax.block_until_ready(out))
+
     # Chunks of designs go to JAX one at a time: each is solved while it sits in cache, and
     # each transfer is small enough to reuse the previous one's memory (one 320 MB copy took
     # 156 ms here, forty 8 MB copies 16 ms). The last chunk starts early enough to keep the
     # compiled shape and keeps only its new designs; a stopped problem no longer moves, so the
     # other problems of its chunk do not change its answer.
-    results, done = [], 0
+    parts, done = [], 0
     while done < D:
         start = min(done, D - chunk)
-        part = slice(start, start + chunk)
-        out = _JITTED(jax.device_put(Xd[part]), *(jnp.asarray(a[part]) for a in (y_, w_, t_)),
-                      jnp.asarray(penalty), **options)
-        results.append((out, done - start))
+        theta_part, info_part, failed_part = solve_designs(np.arange(start, start + chunk))
+        parts.append(jax.tree.map(lambda a, skip=done - start: a[skip:], (theta_part, info_part, failed_part)))
         done = start + chunk
-    parts = [jax.tree.map(lambda a, skip=skip: np.asarray(a)[skip:], out) for out, skip in results]
-    theta, (it, gnorm, conv, sep, bad) = jax.tree.map(lambda *a: np.concatenate(a), *parts)
+    theta, (it, gnorm, conv, sep, bad), failed = jax.tree.map(lambda *a: np.concatenate(a), *parts)
+    # designs whose approximate start was singular are solved again from the exact Hessian,
+    # in chunks of the same shape (padded with repeats), so each design's answer depends on
+    # its own data only
+    redo = np.flatnonzero(failed)
+    for first in range(0, len(redo), chunk):
+        designs = redo[first:first + chunk]
+        padded = np.concatenate([designs, np.full(chunk - len(designs), designs[0])])
+        theta_redo, info_redo, _ = solve_designs(padded, sketch=1)
+        theta[designs] = theta_redo[: len(designs)]
+        for field, value in zip((it, gnorm, conv, sep, bad), info_redo):
+            field[designs] = value[: len(designs)]
     back = list(np.argsort(order))
 
     def restore(a, core):

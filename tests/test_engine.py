@@ -94,13 +94,20 @@ def test_fits_equal_direct_fits_on_the_pooled_data():
         np.testing.assert_allclose(block.theta[0, g], direct.theta, rtol=1e-9, atol=1e-11)
 
 
-def test_results_do_not_depend_on_chunk_size():
+def test_results_do_not_depend_on_chunk_size_or_threads():
     cell, population = _cell(family="logistic", reps=7, chunk=3)
-    a = run_cell(cell, population)
-    b = run_cell(cell._replace(design=dataclasses.replace(cell.design, chunk=7)), population)
-    c = run_cell(cell._replace(design=dataclasses.replace(cell.design, chunk=1)), population)
+    a = run_cell(cell, population, workers=1)
+    b = run_cell(cell._replace(design=dataclasses.replace(cell.design, chunk=7)), population, workers=2)
+    c = run_cell(cell._replace(design=dataclasses.replace(cell.design, chunk=1)), population, workers=3)
     pd.testing.assert_frame_equal(a, b, check_exact=True)
     pd.testing.assert_frame_equal(a, c, check_exact=True)
+
+
+@pytest.mark.parametrize("workers", [0, 1.5, "2"])
+def test_bad_worker_counts_are_rejected(workers):
+    cell, population = _cell(reps=2)
+    with pytest.raises(ValueError, match="workers"):
+        run_cell(cell, population, workers=workers)
 
 
 def test_a_single_replication_regenerates_its_rows():

@@ -288,3 +288,70 @@ def test_an_unreachable_tolerance_stops_at_the_rounding_floor_not_at_max_iter(me
     # past tol = 1e-10 the gradient still shrinks for a while; then 30 steps without halving it
     assert reachable.info.iterations < fit.info.iterations < 100
     np.testing.assert_allclose(fit.theta, reachable.theta, rtol=1e-9, atol=1e-10)
+
+
+def _nested_problem(seed, n_real, pool, d, G, intercept):
+    """The engine's shape: one design, G fits whose weights are all real rows plus a growing
+    prefix of a synthetic pool; labels shared by the fits."""
+    rng = np.random.default_rng(seed)
+    X = np.vstack([rng.normal(size=(n_real, d)), rng.normal(loc=0.4, size=(pool, d))])
+    y = np.concatenate([(rng.random(n_real) < 0.3).astype(float), np.ones(pool)])
+    sizes = np.linspace(0, pool, G).astype(int)
+    w = np.hstack([np.ones((G, n_real)), (np.arange(pool)[None, :] < sizes[:, None]).astype(float)])
+    return X, y, w
+
+
+@pytest.mark.parametrize("family", ["logistic", "probit"])
+@pytest.mark.parametrize("intercept", [False, True])
+def test_shared_start_hessians_are_the_exact_hessians_at_a_shared_start(family, intercept):
+    X, y, w = _nested_problem(13, 250, 120, 4, 5, intercept)
+    model = GLM(family, intercept=intercept, ridge=0.5)
+    p = model.n_params(4)
+    rng = np.random.default_rng(14)
+    theta0 = np.broadcast_to(rng.normal(scale=0.3, size=p), (5, p))
+    penalty = np.full(p, 0.5)
+    if intercept:
+        penalty[0] = 0.0
+    segments = fitting._weight_segments(w[None])
+    assert len(segments) == 5  # the real rows, then one run per pool block (the first fit has none)
+    got = fitting._shared_start_hessians(X[None], y[None, None], w[None], theta0[None], penalty,
+                                         segments, model.family, intercept)[0]
+    Z = model.features(X)
+    c = np.asarray(model.family.curvature(Z @ theta0[0], y))
+    exact = np.einsum("gn,nk,nl->gkl", w * c, Z, Z) + np.diag(penalty)
+    np.testing.assert_allclose(got, exact, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("family", ["logistic", "probit"])
+@pytest.mark.parametrize("shared_start", [True, False])
+def test_nested_prefix_fits_from_a_shared_start_agree_with_statsmodels(family, shared_start):
+    X, y, w = _nested_problem(15, 400, 300, 5, 6, True)
+    model = GLM(family, intercept=True, ridge=0.0)
+    rng = np.random.default_rng(16)
+    # starts that differ between fits: the shared Hessians are then taken at their mean
+    theta0 = rng.normal(scale=0.2, size=6) + (0 if shared_start else rng.normal(scale=0.2, size=(6, 6)))
+    fit = fit_glm(X, y, w, model=model, theta0=theta0, method="quasi_newton")
+    assert fit.info.converged.all() and not fit.info.separated.any()
+    for g in range(6):
+        ref, ok = _statsmodels_fit(X, y, w[g], True, family)
+        assert ok
+        np.testing.assert_allclose(fit.theta[g], ref, rtol=1e-7, atol=1e-8)
+
+
+def test_a_singular_shared_start_is_redone_from_the_exact_hessian_for_its_design_only():
+    rng = np.random.default_rng(17)
+    n = 300
+    X = np.column_stack([np.ones(n), rng.normal(size=n)])
+    y = (rng.random(n) < 0.4).astype(float)
+    model = GLM("logistic", ridge=0.0)
+    # design 0: the starts' mean puts every row at eta = 1000, where l'' underflows to 0, so
+    # its shared Hessian is singular; its first fit starts at 0 and is well posed, its last
+    # starts where its own Hessian underflows too; design 1 starts at 0 throughout
+    theta0 = np.zeros((2, 3, 2))
+    theta0[0, 2, 0] = 3000.0
+    fit = fit_glm(np.stack([X, X])[:, None], y, theta0=theta0, model=model, method="quasi_newton")
+    alone = fit_glm(X, y, model=model)
+    assert fit.info.converged[0, 0] and fit.info.converged[1].all()
+    assert fit.info.nonfinite[0, 2] and not fit.info.converged[0, 2]
+    for d, g in ((0, 0), (0, 1), (1, 0), (1, 1), (1, 2)):
+        np.testing.assert_allclose(fit.theta[d, g], alone.theta, rtol=1e-8, atol=1e-10)

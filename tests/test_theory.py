@@ -36,6 +36,7 @@ from simstudy.population import GaussianMixtureLaw
 from simstudy.processes import Population, gaussian_classes, symmetric_mean_shift
 from simstudy.theory import (
     OptimalSize,
+    _first_order,
     SyntheticMoments,
     optimal_sizes,
     predict,
@@ -109,6 +110,47 @@ def asym_pop():
 @pytest.fixture(scope="module")
 def sym_pop():
     return Population(symmetric_mean_shift(d=3), SQUARED)
+
+
+# ---------------------------------------------------------------------------------------------
+# the first-order terms against their definition
+
+
+def _first_order_by_inverses(pop, syn, n0, n1, nt):
+    """The module docstring's per-fit averages with H_w,r^{-1} inverted for every (size, fit)."""
+    R = syn.fit_psi.shape[0]
+    unbias = R / (R - 1)
+    noise = n1 * syn.fit_e1 + n0 * syn.fit_e0
+    out = []
+    for a in nt:
+        N = n0 + n1 + a
+        Hw_inv = np.linalg.inv((n0 * pop.H0 + n1 * pop.H1 + a * syn.fit_H) / N)
+        M = Hw_inv @ pop.H @ Hw_inv
+        W = np.swapaxes(Hw_inv, -1, -2) @ Hw_inv
+        b = (n0 - n1 - a) * pop.g + a * syn.fit_psi
+        V = n0 * pop.Sigma0 + n1 * pop.Sigma1 + a * syn.fit_Sigma
+        Mb, Wb = np.einsum("rij,rj->ri", M, b), np.einsum("rij,rj->ri", W, b)
+        pool_var = a * a * syn.fit_Sigma / syn.pool if syn.pool else 0.0 * syn.fit_Sigma
+        bias = (np.einsum("ri,ri->r", b, Mb) - np.einsum("rij,rji->r", M, pool_var)) / (2 * N * N)
+        cross = 2 * unbias * np.einsum("ri,ri->r", Mb - Mb.mean(0), noise) / (2 * N * N)
+        variance = np.einsum("rij,rji->r", M, V) / (2 * N * N)
+        param = (np.einsum("ri,ri->r", b, Wb) + 2 * unbias * np.einsum("ri,ri->r", Wb - Wb.mean(0), noise)
+                 + np.einsum("rij,rji->r", W, V) - np.einsum("rij,rji->r", W, pool_var)) / (N * N)
+        out.append([x.mean() for x in (bias, cross, variance, param)])
+    return np.array(out).T
+
+
+@pytest.mark.parametrize("generator", ["semi_oracle", "smote"])
+def test_diagonalised_first_order_terms_equal_the_inverse_formulas(asym_pop, generator):
+    gen = SemiOracle(asym_pop.process.law1) if generator == "semi_oracle" else Smote(k=5)
+    syn = synthetic_moments(asym_pop, gen, 60, rng_from(31), refits=40, pool=3000, n0=600)
+    assert (syn.pool > 0) == (generator == "smote")
+    nt = np.array([0.0, 17.0, 270.0, 540.0, 1600.5])
+    got = _first_order(asym_pop, syn, 600, 60, nt)
+    want = _first_order_by_inverses(asym_pop, syn, 600, 60, nt)
+    for name, expected in zip(("bias", "cross", "variance", "param_sq"), want):
+        np.testing.assert_allclose(getattr(got, name), expected, rtol=1e-10, atol=1e-14 * np.abs(expected).max(),
+                                   err_msg=name)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -59,7 +59,7 @@ class RunConfig:
     theory_refits: int
     figures_dir: str | None = None
     workers: int | None = None
-    """Replications fitted at once (threads); null: ``simstudy.engine.default_workers()``."""
+    """Replications fitted at once (threads); None: ``simstudy.engine.default_workers()``."""
     extra: dict = field(default_factory=dict)
 
     def identity(self) -> dict:

@@ -151,3 +151,10 @@ def test_selection_studies_run_from_the_command_line(tmp_path, study, extra):
     summary = json.loads((out / "summary.json").read_text())
     assert summary["status"] == "ok" and summary["study"] == study
     assert (out / "replications.parquet").exists() and (out / "figure.png").exists()
+
+
+def test_workers_are_validated_and_not_part_of_a_jobs_identity():
+    one, three = validate(composed(["workers=1"])), validate(composed(["workers=3"]))
+    assert (one.workers, three.workers) == (1, 3)
+    assert one.identity() == three.identity() == validate(composed([])).identity()
+    assert validate(composed([])).workers is None

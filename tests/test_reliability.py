@@ -32,6 +32,7 @@ BAD_VALUES = {
     "generator.magnitude": ["-1", "nan", "inf"],
     "generator.angle_deg": ["-10", "181", "720"],
     "seed": ["-1", "1.5"],
+    "workers": ["0", "2.5", "many"],
     "model.ridge": ["-1", "nan"],
     "model.family": ["cauchy"],
     "model.intercept": ["maybe"],

@@ -237,7 +237,7 @@ def _solve(X, y, w, theta0, penalty, hessian0, *, family, intercept, tol, max_it
         zeros = jnp.zeros((D, G), jnp.int32)
         return theta, (zeros, norm, finite & (norm <= tol), jnp.zeros((D, G), bool), ~finite), jnp.zeros(D, bool)
 
-    f0, data0 = objective(eta0, theta0)
+    f0, _ = objective(eta0, theta0)
 
     def healthy(f, grad, delta):
         return (jnp.isfinite(f) & jnp.all(jnp.isfinite(grad), axis=-1)
@@ -473,11 +473,9 @@ def fit_glm(
     D = int(np.prod([batch_shape[i] for i in varying], dtype=np.int64))
     G = int(np.prod([batch_shape[i] for i in shared], dtype=np.int64))
 
-    def by_design(a, core, groups=G):
-        """a as (D, groups) + core; groups = 1 keeps an operand that the G problems share."""
-        target = tuple(batch_shape[i] if groups != 1 or i in varying else 1 for i in range(nb))
-        a = np.broadcast_to(a, target + a.shape[a.ndim - core:])
-        return a.transpose(order + list(range(nb, nb + core))).reshape((D, groups) + a.shape[nb:])
+    def by_design(a, core):
+        a = np.broadcast_to(a, batch_shape + a.shape[a.ndim - core:])
+        return a.transpose(order + list(range(nb, nb + core))).reshape((D, G) + a.shape[nb:])
 
     quasi_newton = choose_method(method, D * G, n, p) == "quasi_newton"
     sketch = max(1, n // (_SKETCH_ROWS_PER_PARAM * p)) if quasi_newton else 1
@@ -513,29 +511,33 @@ def fit_glm(
     )
 
     def solve_designs(designs, **start):
-        """_JITTED on a chunk of designs, given by a slice (views, no copies) or an index array."""
+        """_JITTED on a chunk of designs, given by a slice (views, no copies) or an index array;
+        returns JAX's pending results."""
         hessian0 = None
         if segments is not None and not start:
             hessian0 = jnp.asarray(_shared_start_hessians(
                 Xd[designs], y_[designs, :1], w_[designs], t_[designs], penalty, segments,
                 model.family, model.intercept))
-        out = _JITTED(jax.device_put(Xd[designs]), *(jnp.asarray(a[designs]) for a in (y_, w_, t_)),
-                      jnp.asarray(penalty), hessian0, **{**options, **start})
+        return _JITTED(jax.device_put(Xd[designs]), *(jnp.asarray(a[designs]) for a in (y_, w_, t_)),
+                       jnp.asarray(penalty), hessian0, **{**options, **start})
+
+    def collect(pending):
         # waiting in block_until_ready releases the GIL (np.asarray on a pending result does
-        # not), so threads fitting other designs keep running
-        return jax.tree.map(np.asarray, jax.block_until_ready(out))
+        # not), so threads fitting other designs keep running meanwhile
+        return jax.tree.map(np.asarray, jax.block_until_ready(pending))
 
     # Chunks of designs go to JAX one at a time: each is solved while it sits in cache, and
     # each transfer is small enough to reuse the previous one's memory (one 320 MB copy took
     # 156 ms here, forty 8 MB copies 16 ms). The last chunk starts early enough to keep the
     # compiled shape and keeps only its new designs; a stopped problem no longer moves, so the
     # other problems of its chunk do not change its answer.
-    parts, done = [], 0
+    pending, skips, done = [], [], 0
     while done < D:
         start = min(done, D - chunk)
-        theta_part, info_part, failed_part = solve_designs(slice(start, start + chunk))
-        parts.append(jax.tree.map(lambda a, skip=done - start: a[skip:], (theta_part, info_part, failed_part)))
+        pending.append(solve_designs(slice(start, start + chunk)))
+        skips.append(done - start)
         done = start + chunk
+    parts = [jax.tree.map(lambda a, skip=skip: a[skip:], out) for out, skip in zip(collect(pending), skips)]
     theta, (it, gnorm, conv, sep, bad), failed = jax.tree.map(lambda *a: np.concatenate(a), *parts)
     # designs whose approximate start was singular are solved again from the exact Hessian,
     # in chunks of the same shape (padded with repeats), so each design's answer depends on
@@ -544,7 +546,7 @@ def fit_glm(
     for first in range(0, len(redo), chunk):
         designs = redo[first:first + chunk]
         padded = np.concatenate([designs, np.full(chunk - len(designs), designs[0])])
-        theta_redo, info_redo, _ = solve_designs(padded, sketch=1)
+        theta_redo, info_redo, _ = collect(solve_designs(padded, sketch=1))
         theta[designs] = theta_redo[: len(designs)]
         for field, value in zip((it, gnorm, conv, sep, bad), info_redo):
             field[designs] = value[: len(designs)]

@@ -29,7 +29,7 @@ import pytest
 
 import simstudy  # noqa: F401
 from simstudy.fitting import GLM, fit_glm
-from simstudy.generators import Oracle, SemiOracle, Smote
+from simstudy.generators import GaussianFit, Oracle, SemiOracle, Smote
 from simstudy.generators.base import FittedGenerator, Generator
 from simstudy.generators.mismatch import MismatchGenerator
 from simstudy.population import GaussianMixtureLaw
@@ -37,6 +37,7 @@ from simstudy.processes import Population, gaussian_classes, symmetric_mean_shif
 from simstudy.theory import (
     OptimalSize,
     _first_order,
+    bias_linearisation,
     SyntheticMoments,
     optimal_sizes,
     predict,
@@ -151,6 +152,20 @@ def test_diagonalised_first_order_terms_equal_the_inverse_formulas(asym_pop, gen
     for name, expected in zip(("bias", "cross", "variance", "param_sq"), want):
         np.testing.assert_allclose(getattr(got, name), expected, rtol=1e-10, atol=1e-14 * np.abs(expected).max(),
                                    err_msg=name)
+
+
+def test_bias_linearisation_is_exact_for_squared_loss(asym_pop):
+    # squared loss: theta_bar_r - theta* = -H_w,r^{-1} b_r / N exactly and the excess is
+    # quadratic, so the exact per-fit excess and the first-order bias term coincide
+    for gen in (GaussianFit(), SemiOracle(asym_pop.process.law1)):
+        out = bias_linearisation(asym_pop, gen, 600, 60, [0.0, 0.5, 2.0], rng_from(32), refits=6)
+        assert np.all(out.exact > 0)
+        np.testing.assert_allclose(out.first_order, out.exact, rtol=1e-9, atol=1e-15)
+
+
+def test_bias_linearisation_needs_a_fitted_law(asym_pop):
+    with pytest.raises(ValueError, match="no fitted law"):
+        bias_linearisation(asym_pop, Smote(k=5), 600, 60, [1.0], rng_from(33), refits=2)
 
 
 # ---------------------------------------------------------------------------------------------

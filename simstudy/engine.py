@@ -168,7 +168,9 @@ def default_workers() -> int:
     per replication with one thread, 12-13 with two, 10.6-12.9 with four; six and eight gained
     nothing more.
     """
-    return max(1, min(4, 2 * (os.cpu_count() or 1)))
+    # the cores this process may run on (a Slurm job's allocation), not the machine's
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    return max(1, min(4, 2 * cores))
 
 
 def replication_rows(cell: Cell, population, reps, block: FitBlock) -> pd.DataFrame:

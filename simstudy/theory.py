@@ -315,7 +315,7 @@ class _FirstOrder(NamedTuple):
 
 
 _CHUNK_ELEMENTS = 2_000_000
-"""Sizes are processed in chunks so that the (sizes, fits, p, p) arrays stay near 16 MB."""
+"""Sizes are processed in chunks so that the (sizes, fits, p) arrays stay near 16 MB."""
 
 
 class _FirstOrderTerms:
@@ -330,60 +330,36 @@ class _FirstOrderTerms:
         b' M b / N^2 = beta' D K D beta,      tr(M V) / N^2 = tr(D K D Q),
         b' W b / N^2 = beta' D P D beta,      tr(W V) / N^2 = tr(D P D Q)   (W = H_w^{-T} H_w^{-1}),
 
-    and M b / N^2 = B D K D beta: O(p^2) work per (size, fit) after O(R p^3) set-up.
+    and M b / N^2 = B D K D beta: O(p^2) work per (size, fit) after O(R p^3) set-up. With
+    u = D beta and Q = Q_real + n~ Q_syn, tr(D K D Q) = D' (K o Q_real') D + n~ D' (K o Q_syn') D
+    (o: elementwise), so no (size, fit, p, p) array is formed.
     """
 
     def __init__(self, pop: Population, syn: SyntheticMoments, n0: int, n1: int):
         self.n0, self.n1, self.pool = n0, n1, syn.pool
-        R = syn.fit_psi.shape[0]
+        self.R = syn.fit_psi.shape[0]
         L = np.linalg.cholesky(n0 * pop.H0 + n1 * pop.H1)
         L_inv = scipy.linalg.solve_triangular(L, np.eye(pop.p), lower=True)
         C = L_inv @ syn.fit_H @ L_inv.T
-        lam, U = np.linalg.eigh(0.5 * (C + np.swapaxes(C, -1, -2)))
-        B = L_inv.T @ U  # (R, p, p)
-        Bt = np.swapaxes(B, -1, -2)
-        self.lam, self.B = lam, B
-        self.K = Bt @ pop.H @ B
-        self.P = Bt @ B
-        self.Q_real = Bt @ (n0 * pop.Sigma0 + n1 * pop.Sigma1) @ B
-        self.Q_syn = Bt @ syn.fit_Sigma @ B
+        self.lam, U = np.linalg.eigh(0.5 * (C + np.swapaxes(C, -1, -2)))
+        self.B = L_inv.T @ U  # (R, p, p)
+        Bt = np.swapaxes(self.B, -1, -2)
+        self.K = Bt @ pop.H @ self.B
+        self.P = Bt @ self.B
+        Q_real = Bt @ (n0 * pop.Sigma0 + n1 * pop.Sigma1) @ self.B
+        Q_syn = Bt @ syn.fit_Sigma @ self.B
+        # the traces' kernels: tr(D X D Q) = D' (X o Q') D for X = K, P and Q = Q_real, Q_syn
+        self.traces = {(name, which): X * np.swapaxes(Q, -1, -2) for name, X in (("K", self.K), ("P", self.P))
+                       for which, Q in (("real", Q_real), ("syn", Q_syn))}
         self.g_B = Bt @ pop.g
-        self.psi_B = np.einsum("rji,rj->ri", B, syn.fit_psi)
+        self.psi_B = np.einsum("rji,rj->ri", self.B, syn.fit_psi)
         self.noise = n1 * syn.fit_e1 + n0 * syn.fit_e0
-        self.R = R
 
     def __call__(self, nt) -> "_FirstOrder":
         nt = np.asarray(nt, dtype=np.float64)
-        n0, n1, R, p = self.n0, self.n1, self.R, self.lam.shape[-1]
-        unbias = R / (R - 1) if R > 1 else 0.0
-        step = max(1, _CHUNK_ELEMENTS // (R * p * p))
-        parts = []
-        for lo in range(0, nt.size, step):
-            a = nt[lo : lo + step][:, None]  # (g, 1): broadcasts over fits
-            N = n0 + n1 + a
-            D = 1.0 / (1.0 + a[..., None] * self.lam)  # (g, R, p)
-            beta = (n0 - n1 - a)[..., None] * self.g_B + a[..., None] * self.psi_B
-            DbD = D[..., :, None] * D[..., None, :]
-            DKD, DPD = DbD * self.K, DbD * self.P
-            Q = self.Q_real + a[..., None, None] * self.Q_syn
-            bias = 0.5 * np.einsum("gri,grij,grj->gr", beta, DKD, beta)
-            variance = 0.5 * np.einsum("grij,grji->gr", DKD, Q)
-            param = np.einsum("gri,grij,grj->gr", beta, DPD, beta) + np.einsum("grij,grji->gr", DPD, Q)
-            # M b / N^2 and W b / N^2 in the original coordinates, for the control variates
-            Mb = np.einsum("rij,grj->gri", self.B, np.einsum("grij,grj->gri", DKD, beta))
-            Wb = np.einsum("rij,grj->gri", self.B, np.einsum("grij,grj->gri", DPD, beta))
-            # control variates: E e_k = 0 exactly, so subtracting the fit-averaged b' M e_r and
-            # b' W e_r leaves the expectation alone and removes the noise that does not couple to
-            # the fit (all of it at n~ = 0, where the generator plays no part); centring on the
-            # sample mean scales the expectation by (R - 1) / R, which ``unbias`` undoes
-            cross = unbias * np.einsum("gri,ri->gr", Mb - Mb.mean(axis=1, keepdims=True), self.noise)
-            param = param + 2.0 * unbias * np.einsum("gri,ri->gr", Wb - Wb.mean(axis=1, keepdims=True), self.noise)
-            if self.pool:
-                # the pool's noise in psi_r, Cov Sigma~_r / pool, entered b_r with coefficient n~
-                pool_var = (a * a / self.pool)[..., None, None] * self.Q_syn
-                bias = bias - 0.5 * np.einsum("grij,grji->gr", DKD, pool_var)
-                param = param - np.einsum("grij,grji->gr", DPD, pool_var)
-            parts.append((bias, cross, variance, param))
+        R, p = self.R, self.lam.shape[-1]
+        step = max(1, _CHUNK_ELEMENTS // (R * p))
+        parts = [self._terms(nt[lo : lo + step]) for lo in range(0, nt.size, step)]
         bias, cross, variance, param = (np.concatenate(arrs) for arrs in zip(*parts))
         total = bias + cross + variance
 
@@ -393,6 +369,37 @@ class _FirstOrderTerms:
         return _FirstOrder(
             bias.mean(axis=1), cross.mean(axis=1), variance.mean(axis=1), se(total), param.mean(axis=1), se(param)
         )
+
+    def _terms(self, nt):
+        """Per (size, fit): bias, cross, variance and parameter-error terms, each (g, R)."""
+        n0, n1, R = self.n0, self.n1, self.R
+        unbias = R / (R - 1) if R > 1 else 0.0
+        a = nt[:, None]  # (g, 1): broadcasts over fits
+        D = 1.0 / (1.0 + a[..., None] * self.lam)  # (g, R, p)
+        u = D * ((n0 - n1 - a)[..., None] * self.g_B + a[..., None] * self.psi_B)
+
+        def form(X, v, w):
+            return np.einsum("gri,rij,grj->gr", v, X, w)
+
+        K_u, P_u = (np.einsum("rij,grj->gri", X, u) for X in (self.K, self.P))
+        t = self.traces
+        bias = 0.5 * np.einsum("gri,gri->gr", u, K_u)
+        variance = 0.5 * (form(t["K", "real"], D, D) + a * form(t["K", "syn"], D, D))
+        param = np.einsum("gri,gri->gr", u, P_u) + form(t["P", "real"], D, D) + a * form(t["P", "syn"], D, D)
+        # M b / N^2 = B D K u and W b / N^2 = B D P u in the original coordinates, for the
+        # control variates: E e_k = 0 exactly, so subtracting the fit-averaged b' M e_r and
+        # b' W e_r leaves the expectation alone and removes the noise that does not couple to
+        # the fit (all of it at n~ = 0, where the generator plays no part); centring on the
+        # sample mean scales the expectation by (R - 1) / R, which ``unbias`` undoes
+        Mb, Wb = (np.einsum("rij,grj->gri", self.B, D * X_u) for X_u in (K_u, P_u))
+        cross = unbias * np.einsum("gri,ri->gr", Mb - Mb.mean(axis=1, keepdims=True), self.noise)
+        param = param + 2.0 * unbias * np.einsum("gri,ri->gr", Wb - Wb.mean(axis=1, keepdims=True), self.noise)
+        if self.pool:
+            # the pool's noise in psi_r, Cov Sigma~_r / pool, entered b_r with coefficient n~
+            pool_var = a * a / self.pool
+            bias = bias - 0.5 * pool_var * form(t["K", "syn"], D, D)
+            param = param - pool_var * form(t["P", "syn"], D, D)
+        return bias, cross, variance, param
 
 
 def _first_order(pop: Population, syn: SyntheticMoments, n0: int, n1: int, nt) -> _FirstOrder:

@@ -164,9 +164,9 @@ def default_workers() -> int:
     """Replications fitted at once by run_cell: two per core, at most 4.
 
     A single fit leaves the cores partly idle (its products are too small to split well, and
-    its Python, numpy draws and JAX execution alternate). Study 2 on the 2-core machine: 13-15 ms
-    per replication with one thread, 12-13 with two, 10.6-12.9 with four; six and eight gained
-    nothing more.
+    its Python, numpy draws and JAX execution alternate). Study 2 on the 2-core machine:
+    12.7-15.3 ms per replication with one thread, 11.5-13.2 with two, 10.6-12.9 with four; six
+    and eight gained nothing more.
     """
     # the cores this process may run on (a Slurm job's allocation), not the machine's
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1

@@ -20,14 +20,17 @@ POPULATION = "#7f8c8d"
 
 
 def save(fig, path_stem: Path) -> list[Path]:
-    """Write PNG and PDF beside each other; returns the two paths."""
+    """Write PNG and PDF beside each other, byte-identical for the same figure; returns the two
+    paths."""
     path_stem = Path(path_stem)
     path_stem.parent.mkdir(parents=True, exist_ok=True)
     out = []
     for ext in ("png", "pdf"):
         path = path_stem.with_suffix(f".{ext}")
         tmp = path.with_name(f".{path.name}.tmp")
-        fig.savefig(tmp, dpi=150, bbox_inches="tight", format=ext)
+        # no creation date in the PDF, so a rerun writes the same bytes
+        metadata = {"CreationDate": None} if ext == "pdf" else None
+        fig.savefig(tmp, dpi=150, bbox_inches="tight", format=ext, metadata=metadata)
         tmp.replace(path)
         out.append(path)
     plt.close(fig)

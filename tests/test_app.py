@@ -158,3 +158,18 @@ def test_workers_are_validated_and_not_part_of_a_jobs_identity():
     assert (one.workers, three.workers) == (1, 3)
     assert one.identity() == three.identity() == validate(composed([])).identity()
     assert validate(composed([])).workers is None
+
+
+def test_saved_figures_are_byte_identical_across_saves(tmp_path, monkeypatch):
+    import matplotlib.pyplot as plt
+
+    from simstudy import plotting
+
+    def saved(day):
+        # matplotlib dates a PDF from SOURCE_DATE_EPOCH when set: two saves a day apart
+        monkeypatch.setenv("SOURCE_DATE_EPOCH", str(86400 * day))
+        fig, ax = plt.subplots()
+        ax.plot([0, 1, 2], [1, 0, 2])
+        return [p.read_bytes() for p in plotting.save(fig, tmp_path / str(day) / "figure")]
+
+    assert saved(0) == saved(1)

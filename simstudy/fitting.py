@@ -108,7 +108,8 @@ _SKETCH_ROWS_PER_PARAM = 64
 # Problems that share a design and their labels and whose weights take few distinct row
 # patterns (the engine's nested prefixes: G + 1 runs) start from exact Hessians at a shared
 # point, for the cost of one Hessian (``_shared_start_hessians``); on study 2 (G = 21 fits of
-# 12,776 x 20) BFGS then took 7 steps instead of 16 from the sketch. Up to this many runs:
+# 12,776 x 20) a replication's BFGS then took 6-13 steps (6.8-9.2 on average over its three
+# generators) instead of 16 from the sketch. Up to this many runs:
 _START_MAX_SEGMENTS = 256
 
 

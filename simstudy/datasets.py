@@ -30,6 +30,7 @@ missing category gives NaN in every indicator of that variable.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from numbers import Real
@@ -64,7 +65,9 @@ class Dataset:
     """A binary classification table with y = 1 the minority class (THEORY.md section 1).
 
     ``X`` is float64 of shape (n, d) and may hold NaN (imputed downstream); ``y`` is int64 in
-    {0, 1} of shape (n,), with n1 = sum(y) < n0 = n - n1 and kappa = n0 / n1.
+    {0, 1} of shape (n,), with n1 = sum(y) < n0 = n - n1 and kappa = n0 / n1. ``identifiers``
+    names the source columns that look like row identifiers (see :func:`load_table`); they are
+    features all the same, and a caller may warn about them.
     """
 
     name: str
@@ -74,6 +77,7 @@ class Dataset:
     source: str
     licence: str
     description: str
+    identifiers: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         X = np.asarray(self.X)
@@ -108,6 +112,7 @@ class Dataset:
         object.__setattr__(self, "X", X)
         object.__setattr__(self, "y", y.astype(np.int64, copy=False))
         object.__setattr__(self, "feature_names", tuple(self.feature_names))
+        object.__setattr__(self, "identifiers", tuple(self.identifiers))
 
     @property
     def n0(self) -> int:
@@ -187,6 +192,7 @@ def _as_dataset(
     source: str,
     licence: str,
     description: str,
+    identifiers: tuple[str, ...] = (),
 ) -> Dataset:
     return Dataset(
         name=name,
@@ -196,6 +202,7 @@ def _as_dataset(
         source=source,
         licence=licence,
         description=description,
+        identifiers=identifiers,
     )
 
 
@@ -399,6 +406,97 @@ def _feature_frame(frame: pd.DataFrame) -> pd.DataFrame:
     return pd.concat(parts, axis=1)
 
 
+class TableError(ValueError):
+    """A user's table that :func:`load_table` cannot use; ``argument`` names the argument at
+    fault: ``"path"`` (the file or its contents), ``"target"`` or ``"positive"``."""
+
+    def __init__(self, argument: str, message: str):
+        self.argument = argument
+        super().__init__(message)
+
+
+def file_sha256(path: str | Path) -> str:
+    """The SHA-256 hex digest of the file's bytes (its identity: an edited file has another)."""
+    with open(path, "rb") as handle:
+        return hashlib.file_digest(handle, "sha256").hexdigest()
+
+
+def _identifiers(features: pd.DataFrame) -> tuple[str, ...]:
+    """The columns with a distinct value in every row that hold text or whole numbers: row
+    identifiers, most likely. A measurement with a fractional part is not counted, as a
+    continuous feature is distinct in every row anyway."""
+    found = []
+    for name in features.columns:
+        column = features[name]
+        if column.isna().any() or not column.is_unique or pd.api.types.is_bool_dtype(column):
+            continue
+        if pd.api.types.is_numeric_dtype(column) and not np.all(column == np.floor(column)):
+            continue
+        found.append(str(name))
+    return tuple(found)
+
+
+def _read_table(path: Path) -> pd.DataFrame:
+    suffixes = "".join(path.suffixes[-2:]).lower()
+    if path.suffix.lower() in (".parquet", ".pq"):
+        reader = pd.read_parquet
+    elif path.suffix.lower() == ".csv" or suffixes == ".csv.gz":
+        reader = pd.read_csv
+    else:
+        raise TableError(
+            "path",
+            f"path {str(path)!r} has an unsupported extension; allowed are .csv, .csv.gz, "
+            ".parquet and .pq",
+        )
+    if not path.is_file():
+        raise FileNotFoundError(f"path {str(path)!r} does not exist or is not a file")
+    try:
+        frame = reader(path)
+    except (OSError, ValueError) as err:  # pandas' and pyarrow's parse errors are ValueErrors
+        raise TableError("path", f"cannot read {str(path)!r}: {type(err).__name__}: {err}") from None
+    if frame.shape[0] == 0:
+        raise TableError("path", f"{str(path)!r} has no rows")
+    return frame
+
+
+def _positive_label(labels: pd.Series, target: str, positive: Any) -> Any:
+    """The label value that becomes y = 1 (see :func:`load_table`)."""
+    if labels.isna().any():
+        raise TableError(
+            "target",
+            f"target column {target!r} has {int(labels.isna().sum())} missing values; drop or "
+            "label those rows first",
+        )
+    counts = labels.value_counts()
+    if len(counts) != 2:
+        raise TableError(
+            "target",
+            f"target column {target!r} must be binary (exactly 2 distinct values), found "
+            f"{len(counts)}: {counts.index[:10].tolist()}",
+        )
+    if positive is None:
+        if counts.iloc[0] == counts.iloc[1]:
+            raise TableError(
+                "positive",
+                f"target column {target!r} has equally frequent values {counts.index.tolist()} "
+                f"({counts.iloc[0]} each); pass positive= to say which one is y = 1",
+            )
+        return counts.idxmin()
+    if positive not in counts.index:
+        raise TableError(
+            "positive",
+            f"positive={positive!r} is not a value of target column {target!r}; its values are "
+            f"{counts.index.tolist()}",
+        )
+    if counts[positive] >= len(labels) - counts[positive]:
+        raise TableError(
+            "positive",
+            f"positive={positive!r} is the majority of target column {target!r} "
+            f"({counts.to_dict()}); y = 1 must be the minority class",
+        )
+    return positive
+
+
 def load_table(path: str | Path, target: str, positive: Any = None) -> Dataset:
     """A user's CSV (``.csv``, ``.csv.gz``) or parquet (``.parquet``, ``.pq``) file as a Dataset.
 
@@ -407,66 +505,38 @@ def load_table(path: str | Path, target: str, positive: Any = None) -> Dataset:
     class (THEORY.md section 1). ``positive=None`` picks the rarer value, and is refused when the
     two values are equally frequent. Every other column is a feature: numbers as float, booleans
     as 0/1, text and categorical columns one-hot against their most frequent level
-    (:func:`one_hot`); missing values stay NaN for the downstream imputer.
+    (:func:`one_hot`); missing values stay NaN for the downstream imputer. Features with a
+    distinct value in every row that hold text or whole numbers (row identifiers, most likely)
+    are named in the Dataset's ``identifiers``.
+
+    A missing file raises FileNotFoundError; any other unusable file, target or positive
+    raises :class:`TableError` naming the argument at fault.
     """
     path = Path(path)
-    suffixes = "".join(path.suffixes[-2:]).lower()
-    if path.suffix.lower() in (".parquet", ".pq"):
-        reader = pd.read_parquet
-    elif path.suffix.lower() == ".csv" or suffixes == ".csv.gz":
-        reader = pd.read_csv
-    else:
-        raise ValueError(
-            f"path {str(path)!r} has an unsupported extension; allowed are .csv, .csv.gz, "
-            ".parquet and .pq"
-        )
-    if not path.is_file():
-        raise FileNotFoundError(f"path {str(path)!r} does not exist or is not a file")
-    frame = reader(path)
+    frame = _read_table(path)
     if target not in frame.columns:
-        raise ValueError(
+        raise TableError(
+            "target",
             f"target column {target!r} is not in {str(path)!r}; its columns are "
-            f"{list(frame.columns)}"
+            f"{list(frame.columns)}",
         )
     labels = frame[target]
-    if labels.isna().any():
-        raise ValueError(
-            f"target column {target!r} has {int(labels.isna().sum())} missing values; drop or "
-            "label those rows first"
-        )
-    counts = labels.value_counts()
-    if len(counts) != 2:
-        raise ValueError(
-            f"target column {target!r} must be binary (exactly 2 distinct values), found "
-            f"{len(counts)}: {counts.index[:10].tolist()}"
-        )
-    if positive is None:
-        if counts.iloc[0] == counts.iloc[1]:
-            raise ValueError(
-                f"target column {target!r} has equally frequent values {counts.index.tolist()} "
-                f"({counts.iloc[0]} each); pass positive= to say which one is y = 1"
-            )
-        positive = counts.idxmin()
-    elif positive not in counts.index:
-        raise ValueError(
-            f"positive={positive!r} is not a value of target column {target!r}; its values are "
-            f"{counts.index.tolist()}"
-        )
-    elif counts[positive] >= len(labels) - counts[positive]:
-        raise ValueError(
-            f"positive={positive!r} is the majority of target column {target!r} "
-            f"({counts.to_dict()}); y = 1 must be the minority class"
-        )
+    positive = _positive_label(labels, target, positive)
     features = frame.drop(columns=[target])
     if features.shape[1] == 0:
-        raise ValueError(f"{str(path)!r} has no column besides the target {target!r}")
+        raise TableError("path", f"{str(path)!r} has no column besides the target {target!r}")
+    try:
+        feature_frame = _feature_frame(features)
+    except ValueError as err:
+        raise TableError("path", str(err)) from None
     return _as_dataset(
         path.name.split(".")[0],
-        _feature_frame(features),
+        feature_frame,
         (labels == positive).astype(np.int64),
         f"user file {str(path.resolve())}",
         "user-supplied (not checked)",
         f"y = 1 where {target} == {positive!r}; other columns are features.",
+        _identifiers(features),
     )
 
 

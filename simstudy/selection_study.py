@@ -53,11 +53,20 @@ accuracy, F1, MCC, AUROC and AUPRC (``classification_metrics``), summarised as m
 over splits. The splits overlap, so that SE understates the variability of a new-sample
 estimate (Nadeau and Bengio 2003); it measures only the Monte Carlo error over splits. A
 method that raises on a split is recorded with its error and NaN metrics, never dropped
-(section 7). Streams of split s, with K = stable_key of the dataset's identity: the two
-children of SeedSequence(seed, spawn_key=(K, s)) draw the split and the test downsampling;
-generator G fits and draws from ``replication_streams(seed, K, stable_key(G), s)``; the
-selectors share SeedSequence(seed, spawn_key=(K, s, 2)) across generators (common random
-numbers). The curve's grid is ``design.gammas``; ``design.n0`` / ``design.n1`` are unused.
+(section 7), and listed in summary.json's ``failures`` and in table.md; the other methods and
+generators are kept. Streams of split s, with K = stable_key of the dataset's identity (a
+bundled dataset: its name and ``data.test_size``; a user's file: the SHA-256 of its bytes,
+``data.target``, ``data.positive`` and ``data.test_size``, so that the same file gives the
+same draws wherever it lies and an edited file new ones): the two children of
+SeedSequence(seed, spawn_key=(K, s)) draw the split and the test downsampling; generator G fits
+and draws from ``replication_streams(seed, K, stable_key(G), s)``; the selectors share
+SeedSequence(seed, spawn_key=(K, s, 2)) across generators (common random numbers). The curve's
+grid is ``design.gammas``; ``design.n0`` / ``design.n1`` are unused.
+
+Validation loads every table study 7 reads: a bad file, target or positive label, a class too
+small for the splits, or a generator option that cannot work at the table's sizes is a
+``ConfigError`` before any job starts. A user's file enters the job's identity through the
+SHA-256 of its bytes (``data.sha256``, filled in by validation), so an edited file is a new job.
 
 Entry points for the app: ``validate_section(section, run)`` and ``run_selection_job(run,
 section, out_dir, resolved_yaml)``; ``section`` holds the top-level keys ``selection`` (both
@@ -67,6 +76,7 @@ studies) and ``data`` (study 7), defaults in ``SELECTION_DEFAULTS`` and ``DATA_D
 from __future__ import annotations
 
 import math
+import sys
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -123,6 +133,7 @@ DATA_DEFAULTS = {
     "path": None,            # a user's CSV/parquet file instead of the bundled datasets
     "target": None,          # its label column
     "positive": None,        # its minority label (None: the rarer value)
+    "sha256": None,          # the SHA-256 of data.path's bytes: filled in; given, it pins the file
 }
 # simstudy catalog generators that need no process (study 7 has none)
 DATA_CATALOG = ("smote", "jitter", "gaussian_fit", "feature_jitter")
@@ -344,25 +355,17 @@ def validate_section(section: dict, run: RunConfig) -> dict:
         raise ConfigError("model.family", run.model.family, "real data needs a binary family: logistic or probit")
     if sel["features"] is not None:
         raise ConfigError("selection.features", sel["features"], "must be null for the real_data study")
-    data = _known(section.get("data"), DATA_DEFAULTS, "data")
-    from simstudy.datasets import DATASETS
+    out["data"] = _validate_data(section.get("data"), sel)
+    return out
 
-    if data["path"] is None:
-        if data["target"] is not None or data["positive"] is not None:
-            raise ConfigError("data.target", data["target"], "data.target and data.positive need data.path")
-        names = list(DATASETS) if data["datasets"] is None else data["datasets"]
-        if not isinstance(names, list) or not names or any(n not in DATASETS for n in names) \
-                or len(set(names)) != len(names):
-            raise ConfigError("data.datasets", data["datasets"],
-                              f"must be null or a list of distinct names from {sorted(DATASETS)}")
-        data["datasets"] = names
-    else:
-        if not isinstance(data["path"], str) or not Path(data["path"]).is_file():
-            raise ConfigError("data.path", data["path"], "must be an existing CSV or parquet file")
-        if not isinstance(data["target"], str):
-            raise ConfigError("data.target", data["target"], "must name the label column of data.path")
-        if data["datasets"] is not None:
-            raise ConfigError("data.datasets", data["datasets"], "must be null when data.path is given")
+
+def _validate_data(section, sel: dict) -> dict:
+    """Study 7's ``data`` section with defaults filled in, checked down to the tables it names:
+    each is loaded and checked against the splits and generators (``_check_table``)."""
+    from simstudy.datasets import DATASETS, load_dataset
+
+    data = _known(section, DATA_DEFAULTS, "data")
+    data["test_size"] = _number(data["test_size"], "data.test_size", 0.0, 1.0, low_open=True, high_open=True)
     generators = data["generators"]
     if not isinstance(generators, list) or not generators:
         raise ConfigError("data.generators", generators, "must be a non-empty list")
@@ -370,9 +373,106 @@ def validate_section(section: dict, run: RunConfig) -> dict:
     labels = [_generator_label(g) for g in data["generators"]]
     if len(set(labels)) != len(labels):
         raise ConfigError("data.generators", generators, "must not repeat a generator")
-    data["test_size"] = _number(data["test_size"], "data.test_size", 0.0, 1.0, low_open=True, high_open=True)
-    out["data"] = data
-    return out
+    if data["path"] is not None:
+        data["sha256"], table = _user_table(data)
+        if data["datasets"] is not None:
+            raise ConfigError("data.datasets", data["datasets"], "must be null when data.path is given")
+        _check_table(table, data["path"], "data.path", data, sel)
+        return data
+    for key in ("target", "positive"):
+        if data[key] is not None:
+            raise ConfigError(f"data.{key}", data[key], "data.target and data.positive need data.path")
+    if data["sha256"] is not None:
+        raise ConfigError("data.sha256", data["sha256"], "needs data.path (it pins a user's file)")
+    names = list(DATASETS) if data["datasets"] is None else data["datasets"]
+    if not isinstance(names, list) or not names or any(n not in DATASETS for n in names) \
+            or len(set(names)) != len(names):
+        raise ConfigError("data.datasets", data["datasets"],
+                          f"must be null or a list of distinct names from {sorted(DATASETS)}")
+    data["datasets"] = names
+    for name in names:
+        _check_table(load_dataset(name), name, "data.datasets", data, sel)
+    return data
+
+
+def _user_table(data: dict):
+    """(SHA-256 of the file's bytes, its Dataset) for ``data.path``, ``data.target`` and
+    ``data.positive``; an unusable file or label names its key."""
+    from simstudy.datasets import TableError, file_sha256, load_table
+
+    path, positive = data["path"], data["positive"]
+    if not isinstance(path, str) or not Path(path).is_file():
+        raise ConfigError("data.path", path, "must be an existing CSV or parquet file")
+    if not isinstance(data["target"], str):
+        raise ConfigError("data.target", data["target"], "must name the label column of data.path")
+    if positive is not None and not isinstance(positive, (str, int, float)):
+        raise ConfigError("data.positive", positive, "must be one value of the target column (null: the rarer one)")
+    try:
+        digest = file_sha256(path)
+    except OSError as err:
+        raise ConfigError("data.path", path, f"cannot be read: {err}") from None
+    if data["sha256"] not in (None, digest):
+        raise ConfigError("data.sha256", data["sha256"],
+                          f"must be null or the SHA-256 of data.path's bytes, which is now {digest}")
+    try:
+        return digest, load_table(path, data["target"], positive)
+    except TableError as err:
+        raise ConfigError(f"data.{err.argument}", data[err.argument], str(err)) from None
+
+
+def _check_table(table, name: str, key: str, data: dict, sel: dict) -> None:
+    """Refuse a table study 7 cannot run on: no usable feature column, classes too small for
+    the splits (``_fewest_fit_minority``), or a generator that cannot be fitted at its sizes.
+
+    Each generator is fitted once on placeholder rows with the fewest minority rows any of its
+    fits will see, so that the generator's own size rule (e.g. k_neighbors < minority rows)
+    decides."""
+    try:
+        preprocess(table.X)
+    except ValueError as err:
+        raise ConfigError(key, name, f"{err}: nothing to fit on") from None
+    fewest = _fewest_fit_minority(table.n0, table.n1, name, key, data, sel)
+    rng = np.random.default_rng(0)
+    X1, X0 = rng.standard_normal((fewest, 2)), rng.standard_normal((fewest + 1, 2))
+    for spec in data["generators"]:
+        try:
+            _data_generator(spec).fit(X1, X0, rng)
+        except ValueError as err:
+            raise ConfigError("data.generators", _generator_label(spec),
+                              f"{err} ({name}: a split fits generators on as few as {fewest} minority "
+                              "rows)") from None
+
+
+def _fewest_fit_minority(n0: int, n1: int, name: str, key: str, data: dict, sel: dict) -> int:
+    """The fewest minority rows a generator is fitted on in one split of a table with n0 / n1
+    rows; refuses sizes the outer split (``data.test_size``) or the selectors' ``selection.cv``
+    cannot cut.
+
+    The outer split needs a minority test row, as many majority test rows, and two minority
+    training rows (the selectors split them again). Generators are fitted on the training part,
+    on the training part of each selector's validation split, and (TG-VTSS) on each fold of the
+    cross-fitted GQS, min(5, n1) folds of the training minority (``TGVTSSClassifier``). The
+    sizes of stratified splits depend only on the class counts, so label vectors of those
+    counts stand in for the data."""
+    y = np.r_[np.zeros(n0, np.int64), np.ones(n1, np.int64)]
+    outer = stratified_splits(y, "holdout", data["test_size"], 0)[0]
+    test1 = int(y[outer.validation].sum())
+    test0, train1 = outer.validation.size - test1, n1 - test1
+    if test1 < 1 or test0 < test1 or train1 < 2:
+        # from 3 minority rows up some test size leaves 1 test and 2 training rows: the test
+        # size is at fault; below, the table
+        culprit, value = (key, name) if n1 < 3 else ("data.test_size", data["test_size"])
+        raise ConfigError(culprit, value, f"{name} (n0 = {n0}, n1 = {n1}) split with data.test_size = "
+                          f"{data['test_size']:g} has {train1} training and {test1} test minority rows and {test0} "
+                          "test majority rows; needed are 2 or more training and 1 or more test minority rows, "
+                          "and as many test majority rows")
+    y_train = y[outer.train]
+    try:
+        inner = stratified_splits(y_train, _cv_arg(sel["cv"]), sel["test_size"], 0)
+    except ValueError as err:
+        raise ConfigError("selection.cv", sel["cv"], f"{err} (the training part of {name})") from None
+    gqs_fold = train1 - math.ceil(train1 / min(5, train1))
+    return min([gqs_fold] + [int(y_train[split.train].sum()) for split in inner])
 
 
 # --------------------------------------------------------------------------------------------
@@ -769,13 +869,23 @@ class RealDataset(NamedTuple):
 
 
 def load_real_datasets(data: dict) -> list[RealDataset]:
-    """The datasets of a validated ``data`` section, each with its stream key."""
-    from simstudy.datasets import load_dataset, load_table
+    """The datasets of a validated ``data`` section, each with its stream key (module
+    docstring). A user's file must still have the bytes validation hashed into the job's
+    identity; each of its columns that looks like a row identifier gets a warning line on
+    stderr (it is a feature all the same)."""
+    from simstudy.datasets import file_sha256, load_dataset, load_table
 
     if data["path"] is not None:
+        if file_sha256(data["path"]) != data["sha256"]:
+            raise ValueError(f"data.path {data['path']!r} changed after the job's config was validated; "
+                             "run the job again")
         ds = load_table(data["path"], data["target"], data["positive"])
-        identity = {"path": str(Path(data["path"]).resolve()), "target": data["target"],
-                    "positive": data["positive"], "test_size": data["test_size"]}
+        for column in ds.identifiers:
+            print(f"simstudy: warning: column {column!r} of {data['path']} has a distinct value in every "
+                  "row (an identifier?) and is used as a feature; drop it from the file if it names rows",
+                  file=sys.stderr)
+        identity = {"sha256": data["sha256"], "target": data["target"], "positive": data["positive"],
+                    "test_size": data["test_size"]}
         return [RealDataset(ds.name, ds.X, ds.y, stable_key(identity))]
     out = []
     for name in data["datasets"]:
@@ -862,14 +972,16 @@ def real_data_split(ds: RealDataset, data: dict, sel: dict, run: RunConfig, s: i
                 scored(label, facts, Z_test @ fit.theta[g])
                 if g == one:
                     scored(label, {**facts, "method": "balanced"}, Z_test @ fit.theta[g])
-        except (ValueError, RuntimeError) as err:
+        # an imbalanced-learn sampler may raise any exception on a table it cannot work with;
+        # that fails this generator on this split, not the job
+        except Exception as err:
             for method in ("curve", "balanced"):
                 failed(label, method, err)
         for method, est in _size_selectors(generator, model_args, sel, root).items():
             try:
                 est.fit(sd.X_train, sd.y_train)
                 scored(label, _selector_facts(method, est), _eta(est, sd.X_test))
-            except (ValueError, RuntimeError) as err:
+            except Exception as err:  # as above
                 failed(label, method, err)
     return pd.DataFrame(rows)
 
@@ -892,9 +1004,17 @@ METHOD_ORDER = ("raw", "balanced", "vtss", "tg_vtss", "reweighting", "cost_sensi
 
 
 def summarise_real_data(rows: pd.DataFrame, gammas) -> dict:
-    """Per (dataset, generator, method) mean and 1.96 SE of every metric, chosen gamma, failures
-    (ordered by dataset, then ``METHOD_ORDER``, then generator); and the per (dataset, generator)
-    curve of the balanced log-loss against gamma."""
+    """Study 7's numbers from its tidy rows.
+
+    * ``methods``: per (dataset, generator, method) mean and 1.96 SE of every metric and of the
+      chosen gamma, over the splits where the method worked, and its number of errors (ordered
+      by dataset, then ``METHOD_ORDER``, then generator);
+    * ``curves``: per (dataset, generator) the balanced log-loss against gamma; a split where the
+      generator failed counts as failed at every gamma, so a generator that failed on every
+      split has a curve of nulls;
+    * ``failures``: every failed (dataset, generator, method, split) with its error;
+    * ``datasets``: per dataset the training and test sizes and the number of splits.
+    """
     methods = []
     for (dataset, generator, method), sub in rows[rows["method"] != "curve"].groupby(
             ["dataset", "generator", "method"], sort=False):
@@ -907,23 +1027,48 @@ def summarise_real_data(rows: pd.DataFrame, gammas) -> dict:
         methods.append(entry)
     datasets = list(dict.fromkeys(rows["dataset"]))
     methods.sort(key=lambda m: (datasets.index(m["dataset"]), METHOD_ORDER.index(m["method"]), m["generator"]))
+    splits = rows.groupby("dataset", sort=False)["split"].unique()
     curves = []
-    for (dataset, generator), sub in rows[rows["method"] == "curve"].groupby(["dataset", "generator"], sort=False):
-        table = sub.pivot(index="split", columns="gamma", values="balanced_log_loss")
+    for (dataset, generator), sub in rows[rows["generator"] != "none"].groupby(["dataset", "generator"], sort=False):
+        worked = sub[(sub["method"] == "curve") & (sub["error"] == "")]
+        table = worked.pivot(index="split", columns="gamma", values="balanced_log_loss").reindex(
+            index=splits[dataset], columns=list(gammas))
         stats = [_mean_sd_mcse(table[g]) for g in gammas]
         curves.append({"dataset": dataset, "generator": generator, "gammas": [float(g) for g in gammas],
                        "mean": [st["mean"] for st in stats],
                        "half_width": [None if st["mcse"] is None else 1.96 * st["mcse"] for st in stats]})
+    failures = [{"dataset": r.dataset, "generator": r.generator, "method": r.method, "split": int(r.split),
+                 "error": r.error} for r in rows[rows["error"] != ""].itertuples()]
     info = rows.groupby("dataset", sort=False).agg(n_train0=("n_train0", "first"), n_train1=("n_train1", "first"),
                                                    n_test_per_class=("n_test_per_class", "first"),
-                                                   n_features=("n_features", "first"))
-    return {"methods": methods, "curves": curves,
+                                                   n_features=("n_features", "first"), n_splits=("split", "nunique"))
+    return {"methods": methods, "curves": curves, "failures": failures,
             "datasets": {k: {c: int(v) for c, v in row.items()} for k, row in info.iterrows()}}
+
+
+def _cell(text: str) -> str:
+    """Text safe inside a markdown table cell (one line, no column bar)."""
+    return " ".join(str(text).split()).replace("|", "\\|")
+
+
+def _failure_lines(failures: list[dict], n_splits: int) -> list[str]:
+    """One table row per (generator, method, error) of one dataset's failures, with how many
+    splits it failed on."""
+    grouped: dict[tuple, int] = {}
+    for f in failures:
+        key = (f["generator"], f["method"], f["error"])
+        grouped[key] = grouped.get(key, 0) + 1
+    lines = ["Failed fits (each split is listed in summary.json's failures):", "",
+             "| generator | method | failed splits | error |", "|---|---|---|---|"]
+    for (generator, method, error), count in grouped.items():
+        lines.append(f"| {generator} | {method} | {count} of {n_splits} | {_cell(error)} |")
+    return lines + [""]
 
 
 def markdown_table(numbers: dict) -> str:
     """Study 7's results as markdown: one table per dataset, mean +- 1.96 SE over splits, with
-    the number of failed method fits (errors) and of separated final fits."""
+    the number of failed method fits (errors) and of separated final fits, then the failed fits
+    and their errors."""
     lines = ["Mean ± 1.96 SE over the repeated splits (the SE ignores the splits' overlap).", ""]
     columns = ("balanced_log_loss", "accuracy", "balanced_accuracy", "f1", "mcc", "auroc", "auprc")
     for dataset, facts in numbers["datasets"].items():
@@ -941,6 +1086,9 @@ def markdown_table(numbers: dict) -> str:
             lines.append(f"| {m['method']} | {m['generator']} | " + " | ".join(cells)
                          + f" | {m['n_errors']} | {m['n_separated']} |")
         lines.append("")
+        failures = [f for f in numbers["failures"] if f["dataset"] == dataset]
+        if failures:
+            lines += _failure_lines(failures, facts["n_splits"])
     return "\n".join(lines)
 
 
@@ -951,6 +1099,9 @@ def _real_data_job(run: RunConfig, section: dict, out_dir: Path, resolved_yaml: 
     data, sel = section["data"], section["selection"]
     rows = run_real_data(data, sel, run, progress_printer(run.study, unit="splits"))
     numbers = summarise_real_data(rows, run.design.gammas)
+    if numbers["failures"]:
+        print(f"simstudy: {len(numbers['failures'])} method fits failed and were recorded with their errors "
+              f"(the rest is kept): see 'failures' in {out_dir / 'summary.json'} and table.md", file=sys.stderr)
     summary = _job_summary(run, section, numbers, start, data=data,
                            model=_model_label(run, None), splits=run.design.reps,
                            gammas=list(run.design.gammas))

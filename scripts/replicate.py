@@ -1,15 +1,17 @@
 """Regenerate one replication of a finished job from its config alone and compare it with the
 stored rows: python scripts/replicate.py <job output dir> <replication index>
 
+Works for every kind of job (a curve cell, study 6, and study 7, where the index is the split).
 Prints the regenerated rows and exits 0 when they equal the job's replications.parquet rows
-bit for bit, 1 otherwise."""
+bit for bit, 1 otherwise, and 2 when the directory is not a finished job or the index is out of
+range."""
 
 import argparse
 import sys
 
 import pandas as pd
 
-from simstudy.app import regenerate_replication
+from simstudy.app import regenerate_replication, same_rows
 
 
 def main() -> int:
@@ -17,10 +19,14 @@ def main() -> int:
     parser.add_argument("job_dir")
     parser.add_argument("replication", type=int)
     args = parser.parse_args()
-    rows, stored = regenerate_replication(args.job_dir, args.replication)
+    try:
+        rows, stored = regenerate_replication(args.job_dir, args.replication)
+    except ValueError as err:
+        print(f"replicate: {err}", file=sys.stderr)
+        return 2
     with pd.option_context("display.max_columns", 12, "display.width", 160):
         print(rows)
-    same = rows.equals(stored)
+    same = same_rows(rows, stored)
     print(f"identical to the stored rows: {same}")
     return 0 if same else 1
 

@@ -1,15 +1,34 @@
-"""Job files: atomic writes (write a temporary sibling, then rename) so that a killed job never
-leaves a half-written file that a resumed sweep would trust."""
+"""Job files: the on-disk contract of one job directory.
+
+* Every file is written atomically: to a temporary sibling with a name unique to the writing
+  process and thread, then renamed, so a killed job never leaves a half-written file and two
+  writers never share a temporary file.
+* ``summary.json`` is written last and lists the job's other outputs with their SHA-256
+  digests; a job is complete only when its summary is readable, says ``status: ok`` for the
+  same config hash, and every listed output is present with the listed digest
+  (``complete_summary``). Anything less is redone.
+* ``job_lock`` serialises the processes that run the same job directory (two runs of one sweep
+  at once): the second waits, then finds the job complete and skips it. The lock is held on
+  the directory itself, so it leaves no file behind.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
+import hashlib
+import io
 import json
 import math
 import os
+import threading
+import uuid
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+
+SUMMARY = "summary.json"
 
 
 def json_number(x):
@@ -25,15 +44,24 @@ def json_numbers(a) -> list:
     return [json_number(v) for v in np.asarray(a, dtype=float).ravel()]
 
 
+def temporary_sibling(path: Path) -> Path:
+    """A hidden name beside path that no other process or thread uses at the same time."""
+    path = Path(path)
+    return path.with_name(f".{path.name}.{os.getpid()}-{threading.get_ident()}-{uuid.uuid4().hex[:8]}.tmp")
+
+
 def atomic_write_bytes(path: Path, data: bytes) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    with open(tmp, "wb") as handle:
-        handle.write(data)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)
+    tmp = temporary_sibling(path)
+    try:
+        with open(tmp, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def atomic_write_text(path: Path, text: str) -> None:
@@ -44,13 +72,15 @@ def atomic_write_json(path: Path, obj) -> None:
     atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=True, allow_nan=True) + "\n")
 
 
-def write_parquet(frame: pd.DataFrame, path: Path) -> None:
+def parquet_bytes(frame: pd.DataFrame) -> bytes:
     """Parquet without pandas' index metadata, so equal tables give equal bytes."""
-    import io
-
     buffer = io.BytesIO()
     frame.to_parquet(buffer, index=False, engine="pyarrow")
-    atomic_write_bytes(path, buffer.getvalue())
+    return buffer.getvalue()
+
+
+def write_parquet(frame: pd.DataFrame, path: Path) -> None:
+    atomic_write_bytes(path, parquet_bytes(frame))
 
 
 def write_table(frame: pd.DataFrame, stem: Path) -> None:
@@ -58,3 +88,81 @@ def write_table(frame: pd.DataFrame, stem: Path) -> None:
     stem = Path(stem)
     write_parquet(frame, stem.with_suffix(".parquet"))
     atomic_write_text(stem.with_suffix(".csv"), frame.to_csv(index=False))
+
+
+def file_digest(path: Path) -> str:
+    """SHA-256 of a file's bytes, as hex."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def output_digests(out_dir: Path, names) -> dict[str, str]:
+    """{name: SHA-256} of the job's output files, for the summary's ``outputs``."""
+    return {name: file_digest(Path(out_dir) / name) for name in sorted(names)}
+
+
+def read_summary(path: Path) -> dict | None:
+    """The summary at path, or None when it is missing, truncated or not a JSON object."""
+    try:
+        summary = json.loads(Path(path).read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return None
+    return summary if isinstance(summary, dict) else None
+
+
+def outputs_intact(out_dir: Path, summary: dict) -> bool:
+    """Every output the summary lists is present with the digest it lists."""
+    outputs = summary.get("outputs")
+    if not isinstance(outputs, dict):
+        return False
+    for name, digest in outputs.items():
+        path = Path(out_dir) / name
+        if not path.is_file() or file_digest(path) != digest:
+            return False
+    return True
+
+
+def complete_summary(out_dir: Path, config_hash: str) -> dict | None:
+    """The job's summary when the job in out_dir is complete for this config (module
+    docstring), else None."""
+    summary = read_summary(Path(out_dir) / SUMMARY)
+    if summary is None or summary.get("status") != "ok" or summary.get("config_hash") != config_hash:
+        return None
+    return summary if outputs_intact(out_dir, summary) else None
+
+
+@contextlib.contextmanager
+def job_lock(out_dir: Path):
+    """Hold an exclusive lock on the job directory, blocking while another process holds it.
+
+    An advisory ``flock`` on the directory: the kernel releases it when its holder exits, even
+    by SIGKILL, so a killed run never leaves a stale lock. On file systems without flock (some
+    NFS mounts) it is a no-op; there a sweep's jobs still each own their directory."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    fd = os.open(out_dir, os.O_RDONLY)
+    try:
+        with contextlib.suppress(OSError):
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # closing the descriptor releases the lock
+
+
+def copy_figures(paths, figures_dir, stem: str) -> None:
+    """Copy a job's or sweep's figure files to figures_dir/<stem>.<ext>, atomically (two runs
+    that copy at once leave one whole file)."""
+    figures_dir = Path(figures_dir)
+    for path in paths:
+        atomic_write_bytes(figures_dir / f"{stem}{Path(path).suffix}", Path(path).read_bytes())
+
+
+def finish_job(out_dir: Path, summary: dict, outputs) -> dict:
+    """Write summary.json, the job's last file, listing its other ``outputs`` (file names in
+    out_dir, already written) with their digests; returns the summary as written."""
+    summary = {**summary, "outputs": output_digests(out_dir, outputs)}
+    atomic_write_json(Path(out_dir) / SUMMARY, summary)
+    return summary

@@ -102,7 +102,7 @@ from simstudy.engine import (
     summarise_curve,
 )
 from simstudy.fitting import GLM, fit_glm
-from simstudy.jobfiles import (atomic_write_json, atomic_write_text, json_number, json_numbers,
+from simstudy.jobfiles import (atomic_write_text, copy_figures, finish_job, json_number, json_numbers,
                                write_parquet, write_table)
 from simstudy.selection import (
     DEFAULT_GAMMAS,
@@ -754,19 +754,10 @@ def _vtss_job(run: RunConfig, section: dict, out_dir: Path, resolved_yaml: str) 
     atomic_write_text(out_dir / "config.yaml", resolved_yaml)
     write_parquet(rows, out_dir / "replications.parquet")
     paths = plotting.save(plotting.vtss_figure(summary), out_dir / "figure")
-    _copy_figures(run, paths, run.study)
-    summary["seconds"] = time.perf_counter() - start
-    atomic_write_json(out_dir / "summary.json", summary)
-    return summary
-
-
-def _copy_figures(run: RunConfig, paths, stem: str) -> None:
-    import shutil
-
     if run.figures_dir:
-        Path(run.figures_dir).mkdir(parents=True, exist_ok=True)
-        for path in paths:
-            shutil.copyfile(path, Path(run.figures_dir) / f"{stem}{path.suffix}")
+        copy_figures(paths, run.figures_dir, run.study)
+    summary["seconds"] = time.perf_counter() - start
+    return finish_job(out_dir, summary, ["config.yaml", "replications.parquet", *(p.name for p in paths)])
 
 
 # --------------------------------------------------------------------------------------------
@@ -1110,11 +1101,12 @@ def _real_data_job(run: RunConfig, section: dict, out_dir: Path, resolved_yaml: 
     atomic_write_text(out_dir / "table.md", markdown_table(numbers))
     paths = plotting.save(plotting.real_data_curves_figure(summary), out_dir / "figure")
     paths += plotting.save(plotting.real_data_methods_figure(summary), out_dir / "methods")
-    _copy_figures(run, paths[:2], run.study)
-    _copy_figures(run, paths[2:], f"{run.study}_methods")
+    if run.figures_dir:
+        copy_figures(paths[:2], run.figures_dir, run.study)
+        copy_figures(paths[2:], run.figures_dir, f"{run.study}_methods")
     summary["seconds"] = time.perf_counter() - start
-    atomic_write_json(out_dir / "summary.json", summary)
-    return summary
+    outputs = ["config.yaml", "replications.parquet", "replications.csv", "table.md", *(p.name for p in paths)]
+    return finish_job(out_dir, summary, outputs)
 
 
 # --------------------------------------------------------------------------------------------

@@ -63,8 +63,9 @@ def test_bad_config_exits_2_with_one_line_and_writes_nothing(tmp_path_factory, b
     key, value = bad
     extra = [f"{k}={VALID_NOISE[k][0]}" for k in noise if k != key]
     args = ([f"{key}={value}", *extra])
-    if multirun:
-        args = ["-m", *args, "design.reps=3,4"] if key != "design.reps" else ["-m", *args, "seed=0,1"]
+    if multirun:  # swept on a key given nowhere else (a key given twice is its own error)
+        swept = next(k for k in ("design.reps", "seed", "theory.refits") if k not in (key, *noise))
+        args = ["-m", *args, f"{swept}=3,4"]
     code, err = _run_main(args, tmp_path)
     lines = err.strip().splitlines()
     assert code == 2

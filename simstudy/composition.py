@@ -1,0 +1,118 @@
+"""Composing configs: where simstudy's Hydra configs live, and the jobs a command launches.
+
+The configs are kept at the repository's top level (``conf/``) and shipped inside the package
+(``simstudy/conf`` in a wheel, see pyproject.toml), so an editable checkout and a plain
+``pip install .`` compose the same files.
+
+A multirun's jobs follow Hydra's basic sweeper: the sweep file's ``hydra.sweeper.params``,
+then the command line's overrides, each key keeping its last value, expanded as a product
+(``BasicSweeper.split_arguments``). ``sweep_jobs`` reproduces that list, so that the preflight
+can check every job before Hydra starts and the aggregate can cover exactly the cells of the
+sweep that just ran.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import NamedTuple
+
+from simstudy.config import ConfigError, RunConfig, validate
+
+_PACKAGE = Path(__file__).resolve().parent
+
+
+def config_dir() -> Path:
+    """The conf/ folder: shipped inside the package when installed from a wheel, at the
+    repository's top level in a checkout."""
+    shipped = _PACKAGE / "conf"
+    return shipped if (shipped / "config.yaml").is_file() else _PACKAGE.parent / "conf"
+
+
+CONFIG_PATH = str(config_dir())
+
+
+def config_hash(run: RunConfig) -> str:
+    """SHA-256 of everything that determines a job's numbers (``RunConfig.identity``)."""
+    return hashlib.sha256(json.dumps(run.identity(), sort_keys=True, default=str).encode()).hexdigest()
+
+
+def compose(overrides, return_hydra_config: bool = False):
+    """The composed config of one job (its overrides, without ``hydra.*`` keys)."""
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir
+
+    overrides = [o for o in overrides if return_hydra_config or not o.startswith("hydra")]
+    with initialize_config_dir(config_dir=CONFIG_PATH, version_base="1.3"):
+        return hydra_compose("config", overrides=list(overrides), return_hydra_config=return_hydra_config)
+
+
+class SweepJobs(NamedTuple):
+    """The jobs of a command, each as its override list, and the sweep-file keys that the
+    command line replaced."""
+
+    jobs: list[list[str]]
+    replaced: dict[str, tuple[str, str]]  # key -> (sweep file's value, command line's value)
+
+
+class DuplicateOverride(ConfigError):
+    """A key given twice on the command line (Hydra would silently keep the last)."""
+
+    def __init__(self, key: str, first: str, second: str):
+        self.key, self.value, self.allowed = key, second, "given twice on the command line; keep one"
+        ValueError.__init__(self, f"{key}: given twice on the command line ({first!r} and {second!r}); keep one")
+
+
+def expand_jobs(params: dict, overrides: list[str]) -> SweepJobs:
+    """The jobs of a multirun from the sweep file's ``params`` and the command line's
+    ``overrides`` (module docstring). Raises DuplicateOverride when the command line names a
+    key twice, ConfigError for a sweep of no value (``range(5,5)``), and Hydra's own errors
+    for overrides it cannot parse."""
+    from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    parser = OverridesParser.create()
+    seen: dict[str, str] = {}
+    for override in parser.parse_overrides(list(overrides)):
+        key = override.key_or_group
+        if key in seen:
+            raise DuplicateOverride(key, seen[key], override.input_line)
+        seen[key] = override.input_line
+    params = {str(k): str(v) for k, v in (params or {}).items()}
+    replaced = {k: (v, seen[k]) for k, v in params.items() if k in seen}
+    parsed = parser.parse_overrides([f"{k}={v}" for k, v in params.items()] + list(overrides))
+    for override in parsed:
+        if override.is_sweep_override() and not list(override.sweep_string_iterator()):
+            raise ConfigError(override.key_or_group, override.input_line, "sweeps no value; give at least one")
+    batches = BasicSweeper.split_arguments(parsed, max_batch_size=None)
+    return SweepJobs([list(job) for batch in batches for job in batch], replaced)
+
+
+def sweep_jobs(overrides: list[str], multirun: bool) -> SweepJobs:
+    """The jobs a command launches: its overrides alone without ``multirun``, else
+    ``expand_jobs`` with the sweep file the command selects."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    parsed = OverridesParser.create().parse_overrides(list(overrides))
+    fixed = [o.input_line for o in parsed if not o.is_sweep_override()]
+    missing = [o.input_line for o in parsed if o.key_or_group == "sweep" and not o.is_delete()
+               and not (config_dir() / "sweep" / f"{o.value()}.yaml").is_file()]
+    if missing:  # an optional group: Hydra would silently run without it
+        options = sorted(p.stem for p in (config_dir() / "sweep").glob("*.yaml"))
+        raise ConfigError("sweep", missing[0].split("=", 1)[-1], f"unknown option; choose one of {options}")
+    base = compose(fixed, return_hydra_config=True)  # checks the hydra/... overrides too
+    if not multirun:
+        expand_jobs({}, fixed)  # for its duplicate check
+        return SweepJobs([list(overrides)], {})
+    return expand_jobs(base.hydra.sweeper.params, overrides)
+
+
+def job_identity(overrides: list[str]) -> tuple[RunConfig, str]:
+    """A job's validated config and its config hash, from its overrides."""
+    run = validate(compose(overrides))
+    return run, config_hash(run)
+
+
+__all__ = ["CONFIG_PATH", "DuplicateOverride", "SweepJobs", "compose", "config_dir", "config_hash",
+           "expand_jobs", "job_identity", "sweep_jobs"]

@@ -1,0 +1,348 @@
+"""The job contract under reruns, concurrency, corruption and bad input (issue 13): nothing lost,
+nothing stale, nothing silently wrong."""
+
+import contextlib
+import fcntl
+import io
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+import pandas as pd
+import pytest
+
+from simstudy import app, plotting
+from simstudy.aggregate import PlannedCell, read_summaries
+from simstudy.app import main, regenerate_replication, run_job
+from simstudy.composition import DuplicateOverride, compose, config_dir, config_hash, sweep_jobs
+from simstudy.config import validate
+from simstudy.jobfiles import (SUMMARY, complete_summary, job_lock, read_summary,
+                               temporary_sibling)
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(Path(__file__).parent))
+from test_app import SMALL, composed, env, simstudy  # noqa: E402
+
+QUICK = ["design.reps=4", "design.gammas=[0.0,1.0,2.0]", "theory.refits=4", "figures_dir=null"]
+
+
+def _main(args, tmp_path):
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err), pytest.raises(SystemExit) as exit_info:
+        main([*args, f"hydra.run.dir={tmp_path / 'run'}", f"hydra.sweep.dir={tmp_path / 'sweep'}"])
+    return exit_info.value.code, err.getvalue()
+
+
+@pytest.fixture(scope="module")
+def finished_job(tmp_path_factory):
+    """A finished quickstart job directory, written by run_job."""
+    from omegaconf import OmegaConf
+
+    out = tmp_path_factory.mktemp("job")
+    cfg = composed(["study=quickstart", *SMALL])
+    run = validate(cfg)
+    run_job(run, out, OmegaConf.to_yaml(cfg, resolve=True))
+    return out, run
+
+
+# --- write order and resume (items 5, 7) ------------------------------------------------------
+
+
+def test_summary_is_written_last_and_lists_every_output(finished_job):
+    out, run = finished_job
+    summary = read_summary(out / SUMMARY)
+    assert sorted(summary["outputs"]) == ["config.yaml", "figure.pdf", "figure.png", "replications.parquet"]
+    last = max((out / name).stat().st_mtime_ns for name in summary["outputs"])
+    assert (out / SUMMARY).stat().st_mtime_ns >= last
+    assert complete_summary(out, config_hash(run)) == summary
+
+
+@pytest.mark.parametrize("damage", ["delete", "truncate"])
+@pytest.mark.parametrize("name", ["figure.png", "replications.parquet", "config.yaml"])
+def test_a_job_with_a_missing_or_damaged_output_is_not_complete(finished_job, tmp_path, damage, name):
+    out, run = finished_job
+    copy = tmp_path / "job"
+    copy.mkdir()
+    for path in out.iterdir():
+        (copy / path.name).write_bytes(path.read_bytes())
+    if damage == "delete":
+        (copy / name).unlink()
+    else:
+        data = (copy / name).read_bytes()
+        (copy / name).write_bytes(data[: len(data) // 2])
+    assert complete_summary(copy, config_hash(run)) is None
+
+
+@pytest.mark.parametrize("text", ["", "{\"status\": \"ok\", \"conf", "[1, 2]", "\x00\xff"])
+def test_an_unreadable_summary_means_incomplete_and_is_reported(finished_job, tmp_path, text):
+    out, run = finished_job
+    job = tmp_path / "sweep" / "job"
+    job.mkdir(parents=True)
+    (job / SUMMARY).write_bytes(text.encode("latin-1"))
+    assert read_summary(job / SUMMARY) is None
+    assert complete_summary(job, config_hash(run)) is None
+    [entry] = read_summaries(tmp_path / "sweep")
+    assert entry["status"] == "unreadable" and "truncated" in entry["error"]
+
+
+def test_a_deleted_figure_is_redone_by_the_next_run_and_the_numbers_stay(tmp_path):
+    out = tmp_path / "job"
+    args = [*QUICK, f"hydra.run.dir={out}"]
+    simstudy(args, ROOT)
+    rows = (out / "replications.parquet").read_bytes()
+    (out / "figure.png").unlink()
+    (out / SUMMARY).write_text((out / SUMMARY).read_text()[:40])  # and a truncated summary
+    again = simstudy(args, ROOT)
+    assert "skipped" not in again.stderr
+    assert (out / "figure.png").exists() and (out / "replications.parquet").read_bytes() == rows
+    assert read_summary(out / SUMMARY)["status"] == "ok"
+    assert "skipped" in simstudy(args, ROOT).stderr
+
+
+# --- concurrency (item 3) ---------------------------------------------------------------------
+
+
+def test_temporary_names_are_unique_across_threads(tmp_path):
+    names = set()
+    threads = [threading.Thread(target=lambda: names.update(temporary_sibling(tmp_path / "f") for _ in range(50)))
+               for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(names) == 200
+
+
+def test_figures_saved_at_once_to_one_stem_all_succeed(tmp_path):
+    errors = []
+
+    def save():
+        try:
+            fig, ax = plt.subplots()
+            ax.plot([0, 1], [1, 0])
+            plotting.save(fig, tmp_path / "figure")
+        except Exception as err:  # noqa: BLE001 - the test reports any failure
+            errors.append(err)
+
+    threads = [threading.Thread(target=save) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["figure.pdf", "figure.png"]
+
+
+def test_the_job_lock_excludes_another_process_and_leaves_no_file(tmp_path):
+    probe = ("import fcntl, os, sys; fd = os.open(sys.argv[1], os.O_RDONLY)\n"
+             "try:\n    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB); print('free')\n"
+             "except BlockingIOError:\n    print('held')")
+    job = tmp_path / "job"
+
+    def other():
+        return subprocess.run([sys.executable, "-c", probe, str(job)], capture_output=True, text=True).stdout.strip()
+
+    with job_lock(job):
+        assert other() == "held"
+    assert other() == "free"
+    assert list(job.iterdir()) == []
+    assert fcntl  # the lock is flock-based
+
+
+@pytest.mark.slow
+def test_two_runs_of_one_sweep_at_once_finish_every_cell_once(tmp_path):
+    sweep = tmp_path / "sweep"
+    args = [sys.executable, "-m", "simstudy", "-m", "design.n1=20,30,40", *QUICK, f"hydra.sweep.dir={sweep}",
+            f"figures_dir={tmp_path / 'fig'}"]
+    procs = [subprocess.Popen(args, cwd=ROOT, env=env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for _ in range(2)]
+    results = [p.communicate(timeout=900) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], [r[1][-2000:] for r in results]
+    summaries = [read_summary(p) for p in sorted(sweep.glob(f"*/{SUMMARY}"))]
+    assert len(summaries) == 3 and all(s["status"] == "ok" for s in summaries)
+    skipped = sum(r[1].count("skipped") for r in results)
+    assert skipped == 3  # each cell computed once, found complete by the other run
+    assert not list(sweep.glob("**/.*tmp")) and not list((tmp_path / "fig").glob(".*"))
+
+
+# --- the aggregate covers exactly its sweep (item 1) -----------------------------------------
+
+
+@pytest.mark.slow
+def test_a_rerun_with_another_grid_aggregates_only_its_own_cells(tmp_path):
+    sweep = tmp_path / "sweep"
+    simstudy(["-m", "design.n1=20,40,80", *QUICK, f"hydra.sweep.dir={sweep}"], ROOT)
+    simstudy(["-m", "design.n1=20,40", *QUICK[1:], "design.reps=5", f"hydra.sweep.dir={sweep}"], ROOT)
+    cells = pd.read_csv(sweep / "cells.csv")
+    assert sorted(cells["n1"]) == [20, 40] and set(cells["reps"]) == {5}
+    assert sorted(cells["cell.n1"]) == [20, 40] and set(cells["cell.reps"]) == {5}
+    proc = subprocess.run([sys.executable, "scripts/aggregate.py", str(sweep)], cwd=ROOT, env=env(),
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert len(pd.read_csv(sweep / "cells.csv")) == 2
+
+
+def test_planned_cells_select_their_own_summaries_and_report_missing_ones(finished_job, tmp_path):
+    out, run = finished_job
+    sweep = tmp_path / "sweep"
+    for name, reps in (("a", 4), ("b", 5)):
+        (sweep / name).mkdir(parents=True)
+        summary = {**read_summary(out / SUMMARY), "config_hash": f"hash-{reps}"}
+        summary["cell"] = {**summary["cell"], "reps": reps}
+        (sweep / name / SUMMARY).write_text(json.dumps(summary))
+    planned = [PlannedCell(("design.reps=5",), "hash-5", {"reps": 5}),
+               PlannedCell(("design.reps=6",), "hash-6", {"reps": 6})]
+    entries = read_summaries(sweep, planned)
+    assert [(e["status"], e["cell"]["reps"]) for e in entries] == [("ok", 5), ("missing", 6)]
+    assert entries[1]["job_dir"] == "design.reps=6"
+
+
+def test_cell_descriptors_differ_whenever_config_hashes_differ():
+    base = ["study=quickstart"]
+    variants = [[], ["design.reps=7"], ["seed=3"], ["design.gammas=[0.0,1.0]"], ["model.ridge=1e-4"],
+                ["theory.refits=9"], ["design.kappa=10"]]
+    runs = [validate(composed(base + v)) for v in variants]
+    descriptors = {json.dumps(app.cell_descriptor(r), sort_keys=True) for r in runs}
+    assert len({config_hash(r) for r in runs}) == len(descriptors) == len(variants)
+
+
+def test_an_aggregation_error_exits_nonzero_with_one_line(tmp_path, monkeypatch, capsys):
+    (tmp_path / "sweep").mkdir()
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("disk full")
+
+    class Loader:
+        def config_loader(self):
+            return None
+
+    monkeypatch.setattr(app, "planned_cells", broken)
+    monkeypatch.setattr("hydra.core.global_hydra.GlobalHydra.instance", lambda: Loader())
+    config = {"hydra": {"sweep": {"dir": str(tmp_path / "sweep")}, "sweeper": {"params": {}},
+                        "overrides": {"task": []}}}
+    from omegaconf import OmegaConf
+
+    with pytest.raises(SystemExit) as exit_info:
+        app.AggregateCallback().on_multirun_end(OmegaConf.create(config))
+    assert exit_info.value.code == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "disk full" in err[0]
+
+
+# --- bad input before anything runs (item 10) ------------------------------------------------
+
+
+@pytest.mark.parametrize("args, key", [
+    (["study.name=../../../x"], "study.name"),
+    (["study.name=.hidden"], "study.name"),
+    (["study.name=a/b"], "study.name"),
+    (["design.n1=20", "design.n1=40"], "design.n1"),
+    (["-m", "design.n1=20,40", "design.n1=80"], "design.n1"),
+    (["-m", "design.n1=range(5,5)"], "design.n1"),
+    (["-m", "design.n1=20,40,"], "design.n1"),
+    (["study.name=héllo wörld"], "study.name"),
+])
+def test_bad_command_lines_exit_2_naming_the_key(tmp_path, args, key):
+    code, err = _main(args, tmp_path)
+    lines = err.strip().splitlines()
+    assert code == 2 and len(lines) == 1 and lines[0].startswith("simstudy: config error:"), err
+    assert key in lines[0] and "Traceback" not in err
+    assert not (tmp_path / "run").exists() and not (tmp_path / "sweep").exists()
+
+
+def test_a_command_line_key_replacing_a_swept_one_is_said():
+    jobs = sweep_jobs(["sweep=asym_biased", "design.n1=100"], multirun=True)
+    assert [job for job in jobs.jobs if "design.n1=100" in job] == jobs.jobs and len(jobs.jobs) == 1
+    assert jobs.replaced["design.n1"][1] == "design.n1=100"
+    with pytest.raises(DuplicateOverride):
+        sweep_jobs(["seed=1", "seed=2"], multirun=False)
+
+
+def test_sigint_says_one_line_and_exits_130(tmp_path):
+    proc = subprocess.Popen([sys.executable, "-m", "simstudy", "design.reps=2000", "theory.refits=4",
+                             "figures_dir=null", f"hydra.run.dir={tmp_path / 'job'}"],
+                            cwd=ROOT, env=env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 120
+    while time.time() < deadline and not (tmp_path / "job").exists():
+        time.sleep(0.1)
+    time.sleep(1.0)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err[-2000:]
+    assert "Traceback" not in err and err.strip().splitlines()[-1].startswith("simstudy: interrupted")
+
+
+# --- replicate and aggregate every kind of job (items 10, 14) ---------------------------------
+
+
+def test_replicate_refuses_a_directory_without_its_files(finished_job, tmp_path):
+    out, _ = finished_job
+    job = tmp_path / "job"
+    job.mkdir()
+    for name in ("config.yaml", SUMMARY):
+        (job / name).write_bytes((out / name).read_bytes())
+    script = [sys.executable, "scripts/replicate.py", str(job), "0"]
+    proc = subprocess.run(script, cwd=ROOT, env=env(), capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert proc.stderr.strip().startswith("replicate:") and "replications.parquet" in proc.stderr
+    proc = subprocess.run([*script[:2], str(tmp_path / "nowhere"), "0"], cwd=ROOT, env=env(),
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("study, extra", [
+    ("vtss_linear", ["design.n1=50", "design.n0=500", "selection.gammas=[0.0,0.5,1.0]"]),
+    ("real_data", ["selection.gammas=[0.0,1.0]", "data.datasets=[nwtco]", "data.generators=[SMOTE]"]),
+])
+def test_selection_jobs_replicate_and_their_sweeps_aggregate(tmp_path, study, extra):
+    sweep = tmp_path / "sweep"
+    simstudy(["-m", f"study={study}", "design.reps=2", "design.gammas=[0.0,1.0]", "seed=0,1", *extra,
+              f"hydra.sweep.dir={sweep}"], ROOT)
+    cells = pd.read_csv(sweep / "cells.csv")
+    assert len(cells) == 2 and (cells["status"] == "ok").all()
+    assert "no theory verdict" in (sweep / "report.md").read_text()
+    job = next(p.parent for p in sweep.glob(f"*/{SUMMARY}"))
+    rows, stored = regenerate_replication(job, 1)
+    assert app.same_rows(rows, stored)
+
+
+# --- shipped configs (item 12) ----------------------------------------------------------------
+
+
+def test_the_configs_come_from_the_repository_in_a_checkout():
+    assert config_dir() == ROOT / "conf"
+    assert validate(compose(["study=asym_biased"])).study == "asym_biased"
+
+
+@pytest.mark.slow
+def test_a_built_wheel_runs_a_preset_from_another_folder(tmp_path):
+    wheels = tmp_path / "wheels"
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(wheels), str(ROOT)],
+                   check=True, capture_output=True, timeout=600)
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=300)
+    python = venv / "bin" / "python"
+    # the dependencies come from this environment; simstudy itself only from the wheel
+    site = subprocess.run([str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+                          capture_output=True, text=True, check=True).stdout.strip()
+    deps = [p for p in sys.path if p.endswith("site-packages")]
+    Path(site, "deps.pth").write_text("\n".join(deps) + "\n")
+    subprocess.run([str(python), "-m", "pip", "install", "-q", "--no-deps", str(next(wheels.glob("*.whl")))],
+                   check=True, capture_output=True, timeout=600)
+    work = tmp_path / "elsewhere"
+    work.mkdir()
+    proc = subprocess.run([str(python), "-m", "simstudy", "study=asym_biased", *QUICK, "design.n1=20",
+                           "hydra.run.dir=job"], cwd=work, env=env(), capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert read_summary(work / "job" / SUMMARY)["status"] == "ok"
+    where = subprocess.run([str(python), "-c", "import simstudy.composition as c; print(c.config_dir())"],
+                           cwd=work, capture_output=True, text=True, check=True).stdout.strip()
+    assert where.startswith(site) and where.endswith("simstudy/conf")
+

@@ -28,7 +28,13 @@ Elementwise = Callable[[jnp.ndarray, jnp.ndarray], jnp.ndarray]
 
 @dataclass(frozen=True)
 class Family:
-    """A GLM loss: name, the three elementwise functions, and whether labels are 0/1."""
+    """A GLM loss: name, the three elementwise functions, and whether labels are 0/1.
+
+    Two families are equal, and hash alike, exactly when all five fields are: the functions
+    compare by identity. A Family is a static argument of jitted functions and an lru_cache
+    key, so equality must imply the same loss: a family that only shares a built-in's name
+    gets its own compiled code, while each built-in (one object) is compiled once.
+    """
 
     name: str
     loss: Elementwise
@@ -36,12 +42,6 @@ class Family:
     curvature: Elementwise
     binary: bool
     """True when y must be 0/1 and a linear rule can separate the sample."""
-
-    def __hash__(self) -> int:  # static argument of jitted functions
-        return hash(self.name)
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, Family) and other.name == self.name
 
 
 def _squared_loss(eta, y):

@@ -17,7 +17,7 @@ from typing import NamedTuple
 import numpy as np
 
 import simstudy  # noqa: F401  (float64 before any array)
-from simstudy.families import Family, get_family
+from simstudy.families import SQUARED, Family, get_family
 
 
 @dataclass(frozen=True)
@@ -229,8 +229,8 @@ def _solve(X, y, w, theta0, penalty, hessian0, *, family, intercept, tol, max_it
     eta0 = linear(theta0)
     grad0 = gradient(eta0, theta0)
 
-    if family.name == "squared":
-        # the loss is quadratic: one linear solve is exact
+    if family == SQUARED:
+        # the loss is quadratic: one linear solve is exact (not for any family named "squared")
         theta = theta0 - solve(hessian(eta0), grad0)
         norm = grad_norm(gradient(linear(theta), theta))
         finite = jnp.all(jnp.isfinite(theta), axis=-1) & jnp.isfinite(norm)

@@ -1,5 +1,12 @@
 """Strict numerics for every test: float64 JAX, no silent dtype promotion, warnings are errors
-(pyproject's filterwarnings), matplotlib headless."""
+(pyproject's filterwarnings), matplotlib headless.
+
+Property tests (hypothesis) draw the same examples on every run, in CI or not, so that the
+suite passes or fails the same way each time. Exploration is opt-in: ``make test-explore``, or
+``SIMSTUDY_HYPOTHESIS=explore`` (new examples each run; ``SIMSTUDY_HYPOTHESIS_EXAMPLES`` of
+them per test, 200 by default). A failure found that way prints the blob that replays it
+(``@reproduce_failure``).
+"""
 
 import os
 
@@ -13,6 +20,9 @@ jax.config.update("jax_numpy_dtype_promotion", "strict")
 
 from hypothesis import settings  # noqa: E402
 
-# CI draws the same examples on every run, so that a red build is reproducible
-settings.register_profile("ci", derandomize=True, print_blob=True)
-settings.load_profile("ci" if os.environ.get("CI") else "default")
+settings.register_profile("derandomized", derandomize=True, max_examples=25, print_blob=True)
+settings.register_profile(
+    "explore", derandomize=False, print_blob=True,
+    max_examples=int(os.environ.get("SIMSTUDY_HYPOTHESIS_EXAMPLES", "200")),
+)
+settings.load_profile(os.environ.get("SIMSTUDY_HYPOTHESIS", "derandomized"))

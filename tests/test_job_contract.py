@@ -158,7 +158,7 @@ def test_the_job_lock_excludes_another_process_and_leaves_no_file(tmp_path):
 @pytest.mark.slow
 def test_two_runs_of_one_sweep_at_once_finish_every_cell_once(tmp_path):
     sweep = tmp_path / "sweep"
-    args = [sys.executable, "-m", "simstudy", "-m", "design.n1=20,30,40", *QUICK, f"hydra.sweep.dir={sweep}",
+    args = [sys.executable, "-m", "simstudy", "-m", "design.n1=20,30,40", *QUICK[:-1], f"hydra.sweep.dir={sweep}",
             f"figures_dir={tmp_path / 'fig'}"]
     procs = [subprocess.Popen(args, cwd=ROOT, env=env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
              for _ in range(2)]

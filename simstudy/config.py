@@ -83,17 +83,27 @@ def _plain(node) -> Any:
     return node
 
 
-def _int(cfg: dict, key: str, prefix: str, minimum: int) -> int:
+MAX_SIZE = 2**62
+"""Largest row or replication count: sizes and their sums stay numpy int64
+(``engine.Design.n_tilde``), and the bound is exact in float64 (kappa * n1 is compared to it)."""
+
+
+def _int(cfg: dict, key: str, prefix: str, minimum: int, maximum: int | None = None) -> int:
     value = cfg.get(key)
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-        raise ConfigError(f"{prefix}{key}", value, f"must be an integer >= {minimum}")
+    if (isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum
+            or (maximum is not None and value > maximum)):
+        bounds = f">= {minimum}" + ("" if maximum is None else f" and <= {maximum:.3g}")
+        raise ConfigError(f"{prefix}{key}", value, f"must be an integer {bounds}")
     return int(value)
 
 
 def _number(value, key: str, *, low=-math.inf, high=math.inf, low_open=False) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float, np.number)):
         raise ConfigError(key, value, "must be a number")
-    value = float(value)
+    try:
+        value = float(value)
+    except OverflowError:  # an integer beyond float's range: as out of range as inf
+        value = math.inf if value > 0 else -math.inf
     too_low = value <= low if low_open else value < low
     if not math.isfinite(value) or too_low or value > high:
         bounds = []
@@ -135,13 +145,18 @@ def _section(cfg: dict, key: str) -> dict:
 
 
 def validate_design(section: dict) -> DesignConfig:
-    n1 = _int(section, "n1", "design.", 2)
+    """The design's sizes, each a count of at most MAX_SIZE (whether they fit the machine is
+    ``simstudy.resources.check_budget``'s question)."""
+    n1 = _int(section, "n1", "design.", 2, MAX_SIZE)
     n0 = section.get("n0")
     if n0 is None:
         kappa = _number(section.get("kappa"), "design.kappa", low=1.0, low_open=True)
+        if not kappa * n1 <= MAX_SIZE:  # also catches kappa * n1 = inf
+            raise ConfigError("design.kappa", kappa, f"gives n0 = kappa * design.n1 = {kappa * n1:.3g} "
+                              f"rows; must be at most {MAX_SIZE:.3g}")
         n0 = int(round(kappa * n1))
     else:
-        n0 = _int(section, "n0", "design.", 1)
+        n0 = _int(section, "n0", "design.", 1, MAX_SIZE)
     if n0 <= n1:
         raise ConfigError("design.n0", n0, f"must exceed design.n1={n1} (kappa = n0/n1 > 1)")
     gammas = section.get("gammas")
@@ -150,8 +165,11 @@ def validate_design(section: dict) -> DesignConfig:
     gammas = tuple(_number(g, "design.gammas", low=0.0) for g in gammas)
     if len(set(gammas)) != len(gammas) or list(gammas) != sorted(gammas):
         raise ConfigError("design.gammas", list(gammas), "must be increasing without repeats")
-    reps = _int(section, "reps", "design.", 2)
-    chunk = _int(section, "chunk", "design.", 1)
+    if not gammas[-1] * (n0 - n1) <= MAX_SIZE:
+        raise ConfigError("design.gammas", list(gammas), f"the largest gives gamma * (n0 - n1) = "
+                          f"{gammas[-1] * (n0 - n1):.3g} synthetic rows; must be at most {MAX_SIZE:.3g}")
+    reps = _int(section, "reps", "design.", 2, MAX_SIZE)
+    chunk = _int(section, "chunk", "design.", 1, MAX_SIZE)
     return DesignConfig(n1, n0, gammas, reps, chunk)
 
 

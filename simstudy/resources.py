@@ -1,0 +1,234 @@
+"""What a curve cell needs, estimated from its sizes, and the preflight check that refuses a
+cell this machine cannot run.
+
+A curve cell (``simstudy.engine.run_cell``) with N = n0 + n1 + max n~ rows in its stacked
+design, G gammas, d features and p = d (+ 1 with an intercept) coefficients, R replications
+and W workers holds at its peak (8 bytes per float64 number):
+
+* the process itself: Python with JAX, pandas and matplotlib, the population and the theory
+  (``BASE_BYTES``);
+* the (G, N) prefix weights, shared by the workers (``engine.prefix_weights``);
+* per worker, one replication in flight (``engine.ordered_map`` runs W at once; the 2 W it
+  keeps queued hold only their small Fits): its draw and stacked design, about 4 + 2 d numbers
+  per row, the fitter's temporaries, about 6 (G, N) arrays, and the Hessians' products:
+  the row outer products (N p^2) on fitting's Newton path for G >= 4 and p <= 32, the weighted
+  design of every problem (G N p) where each problem's Hessian is formed (the squared loss's
+  exact solve, or Newton otherwise), the run sums in numpy (N p) on the quasi-Newton path of a
+  binary family;
+* the replications table, R G (10 + p) numbers, three times over (chunks, their concatenation,
+  the parquet copy), and after the loop the bootstrap counts of the summaries, (2000, R)
+  arrays, four at once (``engine.bootstrap_counts``).
+
+The constants were calibrated on peak RSS (``/usr/bin/time -v python -m simstudy ...``, 2
+shared cores, 24 GB); the estimate was 1.1-1.9 times the measured peak on every cell:
+
+    cell (R replications, W workers)                   N rows     measured  estimate
+    quickstart (default)                               3,900      0.56 GB   0.71 GB
+    quickstart n1=2000 R=20                            156,000    0.88      1.13
+    quickstart n1=10000 R=8 W=1 / 2 / 4                780,000    0.91 / 1.22 / 1.77   1.30 / 1.82 / 2.87
+    quickstart n1=10000 R=8, 4 gammas                  780,000    1.10      1.62
+    quickstart n1=30000 R=4                            2,340,000  3.95      7.21
+    quickstart model=probit n1=10000 R=8               780,000    2.67      2.87
+    ls_symmetric n1=5000 n0=100000 R=8 W=1 / 4         485,000    2.54 / 5.20          3.07 / 9.94
+    logit_symmetric R=4                                12,776     0.65      0.78
+    logit_symmetric n1=5560 n0=44440 R=8 W=1 / 4       127,760    0.81 / 1.20          0.92 / 1.50
+    logit_symmetric n1=16680 n0=133320 R=8             383,280    2.27      3.09
+    quickstart n1=6 R=100000 (the bootstrap's cell)    468        5.37      7.45
+    asym_biased n1=3200 R=10 (make figures' largest)   432,000    1.16      1.90
+
+Time, on one core (the workers gained 1.2-1.3x on two): about 2.5 ms per replication (draw,
+fit, rows, summaries; 2.3 ms measured at the quickstart's size, 2.5 ms at R = 100000) plus
+25 ns per G N p (measured 17-22 ns for the logistic and quickstart fits, 6 ns for the
+squared loss at p = 20), and for the theory's generator refits about 1 us per row and feature
+of a refit's n0 + n1 rows (0.1-0.9 us measured for SMOTE, the Gaussian fit and the
+semi-oracle; counted for every generator, although a fixed law takes a single fit).
+
+``check_budget`` refuses (``ConfigError``) a cell whose estimate exceeds ``MEMORY_SHARE`` of
+the memory available now, or ``MAX_HOURS`` hours. ``SIMSTUDY_NO_BUDGET=1`` in the environment
+skips it: for a cluster, whose nodes the submitting machine's memory says nothing about.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import NamedTuple
+
+from simstudy.config import SELECTION_FIGURES, ConfigError, RunConfig
+
+BASE_BYTES = 700e6
+"""The process without the cell's arrays (0.56-0.65 GB measured at the presets' sizes)."""
+FITTER_ARRAYS = 6
+"""(G, N) temporaries of one replication's fit: weights, linear predictors, loss, score,
+curvature and their weighted products (3.1 fitted for the squared loss, 4.3-6.1 for the
+iterative fits)."""
+TABLE_COPIES = 3
+BOOTSTRAP_RESAMPLES = 2000
+"""``n_boot`` of engine.empirical_optimum and engine.simultaneous_band."""
+BOOTSTRAP_COPIES = 4
+"""The draws, their offsets, the counts and their float copy (engine.bootstrap_counts)."""
+SECONDS_PER_REPLICATION = 2.5e-3
+SECONDS_PER_FIT_NUMBER = 25e-9
+"""Seconds per G N p of one replication's fits."""
+SECONDS_PER_REFIT_NUMBER = 1e-6
+"""Seconds per row and feature of one theory refit's n0 + n1 rows."""
+MEMORY_SHARE = 0.8
+MAX_HOURS = 7 * 24.0
+OVERRIDE = "SIMSTUDY_NO_BUDGET"
+
+# The largest sizes of the shipped presets and `make figures` (asym_biased's n1 = 3200 and
+# gammas up to 6, kappa 20, asym_consistent's 23 gammas, d = 20, the quickstart's 200
+# replications, 200 theory refits): an error names the size key that exceeds its own by the
+# largest factor
+SHIPPED = {"n1": 3200, "kappa": 20.0, "gammas": 23, "max_gamma": 6.0, "d": 20, "reps": 200, "refits": 200}
+
+
+class CellSizes(NamedTuple):
+    """The sizes a curve cell's needs depend on."""
+
+    n0: int
+    n1: int
+    pool: int
+    """max n~ = round(max gamma (n0 - n1)), the synthetic rows of every replication."""
+    G: int
+    d: int
+    p: int
+    reps: int
+    refits: int
+    workers: int
+    family: str
+
+    @property
+    def rows(self) -> int:
+        """N, the rows of a replication's stacked design."""
+        return self.n0 + self.n1 + self.pool
+
+
+class Estimate(NamedTuple):
+    loop_bytes: float
+    """The replication loop's arrays: prefix weights and the workers' replications."""
+    table_bytes: float
+    """The replications table, built during the loop and kept to the end."""
+    bootstrap_bytes: float
+    """The summaries' bootstrap counts, after the loop."""
+    seconds: float
+
+    @property
+    def peak_bytes(self) -> float:
+        # the workers' arrays are freed before the summaries' bootstrap starts
+        return BASE_BYTES + self.table_bytes + max(self.loop_bytes, self.bootstrap_bytes)
+
+
+def cell_sizes(run: RunConfig) -> CellSizes:
+    """The sizes of run's curve cell; builds its process (cheap) for the dimension."""
+    from simstudy.engine import default_workers
+    from simstudy.processes import make_process
+
+    design = run.design
+    options = {k: v for k, v in run.dgp.items() if k != "name"}
+    try:
+        d = make_process(run.dgp["name"], **options).dim
+    except ValueError as err:  # as BuiltCell reports it
+        raise ConfigError("dgp", run.dgp, str(err)) from None
+    pool = round(max(design.gammas) * (design.n0 - design.n1))
+    workers = default_workers() if run.workers is None else run.workers
+    return CellSizes(design.n0, design.n1, pool, len(design.gammas), d, d + int(run.model.intercept),
+                     design.reps, run.theory_refits, min(workers, design.reps), run.model.family)
+
+
+def _hessian_numbers_per_row(s: CellSizes) -> float:
+    """Numbers per design row that one replication's Hessians materialise (module docstring)."""
+    from simstudy.fitting import _OUTER_PRODUCT_GROUP, _OUTER_PRODUCT_MAX_P, choose_method
+
+    method = choose_method("auto", s.G, s.rows, s.p)
+    if method == "newton" and s.G >= _OUTER_PRODUCT_GROUP and s.p <= _OUTER_PRODUCT_MAX_P:
+        return s.p * s.p
+    if method == "quasi_newton" and s.family != "squared":
+        return s.p
+    return s.G * s.p
+
+
+def _worker_bytes(s: CellSizes) -> float:
+    """One replication in flight: its draw, design, fit temporaries and Hessian products."""
+    return 8.0 * s.rows * (4 + 2 * s.d + FITTER_ARRAYS * s.G + _hessian_numbers_per_row(s))
+
+
+
+
+def _seconds(s: CellSizes) -> float:
+    per_replication = SECONDS_PER_REPLICATION + SECONDS_PER_FIT_NUMBER * s.G * s.rows * s.p
+    return s.reps * per_replication + SECONDS_PER_REFIT_NUMBER * s.refits * (s.n0 + s.n1) * s.d
+
+
+def estimate(s: CellSizes) -> Estimate:
+    """Peak memory (bytes; 1.1-1.9 times the measured peaks) and rough time on one core
+    (seconds) of a curve cell of sizes s."""
+    loop = 8.0 * s.G * s.rows + s.workers * _worker_bytes(s)
+    table = 8.0 * TABLE_COPIES * s.reps * s.G * (10 + s.p)
+    bootstrap = 8.0 * BOOTSTRAP_COPIES * BOOTSTRAP_RESAMPLES * s.reps
+    return Estimate(loop, table, bootstrap, _seconds(s))
+
+
+def available_bytes() -> float:
+    """Memory available to a new job now: MemAvailable from /proc/meminfo, else (no such file)
+    the physical memory."""
+    try:
+        with open("/proc/meminfo") as meminfo:
+            for line in meminfo:
+                if line.startswith("MemAvailable:"):
+                    return float(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return float(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"))
+
+
+def _excess(s: CellSizes) -> dict:
+    """How far each size key goes beyond the largest the shipped studies use."""
+    return {
+        "design.n1": s.n1 / SHIPPED["n1"],
+        "design.n0": s.n0 / s.n1 / SHIPPED["kappa"],
+        "design.gammas": max(s.G / SHIPPED["gammas"], s.pool / (s.n0 - s.n1) / SHIPPED["max_gamma"]),
+        "dgp": s.d / SHIPPED["d"],
+        "design.reps": s.reps / SHIPPED["reps"],
+        "theory.refits": s.refits / SHIPPED["refits"],
+    }
+
+
+def responsible_key(s: CellSizes, est: Estimate, memory: bool) -> str:
+    """The size key most responsible for the memory (``memory``) or the time estimate: for
+    memory, design.reps when the table and bootstrap outweigh the replication loop, else the
+    row and width keys; for time, any key. Among those, the key furthest beyond the shipped
+    studies."""
+    if memory and est.table_bytes + est.bootstrap_bytes >= est.loop_bytes:
+        return "design.reps"
+    excess = _excess(s)
+    if memory:
+        del excess["design.reps"], excess["theory.refits"]
+    return max(excess, key=excess.get)
+
+
+def _value(run: RunConfig, key: str):
+    d = run.design
+    return {"design.n1": d.n1, "design.n0": d.n0, "design.gammas": list(d.gammas), "dgp": run.dgp,
+            "design.reps": d.reps, "theory.refits": run.theory_refits}[key]
+
+
+def check_budget(run: RunConfig) -> None:
+    """Raise ConfigError when run's curve cell would need more than MEMORY_SHARE of the memory
+    available now, or more than MAX_HOURS (estimates of ``estimate``); nothing when
+    SIMSTUDY_NO_BUDGET=1. Selection studies (vtss, real_data) are not estimated."""
+    if os.environ.get(OVERRIDE) == "1" or run.figure in SELECTION_FIGURES:
+        return  # the selection studies' costs are not modelled here
+    s = cell_sizes(run)
+    est = estimate(s)
+    limit = MEMORY_SHARE * available_bytes()
+    override = f"{OVERRIDE}=1 skips this check (e.g. for a cluster's larger nodes)"
+    if est.peak_bytes > limit:
+        key = responsible_key(s, est, memory=True)
+        raise ConfigError(key, _value(run, key), f"the cell would need about {est.peak_bytes / 1e9:.3g} GB "
+                          f"(N = {s.rows:,} rows x {s.G} gammas, {s.reps:,} replications), more than the "
+                          f"{limit / 1e9:.3g} GB available ({MEMORY_SHARE:.0%} of free memory); {override}")
+    hours = est.seconds / 3600
+    if hours > MAX_HOURS:
+        key = responsible_key(s, est, memory=False)
+        raise ConfigError(key, _value(run, key), f"the cell would take about {hours:,.0f} hours on one core, "
+                          f"more than {MAX_HOURS:.0f}; {override}")

@@ -410,9 +410,10 @@ def test_risk_batch_is_fast_on_two_thousand_thetas():
     model = GLM("logistic")
     thetas = 0.3 * rng_for(16).standard_normal((2000, 20))
     law.risk_batch(thetas, 1.0, model)  # compile
-    start = time.perf_counter()
+    # CPU time, not wall time: on a shared machine the wait for a core is not the code's cost
+    start = time.process_time()
     law.risk_batch(thetas, 1.0, model)
-    assert time.perf_counter() - start < 1.0
+    assert time.process_time() - start < 1.0
 
 
 def test_bad_inputs_raise_clear_errors():

@@ -260,14 +260,15 @@ def test_mixture_minority_design():
 
 
 def test_excess_on_two_thousand_thetas_is_fast():
-    start = time.perf_counter()
+    # CPU time, not wall time: on a shared machine the wait for a core is not the code's cost
+    start = time.process_time()
     pop = Population(tuned_logistic_mixture(), GLM("logistic"))
-    build = time.perf_counter() - start
+    build = time.process_time() - start
     thetas = pop.theta_star + 0.1 * rng_for(12).standard_normal((2000, pop.p))
     pop.excess(thetas)
-    start = time.perf_counter()
+    start = time.process_time()
     pop.excess(thetas)
-    assert time.perf_counter() - start < 0.5
+    assert time.process_time() - start < 0.5
     assert build < 20.0
 
 

@@ -14,7 +14,8 @@ from simstudy import plotting
 from simstudy.jobfiles import atomic_write_text, write_table
 
 CURVE_FIELDS = ("excess_mean", "excess_mcse", "param_error_mean", "param_error_mcse",
-                "population_excess", "theory_excess")
+                "population_excess", "theory_excess", "theory_excess_se", "theory_excess_refined",
+                "theory_excess_refined_se")
 
 
 def _order(summary: dict) -> tuple:
@@ -33,6 +34,19 @@ def read_summaries(sweep_dir: Path) -> list[dict]:
     return sorted(out, key=lambda s: (_order(s), s["job_dir"]))
 
 
+def _verdict_fields(v: dict | None, suffix: str) -> dict:
+    """A verdict's scalars as table columns (all None when the cell has no such verdict)."""
+    v = v or {}
+    worst = v.get("largest_relative_error") or {}
+    low, high = worst.get("ci") or (None, None)
+    fields = {"verdict": v.get("label"), "verdict_alpha": v.get("alpha"), "max_abs_z": v.get("max_abs_z"),
+              "critical_z": v.get("critical_z"), "curve_p_value": v.get("curve_p_value"),
+              "gamma_star_in_ci": v.get("gamma_star_in_ci"), "largest_relative_error": worst.get("value"),
+              "largest_relative_error_gamma": worst.get("gamma"), "largest_relative_error_ci_low": low,
+              "largest_relative_error_ci_high": high}
+    return {f"{key}{suffix}": value for key, value in fields.items()}
+
+
 def cell_table(summaries: list[dict]) -> pd.DataFrame:
     """One row per job: its cell descriptors and scalar results."""
     rows = []
@@ -45,9 +59,9 @@ def cell_table(summaries: list[dict]) -> pd.DataFrame:
             row[key] = value
         if s.get("status", "ok") == "ok":
             low, high = s["gamma_star_empirical_ci"]
-            row.update(gamma_star_empirical_ci_low=low, gamma_star_empirical_ci_high=high,
-                       verdict=s["verdict"]["label"], max_abs_z=s["verdict"]["max_abs_z"],
-                       gamma_star_in_ci=s["verdict"]["gamma_star_in_ci"])
+            row.update(gamma_star_empirical_ci_low=low, gamma_star_empirical_ci_high=high)
+            row.update(_verdict_fields(s["verdict"], ""))
+            row.update(_verdict_fields(s.get("verdict_refined"), "_refined"))
         rows.append(row)
     return pd.DataFrame(rows)
 
@@ -93,28 +107,65 @@ def study_figure(kind: str, summaries: list[dict], cells: pd.DataFrame):
     return plotting.curve_grid(ok, row_key, col_key)
 
 
+def _missing(v) -> bool:
+    return v is None or (isinstance(v, float) and pd.isna(v))
+
+
+def _relative(row, suffix: str = "") -> str:
+    """The largest relative error as '+18% [12%, 24%] at γ = 2'."""
+    value = row.get(f"largest_relative_error{suffix}")
+    if _missing(value):
+        return "—"
+    low, high = row.get(f"largest_relative_error_ci_low{suffix}"), row.get(f"largest_relative_error_ci_high{suffix}")
+    ci = "" if _missing(low) or _missing(high) else f" [{low:+.0%}, {high:+.0%}]"
+    return f"{value:+.1%}{ci} at γ = {row[f'largest_relative_error_gamma{suffix}']:g}"
+
+
+def _refined(row) -> str:
+    label = row.get("verdict_refined")
+    if _missing(label):
+        return "—"
+    return f"{label} ({row['max_abs_z_refined']:.2f} / {row['critical_z_refined']:.2f}; {_relative(row, '_refined')})"
+
+
 def report(summaries: list[dict], cells: pd.DataFrame) -> str:
-    """Markdown: one line per cell with its verdict (THEORY.md section 7's reporting)."""
+    """Markdown: one line per cell with its verdict and the size of the disagreement (THEORY.md
+    section 7's reporting)."""
     lines = ["# Sweep report", ""]
     failed = cells[cells["status"] != "ok"] if len(cells) else cells
     ok = cells[cells["status"] == "ok"] if len(cells) else cells
     lines.append(f"{len(cells)} cells: {len(ok)} finished, {len(failed)} failed.")
     if len(ok):
         agree = int((ok["verdict"] == "agree").sum())
-        lines.append(f"Theory and simulation agree in {agree} of {len(ok)} finished cells "
-                     f"(predicted γ* inside the empirical CI and every |z| < 4).")
-    lines += ["", "| cell | regime | γ* bias-only | γ* total | empirical γ* [95% CI] | max abs z "
-              "| failed fits (non-converged, separated) | verdict |", "|---|---|---|---|---|---|---|---|"]
+        alphas = sorted({float(a) for a in ok["verdict_alpha"].dropna()}) if "verdict_alpha" in ok else []
+        level = ", ".join(f"{a:g}" for a in alphas) or "?"
+        lines.append(
+            f"Theory and simulation agree in {agree} of {len(ok)} finished cells at family-wise level "
+            f"α = {level}: the whole predicted curve inside the simulated curve's simultaneous band at "
+            f"level α/2 (max-|t| bootstrap over replications, the theory's own Monte Carlo error included; "
+            f"max |z| is compared with the cell's critical z), and the grid point nearest the predicted γ* "
+            f"inside the (1 − α/2) bootstrap CI of the empirical argmin. An exact prediction reads "
+            f"\"disagree\" with probability at most α.")
+        if "verdict_refined" in ok and ok["verdict_refined"].notna().any():
+            refined = ok[ok["verdict_refined"].notna()]
+            lines.append(
+                f"Refined prediction (each generator fit's bias solved exactly, data-dependent generators): "
+                f"agrees in {int((refined['verdict_refined'] == 'agree').sum())} of {len(refined)} cells.")
+    lines += ["", "| cell | regime | γ* bias-only | γ* total | empirical γ* [95% CI] | max abs z / critical z "
+              "| largest relative error [95% CI] | failed fits (non-converged, separated) | verdict "
+              "| refined: verdict (max abs z / critical; largest relative error) |",
+              "|---|---|---|---|---|---|---|---|---|---|"]
     shown = [f"cell.{k}" for k in _varying(summaries)] or ["cell.dgp", "cell.generator", "cell.n1"]
     for _, row in ok.iterrows():
         desc = ", ".join(f"{c[5:]}={row[c]}" for c in shown if c in row and not pd.isna(row[c]))
-        fmt = lambda v: "none" if v is None or pd.isna(v) else f"{v:.3g}"  # noqa: E731
+        fmt = lambda v: "none" if _missing(v) else f"{v:.3g}"  # noqa: E731
+        band = "—" if _missing(row.get("critical_z")) else f"{row['max_abs_z']:.2f} / {row['critical_z']:.2f}"
         lines.append(
             f"| {desc} | {row['regime']} | {fmt(row['gamma_star_theory'])} | "
             f"{fmt(row['gamma_star_theory_total'])} | {row['gamma_star_empirical']:.3g} "
             f"[{row['gamma_star_empirical_ci_low']:.3g}, {row['gamma_star_empirical_ci_high']:.3g}] | "
-            f"{row['max_abs_z']:.2f} | {int(row['n_failed_fits'])} ({int(row['n_nonconverged_fits'])}, "
-            f"{int(row['n_separated_fits'])}) | {row['verdict']} |"
+            f"{band} | {_relative(row)} | {int(row['n_failed_fits'])} ({int(row['n_nonconverged_fits'])}, "
+            f"{int(row['n_separated_fits'])}) | {row['verdict']} | {_refined(row)} |"
         )
     if len(failed):
         lines += ["", "## Failed cells", ""]

@@ -35,6 +35,7 @@ from typing import Callable, Iterator, NamedTuple
 
 import numpy as np
 import pandas as pd
+from scipy.stats import norm
 from threadpoolctl import threadpool_limits
 
 import simstudy  # noqa: F401  (float64 before any array)
@@ -295,6 +296,15 @@ def root_mean_square(values: np.ndarray) -> RootMeanSquare:
     return RootMeanSquare(rms, se)
 
 
+def bootstrap_counts(n: int, n_boot: int, rng: np.random.Generator) -> np.ndarray:
+    """(n_boot, n): how often each of n units appears in each of n_boot resamples of n drawn with
+    replacement. Means over resamples are then one product, counts @ values / n, without the
+    (n_boot, n, G) array that indexing builds."""
+    idx = rng.integers(0, n, size=(n_boot, n))
+    rows = np.arange(n_boot)[:, None] * n
+    return np.bincount((idx + rows).ravel(), minlength=n_boot * n).reshape(n_boot, n).astype(np.float64)
+
+
 class EmpiricalOptimum(NamedTuple):
     gamma: float
     ci: tuple[float, float]
@@ -304,41 +314,174 @@ class EmpiricalOptimum(NamedTuple):
 def empirical_optimum(values: np.ndarray, gammas, rng: np.random.Generator, n_boot: int = 2000,
                       level: float = 0.95) -> EmpiricalOptimum:
     """Argmin over the gamma grid of the mean curve, with a percentile bootstrap CI over
-    replications (THEORY.md section 7: non-mean summaries get a bootstrap CI)."""
+    replications (THEORY.md section 7: non-mean summaries get a bootstrap CI).
+
+    The argmin takes grid values only, so the CI's ends are grid values too (the inverse of
+    the bootstrap distribution function, no interpolation between grid points): at least
+    ``level`` of the bootstrap argmins lie in it."""
     gammas = np.asarray(gammas)
     R = values.shape[0]
-    idx = rng.integers(0, R, size=(n_boot, R))
-    boot = gammas[np.argmin(values[idx].mean(axis=1), axis=1)]
+    boot = gammas[np.argmin(bootstrap_counts(R, n_boot, rng) @ values, axis=1)]
     tail = (1 - level) / 2
-    low, high = np.quantile(boot, [tail, 1 - tail])
+    low, high = np.quantile(boot, [tail, 1 - tail], method="inverted_cdf")
     return EmpiricalOptimum(float(gammas[np.argmin(values.mean(axis=0))]), (float(low), float(high)), level)
 
 
-def verdict(curve: CurveSummary, theory_excess, gamma_star_theory, optimum: EmpiricalOptimum,
-            gammas, z_threshold: float = 4.0, theory_se=None) -> dict:
-    """Does the simulation agree with the theory?
+def _mean_and_se(counts: np.ndarray, values: np.ndarray):
+    """Means and standard errors of the mean, sd (ddof 1) / sqrt(n), over each resample (a row
+    of counts) of the n rows of values."""
+    n = values.shape[0]
+    # centred first: E x^2 - (E x)^2 loses the variance to rounding when the mean dominates
+    centre = values.mean(axis=0)
+    shifted = counts @ (values - centre) / n
+    var = np.clip(counts @ (values - centre) ** 2 / n - shifted**2, 0.0, None)
+    var = var * (n / (n - 1)) if n > 1 else 0.0 * var
+    return shifted + centre, np.sqrt(var / n)
 
-    ``max_abs_z`` is the largest |simulated mean - predicted| / SE over the grid, with
-    SE^2 = MCSE^2 + theory_se^2 (a data-dependent generator's prediction is itself a Monte
-    Carlo average over generator refits, with standard error theory_se).
-    ``gamma_star_in_ci`` asks whether the predicted optimal gamma lies in the empirical CI,
-    widened by half the local grid spacing on each side since the empirical argmin can only
-    take grid values. The label is "agree" when both hold (|z| below ``z_threshold``).
+
+class Band(NamedTuple):
+    """The simultaneous check of a predicted curve against the simulated one (``simultaneous_band``)."""
+
+    z: np.ndarray
+    """(G,) (simulated mean - predicted) / se."""
+    se: np.ndarray
+    """(G,) sqrt(MCSE^2 + theory_se^2)."""
+    max_abs_z: float
+    critical: float
+    """The bootstrap (1 - alpha) quantile of max_g |t*_g|: the band is predicted +- critical * se."""
+    p_value: float
+    alpha: float
+
+    @property
+    def inside(self) -> bool:
+        return self.max_abs_z <= self.critical
+
+
+def simultaneous_band(values: np.ndarray, theory_fits: np.ndarray, rng: np.random.Generator,
+                      alpha: float = 0.05, n_boot: int = 2000) -> Band:
+    """Does the whole predicted curve lie in a band with family-wise error rate alpha?
+
+    values (R, G): the simulated replications; theory_fits (F, G): the prediction's per-fit
+    terms, whose mean t is the predicted curve (F = 1 for an exact prediction, whose SE is 0).
+    With m the simulated mean, s its MCSE and tau the SE of t (sd over fits / sqrt F), the
+    statistic is T = max_g |m_g - t_g| / sqrt(s_g^2 + tau_g^2). Its law when the prediction is
+    right is estimated by the max-|t| bootstrap: T* = max_g |(m*_g - m_g) - (t*_g - t_g)| /
+    sqrt(s*_g^2 + tau*_g^2), replications and fits resampled with replacement (independently:
+    the theory's fits are not the simulation's), each resample studentised by its own SEs.
+    Taking the max over the grid inside each resample keeps the strong correlation between
+    gammas (every gamma is fitted on the same replications), so the critical value
+    c = (1 - alpha) quantile of T* makes P(T > c) = alpha for the grid as a whole; a per-gamma
+    threshold such as |z| < 4 has no stated error rate.
     """
-    gammas = np.asarray(gammas)
-    se = np.hypot(curve.mcse, 0.0 if theory_se is None else np.asarray(theory_se))
-    z = (curve.mean - np.asarray(theory_excess)) / np.where(se > 0, se, np.inf)
-    spacing = np.diff(gammas).max() / 2 if len(gammas) > 1 else 0.0
-    low, high = optimum.ci
-    inside = None
-    if gamma_star_theory is not None and np.isfinite(gamma_star_theory):
-        inside = bool(low - spacing <= gamma_star_theory <= high + spacing)
+    values, fits = np.asarray(values, dtype=np.float64), np.atleast_2d(np.asarray(theory_fits, dtype=np.float64))
+    R, F = values.shape[0], fits.shape[0]
+    m, s = _mean_and_se(np.ones((1, R)), values)
+    t, tau = _mean_and_se(np.ones((1, F)), fits)
+    se = np.hypot(s[0], tau[0])
+    z = (m[0] - t[0]) / np.where(se > 0, se, np.inf)
+    m_b, s_b = _mean_and_se(bootstrap_counts(R, n_boot, rng), values)
+    t_b, tau_b = _mean_and_se(bootstrap_counts(F, n_boot, rng), fits) if F > 1 else (t, tau)
+    se_b = np.hypot(s_b, tau_b)
+    boot = np.max(np.abs((m_b - m) - (t_b - t)) / np.where(se_b > 0, se_b, np.inf), axis=1)
     max_z = float(np.max(np.abs(z)))
-    agree = (inside is not False) and max_z < z_threshold
+    return Band(z, se, max_z, float(np.quantile(boot, 1 - alpha)),
+                float((1 + np.sum(boot >= max_z)) / (n_boot + 1)), alpha)
+
+
+def _finite(x) -> float | None:
+    """x for summary.json: None when not finite (JSON has no NaN)."""
+    x = float(x)
+    return x if np.isfinite(x) else None
+
+
+class RelativeError(NamedTuple):
+    """simulated / predicted - 1 per gamma with a pointwise confidence interval."""
+
+    value: np.ndarray
+    low: np.ndarray
+    high: np.ndarray
+    level: float
+
+    def largest(self, gammas) -> dict | None:
+        """The gamma where |value| is largest, with its value and interval (None when no gamma
+        has a positive prediction)."""
+        if np.all(np.isnan(self.value)):
+            return None
+        i = int(np.nanargmax(np.abs(self.value)))
+        return {"gamma": float(np.asarray(gammas)[i]), "value": float(self.value[i]),
+                "ci": [_finite(self.low[i]), _finite(self.high[i])]}
+
+
+def relative_error(values: np.ndarray, theory_fits: np.ndarray, level: float = 0.95) -> RelativeError:
+    """m / t - 1 per gamma (m the simulated mean, t the prediction) with a delta-method interval:
+    m and t are independent means, so Var(m / t) ~ (s^2 + (m / t)^2 tau^2) / t^2 with s, tau
+    their standard errors (as in ``simultaneous_band``). NaN where t <= 0."""
+    values, fits = np.asarray(values, dtype=np.float64), np.atleast_2d(np.asarray(theory_fits, dtype=np.float64))
+    (m,), (s,) = _mean_and_se(np.ones((1, values.shape[0])), values)
+    (t,), (tau,) = _mean_and_se(np.ones((1, fits.shape[0])), fits)
+    positive = t > 0
+    safe = np.where(positive, t, 1.0)
+    ratio = np.where(positive, m / safe, np.nan)
+    half = norm.ppf(0.5 + level / 2) * np.sqrt(s**2 + ratio**2 * tau**2) / safe
+    return RelativeError(ratio - 1, ratio - 1 - half, ratio - 1 + half, level)
+
+
+def nearest_grid_points(gammas, gamma: float) -> np.ndarray:
+    """The grid points nearest gamma (both at a tie)."""
+    grid = np.unique(np.asarray(gammas, dtype=np.float64))
+    distance = np.abs(grid - gamma)
+    return grid[distance <= distance.min()]
+
+
+def verdict(values: np.ndarray, theory_fits: np.ndarray, gamma_star_theory, gammas, rng: np.random.Generator,
+            alpha: float = 0.05, n_boot: int = 2000) -> dict:
+    """Does the simulation agree with the theory, and by how much does it not?
+
+    values (R, G): simulated replications over the grid ``gammas``; theory_fits (F, G): the
+    prediction's per-fit terms (its mean is the predicted curve; see ``simultaneous_band``).
+    Two checks at level alpha / 2 each, so that "disagree" has probability at most alpha when
+    the prediction is exact (Bonferroni):
+
+    * curve: the whole predicted curve inside the simulated one's family-wise band
+      (``simultaneous_band`` at alpha / 2);
+    * optimum: the predicted optimal gamma* matched by the empirical argmin's (1 - alpha / 2)
+      bootstrap CI, i.e. the grid point nearest gamma* lies in the CI: the argmin takes grid
+      values only, so this widens the CI by half the grid interval that holds gamma*, the local
+      spacing (skipped when gamma_star_theory is None).
+
+    Also reported, whatever the label: per-gamma z and the relative error simulated /
+    predicted - 1 with its 95% interval (``relative_error``), and the largest |relative error|.
+    """
+    gammas = np.asarray(gammas, dtype=np.float64)
+    band = simultaneous_band(values, theory_fits, rng, alpha / 2, n_boot)
+    optimum = empirical_optimum(values, gammas, rng, n_boot, level=1 - alpha / 2)
+    low, high = optimum.ci
+    inside, grid_star = None, None
+    if gamma_star_theory is not None and np.isfinite(gamma_star_theory):
+        nearest = nearest_grid_points(gammas, float(gamma_star_theory))
+        inside = bool(np.any((low <= nearest) & (nearest <= high)))
+        grid_star = [float(g) for g in nearest]
+    rel = relative_error(values, theory_fits)
+    agree = band.inside and inside is not False
     return {
         "label": "agree" if agree else "disagree",
-        "max_abs_z": max_z,
-        "z_threshold": z_threshold,
-        "gammas_beyond_threshold": [float(g) for g in gammas[np.abs(z) >= z_threshold]],
+        "alpha": alpha,
+        "rule": (f"agree when the predicted curve lies in the family-wise {1 - alpha / 2:.1%} band of the "
+                 f"simulated one (max |z| <= critical z) and the grid point nearest the predicted gamma* lies "
+                 f"in the {1 - alpha / 2:.1%} bootstrap CI of the empirical argmin: false-alarm rate at most "
+                 f"{alpha:.0%} when the prediction is exact"),
+        "curve_inside_band": band.inside,
+        "max_abs_z": band.max_abs_z,
+        "critical_z": band.critical,
+        "curve_p_value": band.p_value,
+        "z": [_finite(v) for v in band.z],
+        "gammas_outside_band": [float(g) for g in gammas[np.abs(band.z) > band.critical]],
+        "gamma_star": None if gamma_star_theory is None else _finite(gamma_star_theory),
+        "gamma_star_grid": grid_star,
+        "gamma_star_ci": [low, high],
+        "gamma_star_ci_level": optimum.level,
         "gamma_star_in_ci": inside,
+        "relative_error": [_finite(v) for v in rel.value],
+        "relative_error_ci": [[_finite(a), _finite(b)] for a, b in zip(rel.low, rel.high)],
+        "largest_relative_error": rel.largest(gammas),
     }

@@ -11,11 +11,13 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.ticker import PercentFormatter  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 SIM = "#1f4e79"
 THEORY = "#c0392b"
+REFINED = "#e67e22"
 POPULATION = "#7f8c8d"
 
 
@@ -48,6 +50,10 @@ def _curve_panel(ax, s: dict, *, title: str | None = None, legend: bool = True, 
                 lw=1.2, label="first-order prediction")
     else:
         ax.plot(g, s["theory_excess"], "-", color=THEORY, lw=1.2, label="first-order prediction")
+    if s.get("theory_excess_refined") is not None:
+        # known on the simulation's grid only (each point solves every generator fit's limit)
+        ax.plot(g, s["theory_excess_refined"], "-.", color=REFINED, lw=1.2, marker="x", ms=3,
+                label=_refined_label(s))
     ax.plot(g, s["population_excess"], "--", color=POPULATION, lw=1, label="population limit (bias only)")
     star = s.get("gamma_star_theory_total")
     if star is not None and np.isfinite(star):
@@ -73,10 +79,53 @@ def _curve_panel(ax, s: dict, *, title: str | None = None, legend: bool = True, 
     secondary.tick_params(labelsize=7)
 
 
+def _refined_label(s: dict) -> str:
+    identical = (s.get("theory_refined_note") or "").startswith("identical")
+    return "refined = first order (squared loss)" if identical else "refined (exact bias per generator fit)"
+
+
+def _verdict_text(v: dict | None) -> str:
+    if v is None:
+        return ""
+    worst = v.get("largest_relative_error")
+    size = "" if worst is None else f", largest {worst['value']:+.1%} at γ = {worst['gamma']:g}"
+    return f"{v['label']} (max |z| {v['max_abs_z']:.2f} vs {v['critical_z']:.2f}{size})"
+
+
+def _residual_panel(ax, s: dict):
+    """Relative error of each prediction, simulated / predicted - 1, with its 95% interval
+    (the verdict's ``relative_error``), one marker series per prediction."""
+    g = np.asarray(s["gammas"], dtype=float)
+    span = (g.max() - g.min()) or 1.0
+    series = [("first order", THEORY, s.get("verdict"), -0.006)]
+    if s.get("verdict_refined") is not None:
+        series.append(("refined", REFINED, s["verdict_refined"], 0.006))
+    for name, colour, v, nudge in series:
+        value = np.array([np.nan if x is None else x for x in v["relative_error"]], dtype=float)
+        ci = np.array([[np.nan if x is None else x for x in pair] for pair in v["relative_error_ci"]], dtype=float)
+        # nudged sideways so that two series at one gamma stay apart
+        ax.errorbar(g + nudge * span, value, yerr=[value - ci[:, 0], ci[:, 1] - value], fmt="o", ms=2.5,
+                    lw=0.8, capsize=1.5, color=colour)
+    ax.axhline(0.0, color="k", lw=0.6)
+    ax.set_title("\n".join(f"{name}: {_verdict_text(v)}" for name, _, v, _ in series), fontsize=7, loc="left")
+    ax.set_xlabel("γ = ñ / (n0 − n1)")
+    ax.set_ylabel("simulated / predicted − 1\n(95% CI)", fontsize=7)
+    ax.yaxis.set_major_formatter(PercentFormatter(1.0, decimals=0))
+    ax.tick_params(labelsize=7)
+
+
 def cell_figure(summary: dict):
-    """One design cell: excess and parameter error against gamma, with the theory overlay."""
-    fig, (ax, bx) = plt.subplots(1, 2, figsize=(10, 4))
+    """One design cell: excess (with the relative error of the predictions under it) and
+    parameter error against gamma, with the theory overlay."""
+    fig = plt.figure(figsize=(10, 5.4))
+    grid = fig.add_gridspec(2, 2, height_ratios=(3, 1.3))
+    ax = fig.add_subplot(grid[0, 0])
+    rx = fig.add_subplot(grid[1, 0], sharex=ax)
+    bx = fig.add_subplot(grid[:, 1])
     _curve_panel(ax, summary)
+    ax.set_xlabel("")
+    ax.tick_params(axis="x", labelbottom=False)
+    _residual_panel(rx, summary)
     g = np.asarray(summary["gammas"])
     pm, pe = np.asarray(summary["param_error_rms"]), np.asarray(summary["param_error_rms_mcse"])
     bx.fill_between(g, pm - 1.96 * pe, pm + 1.96 * pe, color=SIM, alpha=0.2, lw=0)
@@ -166,7 +215,8 @@ def rates_figure(table: pd.DataFrame, summaries: list[dict]):
 
 
 def alignment_figure(table: pd.DataFrame):
-    """Study 5: predicted against empirical gamma* over (r, phi), and curve agreement (max |z|)."""
+    """Study 5: predicted against empirical gamma* over (r, phi), and curve agreement (each cell's
+    max |z| over its critical value, from the cell table's verdict columns)."""
     fig, (ax, bx) = plt.subplots(1, 2, figsize=(10, 4.2))
     t = table.copy()
     angles = sorted(t["cell.angle_deg"].unique())
@@ -184,16 +234,18 @@ def alignment_figure(table: pd.DataFrame):
     ax.set_xlabel("predicted γ* (argmin of the predicted total curve)")
     ax.set_ylabel("empirical γ* (95% bootstrap CI)")
     ax.legend(fontsize=7, frameon=False)
+    # each cell's max |z| against its own critical value: above 1 the curve leaves the band
+    t["band_ratio"] = t["max_abs_z"] / t["critical_z"]
     pivot = t.pivot_table(index="cell.magnitude", columns="cell.angle_deg",
-                          values="max_abs_z", aggfunc="max")
+                          values="band_ratio", aggfunc="max")
     im = bx.imshow(pivot.to_numpy(dtype=float), origin="lower", aspect="auto", cmap="magma_r")
     bx.set_xticks(range(len(pivot.columns)), [f"{c:g}" for c in pivot.columns])
     bx.set_yticks(range(len(pivot.index)), [f"{r:g}" for r in pivot.index])
     for (i, j), v in np.ndenumerate(pivot.to_numpy(dtype=float)):
-        bx.text(j, i, f"{v:.1f}", ha="center", va="center", fontsize=8, color="w" if v > 4 else "k")
+        bx.text(j, i, f"{v:.2f}", ha="center", va="center", fontsize=8, color="w" if v > 1 else "k")
     bx.set_xlabel("mismatch angle φ to g (degrees)")
     bx.set_ylabel("mismatch magnitude r = ‖ψ‖")
-    bx.set_title("max over γ of |simulated − predicted| / SE (simulation and theory)", fontsize=9)
+    bx.set_title("max over γ of |z| / critical z of the family-wise band (> 1: outside)", fontsize=9)
     fig.colorbar(im, ax=bx)
     fig.tight_layout()
     return fig

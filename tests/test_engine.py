@@ -161,15 +161,18 @@ def test_empirical_optimum_is_the_argmin_with_a_bootstrap_ci():
 
 def test_verdict_flags_disagreement():
     gammas = np.array([0.0, 1.0, 2.0])
-    curve = summarise_curve(np.random.default_rng(0).normal(loc=[3.0, 1.0, 2.0], scale=0.1, size=(100, 3)))
-    opt = empirical_optimum(np.random.default_rng(0).normal(loc=[3.0, 1.0, 2.0], scale=0.1, size=(100, 3)),
-                            gammas, np.random.default_rng(1))
-    good = verdict(curve, [3.0, 1.0, 2.0], 1.0, opt, gammas)
+    draws = np.random.default_rng(0).normal(loc=[3.0, 1.0, 2.0], scale=0.1, size=(100, 3))
+    truth = np.array([[3.0, 1.0, 2.0]])
+
+    def check(theory, star):
+        return verdict(draws, theory, star, gammas, np.random.default_rng(1))
+
+    good = check(truth, 1.0)
     assert good["label"] == "agree" and good["gamma_star_in_ci"]
-    far = verdict(curve, [3.0, 1.0, 2.0], 2.0 + 1.0, opt, gammas)
+    far = check(truth, 2.0 + 1.0)
     assert far["label"] == "disagree" and far["gamma_star_in_ci"] is False
-    shifted = verdict(curve, [3.5, 1.0, 2.0], 1.0, opt, gammas)
-    assert shifted["label"] == "disagree" and shifted["gammas_beyond_threshold"] == [0.0]
+    shifted = check(truth + [0.5, 0.0, 0.0], 1.0)
+    assert shifted["label"] == "disagree" and shifted["gammas_outside_band"] == [0.0]
 
 
 def test_root_mean_square_and_its_mcse_against_a_direct_bootstrap():
@@ -187,9 +190,11 @@ def test_verdict_counts_the_theory_monte_carlo_error():
     gammas = np.array([0.0, 1.0])
     draws = np.random.default_rng(5).normal(loc=[1.0, 2.0], scale=0.1, size=(100, 2))
     curve = summarise_curve(draws)
-    opt = empirical_optimum(draws, gammas, np.random.default_rng(1))
     off = curve.mean + 6 * curve.mcse
-    assert verdict(curve, off, 0.0, opt, gammas)["label"] == "disagree"
-    noisy_theory = verdict(curve, off, 0.0, opt, gammas, theory_se=3 * curve.mcse)
+    assert verdict(draws, off[None], 0.0, gammas, np.random.default_rng(1))["label"] == "disagree"
+    # 400 fits whose mean is off and whose standard error is 3 MCSE
+    spread = np.random.default_rng(6).standard_normal((400, 1))
+    fits = off + (spread - spread.mean()) / spread.std(ddof=1) * 3 * curve.mcse * np.sqrt(400)
+    noisy_theory = verdict(draws, fits, 0.0, gammas, np.random.default_rng(1))
     assert noisy_theory["label"] == "agree"
     np.testing.assert_allclose(noisy_theory["max_abs_z"], 6 / np.sqrt(10), rtol=1e-9)

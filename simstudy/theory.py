@@ -59,8 +59,8 @@ r's own synthetic law; the cross and variance terms are kept. It reuses the fits
 ``synthetic_moments`` (their laws are kept in ``fit_laws``) and needs each fit's law. For
 squared loss it is the first-order prediction itself (theta_bar_r is linear in psi_r and the
 excess quadratic); for a binary family the R fits' limits are solved together by damped Newton
-on Gaussian-mixture laws, 1-D quadrature per component (about 1.5 s for 200 fits and 21 sizes
-in study 2, 12 s for 2000).
+on Gaussian-mixture laws, 1-D quadrature per component (about 1 s for 200 fits and 21 sizes
+in study 2, 9 s for 2000).
 
 A pool-based psi_r (generator without a law) carries the pool's noise, Cov Sigma~_r / pool,
 which would add n~^2 tr(M_r Sigma~_r) / pool to b_r' M_r b_r: it is subtracted. The average

@@ -15,7 +15,10 @@ Over ``SEEDS`` independent cells (the same design, seeds 0, 1, ...):
 * power: with the prediction scaled by 1.1 the verdict must read "disagree" in most cells.
 
 ``python -m pytest tests/test_calibration.py -m slow -s`` prints the rates with their
-binomial standard errors, and the power for smaller errors.
+binomial standard errors, and the power for smaller errors. Measured (200 seeds, 2 shared
+cores, 4 minutes): the curve check failed in 1.0% +- 0.7% of the cells (nominal 2.5%), the
+verdict read "disagree" in 1.0% +- 0.7% (at most 5%), and the prediction scaled by 1.01, 1.02,
+1.05 or 1.1 was flagged in all 200: at gamma = 0 the excess is a Theta(1) bias known to 0.1%.
 """
 
 from __future__ import annotations

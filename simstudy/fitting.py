@@ -11,6 +11,8 @@ The intercept, when present, is theta[0] and is never penalised.
 
 from __future__ import annotations
 
+import contextlib
+import threading
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -381,6 +383,19 @@ def _shared_start_hessians(X, y, w, theta0, penalty, segments, family, intercept
     return np.einsum("cgs,cspq->cgpq", w[..., segments], np.stack(runs, axis=1)) + np.diag(penalty)
 
 
+_LAPACK_LOCK = threading.Lock()
+
+
+def _lapack_guard(p: int):
+    """One fit at a time in this process when p > 32.
+
+    Above p = 32 the batched Cholesky factorisations run through LAPACK's FFI, which splits a
+    batch over XLA's CPU thread pool and waits for its parts; two threads fitting at once each
+    held pool threads while waiting for the other's parts, and both waited forever (observed
+    with p = 41 and two workers on two cores). Smaller p never reached that path."""
+    return _LAPACK_LOCK if p > _QUASI_NEWTON_MAX_P else contextlib.nullcontext()
+
+
 def choose_method(method: str, problems: int, n: int, p: int) -> str:
     """The solver fit_glm uses for `problems` fits of n rows and p coefficients: `method` itself
     unless it is "auto", which picks quasi-Newton where Hessians dominate the work (8 <= p <= 32
@@ -533,12 +548,14 @@ def fit_glm(
     # compiled shape and keeps only its new designs; a stopped problem no longer moves, so the
     # other problems of its chunk do not change its answer.
     pending, skips, done = [], [], 0
-    while done < D:
-        start = min(done, D - chunk)
-        pending.append(solve_designs(slice(start, start + chunk)))
-        skips.append(done - start)
-        done = start + chunk
-    parts = [jax.tree.map(lambda a, skip=skip: a[skip:], out) for out, skip in zip(collect(pending), skips)]
+    with _lapack_guard(p):
+        while done < D:
+            start = min(done, D - chunk)
+            pending.append(solve_designs(slice(start, start + chunk)))
+            skips.append(done - start)
+            done = start + chunk
+        results = collect(pending)
+    parts = [jax.tree.map(lambda a, skip=skip: a[skip:], out) for out, skip in zip(results, skips)]
     theta, (it, gnorm, conv, sep, bad), failed = jax.tree.map(lambda *a: np.concatenate(a), *parts)
     # designs whose approximate start was singular are solved again from the exact Hessian,
     # in chunks of the same shape (padded with repeats), so each design's answer depends on
@@ -547,7 +564,8 @@ def fit_glm(
     for first in range(0, len(redo), chunk):
         designs = redo[first:first + chunk]
         padded = np.concatenate([designs, np.full(chunk - len(designs), designs[0])])
-        theta_redo, info_redo, _ = collect(solve_designs(padded, sketch=1))
+        with _lapack_guard(p):
+            theta_redo, info_redo, _ = collect(solve_designs(padded, sketch=1))
         theta[designs] = theta_redo[: len(designs)]
         for field, value in zip((it, gnorm, conv, sep, bad), info_redo):
             field[designs] = value[: len(designs)]

@@ -444,3 +444,33 @@ def test_a_family_named_squared_is_not_solved_as_a_quadratic():
     reference = fit_glm(X, y, w, model=GLM(LOGISTIC, intercept=True))
     assert fit.info.converged and fit.info.iterations > 0
     np.testing.assert_allclose(fit.theta, reference.theta, rtol=1e-9, atol=1e-10)
+
+
+def test_two_threads_fitting_more_than_32_coefficients_do_not_deadlock():
+    # run in a child process: a deadlock must fail this test, not hang the suite
+    script = """
+import threading
+import numpy as np
+import simstudy
+from simstudy.fitting import GLM, fit_glm
+rng = np.random.default_rng(0)
+X = rng.standard_normal((3000, 41))
+y = (rng.random(3000) < 0.3).astype(float)
+w = (rng.random((21, 3000)) < 0.9).astype(float)
+out = []
+threads = [threading.Thread(target=lambda: out.append(fit_glm(X, y, w, model=GLM("logistic", False, 1e-8))))
+           for _ in range(2)]
+for t in threads:
+    t.start()
+for t in threads:
+    t.join()
+print(len(out), all(bool(np.all(f.info.converged)) for f in out))
+"""
+    import os
+    import subprocess
+    import sys
+
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120,
+                          env=dict(os.environ, JAX_PLATFORMS="cpu"))
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.split() == ["2", "True"]

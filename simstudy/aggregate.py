@@ -1,17 +1,35 @@
-"""Aggregate a sweep: read every job's summary.json under a sweep directory, write one table of
-cells and one of curves (parquet and CSV), draw the study's figure and a markdown report of
-every cell's verdict. Used by the Hydra callback after a multirun and by scripts/aggregate.py."""
+"""Aggregate a sweep: read the job summaries of the sweep's cells, write one table of cells and
+one of curves (parquet and CSV), draw the study's figure and a markdown report of every cell's
+verdict. Used by the Hydra callback after a multirun and by scripts/aggregate.py.
+
+A sweep directory may hold cells of earlier sweeps of the same study (another grid, another R).
+Given the sweep's ``planned`` cells (their config hashes, from its multirun.yaml), the aggregate
+covers exactly those: a planned cell without a finished summary of its own config is reported
+missing, and cells of other sweeps are left out. Unreadable summaries are reported, never
+trusted.
+"""
 
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
+from typing import NamedTuple
 
 import pandas as pd
 
 from simstudy import plotting
-from simstudy.jobfiles import atomic_write_text, write_table
+from simstudy.jobfiles import SUMMARY, atomic_write_text, copy_figures, read_summary, write_table
+
+SELECTION_KINDS = ("vtss", "real_data")
+
+
+class PlannedCell(NamedTuple):
+    """One job of a sweep: its overrides, config hash and cell descriptor."""
+
+    overrides: tuple[str, ...]
+    config_hash: str
+    cell: dict
+
 
 CURVE_FIELDS = ("excess_mean", "excess_mcse", "param_error_mean", "param_error_mcse",
                 "population_excess", "theory_excess", "theory_excess_se", "theory_excess_refined",
@@ -24,14 +42,32 @@ def _order(summary: dict) -> tuple:
                  for _, v in sorted(summary.get("cell", {}).items()))
 
 
-def read_summaries(sweep_dir: Path) -> list[dict]:
-    """Every job summary below sweep_dir (failed jobs included), ordered by cell."""
-    out = []
-    for path in Path(sweep_dir).glob("**/summary.json"):
-        summary = json.loads(path.read_text())
-        summary["job_dir"] = str(path.parent.relative_to(sweep_dir))
-        out.append(summary)
-    return sorted(out, key=lambda s: (_order(s), s["job_dir"]))
+def read_summaries(sweep_dir: Path, planned: list[PlannedCell] | None = None) -> list[dict]:
+    """The job summaries below sweep_dir, ordered by cell.
+
+    Without ``planned``: every summary (an unreadable one as ``status: unreadable``). With it:
+    one entry per planned cell, its own summary when one with its config hash exists (failed
+    ones included), else ``status: missing``; unreadable summaries are added as such."""
+    sweep_dir = Path(sweep_dir)
+    found, unreadable = [], []
+    for path in sorted(sweep_dir.glob(f"**/{SUMMARY}")):
+        job_dir = str(path.parent.relative_to(sweep_dir))
+        summary = read_summary(path)
+        if summary is None:
+            unreadable.append({"status": "unreadable", "job_dir": job_dir, "cell": {},
+                               "error": f"{job_dir}/{SUMMARY} is truncated or not JSON; rerun the sweep"})
+        else:
+            found.append({**summary, "job_dir": job_dir})
+    if planned is not None:
+        by_hash = {}
+        for summary in found:
+            by_hash.setdefault(summary.get("config_hash"), summary)
+        found = [by_hash.get(cell.config_hash) or {
+            "status": "missing", "job_dir": ",".join(cell.overrides), "cell": cell.cell,
+            "config_hash": cell.config_hash,
+            "error": "no summary for this config (not run yet, killed, or unreadable); rerun the sweep"}
+            for cell in planned]
+    return sorted(found + unreadable, key=lambda s: (_order(s), s["job_dir"]))
 
 
 def _verdict_fields(v: dict | None, suffix: str) -> dict:
@@ -57,7 +93,7 @@ def cell_table(summaries: list[dict]) -> pd.DataFrame:
             if key in ("cell", "versions", "verdict", "theory_grid") or isinstance(value, (list, dict)):
                 continue
             row[key] = value
-        if s.get("status", "ok") == "ok":
+        if s.get("status", "ok") == "ok" and "verdict" in s:
             low, high = s["gamma_star_empirical_ci"]
             row.update(gamma_star_empirical_ci_low=low, gamma_star_empirical_ci_high=high)
             row.update(_verdict_fields(s["verdict"], ""))
@@ -70,7 +106,7 @@ def curve_table(summaries: list[dict]) -> pd.DataFrame:
     """One row per (job, gamma) with the simulated and predicted curves."""
     frames = []
     for s in summaries:
-        if s.get("status", "ok") != "ok":
+        if s.get("status", "ok") != "ok" or "excess_mean" not in s:
             continue
         frame = pd.DataFrame({"gamma": s["gammas"], "n_tilde": s["n_tilde"],
                               **{k: s[k] for k in CURVE_FIELDS}})
@@ -93,7 +129,7 @@ def _varying(summaries: list[dict]) -> list[str]:
 
 def study_figure(kind: str, summaries: list[dict], cells: pd.DataFrame):
     ok = [s for s in summaries if s.get("status", "ok") == "ok"]
-    if not ok:
+    if not ok or kind in SELECTION_KINDS:  # each selection job draws its own figure
         return None
     if kind == "rates" and len(ok) > 1:
         return plotting.rates_figure(cells, ok)
@@ -173,16 +209,32 @@ def report(summaries: list[dict], cells: pd.DataFrame) -> str:
     return "\n".join(lines) + "\n"
 
 
-def aggregate(sweep_dir, figures_dir=None, kind: str | None = None) -> pd.DataFrame:
-    """Combine a sweep directory's job summaries; returns the cell table.
+def selection_report(cells: pd.DataFrame) -> str:
+    """Markdown for a sweep of selection studies (6 and 7): the cells and where each job's own
+    figure and table are; they have no theory verdict."""
+    lines = ["# Sweep report", "", f"{len(cells)} cells of a selection study: each job directory holds "
+             "its own figure, summary.json (and table.md for real data); there is no theory verdict.", "",
+             "| job | status |", "|---|---|"]
+    lines += [f"| `{row['job_dir']}` | {row['status']} |" for _, row in cells.iterrows()]
+    problems = cells[cells["status"] != "ok"]
+    if len(problems):
+        lines += ["", "## Failed, missing or unreadable cells", ""]
+        lines += [f"- `{row['job_dir']}`: {row['error']}" for _, row in problems.iterrows()]
+    return "\n".join(lines) + "\n"
+
+
+def aggregate(sweep_dir, figures_dir=None, kind: str | None = None,
+              planned: list[PlannedCell] | None = None) -> pd.DataFrame:
+    """Combine a sweep directory's job summaries (those of the ``planned`` cells when given, see
+    the module docstring); returns the cell table.
 
     Writes cells.{parquet,csv}, curves.{parquet,csv}, figure.{png,pdf} and report.md into
     sweep_dir, and a copy of the figure into figures_dir/<study>.{png,pdf} when given.
     """
     sweep_dir = Path(sweep_dir)
-    summaries = read_summaries(sweep_dir)
+    summaries = read_summaries(sweep_dir, planned)
     if not summaries:
-        raise FileNotFoundError(f"no job summary.json found under {sweep_dir}")
+        raise FileNotFoundError(f"no job {SUMMARY} found under {sweep_dir}")
     cells = cell_table(summaries)
     write_table(cells, sweep_dir / "cells")
     write_table(curve_table(summaries), sweep_dir / "curves")
@@ -191,11 +243,9 @@ def aggregate(sweep_dir, figures_dir=None, kind: str | None = None) -> pd.DataFr
     if fig is not None:
         paths = plotting.save(fig, sweep_dir / "figure")
         if figures_dir is not None:
-            study = next(s["study"] for s in summaries)
-            Path(figures_dir).mkdir(parents=True, exist_ok=True)
-            for path in paths:
-                shutil.copyfile(path, Path(figures_dir) / f"{study}{path.suffix}")
-    atomic_write_text(sweep_dir / "report.md", report(summaries, cells))
+            copy_figures(paths, figures_dir, next(s["study"] for s in summaries if s.get("study")))
+    text = selection_report(cells) if kind in SELECTION_KINDS else report(summaries, cells)
+    atomic_write_text(sweep_dir / "report.md", text)
     return cells
 
 
@@ -203,4 +253,4 @@ def failures(cells: pd.DataFrame) -> int:
     return int((cells["status"] != "ok").sum()) if len(cells) else 0
 
 
-__all__ = ["aggregate", "cell_table", "curve_table", "failures", "read_summaries", "report"]
+__all__ = ["PlannedCell", "aggregate", "cell_table", "curve_table", "failures", "read_summaries", "report"]

@@ -6,20 +6,22 @@ replications, and writes into its output directory, atomically and in this order
 
 * ``config.yaml``: the resolved config of the job;
 * ``replications.parquet``: one row per (replication, gamma);
-* ``summary.json``: the contract of README's "Job outputs" (written last: its presence with the
-  same ``config_hash`` means the job is complete, and a rerun skips it);
-* ``figure.png`` / ``figure.pdf``: the cell's curves with the theory overlay.
+* ``figure.png`` / ``figure.pdf``: the cell's curves with the theory overlay;
+* ``summary.json``: the contract of README's "Job outputs", written last and listing the other
+  files with their digests. A rerun skips the job only when the summary is readable, finished,
+  for the same ``config_hash``, and every listed file is intact (``jobfiles.complete_summary``).
 
-After a multirun, ``AggregateCallback`` combines the sweep (simstudy.aggregate) and exits non-zero
-if any cell failed.
+Two processes running the same job directory take turns (``jobfiles.job_lock``): the second
+finds the job complete and skips it, and a finished job is never overwritten by a failure.
+After a multirun, ``AggregateCallback`` combines exactly the cells of that sweep
+(simstudy.aggregate) and exits non-zero if any cell failed or is missing, or if the
+aggregation itself fails.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import platform
-import shutil
 import sys
 import time
 import traceback
@@ -29,11 +31,13 @@ from pathlib import Path
 import numpy as np
 
 import simstudy
+from simstudy import plotting
+from simstudy.composition import CONFIG_PATH, compose, config_hash, expand_jobs, sweep_jobs
 from simstudy.config import SELECTION_FIGURES, ConfigError, RunConfig, validate
-from simstudy.jobfiles import (atomic_write_json, atomic_write_text, json_number, json_numbers,
-                               write_parquet)
+from simstudy.jobfiles import (SUMMARY, atomic_write_json, atomic_write_text, complete_summary,
+                               copy_figures, finish_job, json_number, json_numbers, job_lock,
+                               read_summary, write_parquet)
 
-CONFIG_PATH = str(Path(__file__).resolve().parent.parent / "conf")
 VERSIONED = ("numpy", "scipy", "jax", "jaxlib", "pandas", "pyarrow", "scikit-learn",
              "imbalanced-learn", "hydra-core", "omegaconf")
 
@@ -48,21 +52,27 @@ def versions() -> dict:
     return out
 
 
-def config_hash(run: RunConfig) -> str:
-    return hashlib.sha256(json.dumps(run.identity(), sort_keys=True, default=str).encode()).hexdigest()
-
+def _scalar(value):
+    """A config value as a table cell: scalars as they are, lists and mappings as JSON."""
+    if isinstance(value, (int, float, str, bool)) or value is None:
+        return value
+    return json.dumps(value, sort_keys=True)
 
 
 def cell_descriptor(run: RunConfig) -> dict:
-    """The scalar facts that tell one cell of a sweep from another (for tables and panels)."""
+    """The facts that tell one cell from another (for tables, panels and reports): the dgp and
+    generator with their options, the sizes, the model, and every other setting that changes
+    the numbers (seed, reps, gammas, ridge, theory refits), so that two cells never share a
+    descriptor unless they share a config hash."""
     out = {"dgp": run.dgp["name"], "generator": run.generator["name"], "n1": run.design.n1,
-           "n0": run.design.n0, "family": run.model.family}
+           "n0": run.design.n0, "family": run.model.family, "intercept": run.model.intercept,
+           "ridge": run.model.ridge, "seed": run.seed, "reps": run.design.reps,
+           "gammas": _scalar(list(run.design.gammas)), "refits": run.theory_refits,
+           "alpha": run.verdict_alpha}
     for section in (run.dgp, run.generator):
         for key, value in section.items():
-            if key != "name" and isinstance(value, (int, float, str, bool)):
-                out[key] = value
-            elif key != "name" and isinstance(value, list):
-                out[key] = json.dumps(value)
+            if key != "name":
+                out.setdefault(key, _scalar(value))
     return out
 
 
@@ -107,7 +117,7 @@ def run_job(run: RunConfig, out_dir: Path, resolved_yaml: str) -> dict:
         # a stream per verdict, so that one verdict does not depend on whether the other is made
         rng = np.random.default_rng(np.random.SeedSequence(
             run.seed, spawn_key=(*cell.data_key, *cell.generator_key, tag)))
-        return verdict(excess, fits, gamma_star, design.gammas, rng)
+        return verdict(excess, fits, gamma_star, design.gammas, rng, alpha=run.verdict_alpha)
 
     verdict_ = check(prediction.fit_excess, optimal.gamma_star_total, 3)
     # the refined curve is known on the grid only: its optimum is its grid argmin
@@ -180,15 +190,10 @@ def run_job(run: RunConfig, out_dir: Path, resolved_yaml: str) -> dict:
     }
     atomic_write_text(out_dir / "config.yaml", resolved_yaml)
     write_parquet(rows, out_dir / "replications.parquet")
-    atomic_write_json(out_dir / "summary.json", summary)
-    from simstudy import plotting
-
     paths = plotting.save(plotting.cell_figure(summary), out_dir / "figure")
     if run.figures_dir:
-        Path(run.figures_dir).mkdir(parents=True, exist_ok=True)
-        for path in paths:
-            shutil.copyfile(path, Path(run.figures_dir) / f"{run.study}{path.suffix}")
-    return summary
+        copy_figures(paths, run.figures_dir, run.study)
+    return finish_job(out_dir, summary, ["config.yaml", "replications.parquet", *(p.name for p in paths)])
 
 
 def _remove_if_empty(path: Path) -> None:
@@ -209,11 +214,25 @@ def fail_config(err: ConfigError, out_dir: Path | None) -> None:
     raise SystemExit(2)
 
 
+def record_failure(out_dir: Path, run: RunConfig, err: Exception) -> str:
+    """Write a failed summary (the cell is redone by the next run) and return the one-line
+    message."""
+    message = f"{type(err).__name__}: {err}"
+    atomic_write_json(out_dir / SUMMARY, {
+        "status": "failed", "error": message, "traceback": traceback.format_exc(),
+        "study": run.study, "figure": run.figure, "cell": cell_descriptor(run),
+        "config_hash": config_hash(run), "versions": versions(),
+    })
+    return message
+
+
 def task(cfg) -> dict | None:
     """The Hydra task function (see the module docstring)."""
     from hydra.core.hydra_config import HydraConfig
     from hydra.types import RunMode
     from omegaconf import OmegaConf
+
+    from simstudy.engine import one_blas_thread
 
     hydra_cfg = HydraConfig.get()
     out_dir = Path(hydra_cfg.runtime.output_dir)
@@ -221,74 +240,160 @@ def task(cfg) -> dict | None:
         run = validate(cfg)
     except ConfigError as err:
         fail_config(err, out_dir)
-    summary_path = out_dir / "summary.json"
-    if summary_path.exists():
-        previous = json.loads(summary_path.read_text())
-        if previous.get("status") == "ok" and previous.get("config_hash") == config_hash(run):
+    with job_lock(out_dir):
+        previous = complete_summary(out_dir, config_hash(run))
+        if previous is not None:
             print(f"[{run.study}] {out_dir}: already complete for this config, skipped", file=sys.stderr)
             return previous
-    resolved = OmegaConf.to_yaml(cfg, resolve=True)
-    from simstudy.engine import one_blas_thread
+        resolved = OmegaConf.to_yaml(cfg, resolve=True)
+        try:
+            with one_blas_thread():
+                if run.figure in SELECTION_FIGURES:
+                    from simstudy.selection_study import run_selection_job
+
+                    return run_selection_job(run, run.extra, out_dir, resolved)
+                return run_job(run, out_dir, resolved)
+        except ConfigError as err:
+            fail_config(err, out_dir)
+        except Exception as err:  # a failing cell is recorded, and the sweep goes on
+            print(f"simstudy: cell failed: {record_failure(out_dir, run, err)}", file=sys.stderr)
+            if hydra_cfg.mode != RunMode.MULTIRUN:
+                raise SystemExit(1)
+            return None
+
+
+class ReplicationError(ValueError):
+    """A job directory that cannot be replicated (missing or unreadable files)."""
+
+
+def _job_files(job_dir: Path) -> tuple[RunConfig, dict]:
+    for name in ("config.yaml", SUMMARY):
+        if not (job_dir / name).is_file():
+            raise ReplicationError(f"{job_dir}: no {name}; is it a finished simstudy job directory?")
+    summary = read_summary(job_dir / SUMMARY)
+    if summary is None or summary.get("status") != "ok":
+        raise ReplicationError(f"{job_dir}: {SUMMARY} is unreadable or not a finished job; rerun the job")
+    from omegaconf import OmegaConf
 
     try:
-        with one_blas_thread():
-            if run.figure in SELECTION_FIGURES:
-                from simstudy.selection_study import run_selection_job
-
-                return run_selection_job(run, run.extra, out_dir, resolved)
-            return run_job(run, out_dir, resolved)
+        run = validate(OmegaConf.load(job_dir / "config.yaml"))
     except ConfigError as err:
-        fail_config(err, out_dir)
-    except Exception as err:  # a failing cell is recorded, and the sweep goes on
-        message = f"{type(err).__name__}: {err}"
-        atomic_write_json(summary_path, {
-            "status": "failed", "error": message, "traceback": traceback.format_exc(),
-            "study": run.study, "figure": run.figure, "cell": cell_descriptor(run),
-            "config_hash": config_hash(run), "versions": versions(),
-        })
-        print(f"simstudy: cell failed: {message}", file=sys.stderr)
-        if hydra_cfg.mode != RunMode.MULTIRUN:
-            raise SystemExit(1)
-        return None
+        raise ReplicationError(f"{job_dir}: config.yaml does not validate ({err})") from None
+    return run, summary
+
+
+def _stored_rows(job_dir: Path, column: str, r: int):
+    import pandas as pd
+
+    path = job_dir / "replications.parquet"
+    try:
+        stored = pd.read_parquet(path)
+    except (OSError, ValueError) as err:
+        raise ReplicationError(f"{path}: missing or unreadable ({type(err).__name__}); rerun the job") from None
+    rows = stored[stored[column] == r].reset_index(drop=True)
+    if rows.empty:
+        raise ReplicationError(f"{path}: no rows with {column} = {r}")
+    return rows.dropna(axis=1, how="all")
 
 
 def regenerate_replication(job_dir, r: int):
-    """Replication r of a finished job, recomputed from its config.yaml and warm starts alone.
+    """Replication r of a finished job (split r of a real-data job), recomputed from its
+    config.yaml (and the warm starts stored in summary.json) alone.
 
     Returns (regenerated rows, the rows stored in replications.parquet); they are equal to the
-    bit when the machine and package versions match the job's."""
+    bit when the machine and package versions match the job's. Raises ReplicationError for a
+    job directory without its files and ValueError for r out of range."""
     import pandas as pd
-    from omegaconf import OmegaConf
 
-    from simstudy.config import BuiltCell
     from simstudy.engine import fit_replications, one_blas_thread, replication_rows
 
     job_dir = Path(job_dir)
-    run = validate(OmegaConf.load(job_dir / "config.yaml"))
-    summary = json.loads((job_dir / "summary.json").read_text())
+    run, summary = _job_files(job_dir)
     if not 0 <= r < run.design.reps:
         raise ValueError(f"replication must be in [0, {run.design.reps}), got {r}")
-    built = BuiltCell(run)
-    theta0 = None if summary.get("warm_start") is None else np.asarray(summary["warm_start"], dtype=float)
     with one_blas_thread():  # as the job ran
+        if run.figure == "vtss":
+            from simstudy.selection_study import build_vtss_cell, vtss_replication
+
+            rows = vtss_replication(build_vtss_cell(run, run.extra), r)
+            return rows, _stored_rows(job_dir, "replication", r)
+        if run.figure == "real_data":
+            from simstudy.selection_study import load_real_datasets, real_data_split
+
+            data, sel = run.extra["data"], run.extra["selection"]
+            rows = pd.concat([real_data_split(ds, data, sel, run, r) for ds in load_real_datasets(data)],
+                             ignore_index=True)
+            return rows, _stored_rows(job_dir, "split", r)
+        from simstudy.config import BuiltCell
+
+        built = BuiltCell(run)
+        theta0 = None if summary.get("warm_start") is None else np.asarray(summary["warm_start"], dtype=float)
         rows = replication_rows(built.cell, built.population, [r], fit_replications(built.cell, [r], theta0))
-    stored = pd.read_parquet(job_dir / "replications.parquet")
-    return rows, stored[stored["replication"] == r].reset_index(drop=True)
+    return rows, _stored_rows(job_dir, "replication", r)
+
+
+def same_rows(regenerated, stored) -> bool:
+    """The regenerated rows equal the stored ones to the bit (columns the stored table has only
+    because other replications filled them are ignored; integer columns that the whole table
+    stored as floats compare by value)."""
+    import pandas as pd
+
+    regenerated = regenerated.dropna(axis=1, how="all")
+    if set(regenerated.columns) != set(stored.columns) or len(regenerated) != len(stored):
+        return False
+    try:
+        pd.testing.assert_frame_equal(regenerated, stored[list(regenerated.columns)],
+                                      check_dtype=False, check_exact=True)
+    except AssertionError:
+        return False
+    return True
+
+
+def planned_cells(params, task_overrides, compose_job) -> list:
+    """The PlannedCells of a sweep from its sweep-file ``params`` and command-line
+    ``task_overrides``; ``compose_job(overrides)`` gives a job's composed config."""
+    from omegaconf import OmegaConf
+
+    from simstudy.aggregate import PlannedCell
+
+    out = []
+    for job in expand_jobs(params, list(task_overrides)).jobs:
+        cfg = OmegaConf.to_container(compose_job(job), resolve=False)
+        cfg.pop("hydra", None)
+        run = validate(cfg)
+        out.append(PlannedCell(tuple(job), config_hash(run), cell_descriptor(run)))
+    return out
+
+
+def aggregate_sweep(sweep_dir: Path, planned, figures_dir=None) -> int:
+    """Aggregate a sweep and print one line; returns the number of cells not finished."""
+    from simstudy.aggregate import aggregate, failures
+
+    cells = aggregate(sweep_dir, figures_dir=figures_dir, planned=planned)
+    n_failed = failures(cells)
+    print(f"simstudy: aggregated {len(cells)} cells into {sweep_dir} ({n_failed} failed, missing "
+          "or unreadable)", file=sys.stderr)
+    return n_failed
 
 
 class AggregateCallback:
-    """Hydra callback: after a multirun, aggregate the sweep and fail if any cell failed."""
+    """Hydra callback: after a multirun, aggregate exactly the cells of the sweep that ran, and
+    exit non-zero if any of them failed or is missing, or if the aggregation fails."""
 
     def on_multirun_end(self, config, **kwargs) -> None:
-        from simstudy.aggregate import aggregate, failures
+        from hydra.core.global_hydra import GlobalHydra
 
         sweep_dir = Path(config.hydra.sweep.dir)
         if not sweep_dir.is_dir():
             return
-        cells = aggregate(sweep_dir, figures_dir=config.get("figures_dir"))
-        n_failed = failures(cells)
-        print(f"simstudy: aggregated {len(cells)} cells into {sweep_dir} ({n_failed} failed)",
-              file=sys.stderr)
+        loader = GlobalHydra.instance().config_loader()
+        try:
+            planned = planned_cells(config.hydra.sweeper.params, config.hydra.overrides.task,
+                                    lambda job: loader.load_sweep_config(config, list(job)))
+            n_failed = aggregate_sweep(sweep_dir, planned, config.get("figures_dir"))
+        except Exception as err:  # Hydra would turn it into a warning and exit 0
+            print(f"simstudy: aggregating {sweep_dir} failed: {type(err).__name__}: {err}", file=sys.stderr)
+            raise SystemExit(1) from None
         if n_failed:
             raise SystemExit(1)
 
@@ -301,7 +406,23 @@ class AggregateCallback:
 RUN_FLAGS = {"-m", "--multirun", "-r", "--run"}
 
 
-def _one_line(err: Exception) -> str:
+def _unparsable(overrides: list[str]) -> str | None:
+    """The first override Hydra's grammar cannot read, as one line naming its key."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from hydra.errors import OverrideParseException
+
+    parser = OverridesParser.create()
+    for override in overrides:
+        try:
+            parser.parse_overrides([override])
+        except OverrideParseException:
+            key = override.split("=", 1)[0] if "=" in override else override
+            return (f"{key}: cannot read the override {override!r} (a trailing comma, or a character "
+                    f"that needs quotes: write {key}='...')")
+    return None
+
+
+def _one_line(err: Exception, overrides: list[str]) -> str:
     """Hydra's composition errors, cut to one line that names the override and what is allowed."""
     from hydra.errors import MissingConfigException, OverrideParseException
 
@@ -315,67 +436,76 @@ def _one_line(err: Exception) -> str:
         end = next((i for i, line in enumerate(options) if "=" in line or ":" in line), len(options))
         return f"{group}={missing.rsplit('/', 1)[-1]}: unknown option; choose one of {options[:end]}"
     if isinstance(err, OverrideParseException):
-        return f"{text.splitlines()[0]} (see Hydra's override grammar)"
+        return _unparsable(overrides) or f"{text.splitlines()[0]} (see Hydra's override grammar)"
     cause = err.__cause__
     if cause is not None and "full_key:" in str(cause):
         key = str(cause).split("full_key:")[1].split()[0]
         return f"{key}: unknown key ({str(cause).splitlines()[0]}); add it with +{key}=... only if the group takes it"
-    return " ".join(line.strip() for line in text.splitlines() if line.strip())
+    text = " ".join(line.strip() for line in text.splitlines() if line.strip())
+    culprit = _first_failing(overrides)
+    return text if culprit is None or culprit.split("=")[0] in text else f"{culprit}: {text}"
 
 
-def _sweep_cells(overrides: list[str], multirun: bool) -> list[list[str]]:
-    """The override lists of every job the command would launch (Hydra's basic sweeper rules:
-    the sweep file's hydra.sweeper.params, then the command line, expanded as a product)."""
-    from hydra import compose, initialize_config_dir
-    from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
-    from hydra.core.override_parser.overrides_parser import OverridesParser
+def _first_failing(overrides: list[str]) -> str | None:
+    """The first override that fails to compose on its own (to name it in an error)."""
+    for override in overrides:
+        try:
+            compose([override], return_hydra_config=True)
+        except Exception:  # noqa: BLE001 - any failure names the culprit
+            return override
+    return None
 
-    if not multirun:
-        return [overrides]
-    with initialize_config_dir(config_dir=CONFIG_PATH, version_base="1.3"):
-        base = compose("config", overrides=[o for o in overrides if "," not in o],
-                       return_hydra_config=True)
-    params = [f"{k}={v}" for k, v in (base.hydra.sweeper.params or {}).items()]
-    parsed = OverridesParser.create().parse_overrides(params + overrides)
-    batches = BasicSweeper.split_arguments(parsed, max_batch_size=None)
-    return [list(job) for batch in batches for job in batch]
+
+def _refuse(line: str) -> None:
+    print(f"simstudy: config error: {line}", file=sys.stderr)
+    raise SystemExit(2)
 
 
 def preflight(argv: list[str]) -> None:
     """Compose, validate and build every job of the command before Hydra starts: bad input
     exits with status 2 and one line, and nothing is written."""
-    from hydra import compose, initialize_config_dir
-
-    from simstudy.config import BuiltCell
-
     flags = {a for a in argv if a.startswith("-")}
     if flags - RUN_FLAGS:
         return  # --help, --cfg, --info ...: Hydra's own business
     overrides = [a for a in argv if not a.startswith("-")]
     try:
-        for job in _sweep_cells(overrides, multirun=bool(flags & {"-m", "--multirun"})):
-            with initialize_config_dir(config_dir=CONFIG_PATH, version_base="1.3"):
-                cfg = compose("config", overrides=[o for o in job if not o.startswith("hydra")])
-            run = validate(cfg)
-            if run.figure not in SELECTION_FIGURES:  # selection studies are checked by validate
-                BuiltCell(run)
+        planned = sweep_jobs(overrides, multirun=bool(flags & {"-m", "--multirun"}))
+        configs = [compose(job) for job in planned.jobs]
     except ConfigError as err:
-        print(f"simstudy: config error: {err}", file=sys.stderr)
-        raise SystemExit(2)
-    except Exception as err:  # Hydra's composition and override-grammar errors
-        if type(err).__module__.split(".")[0] not in ("hydra", "omegaconf"):
-            raise
-        print(f"simstudy: config error: {_one_line(err)}", file=sys.stderr)
-        raise SystemExit(2)
+        _refuse(str(err))
+    except Exception as err:  # Hydra's composition and override-grammar errors, whatever their type
+        _refuse(_one_line(err, overrides))
+    try:
+        for cfg in configs:
+            check_job(validate(cfg))
+    except ConfigError as err:
+        _refuse(str(err))
+    for key, (swept, given) in planned.replaced.items():
+        print(f"simstudy: {given} replaces the sweep file's {key}={swept}", file=sys.stderr)
+
+
+def check_job(run: RunConfig) -> None:
+    """Build what a job builds first, so that a bad value fails here, not inside the job."""
+    from simstudy.config import BuiltCell
+    from simstudy.resources import check_budget
+
+    check_budget(run)  # builds the process, which checks the dgp's options
+    if run.figure not in SELECTION_FIGURES:  # validate checks the selection sections
+        BuiltCell(run)
 
 
 def main(argv: list[str] | None = None) -> None:
     import hydra
 
     argv = sys.argv[1:] if argv is None else argv
-    preflight(argv)
-    sys.argv = [sys.argv[0], *argv]
-    hydra.main(version_base="1.3", config_path=CONFIG_PATH, config_name="config")(task)()
+    try:
+        preflight(argv)
+        sys.argv = [sys.argv[0], *argv]
+        hydra.main(version_base="1.3", config_path=CONFIG_PATH, config_name="config")(task)()
+    except KeyboardInterrupt:
+        print("simstudy: interrupted; finished cells are kept, and rerunning the same command "
+              "resumes the rest", file=sys.stderr)
+        raise SystemExit(130) from None
 
 
 if __name__ == "__main__":

@@ -8,14 +8,24 @@ population and design of THEORY.md section 6 from it.
 
 from __future__ import annotations
 
+import contextlib
 import math
+import os
+import re
+import tempfile
+import warnings
 from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 import simstudy  # noqa: F401
 
+# the imbalanced-learn options that count neighbours among the minority rows (BorderlineSMOTE's
+# m_neighbors counts among all rows)
+NEIGHBOUR_OPTIONS = ("k_neighbors", "n_neighbors")
+STUDY_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*")
 FIGURE_KINDS = ("curve", "rates", "alignment", "vtss", "real_data")
 RATE_RULES = ("constant", "inv_sqrt_log_n1")
 FAMILIES = ("squared", "logistic", "probit")
@@ -57,6 +67,8 @@ class RunConfig:
     model: ModelConfig
     design: DesignConfig
     theory_refits: int
+    verdict_alpha: float = 0.05
+    """Family-wise error rate of the verdict (``simstudy.engine.verdict``)."""
     figures_dir: str | None = None
     workers: int | None = None
     """Replications fitted at once (threads); None: ``simstudy.engine.default_workers()``."""
@@ -75,7 +87,13 @@ def _plain(node) -> Any:
     from omegaconf import DictConfig, ListConfig, OmegaConf
 
     if isinstance(node, (DictConfig, ListConfig)):
-        return OmegaConf.to_container(node, resolve=True)
+        from omegaconf.errors import OmegaConfBaseException
+
+        try:
+            return OmegaConf.to_container(node, resolve=True)
+        except OmegaConfBaseException as err:  # e.g. an interpolation to a missing key
+            key = getattr(err, "full_key", None) or "<config>"
+            raise ConfigError(key, getattr(err, "value", None), str(err).splitlines()[0]) from None
     if isinstance(node, dict):
         return {k: _plain(v) for k, v in node.items()}
     if isinstance(node, (list, tuple)):
@@ -119,7 +137,7 @@ SECTION_KEYS = {
     "design": {"n1", "kappa", "n0", "gammas", "reps", "chunk"},
     "model": {"family", "intercept", "ridge"},
     "study": {"name", "figure", "description"},
-    "theory": {"refits"},
+    "theory": {"refits", "alpha"},
 }
 ROOT_KEYS = {"seed", "figures_dir", "workers", "theory", "study", "dgp", "generator", "model", "design",
              "selection", "data"}
@@ -131,6 +149,8 @@ def _known_keys(cfg: dict) -> None:
         if key not in ROOT_KEYS:
             raise ConfigError(key, cfg[key], f"unknown key; the config has {sorted(ROOT_KEYS)}")
     for section, allowed in SECTION_KEYS.items():
+        if not isinstance(cfg.get(section) or {}, dict):
+            raise ConfigError(section, cfg[section], f"must be a mapping with keys {sorted(allowed)}")
         for key, value in (cfg.get(section) or {}).items():
             if key not in allowed:
                 raise ConfigError(f"{section}.{key}", value, f"unknown key; {section} has {sorted(allowed)}")
@@ -203,16 +223,19 @@ def validate_generator(section: dict, design: DesignConfig) -> dict:
     known = sorted(set(GENERATORS) | {"shifted"})
     if name not in known:
         raise ConfigError("generator.name", name, f"must be one of {known}")
-    if name in ("smote",) or (name == "imblearn" and "k_neighbors" in options):
-        key = "k" if name == "smote" else "k_neighbors"
+    neighbour_keys = ("k",) if name == "smote" else NEIGHBOUR_OPTIONS if name == "imblearn" else ()
+    for key in neighbour_keys:
+        if key not in options and key != "k":
+            continue
         k = options.get(key, 5)
         if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k < design.n1:
+            # a neighbour count is taken among the n1 minority rows, the point itself excluded
             raise ConfigError(f"generator.{key}", k, f"must be an integer in [1, design.n1={design.n1})")
     if name == "imblearn":
         from simstudy.generators.imblearn_adapter import available_samplers
 
         sampler = options.get("sampler", "SMOTE")
-        if sampler not in available_samplers():
+        if not isinstance(sampler, str) or sampler not in available_samplers():
             raise ConfigError("generator.sampler", sampler, f"must be one of {sorted(available_samplers())}")
     if name == "mismatch":
         _number(options.get("magnitude"), "generator.magnitude", low=0.0)
@@ -231,6 +254,25 @@ def validate_generator(section: dict, design: DesignConfig) -> dict:
     return {"name": name, **options}
 
 
+def validate_figures_dir(value) -> str | None:
+    """null, or a folder path that is a folder or can be made one (checked before any work, so
+    a finished job does not fail at its last step)."""
+    if value is None:
+        return None
+    if not isinstance(value, str) or not value:
+        raise ConfigError("figures_dir", value, "must be a folder path or null")
+    path = Path(value)
+    if path.exists() and not path.is_dir():
+        raise ConfigError("figures_dir", value, "must be a folder, not a file")
+    existing = next(p for p in (path.absolute(), *path.absolute().parents) if p.exists())
+    try:  # a probe folder, removed at once: permission bits say nothing for root or /proc
+        os.rmdir(tempfile.mkdtemp(prefix=".simstudy-probe-", dir=existing))
+    except OSError as err:
+        raise ConfigError("figures_dir", value, f"must be a folder this user can create or write "
+                          f"({existing}: {err.strerror})") from None
+    return value
+
+
 def validate(cfg) -> RunConfig:
     """Check a composed config (DictConfig or dict) and return its RunConfig."""
     cfg = _plain(cfg)
@@ -238,8 +280,11 @@ def validate(cfg) -> RunConfig:
         raise ConfigError("<root>", cfg, "must be a mapping")
     _known_keys(cfg)
     study = _section(cfg, "study")
-    if not isinstance(study.get("name"), str) or not study["name"]:
-        raise ConfigError("study.name", study.get("name"), "must be a non-empty string")
+    name = study.get("name")
+    if not isinstance(name, str) or not STUDY_NAME.fullmatch(name):
+        # it names output folders (outputs/<name>, multirun/<name>, figures/<name>.png)
+        raise ConfigError("study.name", name, "must be letters, digits, '_', '-' or '.', not starting "
+                          "with '.' (it names output folders)")
     figure = study.get("figure", "curve")
     if figure not in FIGURE_KINDS:
         raise ConfigError("study.figure", figure, f"must be one of {list(FIGURE_KINDS)}")
@@ -253,16 +298,17 @@ def validate(cfg) -> RunConfig:
         raise ConfigError("dgp.name", dgp_name, f"must be one of {sorted(PROCESSES)}")
     generator = validate_generator(_section(cfg, "generator"), design)
     theory = cfg.get("theory") or {}
+    if not isinstance(theory, dict):
+        raise ConfigError("theory", theory, "must be a mapping such as {refits: 200}")
     refits = _int({"refits": theory.get("refits", 200)}, "refits", "theory.", 2)
-    figures_dir = cfg.get("figures_dir")
-    if figures_dir is not None and not isinstance(figures_dir, str):
-        raise ConfigError("figures_dir", figures_dir, "must be a path or null")
+    alpha = _number(theory.get("alpha", 0.05), "theory.alpha", low=0.0, high=0.5, low_open=True)
+    figures_dir = validate_figures_dir(cfg.get("figures_dir"))
     workers = cfg.get("workers")
     if workers is not None:
         workers = _int({"workers": workers}, "workers", "", 1)
     run = RunConfig(
         study=study["name"], figure=figure, seed=seed, dgp={"name": dgp_name, **dgp_options},
-        generator=generator, model=model, design=design, theory_refits=refits,
+        generator=generator, model=model, design=design, theory_refits=refits, verdict_alpha=alpha,
         figures_dir=figures_dir, workers=workers,
     )
     if figure in SELECTION_FIGURES:
@@ -271,6 +317,21 @@ def validate(cfg) -> RunConfig:
         sections = {k: cfg[k] for k in ("selection", "data") if cfg.get(k) is not None}
         run = replace(run, extra=validate_section(sections, run))
     return run
+
+
+@contextlib.contextmanager
+def bad_value(key: str, value):
+    """Turn what building from a validated config raises for a bad value (ValueError,
+    TypeError, overflow, a numerical RuntimeWarning, a size that exhausts memory) into a
+    ConfigError naming ``key``."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", RuntimeWarning)  # an overflow is a bad value, not a warning
+            yield
+    except ConfigError:
+        raise
+    except (ValueError, TypeError, ArithmeticError, MemoryError, RuntimeWarning) as err:
+        raise ConfigError(key, value, str(err) or type(err).__name__) from None
 
 
 class BuiltCell:
@@ -283,16 +344,14 @@ class BuiltCell:
 
         self.run = run
         options = {k: v for k, v in run.dgp.items() if k != "name"}
-        try:
+        with bad_value("dgp", run.dgp):
             self.process = make_process(run.dgp["name"], **options)
-        except ValueError as err:
-            raise ConfigError("dgp", run.dgp, str(err)) from None
         self.model = GLM(run.model.family, run.model.intercept, run.model.ridge)
-        try:
+        # an overflow here comes from the dgp's values as often as from the model
+        with bad_value("dgp and model", {"dgp": run.dgp, "model": asdict(run.model)}):
             self.population = Population(self.process, self.model)
-        except ValueError as err:
-            raise ConfigError("model", asdict(run.model), str(err)) from None
-        self.generator = self._generator()
+        with bad_value("generator", run.generator):
+            self.generator = self._generator()
         d = run.design
         self.design = Design(d.n0, d.n1, d.gammas, d.reps, run.seed, d.chunk)
         data_identity = {"dgp": run.dgp, "n0": d.n0, "n1": d.n1}
@@ -307,20 +366,15 @@ class BuiltCell:
 
         spec = dict(self.run.generator)
         name = spec.pop("name")
-        try:
-            if name == "shifted":
-                factor = 1.0
-                if spec.get("rate", "constant") == "inv_sqrt_log_n1":
-                    factor = 1.0 / math.sqrt(math.log(self.run.design.n1))
-                shift = np.asarray(spec["shift"], dtype=float) * factor
-                if shift.shape != (self.process.dim,):
-                    raise ConfigError("generator.shift", spec["shift"],
-                                      f"must have {self.process.dim} entries (the dgp's dimension)")
-                return Oracle(self.process.law1.shifted(shift))
-            if name == "mismatch":
-                spec["population"] = self.population
-            return make_generator(name, self.process, **spec)
-        except ConfigError:
-            raise
-        except ValueError as err:
-            raise ConfigError("generator", self.run.generator, str(err)) from None
+        if name == "shifted":
+            factor = 1.0
+            if spec.get("rate", "constant") == "inv_sqrt_log_n1":
+                factor = 1.0 / math.sqrt(math.log(self.run.design.n1))
+            shift = np.asarray(spec["shift"], dtype=float) * factor
+            if shift.shape != (self.process.dim,):
+                raise ConfigError("generator.shift", spec["shift"],
+                                  f"must have {self.process.dim} entries (the dgp's dimension)")
+            return Oracle(self.process.law1.shifted(shift))
+        if name == "mismatch":
+            spec["population"] = self.population
+        return make_generator(name, self.process, **spec)

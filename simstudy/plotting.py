@@ -15,6 +15,8 @@ from matplotlib.ticker import PercentFormatter  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
+from simstudy.jobfiles import temporary_sibling  # noqa: E402
+
 SIM = "#1f4e79"
 THEORY = "#c0392b"
 REFINED = "#e67e22"
@@ -29,11 +31,14 @@ def save(fig, path_stem: Path) -> list[Path]:
     out = []
     for ext in ("png", "pdf"):
         path = path_stem.with_suffix(f".{ext}")
-        tmp = path.with_name(f".{path.name}.tmp")
+        tmp = temporary_sibling(path)
         # no creation date in the PDF, so a rerun writes the same bytes
         metadata = {"CreationDate": None} if ext == "pdf" else None
-        fig.savefig(tmp, dpi=150, bbox_inches="tight", format=ext, metadata=metadata)
-        tmp.replace(path)
+        try:
+            fig.savefig(tmp, dpi=150, bbox_inches="tight", format=ext, metadata=metadata)
+            tmp.replace(path)
+        finally:
+            tmp.unlink(missing_ok=True)
         out.append(path)
     plt.close(fig)
     return out

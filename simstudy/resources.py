@@ -53,7 +53,7 @@ from __future__ import annotations
 import os
 from typing import NamedTuple
 
-from simstudy.config import SELECTION_FIGURES, ConfigError, RunConfig
+from simstudy.config import ConfigError, RunConfig, bad_value
 
 BASE_BYTES = 700e6
 """The process without the cell's arrays (0.56-0.65 GB measured at the presets' sizes)."""
@@ -71,6 +71,9 @@ SECONDS_PER_FIT_NUMBER = 25e-9
 """Seconds per G N p of one replication's fits."""
 SECONDS_PER_REFIT_NUMBER = 1e-6
 """Seconds per row and feature of one theory refit's n0 + n1 rows."""
+SECONDS_PER_REAL_DATA_FIT = 1.0
+"""Study 7, per split, dataset and generator (or the baselines): the default study's 20 splits
+of 4 datasets with 4 generators took about 10 minutes. Its memory follows the data files."""
 MEMORY_SHARE = 0.8
 MAX_HOURS = 7 * 24.0
 OVERRIDE = "SIMSTUDY_NO_BUDGET"
@@ -121,14 +124,9 @@ class Estimate(NamedTuple):
 def cell_sizes(run: RunConfig) -> CellSizes:
     """The sizes of run's curve cell; builds its process (cheap) for the dimension."""
     from simstudy.engine import default_workers
-    from simstudy.processes import make_process
 
     design = run.design
-    options = {k: v for k, v in run.dgp.items() if k != "name"}
-    try:
-        d = make_process(run.dgp["name"], **options).dim
-    except ValueError as err:  # as BuiltCell reports it
-        raise ConfigError("dgp", run.dgp, str(err)) from None
+    d = _dimension(run)
     pool = round(max(design.gammas) * (design.n0 - design.n1))
     workers = default_workers() if run.workers is None else run.workers
     return CellSizes(design.n0, design.n1, pool, len(design.gammas), d, d + int(run.model.intercept),
@@ -150,8 +148,6 @@ def _hessian_numbers_per_row(s: CellSizes) -> float:
 def _worker_bytes(s: CellSizes) -> float:
     """One replication in flight: its draw, design, fit temporaries and Hessian products."""
     return 8.0 * s.rows * (4 + 2 * s.d + FITTER_ARRAYS * s.G + _hessian_numbers_per_row(s))
-
-
 
 
 def _seconds(s: CellSizes) -> float:
@@ -212,12 +208,71 @@ def _value(run: RunConfig, key: str):
             "design.reps": d.reps, "theory.refits": run.theory_refits}[key]
 
 
+def _dimension(run: RunConfig) -> int:
+    from simstudy.processes import make_process
+
+    with bad_value("dgp", run.dgp):  # as BuiltCell reports it
+        return make_process(run.dgp["name"], **{k: v for k, v in run.dgp.items() if k != "name"}).dim
+
+
+def vtss_estimate(run: RunConfig) -> tuple[float, float, str]:
+    """(peak bytes, seconds on one core, the key most responsible) of a study-6 cell, a rough
+    bound rather than a calibrated model: per replication the curve's fits and each selector's
+    (fold, candidate) fits, 2 selectors x (K + 2) batches of G_sel fits over N rows of p model
+    features at SECONDS_PER_FIT_NUMBER, and in memory two batches' designs and temporaries
+    plus the fixed test set (2 test_per_class rows of p features). vtss_ring's default cell
+    (N = 15,600, p = 101, K = 5) gives 17 s per replication, where 16-25 s were measured."""
+    sel = run.extra["selection"]
+    d = run.design
+    features = sel["features"]
+    dim = _dimension(run)  # also checks the dgp's options
+    width = features["n_features"] if features else dim
+    p = width + int(run.model.intercept)
+    rows = d.n0 + d.n1 + round(max(d.gammas) * (d.n0 - d.n1))
+    candidates = max(len(sel["gammas"] or range(41)), len(d.gammas))
+    cv = sel["cv"]
+    folds = 1 if cv == "holdout" else (cv[1] * cv[2] if isinstance(cv, list) else cv)
+    test = 2 * sel["test_per_class"] if features or sel["scoring"] == "test_set" else 0
+    fit_numbers = 2 * (folds + 2) * candidates * rows * p
+    seconds = d.reps * (SECONDS_PER_REPLICATION + SECONDS_PER_FIT_NUMBER * fit_numbers)
+    memory = BASE_BYTES + 8.0 * (2 * rows * (p + (FITTER_ARRAYS + p) * candidates) + 2 * test * p)
+    # the key furthest beyond vtss_ring's default cell (the largest shipped one)
+    excess = {"selection.test_per_class": test / 40000, "selection.features.n_features": width / 100,
+              "design.n1": rows / 15600, "design.reps": d.reps / 100}
+    return memory, seconds, excess
+
+
 def check_budget(run: RunConfig) -> None:
-    """Raise ConfigError when run's curve cell would need more than MEMORY_SHARE of the memory
-    available now, or more than MAX_HOURS (estimates of ``estimate``); nothing when
-    SIMSTUDY_NO_BUDGET=1. Selection studies (vtss, real_data) are not estimated."""
-    if os.environ.get(OVERRIDE) == "1" or run.figure in SELECTION_FIGURES:
-        return  # the selection studies' costs are not modelled here
+    """Raise ConfigError when run's cell would need more than MEMORY_SHARE of the memory
+    available now, or more than MAX_HOURS (estimates of ``estimate`` for a curve cell,
+    ``vtss_estimate`` for study 6, time only for study 7, whose memory follows its data files);
+    nothing when SIMSTUDY_NO_BUDGET=1."""
+    if os.environ.get(OVERRIDE) == "1":
+        return
+    override = f"{OVERRIDE}=1 skips this check (e.g. for a cluster's larger nodes)"
+    if run.figure == "real_data":
+        data = run.extra["data"]
+        seconds = run.design.reps * len(data["datasets"] or [data["path"]]) * (1 + len(data["generators"])) \
+            * SECONDS_PER_REAL_DATA_FIT
+        if seconds / 3600 > MAX_HOURS:
+            raise ConfigError("design.reps", run.design.reps, f"the study would take about {seconds / 3600:,.0f} "
+                              f"hours on one core, more than {MAX_HOURS:.0f}; {override}")
+        return
+    if run.figure == "vtss":
+        memory, seconds, excess = vtss_estimate(run)
+        sel = run.extra["selection"]
+        values = {"selection.test_per_class": sel["test_per_class"], "design.n1": run.design.n1,
+                  "selection.features.n_features": (sel["features"] or {}).get("n_features"),
+                  "design.reps": run.design.reps}
+        if memory > MEMORY_SHARE * available_bytes():
+            key = max((k for k in excess if k != "design.reps"), key=excess.get)
+            raise ConfigError(key, values[key], f"the cell would need about {memory / 1e9:.3g} GB, more than "
+                              f"{MEMORY_SHARE:.0%} of the {available_bytes() / 1e9:.3g} GB free; {override}")
+        if seconds / 3600 > MAX_HOURS:
+            key = max(excess, key=excess.get)
+            raise ConfigError(key, values[key], f"the cell would take about {seconds / 3600:,.0f} hours on one "
+                              f"core, more than {MAX_HOURS:.0f}; {override}")
+        return
     s = cell_sizes(run)
     est = estimate(s)
     limit = MEMORY_SHARE * available_bytes()

@@ -206,7 +206,7 @@ def test_planned_cells_select_their_own_summaries_and_report_missing_ones(finish
 def test_cell_descriptors_differ_whenever_config_hashes_differ():
     base = ["study=quickstart"]
     variants = [[], ["design.reps=7"], ["seed=3"], ["design.gammas=[0.0,1.0]"], ["model.ridge=1e-4"],
-                ["theory.refits=9"], ["design.kappa=10"]]
+                ["theory.refits=9"], ["design.kappa=10"], ["theory.alpha=0.1"]]
     runs = [validate(composed(base + v)) for v in variants]
     descriptors = {json.dumps(app.cell_descriptor(r), sort_keys=True) for r in runs}
     assert len({config_hash(r) for r in runs}) == len(descriptors) == len(variants)

@@ -33,6 +33,7 @@ import scipy.linalg
 from scipy.special import expit
 
 import simstudy  # noqa: F401  (float64 before any array)
+from simstudy import newton
 from simstudy.fitting import GLM
 from simstudy.population import (
     ClassLaw,
@@ -89,7 +90,11 @@ class Process:
 
 _FOC_TOL = 1e-10
 _FLAT_TOL = 1e-8
-_ARMIJO = 1e-4
+# theta* is solved to the rounding floor: no gradient tolerance, three stalled steps in a row
+# and up to 200 steps (the kernel's defaults, 1e-13, two and 100, moved theta* by an ulp)
+_NEWTON_TOL = 0.0
+_NEWTON_STALLS = 3
+_NEWTON_STEPS = 200
 
 
 class Population:
@@ -198,47 +203,26 @@ class Population:
                 f"at theta = {theta}; the classes are separable"
             )
 
+    def _derivatives(self, theta):
+        """R_bal, its gradient and Hessian at theta (the Newton kernel's objective)."""
+        m0, m1 = self.moments(theta)
+        return 0.5 * (m0.risk + m1.risk), 0.5 * (m0.grad + m1.grad), 0.5 * (m0.hess + m1.hess)
+
     def _solve(self) -> np.ndarray:
-        theta = np.zeros(self.p)
-        best = np.inf
-        stalls = 0
-        for _ in range(200):
-            m0, m1 = self.moments(theta)
-            grad = 0.5 * (m0.grad + m1.grad)
-            norm = float(np.linalg.norm(grad))
-            # Newton converges quadratically; once the gradient stops shrinking for a few steps
-            # it sits at the floor of floating-point (or Monte Carlo rounding) and we stop
-            stalls = stalls + 1 if norm >= 0.5 * best else 0
-            best = min(best, norm)
-            if norm == 0.0 or stalls >= 3:
-                break
-            hess = 0.5 * (m0.hess + m1.hess)
-            try:
-                step = np.linalg.solve(hess, grad)
-            except np.linalg.LinAlgError:
-                raise ValueError(
-                    f"the Hessian of R_bal is singular at theta = {theta} for process "
-                    f"{self.process.name!r}: theta* is not identified"
-                ) from None
-            f = 0.5 * (m0.risk + m1.risk)
-            decrease = float(grad @ step)
-            ladder = 0.5 ** np.arange(30)
-            trials = theta[None, :] - ladder[:, None] * step[None, :]
-            values = self._risk_bal_batch(trials)
-            # a few ulps of slack: near the optimum the decrease is below R_bal's rounding and
-            # the full Newton step must still be taken
-            slack = 64 * np.finfo(float).eps * (abs(f) + 1.0)
-            ok = np.isfinite(values) & (values <= f - _ARMIJO * ladder * decrease + slack)
-            if not ok.any():
-                break
-            theta = trials[int(np.argmax(ok))]
-        foc = float(np.linalg.norm(self.grad_bal(theta)))
+        """theta* by ``newton.minimise`` from 0, then the identification and first-order checks."""
+        theta, info = newton.minimise(self._derivatives, self._risk_bal_batch, np.zeros(self.p),
+                                      tol=_NEWTON_TOL, max_steps=_NEWTON_STEPS, stall_steps=_NEWTON_STALLS)
+        if info.stop == "singular":
+            raise ValueError(
+                f"the Hessian of R_bal is singular at theta = {theta} for process "
+                f"{self.process.name!r}: theta* is not identified"
+            )
         self._check_identified(theta)
-        if not foc <= _FOC_TOL:
+        if not info.grad_norm <= _FOC_TOL:
             raise ValueError(
                 f"Newton did not reach the first-order condition for process {self.process.name!r} "
-                f"with the {self.model.family.name} family: ||grad R_bal|| = {foc:.3g} > {_FOC_TOL:g} "
-                f"at theta = {theta} (does the minimiser exist?)"
+                f"with the {self.model.family.name} family: ||grad R_bal|| = {info.grad_norm:.3g} > "
+                f"{_FOC_TOL:g} at theta = {theta} (does the minimiser exist?)"
             )
         return theta
 

@@ -89,15 +89,14 @@ import scipy.linalg
 from scipy.optimize import minimize_scalar
 
 import simstudy  # noqa: F401  (float64 before any array)
+from simstudy import newton
 from simstudy.families import SQUARED
 from simstudy.generators.base import Generator
 from simstudy.population import ClassLaw, EmpiricalLaw, GaussianMixtureLaw, gaussian_expectations
 from simstudy.processes import Population
 
-_NEWTON_MAX = 100
-_NEWTON_TOL = 1e-13
 _FOC_FAIL = 1e-9
-_ARMIJO = 1e-4
+"""A population limit whose ||grad Phi|| stays above this did not converge."""
 _FIXED_POINT_TOL = 1e-13
 _FIXED_POINT_MAX = 200
 _FLAT = 1e-14
@@ -485,34 +484,14 @@ class _PooledRisk:
 
 
 def _population_limit(risk: _PooledRisk, n0: int, n1: int, nt: float, start: np.ndarray) -> np.ndarray:
-    """theta_bar(n~) by damped Newton on Phi from ``start`` (Armijo backtracking on Phi)."""
+    """theta_bar(n~) by ``newton.minimise`` on Phi from ``start``."""
     N = n0 + n1 + nt
     w = (n0 / N, n1 / N, nt / N)
-    theta = np.array(start, dtype=np.float64)
-    best, stalls = np.inf, 0
-    for _ in range(_NEWTON_MAX):
-        f, grad, hess = risk.derivatives(theta, w)
-        norm = float(np.linalg.norm(grad))
-        # quadratic convergence: once the gradient stops halving it sits at the rounding floor
-        stalls = stalls + 1 if norm >= 0.5 * best else 0
-        best = min(best, norm)
-        if norm <= _NEWTON_TOL or stalls >= 2:
-            break
-        step = np.linalg.solve(hess, grad)
-        ladder = 0.5 ** np.arange(30)
-        trials = theta[None, :] - ladder[:, None] * step[None, :]
-        values = risk.risks(trials, w)
-        slack = 64 * np.finfo(float).eps * (abs(f) + 1.0)
-        ok = np.isfinite(values) & (values <= f - _ARMIJO * ladder * float(grad @ step) + slack)
-        if not ok.any():
-            break
-        theta = trials[int(np.argmax(ok))]
-    else:
-        # the last step moved theta after its gradient was taken
-        norm = float(np.linalg.norm(risk.derivatives(theta, w)[1]))
-    if not norm <= _FOC_FAIL:
+    theta, info = newton.minimise(lambda th: risk.derivatives(th, w), lambda ths: risk.risks(ths, w), start)
+    if not info.grad_norm <= _FOC_FAIL:
         raise RuntimeError(
-            f"the population limit at n~ = {nt:g} did not converge: ||grad Phi|| = {norm:.3g} at theta = {theta}"
+            f"the population limit at n~ = {nt:g} did not converge: ||grad Phi|| = {info.grad_norm:.3g} "
+            f"at theta = {theta}"
         )
     return theta
 
@@ -730,10 +709,11 @@ class _FitRisks:
 
 
 def _fit_limits(risk: _FitRisks, n0: int, n1: int, nt: float, start: np.ndarray) -> np.ndarray:
-    """theta_bar_r(n~) of every fit (F, p): ``_population_limit``'s damped Newton on all fits at
-    once, each stopping on its own test. A trial step's Phi comes with its gradient and Hessian
-    (one quadrature pass), so the Armijo check costs nothing when the full step is taken, as it
-    is from a good start; otherwise the step is halved. Every pass evaluates all fits (those
+    """theta_bar_r(n~) of every fit (F, p): ``newton.minimise``'s iteration, stopping rule and
+    constants on all fits at once, each stopping on its own test. The line search differs: a
+    trial step's Phi comes with its gradient and Hessian (one quadrature pass), so the Armijo
+    check costs nothing when the full step is taken, as it is from a good start; otherwise the
+    step is halved, one rung at a time. Every pass evaluates all fits (those
     done keep their theta): a fixed batch shape compiles the quadrature once, where subsets
     of every size compiled for longer than they ran."""
     N = n0 + n1 + nt
@@ -743,23 +723,22 @@ def _fit_limits(risk: _FitRisks, n0: int, n1: int, nt: float, start: np.ndarray)
     f, grad, hess = risk.derivatives(theta, w)
     active = np.ones(F, dtype=bool)
     best, stalls = np.full(F, np.inf), np.zeros(F, dtype=int)
-    for _ in range(_NEWTON_MAX):
+    for _ in range(newton.MAX_STEPS):
         norm = np.linalg.norm(grad, axis=1)
-        # quadratic convergence: once the gradient stops halving it sits at the rounding floor
-        stalls = np.where(norm >= 0.5 * best, stalls + 1, 0)
+        stalls = newton.stall_count(norm, best, stalls)
         best = np.minimum(best, norm)
-        active &= (norm > _NEWTON_TOL) & (stalls < 2)
+        active &= (norm > newton.GRAD_TOL) & (stalls < newton.STALL_STEPS)
         if not active.any():
             break
         step = np.zeros_like(theta)
         step[active] = np.linalg.solve(hess[active], grad[active][..., None])[..., 0]
         slope = np.einsum("fp,fp->f", grad, step)
-        slack = 64 * np.finfo(float).eps * (np.abs(f) + 1.0)
+        slack = newton.decrease_slack(f)
         t, pending = np.ones(F), active.copy()
-        for _ in range(30):
+        for _ in range(newton.LADDER):
             trial = theta - t[:, None] * step
             f_t, grad_t, hess_t = risk.derivatives(trial, w)
-            ok = pending & np.isfinite(f_t) & (f_t <= f - _ARMIJO * t * slope + slack)
+            ok = pending & np.isfinite(f_t) & (f_t <= f - newton.ARMIJO * t * slope + slack)
             theta[ok], f[ok], grad[ok], hess[ok] = trial[ok], f_t[ok], grad_t[ok], hess_t[ok]
             pending &= ~ok
             if not pending.any():

@@ -1,0 +1,143 @@
+"""Damped Newton with an Armijo step-halving ladder: the numpy solver of the population problems.
+
+``minimise`` finds theta* = argmin R_bal (``simstudy.population.Population``) and the
+population limit theta_bar(n~) (``simstudy.theory``); the theory's batched solve of every
+generator fit's limit (``simstudy.theory._fit_limits``) follows the same rules with the
+constants below. The JAX fitter (``simstudy.fitting``) is a separate, jitted solver.
+"""
+
+from __future__ import annotations
+
+from typing import Callable, NamedTuple
+
+import numpy as np
+
+GRAD_TOL = 1e-13
+"""Stop when ||grad f|| <= GRAD_TOL (the population limit; ``Population`` passes 0, running to
+the rounding floor)."""
+MAX_STEPS = 100
+"""Newton steps at most (``Population`` allows 200)."""
+STALL_RATIO = 0.5
+"""A step stalls when it leaves ||grad f|| above STALL_RATIO times the smallest norm so far:
+Newton converges quadratically, so a gradient that stops halving sits at the floor of
+floating-point (or Monte Carlo) rounding."""
+STALL_STEPS = 2
+"""Stop after this many stalled steps in a row (``Population`` waits for 3)."""
+LADDER = 30
+"""Step lengths tried: 1, 1/2, ..., 2^-(LADDER - 1)."""
+ARMIJO = 1e-4
+"""Sufficient decrease: f(theta - t d) <= f(theta) - ARMIJO t grad'd (+ the slack)."""
+SLACK_ULPS = 64
+"""Slack of the decrease test in units of eps (|f| + 1): near the optimum the decrease falls
+below f's rounding and the full Newton step must still be taken."""
+
+STOPS = ("tolerance", "stall", "line_search", "singular", "max_steps")
+"""Why ``minimise`` stopped (``NewtonInfo.stop``)."""
+
+
+class NewtonInfo(NamedTuple):
+    """How a ``minimise`` run ended."""
+
+    steps: int
+    """Newton steps taken."""
+    grad_norm: float
+    """||grad f|| at the returned theta."""
+    stop: str
+    """One of ``STOPS``: the gradient met the tolerance, stalled ``STALL_STEPS`` times, no step
+    on the ladder met the decrease test, the Hessian was singular, or ``MAX_STEPS`` ran out."""
+
+    @property
+    def converged(self) -> bool:
+        """The stopping tolerance was met."""
+        return self.stop == "tolerance"
+
+    @property
+    def stalled(self) -> bool:
+        """The gradient stopped shrinking (at its rounding floor, for a well-posed problem)."""
+        return self.stop == "stall"
+
+
+def stall_count(norm, best, stalls):
+    """Stalled steps in a row after one with gradient norm ``norm``, ``best`` the smallest norm
+    before it (elementwise for a batch of solves)."""
+    return np.where(norm >= STALL_RATIO * best, stalls + 1, 0)
+
+
+def decrease_slack(f):
+    """SLACK_ULPS eps (|f| + 1): rounding room of the decrease test at objective value f."""
+    return SLACK_ULPS * np.finfo(float).eps * (np.abs(f) + 1.0)
+
+
+def _armijo_step(values: Callable, theta, f: float, grad, step) -> np.ndarray | None:
+    """The longest theta - t step, t = 2^-k, k < LADDER, with a finite value meeting the
+    decrease test; None when there is none. All rungs are evaluated in one batch."""
+    ladder = 0.5 ** np.arange(LADDER)
+    trials = theta[None, :] - ladder[:, None] * step[None, :]
+    trial_values = values(trials)
+    ok = np.isfinite(trial_values) & (
+        trial_values <= f - ARMIJO * ladder * float(grad @ step) + decrease_slack(f)
+    )
+    return trials[int(np.argmax(ok))] if ok.any() else None
+
+
+def minimise(derivatives: Callable, values: Callable, start, *, tol: float = GRAD_TOL,
+             max_steps: int = MAX_STEPS, stall_steps: int = STALL_STEPS) -> tuple[np.ndarray, NewtonInfo]:
+    """Minimise a smooth convex f by damped Newton from ``start``.
+
+    Parameters
+    ----------
+    derivatives : callable
+        ``derivatives(theta) -> (f, grad, hess)`` at theta (p,): f(theta), its gradient (p,)
+        and Hessian (p, p).
+    values : callable
+        ``values(thetas) -> f`` at each row of thetas (B, p), shape (B,).
+    start : array_like
+        The first iterate, shape (p,).
+    tol, max_steps, stall_steps : optional
+        The stopping rule (``GRAD_TOL``, ``MAX_STEPS``, ``STALL_STEPS``).
+
+    Returns
+    -------
+    theta : ndarray
+        The last iterate, shape (p,).
+    info : NewtonInfo
+        Steps taken, ||grad f(theta)|| and why the iteration stopped; the caller judges
+        whether that is close enough.
+
+    Notes
+    -----
+    Iteration k, with g_k = grad f(theta_k), H_k = hess f(theta_k):
+
+        d_k = H_k^{-1} g_k,   theta_{k+1} = theta_k - t_k d_k,
+
+    t_k the largest of 1, 1/2, ..., 2^-(LADDER-1) with f(theta_k - t d_k) finite and at most
+    f(theta_k) - ARMIJO t g_k'd_k + SLACK_ULPS eps (|f(theta_k)| + 1). It stops at the first
+    k with ||g_k|| <= tol, or with ``stall_steps`` stalled steps in a row (a step stalls when
+    ||g_k|| >= STALL_RATIO min_{j<k} ||g_j||), when no t passes the test or H_k is singular
+    (theta_k returned), or after ``max_steps`` steps.
+    """
+    theta = np.array(start, dtype=np.float64)
+    best, stalls = np.inf, 0
+    for steps in range(max_steps):
+        f, grad, hess = derivatives(theta)
+        norm = float(np.linalg.norm(grad))
+        stalls = stall_count(norm, best, stalls)
+        best = min(best, norm)
+        if norm <= tol:
+            return theta, NewtonInfo(steps, norm, "tolerance")
+        if stalls >= stall_steps:
+            return theta, NewtonInfo(steps, norm, "stall")
+        try:
+            step = np.linalg.solve(hess, grad)
+        except np.linalg.LinAlgError:
+            return theta, NewtonInfo(steps, norm, "singular")
+        trial = _armijo_step(values, theta, f, grad, step)
+        if trial is None:
+            return theta, NewtonInfo(steps, norm, "line_search")
+        theta = trial
+    # the last step moved theta after its gradient was taken
+    return theta, NewtonInfo(max_steps, float(np.linalg.norm(derivatives(theta)[1])), "max_steps")
+
+
+__all__ = ["ARMIJO", "GRAD_TOL", "LADDER", "MAX_STEPS", "NewtonInfo", "SLACK_ULPS", "STALL_RATIO",
+           "STALL_STEPS", "STOPS", "decrease_slack", "minimise", "stall_count"]

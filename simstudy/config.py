@@ -340,7 +340,8 @@ class BuiltCell:
     def __init__(self, run: RunConfig):
         from simstudy.engine import Cell, Design, stable_key
         from simstudy.fitting import GLM
-        from simstudy.processes import Population, make_process
+        from simstudy.population import Population
+        from simstudy.processes import make_process
 
         self.run = run
         options = {k: v for k, v in run.dgp.items() if k != "name"}

@@ -1,9 +1,8 @@
-"""The data-generating processes of THEORY.md section 6 and their population quantities.
+"""The data-generating processes of THEORY.md section 6.
 
-A ``Process`` is a pair of class laws (majority P0, minority P1) with their labels; it samples
-exact class counts. ``Population(process, model)`` solves theta* = argmin R_bal (section 1)
-by Newton's method on the exact moments of the laws and holds everything the first-order
-theory (sections 2-3) needs at theta*: g, g_phi, H0, H1, H, Sigma0, Sigma1 and the regime.
+A ``Process`` is a pair of class laws (``simstudy.laws``: majority P0, minority P1) with their
+labels; it samples exact class counts. Its population quantities at theta* for a model are
+``simstudy.population.Population``'s.
 
 Catalog (``PROCESSES``, ``make_process``):
 
@@ -29,19 +28,10 @@ from dataclasses import dataclass, field
 from typing import Callable, Mapping
 
 import numpy as np
-import scipy.linalg
 from scipy.special import expit
 
 import simstudy  # noqa: F401  (float64 before any array)
-from simstudy import newton
-from simstudy.fitting import GLM
-from simstudy.population import (
-    ClassLaw,
-    EmpiricalLaw,
-    GaussianMixtureLaw,
-    Moments,
-    SymmetricNoiseLaw,
-)
+from simstudy.laws import ClassLaw, EmpiricalLaw, GaussianMixtureLaw, SymmetricNoiseLaw
 
 
 @dataclass(frozen=True)
@@ -82,149 +72,6 @@ class Process:
     def sample(self, n0: int, n1: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
         """Exactly n0 majority rows (n0, d), then n1 minority rows (n1, d), from rng."""
         return self.law0.sample(n0, rng), self.law1.sample(n1, rng)
-
-
-# ---------------------------------------------------------------------------------------------
-# population quantities
-
-
-_FOC_TOL = 1e-10
-_FLAT_TOL = 1e-8
-# theta* is solved to the rounding floor: no gradient tolerance, three stalled steps in a row
-# and up to 200 steps (the kernel's defaults, 1e-13, two and 100, moved theta* by an ulp)
-_NEWTON_TOL = 0.0
-_NEWTON_STALLS = 3
-_NEWTON_STEPS = 200
-
-
-class Population:
-    """Everything at theta* for a process and a model (THEORY.md sections 1-3).
-
-    theta* = argmin R_bal, R_bal = (R0 + R1) / 2, found by damped Newton from 0 on the exact
-    gradient and Hessian of the class laws (never hard-coded); construction fails unless the
-    first-order condition ||grad R_bal(theta*)|| <= 1e-10 holds (``foc_norm`` records it).
-    Attributes: ``theta_star``, ``g`` = grad R0(theta*) (= -grad R1(theta*)), ``g_phi`` = 2 g,
-    ``H0``, ``H1``, ``H`` = (H0 + H1) / 2, ``Sigma0``, ``Sigma1`` (score covariances),
-    ``risk_star`` = R_bal(theta*), and ``regime``: "symmetry" when ||g|| < ``symmetry_tol``,
-    else "asymmetry". For an ``EmpiricalLaw`` class these are Monte Carlo estimates
-    (``moments_se`` of the laws gives their errors).
-    """
-
-    def __init__(self, process: Process, model: GLM, *, symmetry_tol: float = 1e-8):
-        if not isinstance(process, Process):
-            raise ValueError(f"process must be a Process, got {type(process).__name__}")
-        if not isinstance(model, GLM):
-            raise ValueError(f"model must be a simstudy.fitting.GLM, got {type(model).__name__}")
-        if model.family.binary and set(process.labels) != {0.0, 1.0}:
-            raise ValueError(
-                f"the {model.family.name} family needs labels 0/1, but process {process.name!r} has "
-                f"labels {process.labels}; use the squared family or a 0/1 design"
-            )
-        symmetry_tol = float(symmetry_tol)
-        if not (np.isfinite(symmetry_tol) and symmetry_tol > 0):
-            raise ValueError(f"symmetry_tol must be a finite number > 0, got {symmetry_tol!r}")
-        self.process = process
-        self.model = model
-        self.symmetry_tol = symmetry_tol
-        self.d = process.dim
-        self.p = model.n_params(self.d)
-        self.theta_star = self._solve()
-        m0, m1 = self.moments(self.theta_star)
-        self.risk_star = 0.5 * (m0.risk + m1.risk)
-        self.foc_norm = float(np.linalg.norm(0.5 * (m0.grad + m1.grad)))
-        self.g = m0.grad
-        self.g_phi = 2.0 * m0.grad
-        self.H0, self.H1 = m0.hess, m1.hess
-        self.H = 0.5 * (m0.hess + m1.hess)
-        self.Sigma0, self.Sigma1 = m0.score_cov, m1.score_cov
-        self.regime = "symmetry" if np.linalg.norm(self.g) < symmetry_tol else "asymmetry"
-
-    def __repr__(self) -> str:
-        return (
-            f"Population({self.process.name!r}, {self.model.family.name}, intercept={self.model.intercept}, "
-            f"regime={self.regime!r}, |g|={np.linalg.norm(self.g):.3g})"
-        )
-
-    def moments(self, theta) -> tuple[Moments, Moments]:
-        """(moments under P0 with label y0, moments under P1 with label y1) at theta."""
-        y0, y1 = self.process.labels
-        return (
-            self.process.law0.moments(theta, y0, self.model),
-            self.process.law1.moments(theta, y1, self.model),
-        )
-
-    def _risk_bal_batch(self, thetas) -> np.ndarray:
-        y0, y1 = self.process.labels
-        r0 = self.process.law0.risk_batch(thetas, y0, self.model)
-        r1 = self.process.law1.risk_batch(thetas, y1, self.model)
-        return 0.5 * (r0 + r1)
-
-    def risk_bal(self, theta) -> float:
-        """R_bal(theta) = (R0(theta) + R1(theta)) / 2 at one theta (p,)."""
-        theta = np.asarray(theta, dtype=np.float64)
-        if theta.shape != (self.p,):
-            raise ValueError(f"theta must have shape ({self.p},), got {theta.shape}")
-        return float(self._risk_bal_batch(theta[None])[0])
-
-    def grad_bal(self, theta) -> np.ndarray:
-        """grad R_bal(theta), shape (p,)."""
-        m0, m1 = self.moments(theta)
-        return 0.5 * (m0.grad + m1.grad)
-
-    def excess(self, thetas) -> np.ndarray:
-        """Excess balanced risk R_bal(theta) - R_bal(theta*) for thetas (..., p), shape (...)."""
-        return self._risk_bal_batch(thetas) - self.risk_star
-
-    def _check_identified(self, theta):
-        """Reject a flat optimum: when the classes are separable the binary losses have no
-        minimiser, Newton runs off to large theta and the gradient underflows, so the first-order
-        condition alone would pass. There the Hessian vanishes against the second moments
-        E[z z'], while at a genuine minimiser H >= c E[z z'] with c well above 1e-8."""
-        squared = GLM("squared", intercept=self.model.intercept)
-        y0, y1 = self.process.labels
-        second = 0.25 * (
-            self.process.law0.moments(theta, y0, squared).hess
-            + self.process.law1.moments(theta, y1, squared).hess
-        )
-        m0, m1 = self.moments(theta)
-        try:
-            ratio = float(
-                scipy.linalg.eigh(0.5 * (m0.hess + m1.hess), second, eigvals_only=True)[0]
-            )
-        except np.linalg.LinAlgError:
-            raise ValueError(
-                f"E[z z'] is singular for process {self.process.name!r}: some feature is constant, so "
-                f"theta* is not identified"
-            ) from None
-        if ratio <= _FLAT_TOL:
-            raise ValueError(
-                f"R_bal has no minimiser for process {self.process.name!r} with the "
-                f"{self.model.family.name} family: its Hessian vanishes (relative curvature {ratio:.3g}) "
-                f"at theta = {theta}; the classes are separable"
-            )
-
-    def _derivatives(self, theta):
-        """R_bal, its gradient and Hessian at theta (the Newton kernel's objective)."""
-        m0, m1 = self.moments(theta)
-        return 0.5 * (m0.risk + m1.risk), 0.5 * (m0.grad + m1.grad), 0.5 * (m0.hess + m1.hess)
-
-    def _solve(self) -> np.ndarray:
-        """theta* by ``newton.minimise`` from 0, then the identification and first-order checks."""
-        theta, info = newton.minimise(self._derivatives, self._risk_bal_batch, np.zeros(self.p),
-                                      tol=_NEWTON_TOL, max_steps=_NEWTON_STEPS, stall_steps=_NEWTON_STALLS)
-        if info.stop == "singular":
-            raise ValueError(
-                f"the Hessian of R_bal is singular at theta = {theta} for process "
-                f"{self.process.name!r}: theta* is not identified"
-            )
-        self._check_identified(theta)
-        if not info.grad_norm <= _FOC_TOL:
-            raise ValueError(
-                f"Newton did not reach the first-order condition for process {self.process.name!r} "
-                f"with the {self.model.family.name} family: ||grad R_bal|| = {info.grad_norm:.3g} > "
-                f"{_FOC_TOL:g} at theta = {theta} (does the minimiser exist?)"
-            )
-        return theta
 
 
 # ---------------------------------------------------------------------------------------------
@@ -448,7 +295,6 @@ def make_process(name: str, **kwargs) -> Process:
 
 __all__ = [
     "PROCESSES",
-    "Population",
     "Process",
     "gaussian_classes",
     "make_process",

@@ -537,7 +537,7 @@ def build_vtss_cell(run: RunConfig, section: dict) -> VTSSCell:
     study), with its model replaced by the ``FeatureGLM`` on the cell's map when there is one.
     """
     from simstudy.config import BuiltCell
-    from simstudy.population import EmpiricalLaw
+    from simstudy.laws import EmpiricalLaw
 
     sel = section["selection"]
     built = BuiltCell(run)

@@ -1,6 +1,6 @@
 """The theory engine: what a simulation study is checked against (THEORY.md sections 2-3).
 
-Given a population (``simstudy.processes.Population``: theta*, g, H0, H1, H, Sigma0, Sigma1)
+Given a population (``simstudy.population.Population``: theta*, g, H0, H1, H, Sigma0, Sigma1)
 and a generator, this module predicts, for synthetic sizes n~ = round(gamma (n0 - n1)) (half
 to even, as the study engine rounds), N = n0 + n1 + n~:
 
@@ -92,8 +92,8 @@ import simstudy  # noqa: F401  (float64 before any array)
 from simstudy import newton
 from simstudy.families import SQUARED
 from simstudy.generators.base import Generator
-from simstudy.population import ClassLaw, EmpiricalLaw, GaussianMixtureLaw, gaussian_expectations
-from simstudy.processes import Population
+from simstudy.laws import ClassLaw, EmpiricalLaw, GaussianMixtureLaw, gaussian_expectations
+from simstudy.population import Population
 
 _FOC_FAIL = 1e-9
 """A population limit whose ||grad Phi|| stays above this did not converge."""
@@ -111,7 +111,7 @@ _FLOOR_HORIZON = 1e12
 
 def _check_population(population) -> Population:
     if not isinstance(population, Population):
-        raise ValueError(f"population must be a simstudy.processes.Population, got {type(population).__name__}")
+        raise ValueError(f"population must be a simstudy.population.Population, got {type(population).__name__}")
     return population
 
 
@@ -653,7 +653,7 @@ class _FitRisks:
 
     In each component of a class law, z = z(x) is Gaussian (mean mu, covariance S) and eta =
     theta'z ~ N(mu'theta, theta'S theta), so with b = S theta / sd(eta) and E_j = E[U^j h] for
-    h the loss, score or curvature (``simstudy.population.GaussianMixtureLaw``):
+    h the loss, score or curvature (``simstudy.laws.GaussianMixtureLaw``):
 
         E h = E_0,   E[h z] = E_0 mu + E_1 b,
         E[h z z'] = E_0 S + [mu b] [[E_0, E_1], [E_1, E_2 - E_0]] [mu b]'.

@@ -30,7 +30,8 @@ import simstudy  # noqa: F401
 from simstudy.engine import Cell, Design, run_cell, stable_key, verdict
 from simstudy.fitting import GLM
 from simstudy.generators import Oracle
-from simstudy.processes import Population, gaussian_classes
+from simstudy.population import Population
+from simstudy.processes import gaussian_classes
 from simstudy.theory import optimal_sizes, predict, synthetic_moments
 
 pytestmark = pytest.mark.slow

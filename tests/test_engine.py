@@ -22,7 +22,8 @@ from simstudy.engine import (
 )
 from simstudy.fitting import GLM, fit_glm
 from simstudy.generators import make_generator
-from simstudy.processes import Population, gaussian_classes
+from simstudy.population import Population
+from simstudy.processes import gaussian_classes
 
 
 def _cell(generator="gaussian_fit", reps=6, chunk=4, family="squared", gammas=(0.0, 0.5, 1.0, 2.0)):

@@ -39,8 +39,9 @@ from simstudy.generators import (
 )
 from simstudy.generators.classic import nearest_neighbours
 from simstudy.fitting import GLM
-from simstudy.population import GaussianMixtureLaw, SymmetricNoiseLaw
-from simstudy.processes import Population, gaussian_classes, symmetric_mean_shift
+from simstudy.laws import GaussianMixtureLaw, SymmetricNoiseLaw
+from simstudy.population import Population
+from simstudy.processes import gaussian_classes, symmetric_mean_shift
 
 Z = 4.0
 D = 3

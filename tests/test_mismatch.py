@@ -15,8 +15,8 @@ from scipy.special import expit
 from simstudy.fitting import GLM
 from simstudy.generators import make_generator
 from simstudy.generators.mismatch import MismatchGenerator
+from simstudy.population import Population
 from simstudy.processes import (
-    Population,
     gaussian_classes,
     symmetric_mean_shift,
     tuned_logistic_mixture,

@@ -17,7 +17,7 @@ from scipy import integrate, stats
 from scipy.special import expit, log_ndtr
 
 from simstudy.fitting import GLM
-from simstudy.population import (
+from simstudy.laws import (
     EmpiricalLaw,
     GaussianMixtureLaw,
     Moments,

@@ -9,10 +9,10 @@ from scipy import stats
 from scipy.special import expit
 
 from simstudy.fitting import GLM
-from simstudy.population import GaussianMixtureLaw, SymmetricNoiseLaw
+from simstudy.laws import GaussianMixtureLaw, SymmetricNoiseLaw
+from simstudy.population import Population
 from simstudy.processes import (
     PROCESSES,
-    Population,
     Process,
     gaussian_classes,
     make_process,

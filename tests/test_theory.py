@@ -32,8 +32,9 @@ from simstudy.fitting import GLM, fit_glm
 from simstudy.generators import GaussianFit, Oracle, SemiOracle, Smote
 from simstudy.generators.base import FittedGenerator, Generator
 from simstudy.generators.mismatch import MismatchGenerator
-from simstudy.population import GaussianMixtureLaw
-from simstudy.processes import Population, gaussian_classes, symmetric_mean_shift
+from simstudy.laws import GaussianMixtureLaw
+from simstudy.population import Population
+from simstudy.processes import gaussian_classes, symmetric_mean_shift
 from simstudy.theory import (
     OptimalSize,
     _first_order,

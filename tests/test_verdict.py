@@ -37,7 +37,8 @@ from simstudy.engine import (
 )
 from simstudy.fitting import GLM
 from simstudy.generators import GaussianFit, Oracle, SemiOracle, Smote
-from simstudy.processes import Population, gaussian_classes
+from simstudy.population import Population
+from simstudy.processes import gaussian_classes
 from simstudy.theory import predict, refined_prediction, refinement_unavailable, synthetic_moments
 
 STUDY4_GRID = (0.0, 0.5, 1.0, 1.5, 2.0, 2.1, 2.2, 2.3, 2.4, 2.5, 2.6, 2.7, 2.8, 2.9, 3.0, 3.1, 3.2, 3.3,

@@ -26,7 +26,7 @@ import numpy as np
 import simstudy  # noqa: F401  (float64 before any array)
 
 if TYPE_CHECKING:
-    from simstudy.population import ClassLaw
+    from simstudy.laws import ClassLaw
 
 
 def check_count(m, name: str = "m") -> int:

@@ -32,7 +32,7 @@ from simstudy.generators.base import (
     check_pair,
     substreams,
 )
-from simstudy.population import ClassLaw, GaussianMixtureLaw
+from simstudy.laws import ClassLaw, GaussianMixtureLaw
 
 
 def _check_number(value, name: str, low: float, high: float = np.inf) -> float:
@@ -49,7 +49,7 @@ def _check_number(value, name: str, low: float, high: float = np.inf) -> float:
 
 def _check_law(law1) -> None:
     if not isinstance(law1, ClassLaw):
-        raise ValueError(f"law1 must be a simstudy.population.ClassLaw, got {type(law1).__name__}")
+        raise ValueError(f"law1 must be a simstudy.laws.ClassLaw, got {type(law1).__name__}")
 
 
 def _check_law_dim(law1, X1, X0, min_n1: int):

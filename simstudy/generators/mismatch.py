@@ -53,7 +53,7 @@ from scipy.optimize import least_squares
 import simstudy  # noqa: F401  (float64 before any array)
 from simstudy.fitting import GLM
 from simstudy.generators.base import FittedGenerator, Generator, check_pair
-from simstudy.processes import Population
+from simstudy.population import Population
 
 _PARALLEL_TOL = 1e-8
 
@@ -85,7 +85,7 @@ class MismatchGenerator(Generator, FittedGenerator):
     ):
         if not isinstance(population, Population):
             raise ValueError(
-                f"population must be a simstudy.processes.Population, got {type(population).__name__}"
+                f"population must be a simstudy.population.Population, got {type(population).__name__}"
             )
         r = float(magnitude)
         if not (np.isfinite(r) and r >= 0):

@@ -21,35 +21,34 @@ aggregation itself fails.
 from __future__ import annotations
 
 import json
-import platform
 import sys
 import time
 import traceback
-from importlib import metadata
 from pathlib import Path
 
+import hydra
 import numpy as np
+import pandas as pd
+from hydra.core.global_hydra import GlobalHydra
+from hydra.core.hydra_config import HydraConfig
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.errors import MissingConfigException, OverrideParseException
+from hydra.types import RunMode
+from omegaconf import OmegaConf
 
-import simstudy
 from simstudy import plotting
+from simstudy.aggregate import PlannedCell, aggregate, failures
+from simstudy.cell import BuiltCell
 from simstudy.composition import CONFIG_PATH, compose, config_hash, expand_jobs, sweep_jobs
-from simstudy.config import SELECTION_FIGURES, ConfigError, RunConfig, validate
-from simstudy.jobfiles import (SUMMARY, atomic_write_json, atomic_write_text, complete_summary,
-                               copy_figures, finish_job, json_number, json_numbers, job_lock,
-                               read_summary, write_parquet)
-
-VERSIONED = ("numpy", "scipy", "jax", "jaxlib", "pandas", "pyarrow", "scikit-learn",
-             "imbalanced-learn", "hydra-core", "omegaconf")
-
-
-def versions() -> dict:
-    out = {"python": platform.python_version(), "simstudy": simstudy.__version__}
-    for name in VERSIONED:
-        try:
-            out[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            out[name] = None
-    return out
+from simstudy.config import SELECTION_FIGURES, ConfigError, RunConfig, study_module, validate
+from simstudy.engine import (empirical_optimum, fit_replications, one_blas_thread, progress_printer,
+                             replication_rows, root_mean_square, run_cell, summarise_curve, verdict)
+from simstudy.jobfiles import (SUMMARY, VERSIONED, atomic_write_json, atomic_write_text,  # noqa: F401
+                               complete_summary, copy_figures, finish_job, json_number, json_numbers,
+                               job_lock, read_summary, versions, write_parquet)
+from simstudy.resources import check_budget
+from simstudy.theory import (optimal_sizes, predict, refined_prediction, refinement_unavailable,
+                             synthetic_moments)
 
 
 def _scalar(value):
@@ -78,12 +77,6 @@ def cell_descriptor(run: RunConfig) -> dict:
 
 def run_job(run: RunConfig, out_dir: Path, resolved_yaml: str) -> dict:
     """Everything one job does after validation; returns its summary."""
-    from simstudy.config import BuiltCell
-    from simstudy.engine import (empirical_optimum, progress_printer, root_mean_square, run_cell,
-                                 summarise_curve, verdict)
-    from simstudy.theory import (optimal_sizes, predict, refined_prediction, refinement_unavailable,
-                                 synthetic_moments)
-
     start = time.perf_counter()
     built = BuiltCell(run)
     cell, design, population = built.cell, built.design, built.population
@@ -228,12 +221,6 @@ def record_failure(out_dir: Path, run: RunConfig, err: Exception) -> str:
 
 def task(cfg) -> dict | None:
     """The Hydra task function (see the module docstring)."""
-    from hydra.core.hydra_config import HydraConfig
-    from hydra.types import RunMode
-    from omegaconf import OmegaConf
-
-    from simstudy.engine import one_blas_thread
-
     hydra_cfg = HydraConfig.get()
     out_dir = Path(hydra_cfg.runtime.output_dir)
     try:
@@ -249,9 +236,7 @@ def task(cfg) -> dict | None:
         try:
             with one_blas_thread():
                 if run.figure in SELECTION_FIGURES:
-                    from simstudy.selection_study import run_selection_job
-
-                    return run_selection_job(run, run.extra, out_dir, resolved)
+                    return study_module(run.figure).run_selection_job(run, run.extra, out_dir, resolved)
                 return run_job(run, out_dir, resolved)
         except ConfigError as err:
             fail_config(err, out_dir)
@@ -273,8 +258,6 @@ def _job_files(job_dir: Path) -> tuple[RunConfig, dict]:
     summary = read_summary(job_dir / SUMMARY)
     if summary is None or summary.get("status") != "ok":
         raise ReplicationError(f"{job_dir}: {SUMMARY} is unreadable or not a finished job; rerun the job")
-    from omegaconf import OmegaConf
-
     try:
         run = validate(OmegaConf.load(job_dir / "config.yaml"))
     except ConfigError as err:
@@ -283,8 +266,6 @@ def _job_files(job_dir: Path) -> tuple[RunConfig, dict]:
 
 
 def _stored_rows(job_dir: Path, column: str, r: int):
-    import pandas as pd
-
     path = job_dir / "replications.parquet"
     try:
         stored = pd.read_parquet(path)
@@ -303,29 +284,21 @@ def regenerate_replication(job_dir, r: int):
     Returns (regenerated rows, the rows stored in replications.parquet); they are equal to the
     bit when the machine and package versions match the job's. Raises ReplicationError for a
     job directory without its files and ValueError for r out of range."""
-    import pandas as pd
-
-    from simstudy.engine import fit_replications, one_blas_thread, replication_rows
-
     job_dir = Path(job_dir)
     run, summary = _job_files(job_dir)
     if not 0 <= r < run.design.reps:
         raise ValueError(f"replication must be in [0, {run.design.reps}), got {r}")
     with one_blas_thread():  # as the job ran
         if run.figure == "vtss":
-            from simstudy.selection_study import build_vtss_cell, vtss_replication
-
-            rows = vtss_replication(build_vtss_cell(run, run.extra), r)
+            study = study_module(run.figure)
+            rows = study.vtss_replication(study.build_vtss_cell(run, run.extra), r)
             return rows, _stored_rows(job_dir, "replication", r)
         if run.figure == "real_data":
-            from simstudy.selection_study import load_real_datasets, real_data_split
-
+            study = study_module(run.figure)
             data, sel = run.extra["data"], run.extra["selection"]
-            rows = pd.concat([real_data_split(ds, data, sel, run, r) for ds in load_real_datasets(data)],
+            rows = pd.concat([study.real_data_split(ds, data, sel, run, r) for ds in study.load_real_datasets(data)],
                              ignore_index=True)
             return rows, _stored_rows(job_dir, "split", r)
-        from simstudy.config import BuiltCell
-
         built = BuiltCell(run)
         theta0 = None if summary.get("warm_start") is None else np.asarray(summary["warm_start"], dtype=float)
         rows = replication_rows(built.cell, built.population, [r], fit_replications(built.cell, [r], theta0))
@@ -336,8 +309,6 @@ def same_rows(regenerated, stored) -> bool:
     """The regenerated rows equal the stored ones to the bit (columns the stored table has only
     because other replications filled them are ignored; integer columns that the whole table
     stored as floats compare by value)."""
-    import pandas as pd
-
     regenerated = regenerated.dropna(axis=1, how="all")
     if set(regenerated.columns) != set(stored.columns) or len(regenerated) != len(stored):
         return False
@@ -352,10 +323,6 @@ def same_rows(regenerated, stored) -> bool:
 def planned_cells(params, task_overrides, compose_job) -> list:
     """The PlannedCells of a sweep from its sweep-file ``params`` and command-line
     ``task_overrides``; ``compose_job(overrides)`` gives a job's composed config."""
-    from omegaconf import OmegaConf
-
-    from simstudy.aggregate import PlannedCell
-
     out = []
     for job in expand_jobs(params, list(task_overrides)).jobs:
         cfg = OmegaConf.to_container(compose_job(job), resolve=False)
@@ -367,8 +334,6 @@ def planned_cells(params, task_overrides, compose_job) -> list:
 
 def aggregate_sweep(sweep_dir: Path, planned, figures_dir=None) -> int:
     """Aggregate a sweep and print one line; returns the number of cells not finished."""
-    from simstudy.aggregate import aggregate, failures
-
     cells = aggregate(sweep_dir, figures_dir=figures_dir, planned=planned)
     n_failed = failures(cells)
     print(f"simstudy: aggregated {len(cells)} cells into {sweep_dir} ({n_failed} failed, missing "
@@ -381,8 +346,6 @@ class AggregateCallback:
     exit non-zero if any of them failed or is missing, or if the aggregation fails."""
 
     def on_multirun_end(self, config, **kwargs) -> None:
-        from hydra.core.global_hydra import GlobalHydra
-
         sweep_dir = Path(config.hydra.sweep.dir)
         if not sweep_dir.is_dir():
             return
@@ -408,9 +371,6 @@ RUN_FLAGS = {"-m", "--multirun", "-r", "--run"}
 
 def _unparsable(overrides: list[str]) -> str | None:
     """The first override Hydra's grammar cannot read, as one line naming its key."""
-    from hydra.core.override_parser.overrides_parser import OverridesParser
-    from hydra.errors import OverrideParseException
-
     parser = OverridesParser.create()
     for override in overrides:
         try:
@@ -424,8 +384,6 @@ def _unparsable(overrides: list[str]) -> str | None:
 
 def _one_line(err: Exception, overrides: list[str]) -> str:
     """Hydra's composition errors, cut to one line that names the override and what is allowed."""
-    from hydra.errors import MissingConfigException, OverrideParseException
-
     text = str(err)
     if isinstance(err, MissingConfigException) and "Available options in" in text:
         lines = text.splitlines()
@@ -486,17 +444,12 @@ def preflight(argv: list[str]) -> None:
 
 def check_job(run: RunConfig) -> None:
     """Build what a job builds first, so that a bad value fails here, not inside the job."""
-    from simstudy.config import BuiltCell
-    from simstudy.resources import check_budget
-
     check_budget(run)  # builds the process, which checks the dgp's options
     if run.figure not in SELECTION_FIGURES:  # validate checks the selection sections
         BuiltCell(run)
 
 
 def main(argv: list[str] | None = None) -> None:
-    import hydra
-
     argv = sys.argv[1:] if argv is None else argv
     try:
         preflight(argv)

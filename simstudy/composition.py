@@ -13,12 +13,16 @@ sweep that just ran.
 
 from __future__ import annotations
 
-import hashlib
-import json
 from pathlib import Path
 from typing import NamedTuple
 
+from hydra import compose as hydra_compose
+from hydra import initialize_config_dir
+from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+from hydra.core.override_parser.overrides_parser import OverridesParser
+
 from simstudy.config import ConfigError, RunConfig, validate
+from simstudy.schema import config_hash
 
 _PACKAGE = Path(__file__).resolve().parent
 
@@ -33,16 +37,8 @@ def config_dir() -> Path:
 CONFIG_PATH = str(config_dir())
 
 
-def config_hash(run: RunConfig) -> str:
-    """SHA-256 of everything that determines a job's numbers (``RunConfig.identity``)."""
-    return hashlib.sha256(json.dumps(run.identity(), sort_keys=True, default=str).encode()).hexdigest()
-
-
 def compose(overrides, return_hydra_config: bool = False):
     """The composed config of one job (its overrides, without ``hydra.*`` keys)."""
-    from hydra import compose as hydra_compose
-    from hydra import initialize_config_dir
-
     overrides = [o for o in overrides if return_hydra_config or not o.startswith("hydra")]
     with initialize_config_dir(config_dir=CONFIG_PATH, version_base="1.3"):
         return hydra_compose("config", overrides=list(overrides), return_hydra_config=return_hydra_config)
@@ -69,9 +65,6 @@ def expand_jobs(params: dict, overrides: list[str]) -> SweepJobs:
     ``overrides`` (module docstring). Raises DuplicateOverride when the command line names a
     key twice, ConfigError for a sweep of no value (``range(5,5)``), and Hydra's own errors
     for overrides it cannot parse."""
-    from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
-    from hydra.core.override_parser.overrides_parser import OverridesParser
-
     parser = OverridesParser.create()
     seen: dict[str, str] = {}
     for override in parser.parse_overrides(list(overrides)):
@@ -92,8 +85,6 @@ def expand_jobs(params: dict, overrides: list[str]) -> SweepJobs:
 def sweep_jobs(overrides: list[str], multirun: bool) -> SweepJobs:
     """The jobs a command launches: its overrides alone without ``multirun``, else
     ``expand_jobs`` with the sweep file the command selects."""
-    from hydra.core.override_parser.overrides_parser import OverridesParser
-
     parsed = OverridesParser.create().parse_overrides(list(overrides))
     fixed = [o.input_line for o in parsed if not o.is_sweep_override()]
     missing = [o.input_line for o in parsed if o.key_or_group == "sweep" and not o.is_delete()

@@ -8,19 +8,26 @@ population and design of THEORY.md section 6 from it.
 
 from __future__ import annotations
 
-import contextlib
+import importlib
 import math
 import os
 import re
 import tempfile
-import warnings
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import replace
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import numpy as np
+from omegaconf import DictConfig, ListConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
 
 import simstudy  # noqa: F401
+from simstudy.cell import BuiltCell  # noqa: F401  (re-exported: the cell a validated config builds)
+from simstudy.generators import GENERATORS
+from simstudy.generators.imblearn_adapter import available_samplers
+from simstudy.processes import PROCESSES
+from simstudy.schema import ConfigError, DesignConfig, ModelConfig, RunConfig, bad_value  # noqa: F401
 
 # the imbalanced-learn options that count neighbours among the minority rows (BorderlineSMOTE's
 # m_neighbors counts among all rows)
@@ -31,64 +38,8 @@ RATE_RULES = ("constant", "inv_sqrt_log_n1")
 FAMILIES = ("squared", "logistic", "probit")
 
 
-class ConfigError(ValueError):
-    """A bad config value: ``key``, ``value`` and what is ``allowed``."""
-
-    def __init__(self, key: str, value: Any, allowed: str):
-        self.key, self.value, self.allowed = key, value, allowed
-        super().__init__(f"{key}={value!r}: {allowed}")
-
-
-@dataclass(frozen=True)
-class DesignConfig:
-    n1: int
-    n0: int
-    gammas: tuple[float, ...]
-    reps: int
-    chunk: int
-
-
-@dataclass(frozen=True)
-class ModelConfig:
-    family: str
-    intercept: bool
-    ridge: float
-
-
-@dataclass(frozen=True)
-class RunConfig:
-    """A validated job config. ``dgp`` and ``generator`` keep their options as plain dicts."""
-
-    study: str
-    figure: str
-    seed: int
-    dgp: dict
-    generator: dict
-    model: ModelConfig
-    design: DesignConfig
-    theory_refits: int
-    verdict_alpha: float = 0.05
-    """Family-wise error rate of the verdict (``simstudy.engine.verdict``)."""
-    figures_dir: str | None = None
-    workers: int | None = None
-    """Replications fitted at once (threads); None: ``simstudy.engine.default_workers()``."""
-    extra: dict = field(default_factory=dict)
-
-    def identity(self) -> dict:
-        """Everything that determines the job's numbers (not where its outputs go, nor how many
-        threads compute them)."""
-        out = asdict(self)
-        out.pop("figures_dir")
-        out.pop("workers")
-        return out
-
-
 def _plain(node) -> Any:
-    from omegaconf import DictConfig, ListConfig, OmegaConf
-
     if isinstance(node, (DictConfig, ListConfig)):
-        from omegaconf.errors import OmegaConfBaseException
-
         try:
             return OmegaConf.to_container(node, resolve=True)
         except OmegaConfBaseException as err:  # e.g. an interpolation to a missing key
@@ -142,6 +93,18 @@ SECTION_KEYS = {
 ROOT_KEYS = {"seed", "figures_dir", "workers", "theory", "study", "dgp", "generator", "model", "design",
              "selection", "data"}
 SELECTION_FIGURES = ("vtss", "real_data")
+STUDY_MODULES = {"vtss": "simstudy.selection_study", "real_data": "simstudy.selection_study"}
+"""The module that validates, builds and runs the study of each ``study.figure`` of
+SELECTION_FIGURES (``validate_section``, ``run_selection_job``, ...), imported by name when a
+config of that kind is validated: it needs scikit-learn and imbalanced-learn (about a second
+to import), which the command line's start (``--help``, a bad design value) and the curve
+studies do without. It is the one module simstudy loads on demand; tests/test_import_graph.py
+counts these names as imports, so no cycle can hide behind them."""
+
+
+def study_module(figure: str) -> ModuleType:
+    """The module of STUDY_MODULES that runs a study of kind ``figure`` (imported on first use)."""
+    return importlib.import_module(STUDY_MODULES[figure])
 
 
 def _known_keys(cfg: dict) -> None:
@@ -217,8 +180,6 @@ def _options(section: dict, group: str) -> tuple[str, dict]:
 
 
 def validate_generator(section: dict, design: DesignConfig) -> dict:
-    from simstudy.generators import GENERATORS
-
     name, options = _options(section, "generator")
     known = sorted(set(GENERATORS) | {"shifted"})
     if name not in known:
@@ -232,8 +193,6 @@ def validate_generator(section: dict, design: DesignConfig) -> dict:
             # a neighbour count is taken among the n1 minority rows, the point itself excluded
             raise ConfigError(f"generator.{key}", k, f"must be an integer in [1, design.n1={design.n1})")
     if name == "imblearn":
-        from simstudy.generators.imblearn_adapter import available_samplers
-
         sampler = options.get("sampler", "SMOTE")
         if not isinstance(sampler, str) or sampler not in available_samplers():
             raise ConfigError("generator.sampler", sampler, f"must be one of {sorted(available_samplers())}")
@@ -292,8 +251,6 @@ def validate(cfg) -> RunConfig:
     design = validate_design(_section(cfg, "design"))
     model = validate_model(_section(cfg, "model"))
     dgp_name, dgp_options = _options(_section(cfg, "dgp"), "dgp")
-    from simstudy.processes import PROCESSES
-
     if dgp_name not in PROCESSES:
         raise ConfigError("dgp.name", dgp_name, f"must be one of {sorted(PROCESSES)}")
     generator = validate_generator(_section(cfg, "generator"), design)
@@ -312,70 +269,6 @@ def validate(cfg) -> RunConfig:
         figures_dir=figures_dir, workers=workers,
     )
     if figure in SELECTION_FIGURES:
-        from simstudy.selection_study import validate_section
-
         sections = {k: cfg[k] for k in ("selection", "data") if cfg.get(k) is not None}
-        run = replace(run, extra=validate_section(sections, run))
+        run = replace(run, extra=study_module(figure).validate_section(sections, run))
     return run
-
-
-@contextlib.contextmanager
-def bad_value(key: str, value):
-    """Turn what building from a validated config raises for a bad value (ValueError,
-    TypeError, overflow, a numerical RuntimeWarning, a size that exhausts memory) into a
-    ConfigError naming ``key``."""
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", RuntimeWarning)  # an overflow is a bad value, not a warning
-            yield
-    except ConfigError:
-        raise
-    except (ValueError, TypeError, ArithmeticError, MemoryError, RuntimeWarning) as err:
-        raise ConfigError(key, value, str(err) or type(err).__name__) from None
-
-
-class BuiltCell:
-    """The objects of one cell: process, model, population, generator and engine Cell."""
-
-    def __init__(self, run: RunConfig):
-        from simstudy.engine import Cell, Design, stable_key
-        from simstudy.fitting import GLM
-        from simstudy.population import Population
-        from simstudy.processes import make_process
-
-        self.run = run
-        options = {k: v for k, v in run.dgp.items() if k != "name"}
-        with bad_value("dgp", run.dgp):
-            self.process = make_process(run.dgp["name"], **options)
-        self.model = GLM(run.model.family, run.model.intercept, run.model.ridge)
-        # an overflow here comes from the dgp's values as often as from the model
-        with bad_value("dgp and model", {"dgp": run.dgp, "model": asdict(run.model)}):
-            self.population = Population(self.process, self.model)
-        with bad_value("generator", run.generator):
-            self.generator = self._generator()
-        d = run.design
-        self.design = Design(d.n0, d.n1, d.gammas, d.reps, run.seed, d.chunk)
-        data_identity = {"dgp": run.dgp, "n0": d.n0, "n1": d.n1}
-        self.cell = Cell(
-            self.process, self.generator, self.model, self.design,
-            data_key=stable_key(data_identity), generator_key=stable_key(run.generator),
-        )
-
-    def _generator(self):
-        from simstudy.generators import make_generator
-        from simstudy.generators.classic import Oracle
-
-        spec = dict(self.run.generator)
-        name = spec.pop("name")
-        if name == "shifted":
-            factor = 1.0
-            if spec.get("rate", "constant") == "inv_sqrt_log_n1":
-                factor = 1.0 / math.sqrt(math.log(self.run.design.n1))
-            shift = np.asarray(spec["shift"], dtype=float) * factor
-            if shift.shape != (self.process.dim,):
-                raise ConfigError("generator.shift", spec["shift"],
-                                  f"must have {self.process.dim} entries (the dgp's dimension)")
-            return Oracle(self.process.law1.shifted(shift))
-        if name == "mismatch":
-            spec["population"] = self.population
-        return make_generator(name, self.process, **spec)

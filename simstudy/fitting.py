@@ -16,7 +16,10 @@ import threading
 from dataclasses import dataclass
 from typing import NamedTuple
 
+import jax
+import jax.numpy as jnp
 import numpy as np
+from jax.scipy.linalg import cho_factor, cho_solve
 
 import simstudy  # noqa: F401  (float64 before any array)
 from simstudy.families import SQUARED, Family, get_family
@@ -121,9 +124,6 @@ def _design_operators(X, intercept, G, outer_products):
     Returns linear(v) = Z v (D, G, n), adjoint(r) = Z' r (D, G, p), and gram(c) = Z' diag(c) Z
     (D, G, p, p) for per-problem row weights c (D, G, n).
     """
-    import jax
-    import jax.numpy as jnp
-
     D, n, d = X.shape
     p = d + int(intercept)
 
@@ -176,10 +176,6 @@ def _solve(X, y, w, theta0, penalty, hessian0, *, family, intercept, tol, max_it
     others never change its iterations (the rounding of the batched products may still depend
     on the batch's shape: a problem at its rounding floor can stop at a different point).
     """
-    import jax
-    import jax.numpy as jnp
-    from jax.scipy.linalg import cho_factor, cho_solve
-
     D, G, n = w.shape
     p = theta0.shape[-1]
     linear, adjoint, gram = _design_operators(X, intercept, G, outer_products)
@@ -329,8 +325,6 @@ _TRACES = {"count": 0}
 
 
 def _make_jitted():
-    import jax
-
     def traced(X, y, w, theta0, penalty, hessian0, **options):
         _TRACES["count"] += 1
         return _solve(X, y, w, theta0, penalty, hessian0, **options)
@@ -345,8 +339,6 @@ _JITTED = _make_jitted()
 
 
 def _make_curvature():
-    import jax
-
     return jax.jit(lambda eta, y, family: family.curvature(eta, y), static_argnames="family")
 
 
@@ -452,9 +444,6 @@ def fit_glm(
     are solved in chunks (at least 4 designs, about 1 MB), one after another, so that each chunk
     stays in cache and stops at the slowest of few problems.
     """
-    import jax
-    import jax.numpy as jnp
-
     if not isinstance(model, GLM):
         raise TypeError(f"model must be a simstudy GLM, got {type(model).__name__}")
     X = np.asarray(X, dtype=np.float64)

@@ -21,14 +21,32 @@ import io
 import json
 import math
 import os
+import platform
 import threading
 import uuid
+from importlib import metadata
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+import simstudy
+
 SUMMARY = "summary.json"
+VERSIONED = ("numpy", "scipy", "jax", "jaxlib", "pandas", "pyarrow", "scikit-learn",
+             "imbalanced-learn", "hydra-core", "omegaconf")
+
+
+def versions() -> dict:
+    """The versions of Python, simstudy and the packages that compute a job's numbers (each
+    job's summary.json records them)."""
+    out = {"python": platform.python_version(), "simstudy": simstudy.__version__}
+    for name in VERSIONED:
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            out[name] = None
+    return out
 
 
 def json_number(x):

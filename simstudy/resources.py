@@ -54,6 +54,9 @@ import os
 from typing import NamedTuple
 
 from simstudy.config import ConfigError, RunConfig, bad_value
+from simstudy.engine import default_workers
+from simstudy.fitting import _OUTER_PRODUCT_GROUP, _OUTER_PRODUCT_MAX_P, choose_method
+from simstudy.processes import make_process
 
 BASE_BYTES = 700e6
 """The process without the cell's arrays (0.56-0.65 GB measured at the presets' sizes)."""
@@ -123,8 +126,6 @@ class Estimate(NamedTuple):
 
 def cell_sizes(run: RunConfig) -> CellSizes:
     """The sizes of run's curve cell; builds its process (cheap) for the dimension."""
-    from simstudy.engine import default_workers
-
     design = run.design
     d = _dimension(run)
     pool = round(max(design.gammas) * (design.n0 - design.n1))
@@ -135,8 +136,6 @@ def cell_sizes(run: RunConfig) -> CellSizes:
 
 def _hessian_numbers_per_row(s: CellSizes) -> float:
     """Numbers per design row that one replication's Hessians materialise (module docstring)."""
-    from simstudy.fitting import _OUTER_PRODUCT_GROUP, _OUTER_PRODUCT_MAX_P, choose_method
-
     method = choose_method("auto", s.G, s.rows, s.p)
     if method == "newton" and s.G >= _OUTER_PRODUCT_GROUP and s.p <= _OUTER_PRODUCT_MAX_P:
         return s.p * s.p
@@ -209,8 +208,6 @@ def _value(run: RunConfig, key: str):
 
 
 def _dimension(run: RunConfig) -> int:
-    from simstudy.processes import make_process
-
     with bad_value("dgp", run.dgp):  # as BuiltCell reports it
         return make_process(run.dgp["name"], **{k: v for k, v in run.dgp.items() if k != "name"}).dim
 

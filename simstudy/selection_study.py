@@ -84,12 +84,15 @@ from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
+from omegaconf import DictConfig, ListConfig, OmegaConf
 from scipy.spatial.distance import pdist
 from scipy.special import expit, ndtr
 from sklearn import metrics as skm
 
 import simstudy  # noqa: F401  (float64 before any array)
-from simstudy.config import ConfigError, RunConfig
+from simstudy import plotting
+from simstudy.cell import BuiltCell
+from simstudy.datasets import DATASETS, TableError, file_sha256, load_dataset, load_table
 from simstudy.engine import (
     Cell,
     Design,
@@ -101,9 +104,14 @@ from simstudy.engine import (
     stable_key,
     summarise_curve,
 )
+from simstudy.families import get_family
 from simstudy.fitting import GLM, fit_glm
+from simstudy.generators import ImblearnGenerator, make_generator
+from simstudy.generators.imblearn_adapter import available_samplers
 from simstudy.jobfiles import (atomic_write_text, copy_figures, finish_job, json_number, json_numbers,
-                               write_parquet, write_table)
+                               versions, write_parquet, write_table)
+from simstudy.laws import EmpiricalLaw
+from simstudy.schema import ConfigError, RunConfig, config_hash
 from simstudy.selection import (
     DEFAULT_GAMMAS,
     CostSensitiveClassifier,
@@ -221,8 +229,6 @@ def median_lengthscale(X) -> float:
 
 def _plain(node):
     """Hydra / OmegaConf containers as plain dicts and lists."""
-    from omegaconf import DictConfig, ListConfig, OmegaConf
-
     if isinstance(node, (DictConfig, ListConfig)):
         return OmegaConf.to_container(node, resolve=True)
     return node
@@ -301,8 +307,6 @@ def _features(value):
 
 
 def _generator_entry(entry) -> dict:
-    from simstudy.generators.imblearn_adapter import available_samplers
-
     spec = {"name": entry} if isinstance(entry, str) else _plain(entry)
     allowed = sorted(available_samplers()) + list(DATA_CATALOG)
     if not isinstance(spec, dict) or spec.get("name") not in allowed:
@@ -362,8 +366,6 @@ def validate_section(section: dict, run: RunConfig) -> dict:
 def _validate_data(section, sel: dict) -> dict:
     """Study 7's ``data`` section with defaults filled in, checked down to the tables it names:
     each is loaded and checked against the splits and generators (``_check_table``)."""
-    from simstudy.datasets import DATASETS, load_dataset
-
     data = _known(section, DATA_DEFAULTS, "data")
     data["test_size"] = _number(data["test_size"], "data.test_size", 0.0, 1.0, low_open=True, high_open=True)
     generators = data["generators"]
@@ -398,8 +400,6 @@ def _validate_data(section, sel: dict) -> dict:
 def _user_table(data: dict):
     """(SHA-256 of the file's bytes, its Dataset) for ``data.path``, ``data.target`` and
     ``data.positive``; an unusable file or label names its key."""
-    from simstudy.datasets import TableError, file_sha256, load_table
-
     path, positive = data["path"], data["positive"]
     if not isinstance(path, str) or not Path(path).is_file():
         raise ConfigError("data.path", path, "must be an existing CSV or parquet file")
@@ -492,8 +492,6 @@ def _mean_sd_mcse(values) -> dict:
 
 
 def _config_hash(run: RunConfig, section: dict) -> str:
-    from simstudy.app import config_hash
-
     return config_hash(replace(run, extra={**run.extra, **section}))
 
 
@@ -536,9 +534,6 @@ def build_vtss_cell(run: RunConfig, section: dict) -> VTSSCell:
     The engine cell is ``config.BuiltCell``'s (same data and generator keys as every other
     study), with its model replaced by the ``FeatureGLM`` on the cell's map when there is one.
     """
-    from simstudy.config import BuiltCell
-    from simstudy.laws import EmpiricalLaw
-
     sel = section["selection"]
     built = BuiltCell(run)
     process = built.process
@@ -729,16 +724,12 @@ def summarise_vtss(vc: VTSSCell, rows: pd.DataFrame) -> dict:
 
 
 def _job_summary(run: RunConfig, section: dict, numbers: dict, start: float, **extra) -> dict:
-    from simstudy.app import versions
-
     return {"status": "ok", "study": run.study, "figure": run.figure, "seed": run.seed,
             "config_hash": _config_hash(run, section), "selection": section["selection"],
             **extra, **numbers, "versions": versions(), "seconds": time.perf_counter() - start}
 
 
 def _vtss_job(run: RunConfig, section: dict, out_dir: Path, resolved_yaml: str) -> dict:
-    from simstudy import plotting
-
     start = time.perf_counter()
     vc = build_vtss_cell(run, section)
     d = run.design
@@ -817,8 +808,6 @@ def classification_metrics(family, eta, y) -> dict:
     sklearn.metrics: accuracy, balanced accuracy, F1 (0 when nothing is predicted positive),
     MCC, AUROC (roc_auc_score) and AUPRC (average_precision_score).
     """
-    from simstudy.families import get_family
-
     family = get_family(family)
     eta = np.asarray(eta, dtype=np.float64)
     y = np.asarray(y, dtype=np.int64)
@@ -837,8 +826,6 @@ def classification_metrics(family, eta, y) -> dict:
 
 def _data_generator(spec: dict):
     """The simstudy Generator of a ``data.generators`` entry (imblearn name or catalog name)."""
-    from simstudy.generators import ImblearnGenerator, make_generator
-
     options = {k: v for k, v in spec.items() if k != "name"}
     if spec["name"] in DATA_CATALOG:
         return make_generator(spec["name"], **options)
@@ -864,8 +851,6 @@ def load_real_datasets(data: dict) -> list[RealDataset]:
     docstring). A user's file must still have the bytes validation hashed into the job's
     identity; each of its columns that looks like a row identifier gets a warning line on
     stderr (it is a feature all the same)."""
-    from simstudy.datasets import file_sha256, load_dataset, load_table
-
     if data["path"] is not None:
         if file_sha256(data["path"]) != data["sha256"]:
             raise ValueError(f"data.path {data['path']!r} changed after the job's config was validated; "
@@ -1084,8 +1069,6 @@ def markdown_table(numbers: dict) -> str:
 
 
 def _real_data_job(run: RunConfig, section: dict, out_dir: Path, resolved_yaml: str) -> dict:
-    from simstudy import plotting
-
     start = time.perf_counter()
     data, sel = section["data"], section["selection"]
     rows = run_real_data(data, sel, run, progress_printer(run.study, unit="splits"))

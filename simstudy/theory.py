@@ -91,6 +91,7 @@ from scipy.optimize import minimize_scalar
 import simstudy  # noqa: F401  (float64 before any array)
 from simstudy import newton
 from simstudy.families import SQUARED
+from simstudy.generators import Oracle
 from simstudy.generators.base import Generator
 from simstudy.laws import ClassLaw, EmpiricalLaw, GaussianMixtureLaw, gaussian_expectations
 from simstudy.population import Population
@@ -1057,8 +1058,6 @@ def bias_linearisation(population: Population, generator: Generator, n0: int, n1
     and 25% at gamma = 0.4, 1 and 2 (4.9e-4, 1.4e-3, 2.4e-3 with SE 0.5e-4 to 2.5e-4), the gap
     between predicted and simulated excess there (z = -7.3 at gamma = 2 with 2000 refits, R = 400).
     """
-    from simstudy.generators import Oracle
-
     pop = _check_population(population)
     if not isinstance(generator, Generator):
         raise ValueError(f"generator must be a simstudy Generator, got {type(generator).__name__}")

@@ -32,6 +32,7 @@ from simstudy.generators.classic import (
     Smote,
 )
 from simstudy.generators.imblearn_adapter import ImblearnGenerator
+from simstudy.generators.mismatch import MismatchGenerator
 
 
 def _build(name: str, cls, *args, **options) -> Generator:
@@ -68,10 +69,6 @@ def _mismatch(process, **options):
             "generator 'mismatch' needs population=<a Population> (theta*, g and the class laws) "
             "among its options"
         )
-    # mismatch.py depends on population.py; importing it on first use keeps the rest of the
-    # catalog independent of both
-    from simstudy.generators.mismatch import MismatchGenerator
-
     return _build("mismatch", MismatchGenerator, **options)
 
 

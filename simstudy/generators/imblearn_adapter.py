@@ -34,10 +34,7 @@ from __future__ import annotations
 import inspect
 import math
 
-import imblearn.over_sampling
 import numpy as np
-from imblearn.over_sampling.base import BaseOverSampler
-from sklearn.base import BaseEstimator, clone
 
 import simstudy  # noqa: F401  (float64 before any array)
 from simstudy.generators.base import FittedGenerator, Generator, check_pair, substreams
@@ -45,6 +42,10 @@ from simstudy.generators.base import FittedGenerator, Generator, check_pair, sub
 
 def available_samplers() -> dict[str, type]:
     """The over-samplers that imbalanced-learn exports, by class name."""
+    # imbalanced-learn and scikit-learn take a second to import: loaded when a sampler is named
+    import imblearn.over_sampling
+    from imblearn.over_sampling.base import BaseOverSampler
+
     found = {}
     for attr in imblearn.over_sampling.__all__:
         obj = getattr(imblearn.over_sampling, attr)
@@ -163,6 +164,8 @@ class FittedImblearn(FittedGenerator):
 
 def _reseeded(value, seed: int):
     """A copy of a scikit-learn estimator with random_state = seed; other values unchanged."""
+    from sklearn.base import BaseEstimator, clone  # as in available_samplers
+
     if isinstance(value, BaseEstimator) and "random_state" in value.get_params(deep=False):
         return clone(value).set_params(random_state=seed)
     return value

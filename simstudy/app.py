@@ -68,10 +68,10 @@ def cell_descriptor(run: RunConfig) -> dict:
            "ridge": run.model.ridge, "seed": run.seed, "reps": run.design.reps,
            "gammas": _scalar(list(run.design.gammas)), "refits": run.theory_refits,
            "alpha": run.verdict_alpha}
-    for section in (run.dgp, run.generator):
+    for group, section in (("dgp", run.dgp), ("generator", run.generator)):
         for key, value in section.items():
-            if key != "name":
-                out.setdefault(key, _scalar(value))
+            if key != "name":  # a plug-in's target under its group's key (simstudy.plugins)
+                out.setdefault(f"{group}.{key}" if key.startswith("_") else key, _scalar(value))
     return out
 
 

@@ -13,9 +13,19 @@ from simstudy.engine import Cell, Design, stable_key
 from simstudy.fitting import GLM
 from simstudy.generators import make_generator
 from simstudy.generators.classic import Oracle
+from simstudy.plugins import build_generator, build_process, is_plugin
 from simstudy.population import Population
 from simstudy.processes import make_process
 from simstudy.schema import ConfigError, RunConfig, bad_value
+
+
+def make_dgp(section: dict):
+    """The process of a validated ``dgp`` section: by its catalog name, or from its
+    ``_target_`` (simstudy.plugins); a bad option is a ConfigError naming the key."""
+    if is_plugin(section):
+        return build_process(section)
+    with bad_value("dgp", section):
+        return make_process(section["name"], **{k: v for k, v in section.items() if k != "name"})
 
 
 class BuiltCell:
@@ -23,9 +33,7 @@ class BuiltCell:
 
     def __init__(self, run: RunConfig):
         self.run = run
-        options = {k: v for k, v in run.dgp.items() if k != "name"}
-        with bad_value("dgp", run.dgp):
-            self.process = make_process(run.dgp["name"], **options)
+        self.process = make_dgp(run.dgp)
         self.model = GLM(run.model.family, run.model.intercept, run.model.ridge)
         # an overflow here comes from the dgp's values as often as from the model
         with bad_value("dgp and model", {"dgp": run.dgp, "model": asdict(run.model)}):
@@ -41,6 +49,10 @@ class BuiltCell:
         )
 
     def _generator(self):
+        if is_plugin(self.run.generator):  # a user's _target_ (simstudy.plugins)
+            d = self.run.design
+            return build_generator(self.run.generator, process=self.process, population=self.population,
+                                   n0=d.n0, n1=d.n1)
         spec = dict(self.run.generator)
         name = spec.pop("name")
         if name == "shifted":

@@ -38,8 +38,11 @@ CONFIG_PATH = str(config_dir())
 
 
 def compose(overrides, return_hydra_config: bool = False):
-    """The composed config of one job (its overrides, without ``hydra.*`` keys)."""
-    overrides = [o for o in overrides if return_hydra_config or not o.startswith("hydra")]
+    """The composed config of one job (its overrides, without ``hydra.*`` keys but for
+    ``hydra.searchpath``, which adds the conf folders of a user's package, such as
+    ``hydra.searchpath=[pkg://mypkg.conf]``, to the options the job's groups choose from)."""
+    overrides = [o for o in overrides if return_hydra_config or not o.startswith("hydra")
+                 or o.lstrip("+~").startswith("hydra.searchpath")]
     with initialize_config_dir(config_dir=CONFIG_PATH, version_base="1.3"):
         return hydra_compose("config", overrides=list(overrides), return_hydra_config=return_hydra_config)
 

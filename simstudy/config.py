@@ -26,6 +26,7 @@ import simstudy  # noqa: F401
 from simstudy.cell import BuiltCell  # noqa: F401  (re-exported: the cell a validated config builds)
 from simstudy.generators import GENERATORS
 from simstudy.generators.imblearn_adapter import available_samplers
+from simstudy.plugins import TARGET, canonical
 from simstudy.processes import PROCESSES
 from simstudy.schema import ConfigError, DesignConfig, ModelConfig, RunConfig, bad_value  # noqa: F401
 
@@ -168,9 +169,12 @@ def validate_model(section: dict) -> ModelConfig:
 
 
 def _options(section: dict, group: str) -> tuple[str, dict]:
+    """The section's name and options, in its canonical form (``simstudy.plugins.canonical``:
+    a built-in ``_target_`` becomes its catalog name; a plug-in keeps its ``_target_``)."""
+    section = canonical(section, group)
     name = section.get("name")
     if not isinstance(name, str):
-        raise ConfigError(f"{group}.name", name, "must be a catalog name")
+        raise ConfigError(f"{group}.name", name, f"must be a catalog name (or give {group}.{TARGET})")
     options = {k: v for k, v in section.items() if k != "name"}
     for key, value in options.items():
         for leaf in np.ravel(np.asarray(value, dtype=object)):
@@ -181,6 +185,8 @@ def _options(section: dict, group: str) -> tuple[str, dict]:
 
 def validate_generator(section: dict, design: DesignConfig) -> dict:
     name, options = _options(section, "generator")
+    if TARGET in options:  # a plug-in checks its own options when the cell builds it
+        return {"name": name, **options}
     known = sorted(set(GENERATORS) | {"shifted"})
     if name not in known:
         raise ConfigError("generator.name", name, f"must be one of {known}")
@@ -251,7 +257,7 @@ def validate(cfg) -> RunConfig:
     design = validate_design(_section(cfg, "design"))
     model = validate_model(_section(cfg, "model"))
     dgp_name, dgp_options = _options(_section(cfg, "dgp"), "dgp")
-    if dgp_name not in PROCESSES:
+    if dgp_name not in PROCESSES and TARGET not in dgp_options:
         raise ConfigError("dgp.name", dgp_name, f"must be one of {sorted(PROCESSES)}")
     generator = validate_generator(_section(cfg, "generator"), design)
     theory = cfg.get("theory") or {}

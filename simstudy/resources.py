@@ -53,10 +53,10 @@ from __future__ import annotations
 import os
 from typing import NamedTuple
 
-from simstudy.config import ConfigError, RunConfig, bad_value
+from simstudy.cell import make_dgp
+from simstudy.config import ConfigError, RunConfig
 from simstudy.engine import default_workers
 from simstudy.fitting import _OUTER_PRODUCT_GROUP, _OUTER_PRODUCT_MAX_P, choose_method
-from simstudy.processes import make_process
 
 BASE_BYTES = 700e6
 """The process without the cell's arrays (0.56-0.65 GB measured at the presets' sizes)."""
@@ -208,8 +208,7 @@ def _value(run: RunConfig, key: str):
 
 
 def _dimension(run: RunConfig) -> int:
-    with bad_value("dgp", run.dgp):  # as BuiltCell reports it
-        return make_process(run.dgp["name"], **{k: v for k, v in run.dgp.items() if k != "name"}).dim
+    return make_dgp(run.dgp).dim  # as BuiltCell builds and reports it
 
 
 def vtss_estimate(run: RunConfig) -> tuple[float, float, str]:

@@ -16,6 +16,8 @@ import warnings
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from hydra.errors import InstantiationException
+
 
 class ConfigError(ValueError):
     """A bad config value: ``key``, ``value`` and what is ``allowed``."""
@@ -77,8 +79,8 @@ def config_hash(run: RunConfig) -> str:
 @contextlib.contextmanager
 def bad_value(key: str, value):
     """Turn what building from a validated config raises for a bad value (ValueError,
-    TypeError, overflow, a numerical RuntimeWarning, a size that exhausts memory) into a
-    ConfigError naming ``key``."""
+    TypeError, overflow, a numerical RuntimeWarning, a size that exhausts memory, a plug-in
+    target that cannot be imported or instantiated) into a ConfigError naming ``key``."""
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", RuntimeWarning)  # an overflow is a bad value, not a warning
@@ -87,3 +89,5 @@ def bad_value(key: str, value):
         raise
     except (ValueError, TypeError, ArithmeticError, MemoryError, RuntimeWarning) as err:
         raise ConfigError(key, value, str(err) or type(err).__name__) from None
+    except (ImportError, InstantiationException) as err:  # a plug-in's _target_ (simstudy.plugins)
+        raise ConfigError(key, value, (str(err).strip() or type(err).__name__).splitlines()[0]) from None

@@ -1,0 +1,59 @@
+"""A user's package that plugs a process and a generator into simstudy without touching it
+(README, "Adding a process or a generator"); tests/test_plugins.py runs a sweep with both.
+
+Its configs live in ``mypkg/conf`` (``hydra.searchpath=[pkg://mypkg.conf]``):
+``conf/dgp/myprocess.yaml`` and ``conf/generator/mine.yaml``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from simstudy.generators.base import FittedGenerator, Generator, check_pair
+from simstudy.laws import GaussianMixtureLaw
+from simstudy.processes import Process
+
+
+def two_gaussians(d: int = 2, delta: float = 1.0, spread: float = 1.0) -> Process:
+    """Majority N(0, I), minority N(delta e1, spread^2 I) in dimension d, labels 0/1."""
+    if not isinstance(d, int) or d < 1:
+        raise ValueError(f"d must be an integer >= 1, got {d!r}")
+    if not spread > 0:
+        raise ValueError(f"spread must be > 0, got {spread!r}")
+    mu1 = np.zeros(d)
+    mu1[0] = delta
+    return Process("two_gaussians",
+                   GaussianMixtureLaw(np.ones(1), np.zeros((1, d)), np.eye(d)[None]),
+                   GaussianMixtureLaw(np.ones(1), mu1[None], (spread**2 * np.eye(d))[None]))
+
+
+class _FittedShrunk(FittedGenerator):
+    def __init__(self, X1: np.ndarray, shrink: float):
+        self.X1, self.shrink, self.dim = X1, shrink, X1.shape[1]
+        self.centre = X1.mean(axis=0)
+
+    def _sample(self, m, rng):  # i.i.d. given the fit: any prefix of a pool is a draw
+        rows = self.X1[rng.integers(0, len(self.X1), size=m)]
+        return self.centre + self.shrink * (rows - self.centre)
+
+
+class ShrunkBootstrap(Generator):
+    """Bootstrap minority points pulled toward the minority mean by the factor ``shrink``.
+
+    ``process`` is completed by simstudy (the cell's process): the generator checks that the
+    data have its dimension.
+    """
+
+    name = "shrunk_bootstrap"
+    data_dependent = True
+
+    def __init__(self, process, shrink: float = 0.5):
+        if not 0.0 <= shrink <= 1.0:
+            raise ValueError(f"shrink must be in [0, 1], got {shrink!r}")
+        self.dim, self.shrink = process.dim, float(shrink)
+
+    def fit(self, X1, X0, rng) -> FittedGenerator:
+        X1, _ = check_pair(X1, X0, min_n1=1)
+        if X1.shape[1] != self.dim:
+            raise ValueError(f"X1 has {X1.shape[1]} columns, the process {self.dim}")
+        return _FittedShrunk(X1, self.shrink)

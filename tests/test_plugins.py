@@ -1,0 +1,100 @@
+"""Plug-ins (simstudy.plugins): a process and a generator from a user's own package
+(tests/plugins/mypkg, with its conf folder) run in a real sweep by README's command; a bad
+``_target_`` exits 2 with one line; a ``_target_`` naming a built-in is the same cell, stream
+for stream, as its ``name:`` form."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from simstudy.app import preflight
+from simstudy.cell import BuiltCell
+from simstudy.composition import job_identity
+from simstudy.engine import stable_key
+
+PLUGINS = Path(__file__).resolve().parent / "plugins"
+SEARCHPATH = "hydra.searchpath=[pkg://mypkg.conf]"
+SMALL = ["design.reps=3", "design.gammas=[0.0,1.0]", "theory.refits=4"]
+
+
+@pytest.fixture
+def mypkg(monkeypatch):
+    monkeypatch.syspath_prepend(str(PLUGINS))
+
+
+def test_a_sweep_with_a_process_and_a_generator_from_a_users_package(tmp_path):
+    env = dict(os.environ, JAX_PLATFORMS="cpu", MPLBACKEND="Agg",
+               PYTHONPATH=os.pathsep.join([str(PLUGINS), *filter(None, [os.environ.get("PYTHONPATH")])]))
+    sweep_dir = tmp_path / "sweep"
+    proc = subprocess.run(
+        [sys.executable, "-m", "simstudy", "-m", SEARCHPATH, "generator=mine", "dgp=myprocess", *SMALL,
+         "seed=0,1", f"hydra.sweep.dir={sweep_dir}"],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "aggregated 2 cells" in proc.stderr
+    cells = pd.read_parquet(sweep_dir / "cells.parquet")
+    assert list(cells["status"]) == ["ok", "ok"]
+    assert set(cells["cell.generator._target_"]) == {"mypkg.ShrunkBootstrap"}
+    assert set(cells["cell.dgp._target_"]) == {"mypkg.two_gaussians"}
+    assert set(cells["generator"]) == {"mine"} and set(cells["dgp"]) == {"myprocess"}
+    assert (sweep_dir / "figure.png").is_file()
+
+
+@pytest.mark.parametrize("override, key", [
+    ("generator._target_=mypkg.Nope", "generator._target_"),
+    ("generator._target_=nopkg.Generator", "generator._target_"),
+    ("generator._target_=mypkg.np", "generator._target_"),  # a module: not callable
+    ("generator._target_=builtins.dict", "generator._target_"),  # returns no Generator
+    ("+generator.bogus=1", "generator.bogus"),  # not an option of the target
+    ("generator.shrink=2.0", "generator"),  # the constructor's own check
+    ("dgp._target_=mypkg.missing", "dgp._target_"),
+    ("+dgp.foo=1", "dgp.foo"),
+    ("dgp.d=0", "dgp"),
+    ("generator._target_=simstudy.generators.Smote", "generator.name"),  # a built-in, named otherwise
+])
+def test_a_bad_plugin_option_exits_2_with_one_line(mypkg, capsys, override, key):
+    with pytest.raises(SystemExit) as exit_:
+        preflight([SEARCHPATH, "generator=mine", "dgp=myprocess", *SMALL, override])
+    assert exit_.value.code == 2
+    lines = capsys.readouterr().err.splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"simstudy: config error: {key}="), lines
+
+
+def test_a_bad_target_exits_2_end_to_end(tmp_path):
+    env = dict(os.environ, JAX_PLATFORMS="cpu", PYTHONPATH=str(PLUGINS))
+    proc = subprocess.run(
+        [sys.executable, "-m", "simstudy", SEARCHPATH, "generator=mine", "dgp=myprocess",
+         "generator._target_=mypkg.Nope", f"hydra.run.dir={tmp_path / 'run'}"],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 2
+    assert proc.stderr.splitlines() == [proc.stderr.strip()]
+    assert proc.stderr.startswith("simstudy: config error: generator._target_='mypkg.Nope': cannot be imported")
+    assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize("overrides, target", [
+    (["study=quickstart"], "+generator._target_=simstudy.generators.mismatch.MismatchGenerator"),
+    (["generator=smote"], "+generator._target_=simstudy.generators.Smote"),
+    (["generator=oracle"], "+generator._target_=simstudy.generators.classic.Oracle"),
+    (["study=quickstart"], "+dgp._target_=simstudy.processes.gaussian_classes"),
+    (["study=ls_symmetric"], "+dgp._target_=simstudy.processes.symmetric_mean_shift"),
+])
+def test_a_builtin_target_is_the_named_cell(overrides, target):
+    run, digest = job_identity(overrides)
+    run_t, digest_t = job_identity([*overrides, target])
+    assert run_t == run and digest_t == digest
+    built, built_t = BuiltCell(run), BuiltCell(run_t)
+    assert built_t.cell.data_key == built.cell.data_key
+    assert built_t.cell.generator_key == built.cell.generator_key
+
+
+def test_a_plugin_target_is_part_of_the_streams_identity(mypkg):
+    run, _ = job_identity([SEARCHPATH, "generator=mine", "dgp=myprocess", *SMALL])
+    assert run.generator == {"name": "mine", "_target_": "mypkg.ShrunkBootstrap", "shrink": 0.5}
+    without_target = {k: v for k, v in run.generator.items() if k != "_target_"}
+    assert stable_key(run.generator) != stable_key(without_target)
+    assert BuiltCell(run).cell.generator_key == stable_key(run.generator)

@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed-stamp
 export JAX_PLATFORMS ?= cpu
 export MPLBACKEND ?= Agg
 
-.PHONY: run test test-explore test-slow figures bench clean
+.PHONY: run test lint format test-explore test-slow figures bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -17,8 +17,16 @@ $(STAMP): pyproject.toml
 run: $(STAMP)  ## the default study: writes its summary and figure under outputs/ and figures/
 	$(BIN)/python -m simstudy
 
-test: $(STAMP)  ## the default (fast) test suite; property tests draw the same examples every run
+test: lint  ## lint, then the default (fast) test suite; property tests draw the same examples every run
 	$(BIN)/python -m pytest
+
+lint: $(STAMP)  ## ruff: lint and format check (config in pyproject.toml)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: $(STAMP)  ## ruff: apply the fixes and the format that `make lint` checks
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
 
 test-explore: $(STAMP)  ## the fast suite with fresh hypothesis examples each run (EXAMPLES per property)
 	SIMSTUDY_HYPOTHESIS=explore SIMSTUDY_HYPOTHESIS_EXAMPLES=$(or $(EXAMPLES),200) $(BIN)/python -m pytest

@@ -97,8 +97,9 @@ def run(shapes, loop_fits):
         streamed = PASSES_PER_STEP[method] * steps * X.nbytes / seconds
         print(
             f"B x n x d = {B} x {n} x {d}: jax {jax_rate:,.0f} fits/s ({method}, {steps} steps, "
-            f"all converged: {bool(fit.info.converged.all())}), {B / newton:,.0f} fits/s with Newton ({newton_fit.info.iterations.max()} "
-            f"steps, max |coef gap| {np.max(np.abs(newton_fit.theta - fit.theta)):.1e}); "
+            f"all converged: {bool(fit.info.converged.all())}), {B / newton:,.0f} fits/s with Newton "
+            f"({newton_fit.info.iterations.max()} steps, "
+            f"max |coef gap| {np.max(np.abs(newton_fit.theta - fit.theta)):.1e}); "
             f"sklearn lbfgs {1 / sk_per_fit:,.0f} fits/s (gap {sk_gap:.1e}); "
             f"statsmodels IRLS {1 / sm_per_fit:,.0f} fits/s (gap {sm_gap:.1e}); "
             f"ratio jax/sklearn {jax_rate * sk_per_fit:.2f}x, jax/statsmodels {jax_rate * sm_per_fit:.2f}x; "

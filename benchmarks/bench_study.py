@@ -17,13 +17,12 @@ import time
 import warnings
 
 import numpy as np
+from bench_fitting import blas_settings  # this directory is on sys.path when run as a script
 
 import simstudy  # noqa: F401
 from simstudy.config import BuiltCell, validate
 from simstudy.engine import draw_replication, run_cell
 from simstudy.theory import optimal_sizes, predict, synthetic_moments
-
-from bench_fitting import blas_settings  # this directory is on sys.path when run as a script
 
 GENERATORS = ("oracle", "gaussian_fit", "smote")
 
@@ -34,8 +33,7 @@ def study_config(generator: str, reps: int):
     from simstudy.app import CONFIG_PATH
 
     with initialize_config_dir(config_dir=CONFIG_PATH, version_base="1.3"):
-        cfg = compose("config", overrides=["study=logit_symmetric", f"generator={generator}",
-                                           f"design.reps={reps}"])
+        cfg = compose("config", overrides=["study=logit_symmetric", f"generator={generator}", f"design.reps={reps}"])
     return validate(cfg)
 
 
@@ -50,8 +48,9 @@ def theory_seconds(built: BuiltCell, refits: int):
     engine's warm start) and the optimal sizes."""
     start = time.perf_counter()
     d = built.design
-    synthetic = synthetic_moments(built.population, built.generator, d.n1,
-                                  np.random.default_rng(0), refits=refits, n0=d.n0)
+    synthetic = synthetic_moments(
+        built.population, built.generator, d.n1, np.random.default_rng(0), refits=refits, n0=d.n0
+    )
     prediction = predict(built.population, synthetic, d.n0, d.n1, d.gammas)
     optimal_sizes(built.population, synthetic, d.n0, d.n1, gamma_max=3.0)
     return time.perf_counter() - start, prediction.theta_bar
@@ -87,7 +86,7 @@ def typical_notebook_seconds(built: BuiltCell, reps: int, generator: str) -> flo
     for r in range(reps):
         X, y = draw_replication(cell, r)
         X_real, y_real = X[: design.n0 + design.n1], y[: design.n0 + design.n1]
-        fitted = built.generator.fit(X_real[design.n0:], X_real[: design.n0], np.random.default_rng(r))
+        fitted = built.generator.fit(X_real[design.n0 :], X_real[: design.n0], np.random.default_rng(r))
         for n_tilde in design.n_tilde:
             if generator == "smote" and n_tilde > 0:
                 sampler = SMOTE(k_neighbors=5, sampling_strategy={1: design.n1 + int(n_tilde)}, random_state=r)
@@ -112,17 +111,18 @@ def main():
         built = BuiltCell(study_config(name, args.reps))
         theory, theta0 = theory_seconds(built, args.refits)
         # compile once outside the timing, as a long study amortises it
-        run_cell(built.cell._replace(design=dataclasses.replace(built.design, reps=2)), built.population,
-                 theta0=theta0)
+        run_cell(built.cell._replace(design=dataclasses.replace(built.design, reps=2)), built.population, theta0=theta0)
         seconds, excess = engine_seconds(built, theta0)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             # the loops get the better of default BLAS threading and one BLAS thread (the
             # engine runs with one)
-            loop, loop_excess = min((notebook_seconds(built, args.loop_reps) for _ in blas_settings()),
-                                    key=lambda result: result[0])
-            typical = min(typical_notebook_seconds(built, args.loop_reps, name)
-                          for _ in blas_settings()) / args.loop_reps
+            loop, loop_excess = min(
+                (notebook_seconds(built, args.loop_reps) for _ in blas_settings()), key=lambda result: result[0]
+            )
+            typical = (
+                min(typical_notebook_seconds(built, args.loop_reps, name) for _ in blas_settings()) / args.loop_reps
+            )
         G = len(built.design.gammas)
         gap = np.max(np.abs(loop_excess - excess[: args.loop_reps * G]))
         per_rep_loop = loop / args.loop_reps
@@ -130,17 +130,21 @@ def main():
         total_theory += theory
         total_typical += typical * args.reps
         total_loop += per_rep_loop * args.reps
-        print(f"{name}: engine {seconds:.1f} s for R = {args.reps} x {G} gammas "
-              f"({args.reps * G / seconds:.0f} fits/s); sklearn loop {per_rep_loop:.2f} s per "
-              f"replication -> {per_rep_loop * args.reps:.0f} s for R = {args.reps}; "
-              f"ratio {per_rep_loop * args.reps / seconds:.1f}x; max |excess gap| {gap:.1e}; "
-              f"theory step {theory:.1f} s; typical notebook {typical:.2f} s per replication "
-              f"(ratio {typical * args.reps / seconds:.1f}x)")
-    print(f"study 2 end to end: engine fits {total_engine:.1f} s (+ theory {total_theory:.1f} s), "
-          f"notebook loop {total_loop:.0f} s (extrapolated); ratio {total_loop / total_engine:.1f}x "
-          f"on the fits, {total_loop / (total_engine + total_theory):.1f}x with the theory step; "
-          f"typical notebook (default tolerance, imbalanced-learn SMOTE per gamma) {total_typical:.0f} s, "
-          f"ratio {total_typical / total_engine:.1f}x on the fits")
+        print(
+            f"{name}: engine {seconds:.1f} s for R = {args.reps} x {G} gammas "
+            f"({args.reps * G / seconds:.0f} fits/s); sklearn loop {per_rep_loop:.2f} s per "
+            f"replication -> {per_rep_loop * args.reps:.0f} s for R = {args.reps}; "
+            f"ratio {per_rep_loop * args.reps / seconds:.1f}x; max |excess gap| {gap:.1e}; "
+            f"theory step {theory:.1f} s; typical notebook {typical:.2f} s per replication "
+            f"(ratio {typical * args.reps / seconds:.1f}x)"
+        )
+    print(
+        f"study 2 end to end: engine fits {total_engine:.1f} s (+ theory {total_theory:.1f} s), "
+        f"notebook loop {total_loop:.0f} s (extrapolated); ratio {total_loop / total_engine:.1f}x "
+        f"on the fits, {total_loop / (total_engine + total_theory):.1f}x with the theory step; "
+        f"typical notebook (default tolerance, imbalanced-learn SMOTE per gamma) {total_typical:.0f} s, "
+        f"ratio {total_typical / total_engine:.1f}x on the fits"
+    )
 
 
 if __name__ == "__main__":

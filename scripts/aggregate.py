@@ -20,8 +20,9 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("sweep_dir")
     parser.add_argument("--figures-dir", default=None, help="also copy the figure here")
-    parser.add_argument("--all", action="store_true",
-                        help="every summary below the directory, not only the last sweep's cells")
+    parser.add_argument(
+        "--all", action="store_true", help="every summary below the directory, not only the last sweep's cells"
+    )
     args = parser.parse_args()
     sweep_dir = Path(args.sweep_dir)
     planned = None

@@ -54,7 +54,7 @@ class Case:
     line must name."""
 
     id: str
-    key: str   # alternatives separated by "|"
+    key: str  # alternatives separated by "|"
     argv: tuple[str, ...]
     topic: str
 
@@ -73,26 +73,38 @@ def _add(topic: str, key: str, *argv: str, id: str | None = None) -> None:
 # design.* (the default study, quickstart: n1 = 50, kappa 20)
 for value in ("abc", "0", "1", "-5", "2.5", "1e308", "[10,20]", "{a: 1}", "null", "true", "''"):
     _add("design", "design.n1", f"design.n1={value}")
-_add("size", "design.n1", "design.n1=100000000")           # issue 13: reached 5 GB in 19 s
+_add("size", "design.n1", "design.n1=100000000")  # issue 13: reached 5 GB in 19 s
 _add("size", "design.n1", "design.n1=1000000000000")
 for value in ("1e308", "1", "0.5", "-1", "nan", "inf", "abc", "[20]"):
     _add("design", "design.kappa", f"design.kappa={value}")
-_add("design", "design.kappa", "design.kappa=1.0000001")   # n0 = round(kappa n1) = n1
+_add("design", "design.kappa", "design.kappa=1.0000001")  # n0 = round(kappa n1) = n1
 for value in ("5", "abc", "0", "2.5", "[1000]"):
     _add("design", "design.n0", f"design.n0={value}")
 _add("size", "design.n0", "design.n0=1000000000000")
-for value in ("[]", "abc", "1.0", "[-1.0]", "[0.0,nan]", "[0.0,inf]", "[2.0,1.0]", "[1.0,1.0]",
-              "[0.0,abc]", "{a: 1}", "[0.0,1e308]", "[[0.0,1.0]]"):
+for value in (
+    "[]",
+    "abc",
+    "1.0",
+    "[-1.0]",
+    "[0.0,nan]",
+    "[0.0,inf]",
+    "[2.0,1.0]",
+    "[1.0,1.0]",
+    "[0.0,abc]",
+    "{a: 1}",
+    "[0.0,1e308]",
+    "[[0.0,1.0]]",
+):
     _add("design", "design.gammas", f"design.gammas={value}")
 _add("size", "design.gammas", "design.gammas=[0.0,1.0,1000000000.0]")
 for value in ("0", "1", "abc", "1e308", "[10]", "2.5"):
     _add("design", "design.reps", f"design.reps={value}")
-_add("size", "design.reps", "design.reps=1000000000")      # issue 13: would run for weeks
+_add("size", "design.reps", "design.reps=1000000000")  # issue 13: would run for weeks
 for value in ("0", "1.5", "abc", "-1"):
     _add("design", "design.chunk", f"design.chunk={value}")
 _add("unknown key", "design.bogus", "design.bogus=1")
 _add("unknown key", "design.bogus", "+design.bogus=1")
-_add("unknown key", "design.n2", "design.n2=100")             # a typo of n1
+_add("unknown key", "design.n2", "design.n2=100")  # a typo of n1
 _add("wrong type", "design", "design=5")
 _add("override grammar", "design.n1", "~design.n1")
 
@@ -125,8 +137,15 @@ _add("unknown key", "dgp.bogus", "dgp.bogus=1")
 _add("unknown option", "dgp", "dgp=nope")
 _add("unknown option", "dgp.name", "dgp.name=nope")
 # symmetric_mean_shift (study 1)
-for option, value in (("d", "0"), ("d", "abc"), ("d", "2.5"), ("delta", "nan"), ("delta", "abc"),
-                      ("noise", "cauchy"), ("noise", "[gaussian]")):
+for option, value in (
+    ("d", "0"),
+    ("d", "abc"),
+    ("d", "2.5"),
+    ("delta", "nan"),
+    ("delta", "abc"),
+    ("noise", "cauchy"),
+    ("noise", "[gaussian]"),
+):
     _add("dgp", option, "study=ls_symmetric", f"dgp.{option}={value}")
 _add("size", "d", "study=ls_symmetric", "dgp.d=1000000000000")
 # tuned_logistic_mixture (study 2)
@@ -139,8 +158,15 @@ for option, value in (("d", "1"), ("centre", "abc"), ("offset", "nan"), ("d", "a
     _add("dgp", option, "study=vtss_linear", f"dgp.{option}={value}")
 _add("unknown key", "bogus", "study=vtss_linear", "+dgp.bogus=1")
 # noisy_ring (study 6b, a selection study)
-for option, value in (("rho", "1.5"), ("radius", "-1"), ("shift_weight", "2"), ("centre", "[1.0]"),
-                      ("mc_size", "0"), ("d", "1"), ("bogus", "1")):
+for option, value in (
+    ("rho", "1.5"),
+    ("radius", "-1"),
+    ("shift_weight", "2"),
+    ("centre", "[1.0]"),
+    ("mc_size", "0"),
+    ("d", "1"),
+    ("bogus", "1"),
+):
     _add("dgp", option, "study=vtss_ring", f"+dgp.{option}={value}")
 
 # ------------------------------------------------------------------------------------------
@@ -187,8 +213,13 @@ _add("sampler", "random_state", "generator=imblearn", "+generator.random_state=1
 _add("sampler", "sampling_strategy", "generator=imblearn", "+generator.sampling_strategy=0.5")
 _add("sampler", "bogus", "generator=imblearn", "+generator.bogus=1")
 _add("sampler", "out_step", "generator=imblearn", "generator.sampler=SVMSMOTE", "+generator.out_step=-1")
-_add("sampler", "cluster_balance_threshold", "generator=imblearn", "generator.sampler=KMeansSMOTE",
-     "+generator.cluster_balance_threshold=abc")
+_add(
+    "sampler",
+    "cluster_balance_threshold",
+    "generator=imblearn",
+    "generator.sampler=KMeansSMOTE",
+    "+generator.cluster_balance_threshold=abc",
+)
 _add("sampler", "shrinkage", "generator=imblearn", "generator.sampler=RandomOverSampler", "+generator.shrinkage=-1")
 
 # ------------------------------------------------------------------------------------------
@@ -212,16 +243,26 @@ for value in ("[a,b]", "123", "{a: 1}", "/proc/simstudy_nope", f"{DATA}/good.csv
     _add("figures_dir", "figures_dir", f"figures_dir={value}")
 _add("unknown key", "bogus", "bogus=1")
 _add("unknown key", "bogus", "+bogus=1")
-_add("unknown key", "sede", "sede=1")                        # a typo of seed
+_add("unknown key", "sede", "sede=1")  # a typo of seed
 
 # ------------------------------------------------------------------------------------------
 # selection.* for the VTSS studies
 VL, VR, RD = "study=vtss_linear", "study=vtss_ring", "study=real_data"
 for value in ("1", "abc", "[repeated,5]", "1000", "true"):
     _add("selection", "selection.cv", VL, f"selection.cv={value}")
-for option, value in (("test_size", "0"), ("test_size", "1.5"), ("alpha", "2"), ("alpha", "abc"),
-                      ("gqs_threshold", "-1"), ("scoring", "magic"), ("test_per_class", "1"),
-                      ("gammas", "[]"), ("gammas", "[1.0,0.5]"), ("gammas", "abc"), ("features", "abc")):
+for option, value in (
+    ("test_size", "0"),
+    ("test_size", "1.5"),
+    ("alpha", "2"),
+    ("alpha", "abc"),
+    ("gqs_threshold", "-1"),
+    ("scoring", "magic"),
+    ("test_per_class", "1"),
+    ("gammas", "[]"),
+    ("gammas", "[1.0,0.5]"),
+    ("gammas", "abc"),
+    ("features", "abc"),
+):
     _add("selection", f"selection.{option}", VL, f"selection.{option}={value}")
 _add("size", "test_per_class", "study=vtss_ring", "selection.test_per_class=1000000000000")
 _add("size", "design.reps", VL, "design.reps=1000000000")
@@ -245,10 +286,17 @@ for value in ("[nope]", "[caravan,caravan]", "[]", "caravan"):
     _add("data", "data.datasets", RD, f"data.datasets={value}")
 for value in ("[]", "[Nope]", "[SMOTE,SMOTE]", "{name: SMOTE}", "[RandomUnderSampler]"):
     _add("data", "data.generators", RD, f"data.generators={value}")
-for entry in ("{name: SMOTE, k_neighbors: abc}", "{name: SMOTE, k_neighbors: -1}", "{name: SMOTE, bogus: 1}",
-              "{name: ADASYN, n_neighbors: 0}", "{name: BorderlineSMOTE, kind: nope}",
-              "{name: jitter, sd: -1}", "{name: SMOTE, k_neighbors: 100000}",
-              "{name: SMOTE, random_state: 3}", "{k_neighbors: 3}"):
+for entry in (
+    "{name: SMOTE, k_neighbors: abc}",
+    "{name: SMOTE, k_neighbors: -1}",
+    "{name: SMOTE, bogus: 1}",
+    "{name: ADASYN, n_neighbors: 0}",
+    "{name: BorderlineSMOTE, kind: nope}",
+    "{name: jitter, sd: -1}",
+    "{name: SMOTE, k_neighbors: 100000}",
+    "{name: SMOTE, random_state: 3}",
+    "{k_neighbors: 3}",
+):
     _add("sampler", "data.generators", RD, f"data.generators=[{entry}]")
 for value in ("0", "1", "abc"):
     _add("data", "data.test_size", RD, f"data.test_size={value}")
@@ -295,10 +343,22 @@ _file("data.sha256", "good.csv", "+data.sha256=deadbeef", id="data file: wrong s
 _file("data.generators", "few_minority_k.csv", id="data file: fewer minority rows than SMOTE's k")
 _file("selection.cv", "good.csv", "selection.cv=100", id="data file: more folds than minority rows")
 _file("data.test_size", "good.csv", "data.test_size=0.999", id="data file: test_size leaving no training rows")
-_add("data file", "data.datasets", RD, f"data.path={DATA}/good.csv", "data.target=y",
-     id="data file: path with the default datasets")
-_add("data file", "data.path", *USER, "data.path=relative/nowhere.csv", "data.target=y",
-     id="data file: missing relative path")
+_add(
+    "data file",
+    "data.datasets",
+    RD,
+    f"data.path={DATA}/good.csv",
+    "data.target=y",
+    id="data file: path with the default datasets",
+)
+_add(
+    "data file",
+    "data.path",
+    *USER,
+    "data.path=relative/nowhere.csv",
+    "data.target=y",
+    id="data file: missing relative path",
+)
 
 # ------------------------------------------------------------------------------------------
 # override grammar
@@ -308,7 +368,7 @@ _add("override grammar", "study.name", "study.name=naïve_study", id="unquoted u
 _add("override grammar", "design.gammas", "design.gammas=[0.0,1.0", id="unbalanced [")
 _add("override grammar", "design.gammas", "design.gammas=0.0,1.0]", id="unbalanced ]")
 _add("override grammar", "design.n1", "design.n1={", id="unbalanced {")
-_add("override grammar", "study.name", "study.name=\"abc", id="unbalanced quote")
+_add("override grammar", "study.name", 'study.name="abc', id="unbalanced quote")
 _add("override grammar", "design.n1", "design.n1==5", id="key==v")
 _add("override grammar", "design.n1", "design.n1", id="key without =")
 _add("override grammar", "n1", "design..n1=5", id="double dot in key")
@@ -386,10 +446,10 @@ def write_data_files(folder: Path) -> Path:
 
 @dataclass
 class Result:
-    code: int | None          # SystemExit's code; None when the preflight returned or raised
+    code: int | None  # SystemExit's code; None when the preflight returned or raised
     stderr: str
-    error: str | None         # another exception, with its traceback
-    written: list[str]        # what appeared in the work folder
+    error: str | None  # another exception, with its traceback
+    written: list[str]  # what appeared in the work folder
     seconds: float
 
 
@@ -432,8 +492,12 @@ def run_preflight(case: Case, data_dir: Path, work_dir: Path) -> Result:
     start = time.perf_counter()
     os.chdir(work_dir)
     try:
-        with _captured_fd2() as fd2, contextlib.redirect_stderr(err), contextlib.redirect_stdout(out), \
-                warnings.catch_warnings():
+        with (
+            _captured_fd2() as fd2,
+            contextlib.redirect_stderr(err),
+            contextlib.redirect_stdout(out),
+            warnings.catch_warnings(),
+        ):
             warnings.simplefilter("error")
             try:
                 preflight(argv)
@@ -446,8 +510,7 @@ def run_preflight(case: Case, data_dir: Path, work_dir: Path) -> Result:
     finally:
         os.chdir(cwd)
     written = sorted(str(p.relative_to(work_dir)) for p in work_dir.rglob("*"))
-    return Result(code, err.getvalue() + "".join(fd2) + out.getvalue(), error, written,
-                  time.perf_counter() - start)
+    return Result(code, err.getvalue() + "".join(fd2) + out.getvalue(), error, written, time.perf_counter() - start)
 
 
 def names_key(line: str, key: str) -> bool:
@@ -506,8 +569,11 @@ def stub_missing_modules() -> list[str]:
 def main(args: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("-k", default="", help="only the cases whose id contains this text")
-    parser.add_argument("--stub-missing", action="store_true",
-                        help="no-op stand-ins for modules the preflight imports that do not exist yet")
+    parser.add_argument(
+        "--stub-missing",
+        action="store_true",
+        help="no-op stand-ins for modules the preflight imports that do not exist yet",
+    )
     parser.add_argument("-v", "--verbose", action="store_true", help="print every case's stderr")
     opts = parser.parse_args(args)
     os.environ.setdefault("JAX_PLATFORMS", "cpu")
@@ -528,13 +594,17 @@ def main(args: list[str] | None = None) -> int:
             elif not names_key_up_front(result.stderr.strip(), case.key):
                 weak.append((case, result.stderr.strip()))
             if opts.verbose:
-                print(f"[{category}] {case.id} ({result.seconds:.2f} s): {why}\n    "
-                      + "\n    ".join((result.stderr.strip() or "(no stderr)").splitlines()[-3:]))
+                print(
+                    f"[{category}] {case.id} ({result.seconds:.2f} s): {why}\n    "
+                    + "\n    ".join((result.stderr.strip() or "(no stderr)").splitlines()[-3:])
+                )
     elapsed = time.perf_counter() - start
     if stubbed:
         print(f"stubbed (not yet in the tree): {', '.join(stubbed)}")
-    print(f"tried {len(cases)} / clear error {counts['clear']} / unclear error {counts['unclear']} / "
-          f"crash {counts['crash']} / silently accepted {counts['accepted']}  ({elapsed:.1f} s)")
+    print(
+        f"tried {len(cases)} / clear error {counts['clear']} / unclear error {counts['unclear']} / "
+        f"crash {counts['crash']} / silently accepted {counts['accepted']}  ({elapsed:.1f} s)"
+    )
     for category in ("crash", "accepted", "unclear"):
         group = [(c, why) for c, cat, why in bad if cat == category]
         if group:

@@ -32,9 +32,15 @@ def main() -> int:
     try:
         built = BuiltCell(validate(cfg))
         d = built.design
-        out = bias_linearisation(built.population, built.generator, d.n0, d.n1,
-                                 d.gammas if args.gammas is None else args.gammas,
-                                 np.random.default_rng(args.seed), refits=args.refits)
+        out = bias_linearisation(
+            built.population,
+            built.generator,
+            d.n0,
+            d.n1,
+            d.gammas if args.gammas is None else args.gammas,
+            np.random.default_rng(args.seed),
+            refits=args.refits,
+        )
     except (ConfigError, ValueError) as err:
         print(f"bias_linearisation: {err}", file=sys.stderr)
         return 2

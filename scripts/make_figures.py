@@ -38,7 +38,8 @@ def main() -> int:
         status |= subprocess.call(cmd, cwd=root)
     reports = sorted((root / "multirun").glob("*/report.md"))
     text = "# Verdicts of every study cell\n\n" + "\n".join(
-        r.read_text().replace("# Sweep report", f"## {r.parent.name}") for r in reports)
+        r.read_text().replace("# Sweep report", f"## {r.parent.name}") for r in reports
+    )
     (root / "figures" / "REPORT.md").write_text(text)
     return status
 

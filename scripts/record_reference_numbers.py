@@ -28,11 +28,9 @@ from simstudy.config import validate
 ROOT = Path(__file__).resolve().parents[1]
 REFERENCE = ROOT / "tests" / "data" / "reference_numbers.json"
 
-PRESETS = ("quickstart", "ls_symmetric", "logit_symmetric", "asym_biased", "asym_consistent",
-           "alignment_map")
+PRESETS = ("quickstart", "ls_symmetric", "logit_symmetric", "asym_biased", "asym_consistent", "alignment_map")
 """The curve studies of conf/study (one theory-against-simulation cell each)."""
-SMALL = ("design.reps=3", "design.gammas=[0.0,0.5,1.0,2.0]", "theory.refits=4", "figures_dir=null",
-         "workers=1")
+SMALL = ("design.reps=3", "design.gammas=[0.0,0.5,1.0,2.0]", "theory.refits=4", "figures_dir=null", "workers=1")
 """Small R, few sizes, no figure copy outside the job folder; ``workers`` does not change numbers."""
 SUMMARY_KEYS = ("theta_star", "population_excess", "theory_excess", "theory_excess_refined")
 GRID_KEYS = ("theory_excess", "population_excess")

@@ -31,15 +31,25 @@ class PlannedCell(NamedTuple):
     cell: dict
 
 
-CURVE_FIELDS = ("excess_mean", "excess_mcse", "param_error_mean", "param_error_mcse",
-                "population_excess", "theory_excess", "theory_excess_se", "theory_excess_refined",
-                "theory_excess_refined_se")
+CURVE_FIELDS = (
+    "excess_mean",
+    "excess_mcse",
+    "param_error_mean",
+    "param_error_mcse",
+    "population_excess",
+    "theory_excess",
+    "theory_excess_se",
+    "theory_excess_refined",
+    "theory_excess_refined_se",
+)
 
 
 def _order(summary: dict) -> tuple:
     """Sort key: the cell's descriptors, numbers by value."""
-    return tuple((0, v, "") if isinstance(v, (int, float)) else (1, 0, str(v))
-                 for _, v in sorted(summary.get("cell", {}).items()))
+    return tuple(
+        (0, v, "") if isinstance(v, (int, float)) else (1, 0, str(v))
+        for _, v in sorted(summary.get("cell", {}).items())
+    )
 
 
 def read_summaries(sweep_dir: Path, planned: list[PlannedCell] | None = None) -> list[dict]:
@@ -54,19 +64,31 @@ def read_summaries(sweep_dir: Path, planned: list[PlannedCell] | None = None) ->
         job_dir = str(path.parent.relative_to(sweep_dir))
         summary = read_summary(path)
         if summary is None:
-            unreadable.append({"status": "unreadable", "job_dir": job_dir, "cell": {},
-                               "error": f"{job_dir}/{SUMMARY} is truncated or not JSON; rerun the sweep"})
+            unreadable.append(
+                {
+                    "status": "unreadable",
+                    "job_dir": job_dir,
+                    "cell": {},
+                    "error": f"{job_dir}/{SUMMARY} is truncated or not JSON; rerun the sweep",
+                }
+            )
         else:
             found.append({**summary, "job_dir": job_dir})
     if planned is not None:
         by_hash = {}
         for summary in found:
             by_hash.setdefault(summary.get("config_hash"), summary)
-        found = [by_hash.get(cell.config_hash) or {
-            "status": "missing", "job_dir": ",".join(cell.overrides), "cell": cell.cell,
-            "config_hash": cell.config_hash,
-            "error": "no summary for this config (not run yet, killed, or unreadable); rerun the sweep"}
-            for cell in planned]
+        found = [
+            by_hash.get(cell.config_hash)
+            or {
+                "status": "missing",
+                "job_dir": ",".join(cell.overrides),
+                "cell": cell.cell,
+                "config_hash": cell.config_hash,
+                "error": "no summary for this config (not run yet, killed, or unreadable); rerun the sweep",
+            }
+            for cell in planned
+        ]
     return sorted(found + unreadable, key=lambda s: (_order(s), s["job_dir"]))
 
 
@@ -75,11 +97,18 @@ def _verdict_fields(v: dict | None, suffix: str) -> dict:
     v = v or {}
     worst = v.get("largest_relative_error") or {}
     low, high = worst.get("ci") or (None, None)
-    fields = {"verdict": v.get("label"), "verdict_alpha": v.get("alpha"), "max_abs_z": v.get("max_abs_z"),
-              "critical_z": v.get("critical_z"), "curve_p_value": v.get("curve_p_value"),
-              "gamma_star_in_ci": v.get("gamma_star_in_ci"), "largest_relative_error": worst.get("value"),
-              "largest_relative_error_gamma": worst.get("gamma"), "largest_relative_error_ci_low": low,
-              "largest_relative_error_ci_high": high}
+    fields = {
+        "verdict": v.get("label"),
+        "verdict_alpha": v.get("alpha"),
+        "max_abs_z": v.get("max_abs_z"),
+        "critical_z": v.get("critical_z"),
+        "curve_p_value": v.get("curve_p_value"),
+        "gamma_star_in_ci": v.get("gamma_star_in_ci"),
+        "largest_relative_error": worst.get("value"),
+        "largest_relative_error_gamma": worst.get("gamma"),
+        "largest_relative_error_ci_low": low,
+        "largest_relative_error_ci_high": high,
+    }
     return {f"{key}{suffix}": value for key, value in fields.items()}
 
 
@@ -108,8 +137,7 @@ def curve_table(summaries: list[dict]) -> pd.DataFrame:
     for s in summaries:
         if s.get("status", "ok") != "ok" or "excess_mean" not in s:
             continue
-        frame = pd.DataFrame({"gamma": s["gammas"], "n_tilde": s["n_tilde"],
-                              **{k: s[k] for k in CURVE_FIELDS}})
+        frame = pd.DataFrame({"gamma": s["gammas"], "n_tilde": s["n_tilde"], **{k: s[k] for k in CURVE_FIELDS}})
         frame.insert(0, "job_dir", s["job_dir"])
         for k, v in s.get("cell", {}).items():
             frame[f"cell.{k}"] = v
@@ -181,16 +209,21 @@ def report(summaries: list[dict], cells: pd.DataFrame) -> str:
             f"level α/2 (max-|t| bootstrap over replications, the theory's own Monte Carlo error included; "
             f"max |z| is compared with the cell's critical z), and the grid point nearest the predicted γ* "
             f"inside the (1 − α/2) bootstrap CI of the empirical argmin. An exact prediction reads "
-            f"\"disagree\" with probability at most α.")
+            f'"disagree" with probability at most α.'
+        )
         if "verdict_refined" in ok and ok["verdict_refined"].notna().any():
             refined = ok[ok["verdict_refined"].notna()]
             lines.append(
                 f"Refined prediction (each generator fit's bias solved exactly, data-dependent generators): "
-                f"agrees in {int((refined['verdict_refined'] == 'agree').sum())} of {len(refined)} cells.")
-    lines += ["", "| cell | regime | γ* bias-only | γ* total | empirical γ* [95% CI] | max abs z / critical z "
-              "| largest relative error [95% CI] | failed fits (non-converged, separated) | verdict "
-              "| refined: verdict (max abs z / critical; largest relative error) |",
-              "|---|---|---|---|---|---|---|---|---|---|"]
+                f"agrees in {int((refined['verdict_refined'] == 'agree').sum())} of {len(refined)} cells."
+            )
+    lines += [
+        "",
+        "| cell | regime | γ* bias-only | γ* total | empirical γ* [95% CI] | max abs z / critical z "
+        "| largest relative error [95% CI] | failed fits (non-converged, separated) | verdict "
+        "| refined: verdict (max abs z / critical; largest relative error) |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
     shown = [f"cell.{k}" for k in _varying(summaries)] or ["cell.dgp", "cell.generator", "cell.n1"]
     for _, row in ok.iterrows():
         desc = ", ".join(f"{c[5:]}={row[c]}" for c in shown if c in row and not pd.isna(row[c]))
@@ -212,9 +245,15 @@ def report(summaries: list[dict], cells: pd.DataFrame) -> str:
 def selection_report(cells: pd.DataFrame) -> str:
     """Markdown for a sweep of selection studies (6 and 7): the cells and where each job's own
     figure and table are; they have no theory verdict."""
-    lines = ["# Sweep report", "", f"{len(cells)} cells of a selection study: each job directory holds "
-             "its own figure, summary.json (and table.md for real data); there is no theory verdict.", "",
-             "| job | status |", "|---|---|"]
+    lines = [
+        "# Sweep report",
+        "",
+        f"{len(cells)} cells of a selection study: each job directory holds "
+        "its own figure, summary.json (and table.md for real data); there is no theory verdict.",
+        "",
+        "| job | status |",
+        "|---|---|",
+    ]
     lines += [f"| `{row['job_dir']}` | {row['status']} |" for _, row in cells.iterrows()]
     problems = cells[cells["status"] != "ok"]
     if len(problems):
@@ -223,8 +262,9 @@ def selection_report(cells: pd.DataFrame) -> str:
     return "\n".join(lines) + "\n"
 
 
-def aggregate(sweep_dir, figures_dir=None, kind: str | None = None,
-              planned: list[PlannedCell] | None = None) -> pd.DataFrame:
+def aggregate(
+    sweep_dir, figures_dir=None, kind: str | None = None, planned: list[PlannedCell] | None = None
+) -> pd.DataFrame:
     """Combine a sweep directory's job summaries (those of the ``planned`` cells when given, see
     the module docstring); returns the cell table.
 

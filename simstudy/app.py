@@ -41,14 +41,33 @@ from simstudy.aggregate import PlannedCell, aggregate, failures
 from simstudy.cell import BuiltCell
 from simstudy.composition import CONFIG_PATH, compose, config_hash, expand_jobs, sweep_jobs
 from simstudy.config import SELECTION_FIGURES, ConfigError, RunConfig, study_module, validate
-from simstudy.engine import (empirical_optimum, fit_replications, one_blas_thread, progress_printer,
-                             replication_rows, root_mean_square, run_cell, summarise_curve, verdict)
-from simstudy.jobfiles import (SUMMARY, VERSIONED, atomic_write_json, atomic_write_text,  # noqa: F401
-                               complete_summary, copy_figures, finish_job, json_number, json_numbers,
-                               job_lock, read_summary, versions, write_parquet)
+from simstudy.engine import (
+    empirical_optimum,
+    fit_replications,
+    one_blas_thread,
+    progress_printer,
+    replication_rows,
+    root_mean_square,
+    run_cell,
+    summarise_curve,
+    verdict,
+)
+from simstudy.jobfiles import (
+    SUMMARY,
+    atomic_write_json,
+    atomic_write_text,  # noqa: F401
+    complete_summary,
+    copy_figures,
+    finish_job,
+    job_lock,
+    json_number,
+    json_numbers,
+    read_summary,
+    versions,
+    write_parquet,
+)
 from simstudy.resources import check_budget
-from simstudy.theory import (optimal_sizes, predict, refined_prediction, refinement_unavailable,
-                             synthetic_moments)
+from simstudy.theory import optimal_sizes, predict, refined_prediction, refinement_unavailable, synthetic_moments
 
 
 def _scalar(value):
@@ -63,11 +82,20 @@ def cell_descriptor(run: RunConfig) -> dict:
     generator with their options, the sizes, the model, and every other setting that changes
     the numbers (seed, reps, gammas, ridge, theory refits), so that two cells never share a
     descriptor unless they share a config hash."""
-    out = {"dgp": run.dgp["name"], "generator": run.generator["name"], "n1": run.design.n1,
-           "n0": run.design.n0, "family": run.model.family, "intercept": run.model.intercept,
-           "ridge": run.model.ridge, "seed": run.seed, "reps": run.design.reps,
-           "gammas": _scalar(list(run.design.gammas)), "refits": run.theory_refits,
-           "alpha": run.verdict_alpha}
+    out = {
+        "dgp": run.dgp["name"],
+        "generator": run.generator["name"],
+        "n1": run.design.n1,
+        "n0": run.design.n0,
+        "family": run.model.family,
+        "intercept": run.model.intercept,
+        "ridge": run.model.ridge,
+        "seed": run.seed,
+        "reps": run.design.reps,
+        "gammas": _scalar(list(run.design.gammas)),
+        "refits": run.theory_refits,
+        "alpha": run.verdict_alpha,
+    }
     for group, section in (("dgp", run.dgp), ("generator", run.generator)):
         for key, value in section.items():
             if key != "name":  # a plug-in's target under its group's key (simstudy.plugins)
@@ -81,9 +109,11 @@ def run_job(run: RunConfig, out_dir: Path, resolved_yaml: str) -> dict:
     built = BuiltCell(run)
     cell, design, population = built.cell, built.design, built.population
     theory_rng = np.random.default_rng(
-        np.random.SeedSequence(run.seed, spawn_key=(*cell.data_key, *cell.generator_key, 1)))
-    synthetic = synthetic_moments(population, built.generator, design.n1, theory_rng,
-                                  refits=run.theory_refits, n0=design.n0)
+        np.random.SeedSequence(run.seed, spawn_key=(*cell.data_key, *cell.generator_key, 1))
+    )
+    synthetic = synthetic_moments(
+        population, built.generator, design.n1, theory_rng, refits=run.theory_refits, n0=design.n0
+    )
     prediction = predict(population, synthetic, design.n0, design.n1, design.gammas)
     fine = np.linspace(0.0, max(design.gammas), 201)
     fine_prediction = predict(population, synthetic, design.n0, design.n1, fine)
@@ -92,24 +122,25 @@ def run_job(run: RunConfig, out_dir: Path, resolved_yaml: str) -> dict:
     optimal = optimal_sizes(population, synthetic, design.n0, design.n1, gamma_max=max(design.gammas))
     # each generator fit's exact bias, from the fits above (no new draws); None for a fixed law
     refine_note = refinement_unavailable(population, synthetic)
-    refined = None if refine_note else refined_prediction(population, synthetic, design.n0, design.n1,
-                                                          design.gammas)
+    refined = None if refine_note else refined_prediction(population, synthetic, design.n0, design.n1, design.gammas)
 
     label = f"{run.study} {run.dgp['name']} / {run.generator['name']} n1={design.n1}"
     theta0 = np.asarray(prediction.theta_bar) if np.all(np.isfinite(prediction.theta_bar)) else None
-    rows = run_cell(cell, population, theta0=theta0, progress=progress_printer(label),
-                    workers=run.workers)
+    rows = run_cell(cell, population, theta0=theta0, progress=progress_printer(label), workers=run.workers)
     G = len(design.gammas)
     excess = rows["excess"].to_numpy().reshape(design.reps, G)
     error = rows["param_error"].to_numpy().reshape(design.reps, G)
     exc, err, rms = summarise_curve(excess), summarise_curve(error), root_mean_square(error)
-    boot_rng = np.random.default_rng(np.random.SeedSequence(run.seed, spawn_key=(*cell.data_key, *cell.generator_key, 2)))
+    boot_rng = np.random.default_rng(
+        np.random.SeedSequence(run.seed, spawn_key=(*cell.data_key, *cell.generator_key, 2))
+    )
     optimum = empirical_optimum(excess, design.gammas, boot_rng)
 
     def check(fits, gamma_star, tag):
         # a stream per verdict, so that one verdict does not depend on whether the other is made
-        rng = np.random.default_rng(np.random.SeedSequence(
-            run.seed, spawn_key=(*cell.data_key, *cell.generator_key, tag)))
+        rng = np.random.default_rng(
+            np.random.SeedSequence(run.seed, spawn_key=(*cell.data_key, *cell.generator_key, tag))
+        )
         return verdict(excess, fits, gamma_star, design.gammas, rng, alpha=run.verdict_alpha)
 
     verdict_ = check(prediction.fit_excess, optimal.gamma_star_total, 3)
@@ -152,8 +183,11 @@ def run_job(run: RunConfig, out_dir: Path, resolved_yaml: str) -> dict:
         "theory_cross": json_numbers(prediction.cross_term),
         "theory_variance": json_numbers(prediction.variance_term),
         "param_error_theory": json_numbers(prediction.param_error_theory),
-        "theory_grid": {"gammas": json_numbers(fine), "theory_excess": json_numbers(fine_prediction.theory_excess),
-                        "population_excess": json_numbers(fine_prediction.population_excess)},
+        "theory_grid": {
+            "gammas": json_numbers(fine),
+            "theory_excess": json_numbers(fine_prediction.theory_excess),
+            "population_excess": json_numbers(fine_prediction.population_excess),
+        },
         "theory_excess_refined": None if refined is None else json_numbers(refined.theory_excess),
         "theory_excess_refined_se": None if refined is None else json_numbers(refined.theory_excess_se),
         "theory_bias_exact": None if refined is None else json_numbers(refined.exact_bias),
@@ -211,11 +245,19 @@ def record_failure(out_dir: Path, run: RunConfig, err: Exception) -> str:
     """Write a failed summary (the cell is redone by the next run) and return the one-line
     message."""
     message = f"{type(err).__name__}: {err}"
-    atomic_write_json(out_dir / SUMMARY, {
-        "status": "failed", "error": message, "traceback": traceback.format_exc(),
-        "study": run.study, "figure": run.figure, "cell": cell_descriptor(run),
-        "config_hash": config_hash(run), "versions": versions(),
-    })
+    atomic_write_json(
+        out_dir / SUMMARY,
+        {
+            "status": "failed",
+            "error": message,
+            "traceback": traceback.format_exc(),
+            "study": run.study,
+            "figure": run.figure,
+            "cell": cell_descriptor(run),
+            "config_hash": config_hash(run),
+            "versions": versions(),
+        },
+    )
     return message
 
 
@@ -243,7 +285,7 @@ def task(cfg) -> dict | None:
         except Exception as err:  # a failing cell is recorded, and the sweep goes on
             print(f"simstudy: cell failed: {record_failure(out_dir, run, err)}", file=sys.stderr)
             if hydra_cfg.mode != RunMode.MULTIRUN:
-                raise SystemExit(1)
+                raise SystemExit(1) from None
             return None
 
 
@@ -296,8 +338,10 @@ def regenerate_replication(job_dir, r: int):
         if run.figure == "real_data":
             study = study_module(run.figure)
             data, sel = run.extra["data"], run.extra["selection"]
-            rows = pd.concat([study.real_data_split(ds, data, sel, run, r) for ds in study.load_real_datasets(data)],
-                             ignore_index=True)
+            rows = pd.concat(
+                [study.real_data_split(ds, data, sel, run, r) for ds in study.load_real_datasets(data)],
+                ignore_index=True,
+            )
             return rows, _stored_rows(job_dir, "split", r)
         built = BuiltCell(run)
         theta0 = None if summary.get("warm_start") is None else np.asarray(summary["warm_start"], dtype=float)
@@ -313,8 +357,9 @@ def same_rows(regenerated, stored) -> bool:
     if set(regenerated.columns) != set(stored.columns) or len(regenerated) != len(stored):
         return False
     try:
-        pd.testing.assert_frame_equal(regenerated, stored[list(regenerated.columns)],
-                                      check_dtype=False, check_exact=True)
+        pd.testing.assert_frame_equal(
+            regenerated, stored[list(regenerated.columns)], check_dtype=False, check_exact=True
+        )
     except AssertionError:
         return False
     return True
@@ -336,8 +381,10 @@ def aggregate_sweep(sweep_dir: Path, planned, figures_dir=None) -> int:
     """Aggregate a sweep and print one line; returns the number of cells not finished."""
     cells = aggregate(sweep_dir, figures_dir=figures_dir, planned=planned)
     n_failed = failures(cells)
-    print(f"simstudy: aggregated {len(cells)} cells into {sweep_dir} ({n_failed} failed, missing "
-          "or unreadable)", file=sys.stderr)
+    print(
+        f"simstudy: aggregated {len(cells)} cells into {sweep_dir} ({n_failed} failed, missing or unreadable)",
+        file=sys.stderr,
+    )
     return n_failed
 
 
@@ -351,8 +398,11 @@ class AggregateCallback:
             return
         loader = GlobalHydra.instance().config_loader()
         try:
-            planned = planned_cells(config.hydra.sweeper.params, config.hydra.overrides.task,
-                                    lambda job: loader.load_sweep_config(config, list(job)))
+            planned = planned_cells(
+                config.hydra.sweeper.params,
+                config.hydra.overrides.task,
+                lambda job: loader.load_sweep_config(config, list(job)),
+            )
             n_failed = aggregate_sweep(sweep_dir, planned, config.get("figures_dir"))
         except Exception as err:  # Hydra would turn it into a warning and exit 0
             print(f"simstudy: aggregating {sweep_dir} failed: {type(err).__name__}: {err}", file=sys.stderr)
@@ -377,8 +427,10 @@ def _unparsable(overrides: list[str]) -> str | None:
             parser.parse_overrides([override])
         except OverrideParseException:
             key = override.split("=", 1)[0] if "=" in override else override
-            return (f"{key}: cannot read the override {override!r} (a trailing comma, or a character "
-                    f"that needs quotes: write {key}='...')")
+            return (
+                f"{key}: cannot read the override {override!r} (a trailing comma, or a character "
+                f"that needs quotes: write {key}='...')"
+            )
     return None
 
 
@@ -390,7 +442,7 @@ def _one_line(err: Exception, overrides: list[str]) -> str:
         missing = lines[0].split("Could not find ")[-1].strip("'")
         group = missing.rsplit("/", 1)[0]
         start = next(i for i, line in enumerate(lines) if line.startswith("Available options"))
-        options = [line.strip() for line in lines[start + 1:] if line.startswith("\t")]
+        options = [line.strip() for line in lines[start + 1 :] if line.startswith("\t")]
         end = next((i for i, line in enumerate(options) if "=" in line or ":" in line), len(options))
         return f"{group}={missing.rsplit('/', 1)[-1]}: unknown option; choose one of {options[:end]}"
     if isinstance(err, OverrideParseException):
@@ -456,8 +508,10 @@ def main(argv: list[str] | None = None) -> None:
         sys.argv = [sys.argv[0], *argv]
         hydra.main(version_base="1.3", config_path=CONFIG_PATH, config_name="config")(task)()
     except KeyboardInterrupt:
-        print("simstudy: interrupted; finished cells are kept, and rerunning the same command "
-              "resumes the rest", file=sys.stderr)
+        print(
+            "simstudy: interrupted; finished cells are kept, and rerunning the same command resumes the rest",
+            file=sys.stderr,
+        )
         raise SystemExit(130) from None
 
 

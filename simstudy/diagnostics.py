@@ -165,9 +165,7 @@ def _check_labels(labels, model: GLM) -> tuple[float, float]:
     if not (np.isfinite(y0) and np.isfinite(y1)) or y0 == y1:
         raise ValueError(f"labels must be two distinct finite numbers, got {labels!r}")
     if model.family.binary and {y0, y1} != {0.0, 1.0}:
-        raise ValueError(
-            f"family {model.family.name!r} needs labels (0, 1) or (1, 0), got {labels!r}"
-        )
+        raise ValueError(f"family {model.family.name!r} needs labels (0, 1) or (1, 0), got {labels!r}")
     return y0, y1
 
 
@@ -190,11 +188,8 @@ def _check_classes(X0, X1, min_rows: int = 2) -> tuple[np.ndarray, np.ndarray]:
     try:
         batch = np.broadcast_shapes(X0.shape[:-2], X1.shape[:-2])
     except ValueError:
-        raise ValueError(
-            f"batch shapes of X0 {X0.shape[:-2]} and X1 {X1.shape[:-2]} do not broadcast"
-        ) from None
-    return (np.broadcast_to(X0, batch + X0.shape[-2:]),
-            np.broadcast_to(X1, batch + X1.shape[-2:]))
+        raise ValueError(f"batch shapes of X0 {X0.shape[:-2]} and X1 {X1.shape[:-2]} do not broadcast") from None
+    return (np.broadcast_to(X0, batch + X0.shape[-2:]), np.broadcast_to(X1, batch + X1.shape[-2:]))
 
 
 def _solve(A, B, what: str):
@@ -292,8 +287,7 @@ def _wald(pilot: _Pilot) -> WaldResult:
     eye = np.eye(p)
     A0 = eye - half_GHinv
     A1 = -eye - half_GHinv
-    V = (A0 @ s0.cov @ np.swapaxes(A0, -1, -2) / s0.n
-         + A1 @ s1.cov @ np.swapaxes(A1, -1, -2) / s1.n)
+    V = A0 @ s0.cov @ np.swapaxes(A0, -1, -2) / s0.n + A1 @ s1.cov @ np.swapaxes(A1, -1, -2) / s1.n
     T = np.einsum("...p,...p->...", g, _solve(V, g[..., None], "the Wald covariance V")[..., 0])
     return WaldResult(T, p, chi2.sf(T, p), g, V, pilot.fit.theta, pilot.fit.info)
 
@@ -333,14 +327,10 @@ def _check_single(X0, X1):
     X0, X1 = _check_classes(X0, X1)
     if X0.ndim != 2:
         raise ValueError(
-            f"the generator diagnostics take one data set: X0 and X1 must be 2-D, got "
-            f"shapes {X0.shape} and {X1.shape}"
+            f"the generator diagnostics take one data set: X0 and X1 must be 2-D, got shapes {X0.shape} and {X1.shape}"
         )
     if X0.shape[0] <= X1.shape[0]:
-        raise ValueError(
-            f"class 0 must be the majority: n0 = {X0.shape[0]} rows in X0 but n1 = "
-            f"{X1.shape[0]} in X1"
-        )
+        raise ValueError(f"class 0 must be the majority: n0 = {X0.shape[0]} rows in X0 but n1 = {X1.shape[0]} in X1")
     return X0, X1
 
 
@@ -382,8 +372,7 @@ def _gqs(pilot: _Pilot, X0, X1, generator, model, rng, n_folds, y1, pool_size) -
     else:
         delta_cov = _delta_cov(pilot, folds, Sigma_tilde_folds, hessian_tilde_folds, pool_size)
         noise_floor = scale * np.trace(_solve(H, delta_cov, "the pilot Hessian H")) / variance
-    return GQSResult(float(gqs), delta, Sigma_aug, Sigma_tilde, H, delta_cov,
-                     float(noise_floor), delta_folds, theta)
+    return GQSResult(float(gqs), delta, Sigma_aug, Sigma_tilde, H, delta_cov, float(noise_floor), delta_folds, theta)
 
 
 def _delta_cov(pilot: _Pilot, folds, Sigma_tilde_folds, hessian_tilde_folds, pool_size):
@@ -403,8 +392,12 @@ def _delta_cov(pilot: _Pilot, folds, Sigma_tilde_folds, hessian_tilde_folds, poo
     B = _right_solve(D, pilot.H, "the pilot Hessian H") / 2
     sum_a2 = sum(1.0 / len(f) for f in folds) / K**2
     BS1 = B @ s1.cov
-    return (sum_a2 * s1.cov + (BS1 + BS1.T + BS1 @ B.T) / s1.n + B @ s0.cov @ B.T / s0.n
-            + Sigma_tilde_folds.sum(axis=0) / (K**2 * pool_size))
+    return (
+        sum_a2 * s1.cov
+        + (BS1 + BS1.T + BS1 @ B.T) / s1.n
+        + B @ s0.cov @ B.T / s0.n
+        + Sigma_tilde_folds.sum(axis=0) / (K**2 * pool_size)
+    )
 
 
 def _check_gqs_args(X0, X1, generator, model, rng, n_folds, labels, pool_size):
@@ -421,9 +414,17 @@ def _check_gqs_args(X0, X1, generator, model, rng, n_folds, labels, pool_size):
     return model, X0, X1, y0, y1, n_folds, pool_size
 
 
-def generator_quality_score(X0, X1, generator, model: GLM, rng: np.random.Generator, *,
-                            n_folds: int = 5, labels=(0, 1), pool_size: int | None = None
-                            ) -> GQSResult:
+def generator_quality_score(
+    X0,
+    X1,
+    generator,
+    model: GLM,
+    rng: np.random.Generator,
+    *,
+    n_folds: int = 5,
+    labels=(0, 1),
+    pool_size: int | None = None,
+) -> GQSResult:
     """Generator quality score (THEORY.md section 4), cross-fitted.
 
     The minority rows are split at random into n_folds folds of near-equal size (the folds
@@ -448,7 +449,8 @@ def generator_quality_score(X0, X1, generator, model: GLM, rng: np.random.Genera
     split, the fits and the draws, in that order.
     """
     model, X0, X1, y0, y1, n_folds, pool_size = _check_gqs_args(
-        X0, X1, generator, model, rng, n_folds, labels, pool_size)
+        X0, X1, generator, model, rng, n_folds, labels, pool_size
+    )
     pilot = _pilot(X0, X1, model, y0, y1)
     return _gqs(pilot, X0, X1, generator, model, rng, n_folds, y1, pool_size)
 
@@ -468,7 +470,9 @@ def _target(psi, g, n0: int, n1: int) -> PlugInTarget:
         return PlugInTarget(None, None, c, "g_phi_hat is zero: the target is undefined")
     if 1 - c <= 0:
         return PlugInTarget(
-            None, None, c,
+            None,
+            None,
+            c,
             f"c_hat = {c:.3g} >= 1: the mismatch is at least as majority-like as the shift, so "
             f"no synthetic size cancels the bias (section 3)",
         )
@@ -476,20 +480,35 @@ def _target(psi, g, n0: int, n1: int) -> PlugInTarget:
     return PlugInTarget(float((n0 - n1) * gamma), float(gamma), c, "ok")
 
 
-def alignment_estimates(X0, X1, generator, model: GLM, rng: np.random.Generator, *,
-                        n_folds: int = 5, labels=(0, 1), pool_size: int | None = None
-                        ) -> Alignment:
+def alignment_estimates(
+    X0,
+    X1,
+    generator,
+    model: GLM,
+    rng: np.random.Generator,
+    *,
+    n_folds: int = 5,
+    labels=(0, 1),
+    pool_size: int | None = None,
+) -> Alignment:
     """cos(psi_hat, g_phi_hat), ||psi_hat|| / ||g_phi_hat|| and c_hat = 2 <psi_hat, g_phi_hat>
     / ||g_phi_hat||^2 (sections 2 and 4), with psi_hat the cross-fitted delta of
     ``generator_quality_score`` (same arguments) and g_phi_hat the Wald test's m0 - m1.
     """
-    return diagnose(X0, X1, generator, model, rng, n_folds=n_folds, labels=labels,
-                    pool_size=pool_size).alignment
+    return diagnose(X0, X1, generator, model, rng, n_folds=n_folds, labels=labels, pool_size=pool_size).alignment
 
 
-def plug_in_target(X0, X1, generator, model: GLM, rng: np.random.Generator, *,
-                   n_folds: int = 5, labels=(0, 1), pool_size: int | None = None
-                   ) -> PlugInTarget:
+def plug_in_target(
+    X0,
+    X1,
+    generator,
+    model: GLM,
+    rng: np.random.Generator,
+    *,
+    n_folds: int = 5,
+    labels=(0, 1),
+    pool_size: int | None = None,
+) -> PlugInTarget:
     """The plug-in theory target of section 4,
 
         n_TG = (n0 - n1) / (1 - 2 <psi_hat, g_phi_hat> / ||g_phi_hat||^2),
@@ -498,20 +517,28 @@ def plug_in_target(X0, X1, generator, model: GLM, rng: np.random.Generator, *,
     with psi and g_phi replaced by their estimates. Returned only when the denominator is
     positive; otherwise ``n_tilde`` is None and ``reason`` says why.
     """
-    return diagnose(X0, X1, generator, model, rng, n_folds=n_folds, labels=labels,
-                    pool_size=pool_size).target
+    return diagnose(X0, X1, generator, model, rng, n_folds=n_folds, labels=labels, pool_size=pool_size).target
 
 
-def diagnose(X0, X1, generator, model: GLM, rng: np.random.Generator, *, n_folds: int = 5,
-             labels=(0, 1), pool_size: int | None = None) -> Diagnostics:
+def diagnose(
+    X0,
+    X1,
+    generator,
+    model: GLM,
+    rng: np.random.Generator,
+    *,
+    n_folds: int = 5,
+    labels=(0, 1),
+    pool_size: int | None = None,
+) -> Diagnostics:
     """All of section 4 from one balanced pilot: the Wald test, the GQS, the alignment of
     psi_hat with g_phi_hat and the plug-in target. Arguments as ``generator_quality_score``.
     """
     model, X0, X1, y0, y1, n_folds, pool_size = _check_gqs_args(
-        X0, X1, generator, model, rng, n_folds, labels, pool_size)
+        X0, X1, generator, model, rng, n_folds, labels, pool_size
+    )
     pilot = _pilot(X0, X1, model, y0, y1)
     wald = _wald(pilot)
     gqs = _gqs(pilot, X0, X1, generator, model, rng, n_folds, y1, pool_size)
     n0, n1 = X0.shape[0], X1.shape[0]
-    return Diagnostics(wald, gqs, _alignment(gqs.delta, wald.g_phi_hat),
-                       _target(gqs.delta, wald.g_phi_hat, n0, n1))
+    return Diagnostics(wald, gqs, _alignment(gqs.delta, wald.g_phi_hat), _target(gqs.delta, wald.g_phi_hat, n0, n1))

@@ -29,10 +29,11 @@ import os
 import sys
 import time
 from collections import deque
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from itertools import islice
-from typing import Callable, Iterator, NamedTuple
+from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -124,8 +125,8 @@ def draw_replication(cell: Cell, r: int) -> tuple[np.ndarray, np.ndarray]:
 def prefix_weights(design: Design) -> np.ndarray:
     """(G, N) 0/1 weights: all real rows, and the first n~_g rows of the pool for gamma_g.
 
-    Built once per design (1.75 ms for study 2, against 11 ms for a whole replication) and
-    shared read-only by every replication fitted with it."""
+    Built once per design and shared read-only by every replication fitted with it (its cost
+    against a replication's: benchmarks/README.md)."""
     n_real, pool = design.n0 + design.n1, int(design.n_tilde.max())
     synthetic = np.arange(pool)[None, :] < design.n_tilde[:, None]
     weights = np.hstack([np.ones((len(design.gammas), n_real)), synthetic.astype(np.float64)])
@@ -135,7 +136,7 @@ def prefix_weights(design: Design) -> np.ndarray:
 
 class FitBlock(NamedTuple):
     theta: np.ndarray  # (C, G, p)
-    info: object       # FitInfo with (C, G) arrays
+    info: object  # FitInfo with (C, G) arrays
 
 
 def fit_replication(cell: Cell, r: int, theta0=None):
@@ -172,9 +173,8 @@ def default_workers() -> int:
     """Replications fitted at once by run_cell: two per core, at most 4.
 
     A single fit leaves the cores partly idle (its products are too small to split well, and
-    its Python, numpy draws and JAX execution alternate). Study 2 on the 2-core machine:
-    12.7-15.3 ms per replication with one thread, 11.5-13.2 with two, 10.6-12.9 with four; six
-    and eight gained nothing more.
+    its Python, numpy draws and JAX execution alternate); more than two threads per core
+    gained nothing (measured on study 2: benchmarks/README.md).
     """
     # the cores this process may run on (a Slurm job's allocation), not the machine's
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
@@ -218,8 +218,9 @@ def progress_printer(label: str, unit: str = "replications", every_seconds: floa
             return
         last.update(fraction=fraction, elapsed=elapsed)
         left = elapsed / done * (total - done)
-        print(f"[{label}] {done}/{total} {unit}, {elapsed:.1f} s elapsed, ~{left:.1f} s left",
-              file=sys.stderr, flush=True)
+        print(
+            f"[{label}] {done}/{total} {unit}, {elapsed:.1f} s elapsed, ~{left:.1f} s left", file=sys.stderr, flush=True
+        )
 
     return report
 
@@ -229,14 +230,15 @@ def one_blas_thread():
 
     Studies multiply small matrices (data, generator fits, exact risks, theory refits), where
     BLAS threads gain nothing and their spinning idle workers take the cores the JAX fits need
-    next: one BLAS thread took the study 2 fits from 25 to 15 ms per replication. It also
-    keeps a job's numbers independent of the machine's BLAS thread count.
+    next (measured on study 2: benchmarks/README.md). It also keeps a job's numbers
+    independent of the machine's BLAS thread count.
     """
     return threadpool_limits(limits=1, user_api="blas")
 
 
-def run_cell(cell: Cell, population, theta0=None, progress: Progress | None = None,
-             workers: int | None = None) -> pd.DataFrame:
+def run_cell(
+    cell: Cell, population, theta0=None, progress: Progress | None = None, workers: int | None = None
+) -> pd.DataFrame:
     """All replications of a cell, in chunks; returns the tidy replications table.
 
     theta0 (G, p), optional: warm starts per gamma (the population limit theta_bar(n~) is a good
@@ -309,8 +311,9 @@ class EmpiricalOptimum(NamedTuple):
     level: float
 
 
-def empirical_optimum(values: np.ndarray, gammas, rng: np.random.Generator, n_boot: int = 2000,
-                      level: float = 0.95) -> EmpiricalOptimum:
+def empirical_optimum(
+    values: np.ndarray, gammas, rng: np.random.Generator, n_boot: int = 2000, level: float = 0.95
+) -> EmpiricalOptimum:
     """Argmin over the gamma grid of the mean curve, with a percentile bootstrap CI over
     replications (THEORY.md section 7: non-mean summaries get a bootstrap CI).
 
@@ -355,8 +358,9 @@ class Band(NamedTuple):
         return self.max_abs_z <= self.critical
 
 
-def simultaneous_band(values: np.ndarray, theory_fits: np.ndarray, rng: np.random.Generator,
-                      alpha: float = 0.05, n_boot: int = 2000) -> Band:
+def simultaneous_band(
+    values: np.ndarray, theory_fits: np.ndarray, rng: np.random.Generator, alpha: float = 0.05, n_boot: int = 2000
+) -> Band:
     """Does the whole predicted curve lie in a band with family-wise error rate alpha?
 
     values (R, G): the simulated replications; theory_fits (F, G): the prediction's per-fit
@@ -382,8 +386,9 @@ def simultaneous_band(values: np.ndarray, theory_fits: np.ndarray, rng: np.rando
     se_b = np.hypot(s_b, tau_b)
     boot = np.max(np.abs((m_b - m) - (t_b - t)) / np.where(se_b > 0, se_b, np.inf), axis=1)
     max_z = float(np.max(np.abs(z)))
-    return Band(z, se, max_z, float(np.quantile(boot, 1 - alpha)),
-                float((1 + np.sum(boot >= max_z)) / (n_boot + 1)), alpha)
+    return Band(
+        z, se, max_z, float(np.quantile(boot, 1 - alpha)), float((1 + np.sum(boot >= max_z)) / (n_boot + 1)), alpha
+    )
 
 
 def _finite(x) -> float | None:
@@ -406,8 +411,11 @@ class RelativeError(NamedTuple):
         if np.all(np.isnan(self.value)):
             return None
         i = int(np.nanargmax(np.abs(self.value)))
-        return {"gamma": float(np.asarray(gammas)[i]), "value": float(self.value[i]),
-                "ci": [_finite(self.low[i]), _finite(self.high[i])]}
+        return {
+            "gamma": float(np.asarray(gammas)[i]),
+            "value": float(self.value[i]),
+            "ci": [_finite(self.low[i]), _finite(self.high[i])],
+        }
 
 
 def relative_error(values: np.ndarray, theory_fits: np.ndarray, level: float = 0.95) -> RelativeError:
@@ -433,8 +441,15 @@ def nearest_grid_points(gammas, gamma: float) -> np.ndarray:
     return grid[distance <= distance.min()]
 
 
-def verdict(values: np.ndarray, theory_fits: np.ndarray, gamma_star_theory, gammas, rng: np.random.Generator,
-            alpha: float = 0.05, n_boot: int = 2000) -> dict:
+def verdict(
+    values: np.ndarray,
+    theory_fits: np.ndarray,
+    gamma_star_theory,
+    gammas,
+    rng: np.random.Generator,
+    alpha: float = 0.05,
+    n_boot: int = 2000,
+) -> dict:
     """Does the simulation agree with the theory, and by how much does it not?
 
     values (R, G): simulated replications over the grid ``gammas``; theory_fits (F, G): the
@@ -466,10 +481,12 @@ def verdict(values: np.ndarray, theory_fits: np.ndarray, gamma_star_theory, gamm
     return {
         "label": "agree" if agree else "disagree",
         "alpha": alpha,
-        "rule": (f"agree when the predicted curve lies in the family-wise {1 - alpha / 2:.1%} band of the "
-                 f"simulated one (max |z| <= critical z) and the grid point nearest the predicted gamma* lies "
-                 f"in the {1 - alpha / 2:.1%} bootstrap CI of the empirical argmin: false-alarm rate at most "
-                 f"{alpha:.0%} when the prediction is exact"),
+        "rule": (
+            f"agree when the predicted curve lies in the family-wise {1 - alpha / 2:.1%} band of the "
+            f"simulated one (max |z| <= critical z) and the grid point nearest the predicted gamma* lies "
+            f"in the {1 - alpha / 2:.1%} bootstrap CI of the empirical argmin: false-alarm rate at most "
+            f"{alpha:.0%} when the prediction is exact"
+        ),
         "curve_inside_band": band.inside,
         "max_abs_z": band.max_abs_z,
         "critical_z": band.critical,

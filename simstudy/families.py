@@ -14,8 +14,8 @@ Bernoulli log-likelihood under the logit and probit links.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import jax.numpy as jnp
 from jax.scipy.special import log_ndtr

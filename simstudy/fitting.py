@@ -128,7 +128,7 @@ def _design_operators(X, intercept, G, outer_products):
     p = d + int(intercept)
 
     def linear(v):
-        eta = jnp.einsum("dnk,dgk->dgn", X, v[..., p - d:])
+        eta = jnp.einsum("dnk,dgk->dgn", X, v[..., p - d :])
         return eta + v[..., :1] if intercept else eta
 
     def adjoint(r):
@@ -143,6 +143,7 @@ def _design_operators(X, intercept, G, outer_products):
         def gram(c):
             return jnp.einsum("dgn,dnq->dgq", c, outer).reshape(D, G, p, p)
     else:
+
         def gram(c):
             xcx = jnp.einsum("dgn,dnk,dnl->dgkl", c, X, X)
             if not intercept:
@@ -154,8 +155,23 @@ def _design_operators(X, intercept, G, outer_products):
     return linear, adjoint, gram
 
 
-def _solve(X, y, w, theta0, penalty, hessian0, *, family, intercept, tol, max_iter,
-           separation_margin, quasi_newton, sketch, outer_products):
+def _solve(
+    X,
+    y,
+    w,
+    theta0,
+    penalty,
+    hessian0,
+    *,
+    family,
+    intercept,
+    tol,
+    max_iter,
+    separation_margin,
+    quasi_newton,
+    sketch,
+    outer_products,
+):
     """Minimise F for D designs x G weightings: X (D, n, d), y and w (D, G, n), theta0 (D, G, p).
     Returns theta (D, G, p), per-problem diagnostics (D, G) and start_failed (D,): the
     quasi-Newton start was singular for some problem of the design (the caller then solves it
@@ -210,8 +226,11 @@ def _solve(X, y, w, theta0, penalty, hessian0, *, family, intercept, tol, max_it
         h_change = apply(inverse, change)
         y_h_y = jnp.sum(change * h_change, axis=-1)[..., None, None]
         cross = step[..., :, None] * h_change[..., None, :]
-        return (inverse - rho * (cross + jnp.swapaxes(cross, -1, -2))
-                + (rho * rho * y_h_y + rho) * step[..., :, None] * step[..., None, :])
+        return (
+            inverse
+            - rho * (cross + jnp.swapaxes(cross, -1, -2))
+            + (rho * rho * y_h_y + rho) * step[..., :, None] * step[..., None, :]
+        )
 
     # a binary loss falls with the margin y~ eta: a mean loss at or below that of the separation
     # margin is only reached when (nearly) every weighted row has that margin, since one row on
@@ -239,8 +258,7 @@ def _solve(X, y, w, theta0, penalty, hessian0, *, family, intercept, tol, max_it
     f0, _ = objective(eta0, theta0)
 
     def healthy(f, grad, delta):
-        return (jnp.isfinite(f) & jnp.all(jnp.isfinite(grad), axis=-1)
-                & jnp.all(jnp.isfinite(delta), axis=-1))
+        return jnp.isfinite(f) & jnp.all(jnp.isfinite(grad), axis=-1) & jnp.all(jnp.isfinite(delta), axis=-1)
 
     def converged(grad):
         return grad_norm(grad) <= tol
@@ -259,8 +277,10 @@ def _solve(X, y, w, theta0, penalty, hessian0, *, family, intercept, tol, max_it
         else:
             delta = solve(hessian(trial_eta), grad)
         decrease = jnp.sum(s["grad"] * s["delta"], axis=-1)
-        accept = ~s["done"] & healthy(f, grad, delta) & (
-            f <= s["f"] - _ARMIJO * s["t"] * decrease + ulps * (jnp.abs(s["f"]) + 1.0)
+        accept = (
+            ~s["done"]
+            & healthy(f, grad, delta)
+            & (f <= s["f"] - _ARMIJO * s["t"] * decrease + ulps * (jnp.abs(s["f"]) + 1.0))
         )
         # t this small moves nothing a double can resolve, and steps that no longer halve the
         # gradient mean it has reached its rounding floor: progress is over
@@ -273,11 +293,16 @@ def _solve(X, y, w, theta0, penalty, hessian0, *, family, intercept, tol, max_it
         separated = family.binary & accept & (data <= separated_loss * total_w)
         done = s["done"] | (accept & converged(grad)) | separated | stalled
         state = dict(
-            theta=theta, f=jnp.where(accept, f, s["f"]),
-            grad=jnp.where(rows, grad, s["grad"]), delta=jnp.where(rows, delta, s["delta"]),
+            theta=theta,
+            f=jnp.where(accept, f, s["f"]),
+            grad=jnp.where(rows, grad, s["grad"]),
+            delta=jnp.where(rows, delta, s["delta"]),
             t=jnp.where(accept, 1.0, jnp.where(s["done"], s["t"], 0.5 * s["t"])),
-            it=s["it"] + (~s["done"]).astype(jnp.int32), loop=s["loop"] + 1, done=done,
-            best=jnp.where(improved, norm, s["best"]), stale=stale,
+            it=s["it"] + (~s["done"]).astype(jnp.int32),
+            loop=s["loop"] + 1,
+            done=done,
+            best=jnp.where(improved, norm, s["best"]),
+            stale=stale,
         )
         if quasi_newton:
             state["inverse"] = jnp.where(rows[..., None], inverse, s["inverse"])
@@ -303,9 +328,16 @@ def _solve(X, y, w, theta0, penalty, hessian0, *, family, intercept, tol, max_it
         delta0 = solve(hessian(eta0), grad0)
     ok0 = healthy(f0, grad0, delta0)
     state = dict(
-        theta=theta0, f=f0, grad=grad0, delta=delta0,
-        t=jnp.ones((D, G), X.dtype), it=jnp.zeros((D, G), jnp.int32), loop=jnp.int32(0),
-        done=~ok0 | converged(grad0), best=grad_norm(grad0), stale=jnp.zeros((D, G), jnp.int32),
+        theta=theta0,
+        f=f0,
+        grad=grad0,
+        delta=delta0,
+        t=jnp.ones((D, G), X.dtype),
+        it=jnp.zeros((D, G), jnp.int32),
+        loop=jnp.int32(0),
+        done=~ok0 | converged(grad0),
+        best=grad_norm(grad0),
+        stale=jnp.zeros((D, G), jnp.int32),
     )
     if quasi_newton:
         state["inverse"] = inverse0
@@ -329,10 +361,19 @@ def _make_jitted():
         _TRACES["count"] += 1
         return _solve(X, y, w, theta0, penalty, hessian0, **options)
 
-    return jax.jit(traced, static_argnames=(
-        "family", "intercept", "tol", "max_iter", "separation_margin", "quasi_newton", "sketch",
-        "outer_products",
-    ))
+    return jax.jit(
+        traced,
+        static_argnames=(
+            "family",
+            "intercept",
+            "tol",
+            "max_iter",
+            "separation_margin",
+            "quasi_newton",
+            "sketch",
+            "outer_products",
+        ),
+    )
 
 
 _JITTED = _make_jitted()
@@ -397,8 +438,7 @@ def choose_method(method: str, problems: int, n: int, p: int) -> str:
         raise ValueError(f"method must be one of {METHODS}, got {method!r}")
     if method != "auto":
         return method
-    return ("quasi_newton" if 8 <= p <= _QUASI_NEWTON_MAX_P and problems * n * p * p >= _QUASI_NEWTON_WORK
-            else "newton")
+    return "quasi_newton" if 8 <= p <= _QUASI_NEWTON_MAX_P and problems * n * p * p >= _QUASI_NEWTON_WORK else "newton"
 
 
 def fit_glm(
@@ -479,7 +519,7 @@ def fit_glm(
     G = int(np.prod([batch_shape[i] for i in shared], dtype=np.int64))
 
     def by_design(a, core):
-        a = np.broadcast_to(a, batch_shape + a.shape[a.ndim - core:])
+        a = np.broadcast_to(a, batch_shape + a.shape[a.ndim - core :])
         return a.transpose(order + list(range(nb, nb + core))).reshape((D, G) + a.shape[nb:])
 
     quasi_newton = choose_method(method, D * G, n, p) == "quasi_newton"
@@ -510,8 +550,13 @@ def fit_glm(
         if len(segments) > _START_MAX_SEGMENTS or n + G * len(segments) >= G * -(-n // sketch):
             segments = None
     options = dict(
-        family=model.family, intercept=model.intercept, tol=float(tol), max_iter=int(max_iter),
-        separation_margin=float(separation_margin), quasi_newton=quasi_newton, sketch=sketch,
+        family=model.family,
+        intercept=model.intercept,
+        tol=float(tol),
+        max_iter=int(max_iter),
+        separation_margin=float(separation_margin),
+        quasi_newton=quasi_newton,
+        sketch=sketch,
         outer_products=outer_products,
     )
 
@@ -520,11 +565,25 @@ def fit_glm(
         returns JAX's pending results."""
         hessian0 = None
         if segments is not None and not start:
-            hessian0 = jnp.asarray(_shared_start_hessians(
-                Xd[designs], y_[designs, :1], w_[designs], t_[designs], penalty, segments,
-                model.family, model.intercept))
-        return _JITTED(jax.device_put(Xd[designs]), *(jnp.asarray(a[designs]) for a in (y_, w_, t_)),
-                       jnp.asarray(penalty), hessian0, **{**options, **start})
+            hessian0 = jnp.asarray(
+                _shared_start_hessians(
+                    Xd[designs],
+                    y_[designs, :1],
+                    w_[designs],
+                    t_[designs],
+                    penalty,
+                    segments,
+                    model.family,
+                    model.intercept,
+                )
+            )
+        return _JITTED(
+            jax.device_put(Xd[designs]),
+            *(jnp.asarray(a[designs]) for a in (y_, w_, t_)),
+            jnp.asarray(penalty),
+            hessian0,
+            **{**options, **start},
+        )
 
     def collect(pending):
         # waiting in block_until_ready releases the GIL (np.asarray on a pending result does
@@ -551,7 +610,7 @@ def fit_glm(
     # its own data only
     redo = np.flatnonzero(failed)
     for first in range(0, len(redo), chunk):
-        designs = redo[first:first + chunk]
+        designs = redo[first : first + chunk]
         padded = np.concatenate([designs, np.full(chunk - len(designs), designs[0])])
         with _lapack_guard(p):
             theta_redo, info_redo, _ = collect(solve_designs(padded, sketch=1))

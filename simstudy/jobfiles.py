@@ -33,8 +33,18 @@ import pandas as pd
 import simstudy
 
 SUMMARY = "summary.json"
-VERSIONED = ("numpy", "scipy", "jax", "jaxlib", "pandas", "pyarrow", "scikit-learn",
-             "imbalanced-learn", "hydra-core", "omegaconf")
+VERSIONED = (
+    "numpy",
+    "scipy",
+    "jax",
+    "jaxlib",
+    "pandas",
+    "pyarrow",
+    "scikit-learn",
+    "imbalanced-learn",
+    "hydra-core",
+    "omegaconf",
+)
 
 
 def versions() -> dict:

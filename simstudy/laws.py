@@ -28,7 +28,8 @@ from __future__ import annotations
 import functools
 import math
 from abc import ABC, abstractmethod
-from typing import Callable, NamedTuple
+from collections.abc import Callable
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -106,13 +107,13 @@ def _embedding(model: GLM, d: int) -> np.ndarray:
 # the family's elementwise functions, stacked so one quadrature pass serves all of them
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _loss_only(family) -> Callable:
     # cached so that the jitted quadrature sees the same static function on every call
     return lambda eta, y: family.loss(eta, y)[None]
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _all_integrands(family) -> Callable:
     """(loss, score, curvature, score^2): the integrands of risk, grad, hess and E[s^2 z z']."""
 
@@ -140,7 +141,7 @@ _BASE_NODES = math.ceil(_HALF_WIDTH / _U_STEP)
 _MIN_ROWS = 64
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _stack_size(fn: Callable) -> int:
     """q, the number of integrands fn stacks (from its traced shape: evaluating fn each call
     took a seventh of a theory step)."""
@@ -256,9 +257,7 @@ def _psd_factor(cov: np.ndarray, name: str) -> np.ndarray:
     w, V = np.linalg.eigh(cov)
     tol = 1e-10 * max(1.0, float(np.max(np.abs(w))))
     if w[0] < -tol:
-        raise ValueError(
-            f"{name} must be positive semi-definite, got smallest eigenvalue {w[0]:.3g}"
-        )
+        raise ValueError(f"{name} must be positive semi-definite, got smallest eigenvalue {w[0]:.3g}")
     return V * np.sqrt(np.clip(w, 0.0, None))
 
 
@@ -281,23 +280,17 @@ class GaussianMixtureLaw(ClassLaw):
     def __init__(self, weights, means, covs):
         means = np.asarray(means, dtype=np.float64)
         if means.ndim != 2 or means.shape[0] == 0 or means.shape[1] == 0:
-            raise ValueError(
-                f"means must be a 2-D array (K, d) with K, d >= 1, got shape {means.shape}"
-            )
+            raise ValueError(f"means must be a 2-D array (K, d) with K, d >= 1, got shape {means.shape}")
         K, d = means.shape
         weights = _vector(weights, "weights", K)
         if np.any(weights < 0) or abs(weights.sum() - 1.0) > 1e-9:
-            raise ValueError(
-                f"weights must be >= 0 and sum to 1 (within 1e-9), got {weights} (sum {weights.sum()!r})"
-            )
+            raise ValueError(f"weights must be >= 0 and sum to 1 (within 1e-9), got {weights} (sum {weights.sum()!r})")
         covs = np.asarray(covs, dtype=np.float64)
         if covs.shape != (K, d, d):
             raise ValueError(f"covs must have shape (K, d, d) = {(K, d, d)}, got {covs.shape}")
         if not (np.all(np.isfinite(means)) and np.all(np.isfinite(covs))):
             raise ValueError("means and covs must be finite")
-        if not np.allclose(
-            covs, np.swapaxes(covs, 1, 2), rtol=0.0, atol=1e-12 * max(1.0, np.abs(covs).max())
-        ):
+        if not np.allclose(covs, np.swapaxes(covs, 1, 2), rtol=0.0, atol=1e-12 * max(1.0, np.abs(covs).max())):
             raise ValueError("covs must be symmetric matrices")
         self.weights = weights / weights.sum()
         self.means = means
@@ -328,9 +321,7 @@ class GaussianMixtureLaw(ClassLaw):
 
     def scaled(self, s):
         s = _positive_scale(s)
-        return GaussianMixtureLaw(
-            self.weights, self.mean + s * (self.means - self.mean), s * s * self.covs
-        )
+        return GaussianMixtureLaw(self.weights, self.mean + s * (self.means - self.mean), s * s * self.covs)
 
     def _design(self, model: GLM):
         mu_z = model.features(self.means)
@@ -347,10 +338,7 @@ class GaussianMixtureLaw(ClassLaw):
         v = np.clip(S_theta @ theta, 0.0, None)
         s = np.sqrt(v)
         b = np.where(s[:, None] > 0, S_theta / np.where(s > 0, s, 1.0)[:, None], 0.0)
-        E = (
-            gaussian_expectations(_all_integrands(model.family), m, s, y)
-            * self.weights[None, :, None]
-        )
+        E = gaussian_expectations(_all_integrands(model.family), m, s, y) * self.weights[None, :, None]
         risk = float(E[0, :, 0].sum())
         grad = E[1, :, 0] @ mu_z + E[1, :, 1] @ b
         base = mu_z[:, :, None] * mu_z[:, None, :] + S_z - b[:, :, None] * b[:, None, :]
@@ -469,15 +457,11 @@ class SymmetricNoiseLaw(ClassLaw):
 
     def shifted(self, delta):
         delta = _vector(delta, "delta", self.dim)
-        return SymmetricNoiseLaw(
-            self.mean + delta, self.noise, self.scale, mc_size=self.mc_size, mc_seed=self.mc_seed
-        )
+        return SymmetricNoiseLaw(self.mean + delta, self.noise, self.scale, mc_size=self.mc_size, mc_seed=self.mc_seed)
 
     def scaled(self, s):
         s = _positive_scale(s)
-        return SymmetricNoiseLaw(
-            self.mean, self.noise, s * self.scale, mc_size=self.mc_size, mc_seed=self.mc_seed
-        )
+        return SymmetricNoiseLaw(self.mean, self.noise, s * self.scale, mc_size=self.mc_size, mc_seed=self.mc_seed)
 
     def _delegate(self) -> ClassLaw:
         """The law used for non-squared families (built once)."""
@@ -486,9 +470,7 @@ class SymmetricNoiseLaw(ClassLaw):
                 cov = self.scale**2 * np.eye(self.dim)
                 self._fallback = GaussianMixtureLaw(np.ones(1), self.mean[None], cov[None])
             else:
-                self._fallback = EmpiricalLaw(
-                    sampler=self.sample, n=self.mc_size, seed=self.mc_seed
-                )
+                self._fallback = EmpiricalLaw(sampler=self.sample, n=self.mc_size, seed=self.mc_seed)
         return self._fallback
 
     def moments(self, theta, label, model):
@@ -509,15 +491,11 @@ class SymmetricNoiseLaw(ClassLaw):
         grad = 2.0 * (e * mu_z + s2 * Jt)
         hess = 2.0 * (np.outer(mu_z, mu_z) + s2 * JJ)
         beta, kappa = self.beta, self.kappa
-        M = (
-            beta * tt * np.eye(self.dim)
-            + (2.0 * beta - 1.0) * np.outer(t, t)
-            + (kappa - 3.0 * beta) * np.diag(t * t)
-        )
+        M = beta * tt * np.eye(self.dim) + (2.0 * beta - 1.0) * np.outer(t, t) + (kappa - 3.0 * beta) * np.diag(t * t)
         cross = np.outer(Jt, mu_z)
-        score_cov = 4.0 * s2 * (
-            e * e * JJ + e * (cross + cross.T) + tt * np.outer(mu_z, mu_z)
-        ) + 4.0 * s2 * s2 * (J @ M @ J.T)
+        score_cov = 4.0 * s2 * (e * e * JJ + e * (cross + cross.T) + tt * np.outer(mu_z, mu_z)) + 4.0 * s2 * s2 * (
+            J @ M @ J.T
+        )
         return Moments(risk, grad, hess, score_cov)
 
     def moments_se(self, theta, label, model):
@@ -555,9 +533,7 @@ class EmpiricalLaw(ClassLaw):
     def __init__(self, sample=None, *, sampler: Callable | None = None, n: int = _MC_SIZE, seed=0):
         if sample is None:
             if sampler is None:
-                raise ValueError(
-                    "EmpiricalLaw needs sample=<(N, d) array> or sampler=<callable(n, rng)>, got neither"
-                )
+                raise ValueError("EmpiricalLaw needs sample=<(N, d) array> or sampler=<callable(n, rng)>, got neither")
             n = _count(n, "n")
             if n < 2:
                 raise ValueError(f"n must be >= 2 to estimate standard errors, got {n}")
@@ -565,9 +541,7 @@ class EmpiricalLaw(ClassLaw):
             sample = sampler(n, np.random.Generator(np.random.PCG64(ss)))
         rows = np.asarray(sample, dtype=np.float64)
         if rows.ndim != 2 or rows.shape[0] < 2 or rows.shape[1] == 0:
-            raise ValueError(
-                f"sample must be a 2-D array (N, d) with N >= 2 and d >= 1, got shape {rows.shape}"
-            )
+            raise ValueError(f"sample must be a 2-D array (N, d) with N >= 2 and d >= 1, got shape {rows.shape}")
         if not np.all(np.isfinite(rows)):
             raise ValueError("sample contains NaN or infinite values")
         self.rows = rows
@@ -647,10 +621,7 @@ class EmpiricalLaw(ClassLaw):
         padded[:B] = thetas
         y = jnp.asarray(label, dtype=jnp.float64)
         Zj = jnp.asarray(Z)
-        out = [
-            np.asarray(_mean_loss(model.family, Zj, padded[i : i + chunk], y))
-            for i in range(0, len(padded), chunk)
-        ]
+        out = [np.asarray(_mean_loss(model.family, Zj, padded[i : i + chunk], y)) for i in range(0, len(padded), chunk)]
         return np.concatenate(out)[:B]
 
 

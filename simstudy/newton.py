@@ -8,7 +8,8 @@ constants below. The JAX fitter (``simstudy.fitting``) is a separate, jitted sol
 
 from __future__ import annotations
 
-from typing import Callable, NamedTuple
+from collections.abc import Callable
+from typing import NamedTuple
 
 import numpy as np
 
@@ -74,14 +75,19 @@ def _armijo_step(values: Callable, theta, f: float, grad, step) -> np.ndarray | 
     ladder = 0.5 ** np.arange(LADDER)
     trials = theta[None, :] - ladder[:, None] * step[None, :]
     trial_values = values(trials)
-    ok = np.isfinite(trial_values) & (
-        trial_values <= f - ARMIJO * ladder * float(grad @ step) + decrease_slack(f)
-    )
+    ok = np.isfinite(trial_values) & (trial_values <= f - ARMIJO * ladder * float(grad @ step) + decrease_slack(f))
     return trials[int(np.argmax(ok))] if ok.any() else None
 
 
-def minimise(derivatives: Callable, values: Callable, start, *, tol: float = GRAD_TOL,
-             max_steps: int = MAX_STEPS, stall_steps: int = STALL_STEPS) -> tuple[np.ndarray, NewtonInfo]:
+def minimise(
+    derivatives: Callable,
+    values: Callable,
+    start,
+    *,
+    tol: float = GRAD_TOL,
+    max_steps: int = MAX_STEPS,
+    stall_steps: int = STALL_STEPS,
+) -> tuple[np.ndarray, NewtonInfo]:
     """Minimise a smooth convex f by damped Newton from ``start``.
 
     Parameters
@@ -139,5 +145,17 @@ def minimise(derivatives: Callable, values: Callable, start, *, tol: float = GRA
     return theta, NewtonInfo(max_steps, float(np.linalg.norm(derivatives(theta)[1])), "max_steps")
 
 
-__all__ = ["ARMIJO", "GRAD_TOL", "LADDER", "MAX_STEPS", "NewtonInfo", "SLACK_ULPS", "STALL_RATIO",
-           "STALL_STEPS", "STOPS", "decrease_slack", "minimise", "stall_count"]
+__all__ = [
+    "ARMIJO",
+    "GRAD_TOL",
+    "LADDER",
+    "MAX_STEPS",
+    "NewtonInfo",
+    "SLACK_ULPS",
+    "STALL_RATIO",
+    "STALL_STEPS",
+    "STOPS",
+    "decrease_slack",
+    "minimise",
+    "stall_count",
+]

@@ -11,9 +11,9 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
-from matplotlib.ticker import PercentFormatter  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
+from matplotlib.ticker import PercentFormatter  # noqa: E402
 
 from simstudy.jobfiles import temporary_sibling  # noqa: E402
 
@@ -51,14 +51,19 @@ def _curve_panel(ax, s: dict, *, title: str | None = None, legend: bool = True, 
     ax.fill_between(g, mean - 1.96 * mcse, mean + 1.96 * mcse, color=SIM, alpha=0.2, lw=0)
     ax.plot(g, mean, "o-", color=SIM, ms=3, lw=1.2, label="simulated mean (±1.96 MCSE)")
     if s.get("theory_grid") is not None:
-        ax.plot(s["theory_grid"]["gammas"], s["theory_grid"]["theory_excess"], "-", color=THEORY,
-                lw=1.2, label="first-order prediction")
+        ax.plot(
+            s["theory_grid"]["gammas"],
+            s["theory_grid"]["theory_excess"],
+            "-",
+            color=THEORY,
+            lw=1.2,
+            label="first-order prediction",
+        )
     else:
         ax.plot(g, s["theory_excess"], "-", color=THEORY, lw=1.2, label="first-order prediction")
     if s.get("theory_excess_refined") is not None:
         # known on the simulation's grid only (each point solves every generator fit's limit)
-        ax.plot(g, s["theory_excess_refined"], "-.", color=REFINED, lw=1.2, marker="x", ms=3,
-                label=_refined_label(s))
+        ax.plot(g, s["theory_excess_refined"], "-.", color=REFINED, lw=1.2, marker="x", ms=3, label=_refined_label(s))
     ax.plot(g, s["population_excess"], "--", color=POPULATION, lw=1, label="population limit (bias only)")
     star = s.get("gamma_star_theory_total")
     if star is not None and np.isfinite(star):
@@ -78,8 +83,9 @@ def _curve_panel(ax, s: dict, *, title: str | None = None, legend: bool = True, 
         ax.set_title(title, fontsize=9)
     if legend:
         ax.legend(fontsize=7, frameon=False)
-    secondary = ax.secondary_xaxis("top", functions=(lambda x: x * s["n0"] - x * s["n1"],
-                                                     lambda n: n / (s["n0"] - s["n1"])))
+    secondary = ax.secondary_xaxis(
+        "top", functions=(lambda x: x * s["n0"] - x * s["n1"], lambda n: n / (s["n0"] - s["n1"]))
+    )
     secondary.set_xlabel("ñ", fontsize=8)
     secondary.tick_params(labelsize=7)
 
@@ -105,12 +111,20 @@ def _residual_panel(ax, s: dict):
     series = [("first order", THEORY, s.get("verdict"), -0.006)]
     if s.get("verdict_refined") is not None:
         series.append(("refined", REFINED, s["verdict_refined"], 0.006))
-    for name, colour, v, nudge in series:
+    for _, colour, v, nudge in series:
         value = np.array([np.nan if x is None else x for x in v["relative_error"]], dtype=float)
         ci = np.array([[np.nan if x is None else x for x in pair] for pair in v["relative_error_ci"]], dtype=float)
         # nudged sideways so that two series at one gamma stay apart
-        ax.errorbar(g + nudge * span, value, yerr=[value - ci[:, 0], ci[:, 1] - value], fmt="o", ms=2.5,
-                    lw=0.8, capsize=1.5, color=colour)
+        ax.errorbar(
+            g + nudge * span,
+            value,
+            yerr=[value - ci[:, 0], ci[:, 1] - value],
+            fmt="o",
+            ms=2.5,
+            lw=0.8,
+            capsize=1.5,
+            color=colour,
+        )
     ax.axhline(0.0, color="k", lw=0.6)
     ax.set_title("\n".join(f"{name}: {_verdict_text(v)}" for name, _, v, _ in series), fontsize=7, loc="left")
     ax.set_xlabel("γ = ñ / (n0 − n1)")
@@ -157,8 +171,7 @@ def curve_grid(summaries: list[dict], row_key: str | None, col_key: str | None):
     """Panels of cells: one per (row, column) value of two cell descriptors."""
     rows = sorted({s["cell"].get(row_key) for s in summaries}, key=str) if row_key else [None]
     cols = sorted({s["cell"].get(col_key) for s in summaries}, key=str) if col_key else [None]
-    fig, axes = plt.subplots(len(rows), len(cols), figsize=(3.6 * len(cols), 2.9 * len(rows)),
-                             squeeze=False)
+    fig, axes = plt.subplots(len(rows), len(cols), figsize=(3.6 * len(cols), 2.9 * len(rows)), squeeze=False)
     for s in summaries:
         i = rows.index(s["cell"].get(row_key)) if row_key else 0
         j = cols.index(s["cell"].get(col_key)) if col_key else 0
@@ -191,10 +204,13 @@ def rates_figure(table: pd.DataFrame, summaries: list[dict]):
                 star = s.get("gamma_star_theory") or s.get("gamma_star_theory_total")
                 target = star if star is not None else 1.0
             picks.append(_nearest(s["gammas"], target))
-        for ax, (mean_key, mcse_key, theory_key, label) in zip(axes, [
-            ("excess_mean", "excess_mcse", "theory_excess", "excess balanced risk"),
-            ("param_error_rms", "param_error_rms_mcse", "param_error_theory", "RMS parameter error (E‖θ̂ − θ*‖²)^½"),
-        ]):
+        for ax, (mean_key, mcse_key, theory_key, label) in zip(
+            axes,
+            [
+                ("excess_mean", "excess_mcse", "theory_excess", "excess balanced risk"),
+                ("param_error_rms", "param_error_rms_mcse", "param_error_theory", "RMS parameter error (E‖θ̂ − θ*‖²)^½"),
+            ],
+        ):
             m = np.array([s[mean_key][k] for s, k in zip(summaries, picks)])
             e = np.array([s[mcse_key][k] for s, k in zip(summaries, picks)])
             line = ax.errorbar(n1, m, yerr=1.96 * e, fmt=marker + "-", ms=4, lw=1, capsize=2)
@@ -232,8 +248,7 @@ def alignment_figure(table: pd.DataFrame):
         emp = sub["gamma_star_empirical"].to_numpy(dtype=float)
         lo = emp - sub["gamma_star_empirical_ci_low"].to_numpy(dtype=float)
         hi = sub["gamma_star_empirical_ci_high"].to_numpy(dtype=float) - emp
-        ax.errorbar(pred, emp, yerr=[lo, hi], fmt="o", color=cmap(i), ms=4, capsize=2,
-                    label=f"φ = {phi:g}°")
+        ax.errorbar(pred, emp, yerr=[lo, hi], fmt="o", color=cmap(i), ms=4, capsize=2, label=f"φ = {phi:g}°")
     top = np.nanmax(t[["gamma_star_theory_total", "gamma_star_empirical_ci_high"]].to_numpy(dtype=float))
     ax.plot([0, top], [0, top], "k-", lw=0.5)
     ax.set_xlabel("predicted γ* (argmin of the predicted total curve)")
@@ -241,8 +256,7 @@ def alignment_figure(table: pd.DataFrame):
     ax.legend(fontsize=7, frameon=False)
     # each cell's max |z| against its own critical value: above 1 the curve leaves the band
     t["band_ratio"] = t["max_abs_z"] / t["critical_z"]
-    pivot = t.pivot_table(index="cell.magnitude", columns="cell.angle_deg",
-                          values="band_ratio", aggfunc="max")
+    pivot = t.pivot_table(index="cell.magnitude", columns="cell.angle_deg", values="band_ratio", aggfunc="max")
     im = bx.imshow(pivot.to_numpy(dtype=float), origin="lower", aspect="auto", cmap="magma_r")
     bx.set_xticks(range(len(pivot.columns)), [f"{c:g}" for c in pivot.columns])
     bx.set_yticks(range(len(pivot.index)), [f"{r:g}" for r in pivot.index])
@@ -256,12 +270,25 @@ def alignment_figure(table: pd.DataFrame):
     return fig
 
 
-METHOD_COLOURS = {"vtss": "#d35400", "tg_vtss": "#27ae60", "reweighting": "#8e44ad",
-                  "cost_sensitive": "#7f8c8d", "raw": "#2c3e50", "balanced": "#1f4e79"}
-METHOD_LABELS = {"no_augmentation": "no augmentation", "full_balancing": "full balancing",
-                 "oracle_best": "oracle-best size", "vtss": "VTSS", "tg_vtss": "TG-VTSS",
-                 "reweighting": "reweighting", "cost_sensitive": "cost-sensitive", "raw": "raw (γ = 0)",
-                 "balanced": "balanced (γ = 1)"}
+METHOD_COLOURS = {
+    "vtss": "#d35400",
+    "tg_vtss": "#27ae60",
+    "reweighting": "#8e44ad",
+    "cost_sensitive": "#7f8c8d",
+    "raw": "#2c3e50",
+    "balanced": "#1f4e79",
+}
+METHOD_LABELS = {
+    "no_augmentation": "no augmentation",
+    "full_balancing": "full balancing",
+    "oracle_best": "oracle-best size",
+    "vtss": "VTSS",
+    "tg_vtss": "TG-VTSS",
+    "reweighting": "reweighting",
+    "cost_sensitive": "cost-sensitive",
+    "raw": "raw (γ = 0)",
+    "balanced": "balanced (γ = 1)",
+}
 
 
 def _vtss_panel(ax, summary: dict, legend: bool):
@@ -273,15 +300,28 @@ def _vtss_panel(ax, summary: dict, legend: bool):
     ax.axvline(gap, color="k", lw=0.8, ls="--", label=f"full balancing (ñ = {gap})")
     methods = summary["methods"]
     best = methods["oracle_best"]
-    ax.plot(best["gamma"] * gap, best["test_loss"]["mean"], "*", color=THEORY, ms=11,
-            label=f"oracle-best size (γ = {best['gamma']:.2f})")
+    ax.plot(
+        best["gamma"] * gap,
+        best["test_loss"]["mean"],
+        "*",
+        color=THEORY,
+        ms=11,
+        label=f"oracle-best size (γ = {best['gamma']:.2f})",
+    )
     for name in ("vtss", "tg_vtss"):
         m = methods[name]
         if m["n_tilde"]["mean"] is None:
             continue
-        ax.errorbar(m["n_tilde"]["mean"], m["test_loss"]["mean"], xerr=m["n_tilde"]["sd"] or 0.0, fmt="s",
-                    color=METHOD_COLOURS[name], ms=6, capsize=3,
-                    label=f"{METHOD_LABELS[name]}: γ̂ = {m['gamma']['mean']:.2f} ± {m['gamma']['sd'] or 0:.2f} (SD)")
+        ax.errorbar(
+            m["n_tilde"]["mean"],
+            m["test_loss"]["mean"],
+            xerr=m["n_tilde"]["sd"] or 0.0,
+            fmt="s",
+            color=METHOD_COLOURS[name],
+            ms=6,
+            capsize=3,
+            label=f"{METHOD_LABELS[name]}: γ̂ = {m['gamma']['mean']:.2f} ± {m['gamma']['sd'] or 0:.2f} (SD)",
+        )
     for name in ("reweighting", "cost_sensitive"):
         value = methods[name]["test_loss"]["mean"]
         if value is not None:
@@ -308,15 +348,21 @@ def vtss_figure(summary: dict):
     window = (g >= best - 0.6) & (g <= best + 0.8)
     mean, sd = np.asarray(summary["curve_mean"], dtype=float), np.asarray(summary["curve_sd"], dtype=float)
     values = [mean[window] - sd[window], mean[window] + sd[window]]
-    values += [[summary["methods"][name]["test_loss"]["mean"]] for name in ("oracle_best", "vtss", "tg_vtss")
-               if summary["methods"][name]["test_loss"]["mean"] is not None]
+    values += [
+        [summary["methods"][name]["test_loss"]["mean"]]
+        for name in ("oracle_best", "vtss", "tg_vtss")
+        if summary["methods"][name]["test_loss"]["mean"] is not None
+    ]
     low, high = min(np.min(v) for v in values), max(np.max(v) for v in values)
     pad = 0.05 * (high - low)
     bx.set_xlim(max(0.0, best - 0.6) * gap, (best + 0.8) * gap)
     bx.set_ylim(low - pad, high + pad)
     bx.set_title("near the optimum", fontsize=8)
-    fig.suptitle(f"{summary['study']}: {summary['dgp']}, {summary['generator']}, {summary['model']}, "
-                 f"n0 = {summary['n0']}, n1 = {summary['n1']}, R = {summary['reps']}", fontsize=9)
+    fig.suptitle(
+        f"{summary['study']}: {summary['dgp']}, {summary['generator']}, {summary['model']}, "
+        f"n0 = {summary['n0']}, n1 = {summary['n1']}, R = {summary['reps']}",
+        fontsize=9,
+    )
     fig.tight_layout()
     return fig
 
@@ -328,8 +374,9 @@ def real_data_curves_figure(summary: dict):
     curves = summary["curves"]
     datasets = list(dict.fromkeys(c["dataset"] for c in curves))
     generators = list(dict.fromkeys(c["generator"] for c in curves))
-    fig, axes = plt.subplots(len(datasets), len(generators), squeeze=False,
-                             figsize=(3.2 * len(generators), 2.6 * len(datasets)))
+    fig, axes = plt.subplots(
+        len(datasets), len(generators), squeeze=False, figsize=(3.2 * len(generators), 2.6 * len(datasets))
+    )
     methods = {(m["dataset"], m["generator"], m["method"]): m for m in summary["methods"]}
     for c in curves:
         ax = axes[datasets.index(c["dataset"]), generators.index(c["generator"])]
@@ -341,13 +388,26 @@ def real_data_curves_figure(summary: dict):
         for name in ("vtss", "tg_vtss"):
             m = methods.get((c["dataset"], c["generator"], name))
             if m and m["gamma"]["mean"] is not None:
-                ax.errorbar(m["gamma"]["mean"], m["balanced_log_loss"]["mean"], xerr=m["gamma"]["sd"] or 0.0,
-                            fmt="s", color=METHOD_COLOURS[name], ms=4, capsize=2, label=METHOD_LABELS[name])
+                ax.errorbar(
+                    m["gamma"]["mean"],
+                    m["balanced_log_loss"]["mean"],
+                    xerr=m["gamma"]["sd"] or 0.0,
+                    fmt="s",
+                    color=METHOD_COLOURS[name],
+                    ms=4,
+                    capsize=2,
+                    label=METHOD_LABELS[name],
+                )
         for name in ("raw", "reweighting"):
             m = methods.get((c["dataset"], "none", name))
             if m and m["balanced_log_loss"]["mean"] is not None:
-                ax.axhline(m["balanced_log_loss"]["mean"], color=METHOD_COLOURS[name], lw=0.8, ls=":",
-                           label=METHOD_LABELS[name])
+                ax.axhline(
+                    m["balanced_log_loss"]["mean"],
+                    color=METHOD_COLOURS[name],
+                    lw=0.8,
+                    ls=":",
+                    label=METHOD_LABELS[name],
+                )
         ax.axvline(1.0, color="k", lw=0.5, alpha=0.4)
         # a selection off the grid (TG-VTSS's plug-in window can leave it) is clipped, not
         # allowed to squash the curve
@@ -372,10 +432,24 @@ def real_data_methods_figure(summary: dict):
         rows = [m for m in entries if m["dataset"] == dataset and m["balanced_log_loss"]["mean"] is not None]
         y = np.arange(len(rows))
         for i, m in enumerate(rows):
-            ax.errorbar(m["balanced_log_loss"]["mean"], i, xerr=m["balanced_log_loss"]["half_width"] or 0.0,
-                        fmt="o", ms=4, capsize=2, color=METHOD_COLOURS.get(m["method"], SIM))
-        ax.set_yticks(y, [METHOD_LABELS.get(m["method"], m["method"]) +
-                          ("" if m["generator"] == "none" else f" · {m['generator']}") for m in rows], fontsize=6)
+            ax.errorbar(
+                m["balanced_log_loss"]["mean"],
+                i,
+                xerr=m["balanced_log_loss"]["half_width"] or 0.0,
+                fmt="o",
+                ms=4,
+                capsize=2,
+                color=METHOD_COLOURS.get(m["method"], SIM),
+            )
+        ax.set_yticks(
+            y,
+            [
+                METHOD_LABELS.get(m["method"], m["method"])
+                + ("" if m["generator"] == "none" else f" · {m['generator']}")
+                for m in rows
+            ],
+            fontsize=6,
+        )
         ax.invert_yaxis()
         ax.set_xlabel("balanced test log-loss", fontsize=8)
         ax.set_title(dataset, fontsize=9)

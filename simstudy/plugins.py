@@ -27,8 +27,8 @@ from __future__ import annotations
 import inspect
 from typing import Any
 
-from hydra.errors import InstantiationException
 from hydra._internal.utils import _locate
+from hydra.errors import InstantiationException
 from hydra.utils import instantiate
 
 from simstudy.generators.base import Generator
@@ -44,9 +44,16 @@ GENERATOR_CONTEXT = ("process", "population", "n0", "n1")
 
 BUILTINS: dict[str, dict[Any, str]] = {
     "dgp": {constructor: name for name, constructor in PROCESSES.items()},
-    "generator": {Oracle: "oracle", SemiOracle: "semi_oracle", GaussianFit: "gaussian_fit", Smote: "smote",
-                  BootstrapJitter: "jitter", FeatureJitter: "feature_jitter", ImblearnGenerator: "imblearn",
-                  MismatchGenerator: "mismatch"},
+    "generator": {
+        Oracle: "oracle",
+        SemiOracle: "semi_oracle",
+        GaussianFit: "gaussian_fit",
+        Smote: "smote",
+        BootstrapJitter: "jitter",
+        FeatureJitter: "feature_jitter",
+        ImblearnGenerator: "imblearn",
+        MismatchGenerator: "mismatch",
+    },
 }
 """The built-in targets of each group, with the catalog name that builds the same thing."""
 
@@ -88,8 +95,11 @@ def canonical(section: dict, group: str) -> dict:
     builtin = BUILTINS[group].get(obj)
     if builtin is not None:
         if name is not None and name != builtin:
-            raise ConfigError(f"{group}.name", name, f"{TARGET} {target} is the built-in {builtin!r}; "
-                              f"drop name or make it {builtin!r}")
+            raise ConfigError(
+                f"{group}.name",
+                name,
+                f"{TARGET} {target} is the built-in {builtin!r}; drop name or make it {builtin!r}",
+            )
         return {"name": builtin, **rest}
     if name is None:
         name = target
@@ -115,8 +125,11 @@ def _call(group: str, section: dict, context: dict, kind: type) -> Any:
     if parameters:
         for key, value in factory.keywords.items():
             if key not in parameters and not takes_any:
-                raise ConfigError(f"{group}.{key}", value, f"not an option of {target}; it takes "
-                                  f"{[p for p in parameters if p not in context]}")
+                raise ConfigError(
+                    f"{group}.{key}",
+                    value,
+                    f"not an option of {target}; it takes {[p for p in parameters if p not in context]}",
+                )
         try:
             inspect.signature(func).bind(*factory.args, **factory.keywords, **extra)
         except TypeError as err:
@@ -124,8 +137,11 @@ def _call(group: str, section: dict, context: dict, kind: type) -> Any:
     with bad_value(group, section):
         obj = factory(**extra)
     if not isinstance(obj, kind):
-        raise ConfigError(f"{group}.{TARGET}", target, f"must return a {kind.__module__}.{kind.__qualname__}, "
-                          f"got a {type(obj).__name__}")
+        raise ConfigError(
+            f"{group}.{TARGET}",
+            target,
+            f"must return a {kind.__module__}.{kind.__qualname__}, got a {type(obj).__name__}",
+        )
     return obj
 
 

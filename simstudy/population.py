@@ -112,14 +112,11 @@ class Population:
         squared = GLM("squared", intercept=self.model.intercept)
         y0, y1 = self.process.labels
         second = 0.25 * (
-            self.process.law0.moments(theta, y0, squared).hess
-            + self.process.law1.moments(theta, y1, squared).hess
+            self.process.law0.moments(theta, y0, squared).hess + self.process.law1.moments(theta, y1, squared).hess
         )
         m0, m1 = self.moments(theta)
         try:
-            ratio = float(
-                scipy.linalg.eigh(0.5 * (m0.hess + m1.hess), second, eigvals_only=True)[0]
-            )
+            ratio = float(scipy.linalg.eigh(0.5 * (m0.hess + m1.hess), second, eigvals_only=True)[0])
         except np.linalg.LinAlgError:
             raise ValueError(
                 f"E[z z'] is singular for process {self.process.name!r}: some feature is constant, so "
@@ -139,8 +136,14 @@ class Population:
 
     def _solve(self) -> np.ndarray:
         """theta* by ``newton.minimise`` from 0, then the identification and first-order checks."""
-        theta, info = newton.minimise(self._derivatives, self._risk_bal_batch, np.zeros(self.p),
-                                      tol=_NEWTON_TOL, max_steps=_NEWTON_STEPS, stall_steps=_NEWTON_STALLS)
+        theta, info = newton.minimise(
+            self._derivatives,
+            self._risk_bal_batch,
+            np.zeros(self.p),
+            tol=_NEWTON_TOL,
+            max_steps=_NEWTON_STEPS,
+            stall_steps=_NEWTON_STALLS,
+        )
         if info.stop == "singular":
             raise ValueError(
                 f"the Hessian of R_bal is singular at theta = {theta} for process "

@@ -24,8 +24,8 @@ from __future__ import annotations
 import inspect
 import math
 import types
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Callable, Mapping
 
 import numpy as np
 from scipy.special import expit
@@ -50,18 +50,12 @@ class Process:
     def __post_init__(self):
         for attr in ("law0", "law1"):
             if not isinstance(getattr(self, attr), ClassLaw):
-                raise ValueError(
-                    f"{attr} must be a ClassLaw, got {type(getattr(self, attr)).__name__}"
-                )
+                raise ValueError(f"{attr} must be a ClassLaw, got {type(getattr(self, attr)).__name__}")
         if self.law0.dim != self.law1.dim:
-            raise ValueError(
-                f"law0 and law1 must share one dimension, got {self.law0.dim} and {self.law1.dim}"
-            )
+            raise ValueError(f"law0 and law1 must share one dimension, got {self.law0.dim} and {self.law1.dim}")
         labels = tuple(float(v) for v in self.labels)
         if len(labels) != 2 or not all(np.isfinite(labels)) or labels[0] == labels[1]:
-            raise ValueError(
-                f"labels must be two distinct finite numbers (y0, y1), got {self.labels!r}"
-            )
+            raise ValueError(f"labels must be two distinct finite numbers (y0, y1), got {self.labels!r}")
         object.__setattr__(self, "labels", labels)
         object.__setattr__(self, "info", types.MappingProxyType(dict(self.info)))
 
@@ -116,9 +110,7 @@ def gaussian_classes(mu0=(0.0, 0.0), mu1=(1.0, 0.0), cov=None) -> Process:
     mu0 = np.asarray(mu0, dtype=np.float64)
     mu1 = np.asarray(mu1, dtype=np.float64)
     if mu0.ndim != 1 or mu0.size == 0 or mu1.shape != mu0.shape:
-        raise ValueError(
-            f"mu0 and mu1 must be 1-D arrays of one length >= 1, got shapes {mu0.shape} and {mu1.shape}"
-        )
+        raise ValueError(f"mu0 and mu1 must be 1-D arrays of one length >= 1, got shapes {mu0.shape} and {mu1.shape}")
     d = mu0.size
     cov = np.eye(d) if cov is None else np.asarray(cov, dtype=np.float64)
     if cov.shape != (d, d):
@@ -165,8 +157,7 @@ def tuned_logistic_mixture(
     coords = tuple(int(j) for j in shift_coords)
     if any(not 1 <= j < d for j in coords):
         raise ValueError(
-            f"shift_coords must be 0-based coordinates in 1..{d - 1} (coordinate 0 is T), "
-            f"got {shift_coords!r}"
+            f"shift_coords must be 0-based coordinates in 1..{d - 1} (coordinate 0 is T), got {shift_coords!r}"
         )
     alpha = tuned_alpha(a, b, c)
     t = np.array([-a, b])
@@ -287,9 +278,7 @@ def make_process(name: str, **kwargs) -> Process:
         inspect.signature(constructor).bind(**kwargs)
     except TypeError:
         allowed = list(inspect.signature(constructor).parameters)
-        raise ValueError(
-            f"bad options {sorted(kwargs)} for process {name!r}; it takes {allowed}"
-        ) from None
+        raise ValueError(f"bad options {sorted(kwargs)} for process {name!r}; it takes {allowed}") from None
     return constructor(**kwargs)
 
 

@@ -19,29 +19,13 @@ and W workers holds at its peak (8 bytes per float64 number):
   the parquet copy), and after the loop the bootstrap counts of the summaries, (2000, R)
   arrays, four at once (``engine.bootstrap_counts``).
 
-The constants were calibrated on peak RSS (``/usr/bin/time -v python -m simstudy ...``, 2
-shared cores, 24 GB); the estimate was 1.1-1.9 times the measured peak on every cell:
-
-    cell (R replications, W workers)                   N rows     measured  estimate
-    quickstart (default)                               3,900      0.56 GB   0.71 GB
-    quickstart n1=2000 R=20                            156,000    0.88      1.13
-    quickstart n1=10000 R=8 W=1 / 2 / 4                780,000    0.91 / 1.22 / 1.77   1.30 / 1.82 / 2.87
-    quickstart n1=10000 R=8, 4 gammas                  780,000    1.10      1.62
-    quickstart n1=30000 R=4                            2,340,000  3.95      7.21
-    quickstart model=probit n1=10000 R=8               780,000    2.67      2.87
-    ls_symmetric n1=5000 n0=100000 R=8 W=1 / 4         485,000    2.54 / 5.20          3.07 / 9.94
-    logit_symmetric R=4                                12,776     0.65      0.78
-    logit_symmetric n1=5560 n0=44440 R=8 W=1 / 4       127,760    0.81 / 1.20          0.92 / 1.50
-    logit_symmetric n1=16680 n0=133320 R=8             383,280    2.27      3.09
-    quickstart n1=6 R=100000 (the bootstrap's cell)    468        5.37      7.45
-    asym_biased n1=3200 R=10 (make figures' largest)   432,000    1.16      1.90
-
-Time, on one core (the workers gained 1.2-1.3x on two): about 2.5 ms per replication (draw,
-fit, rows, summaries; 2.3 ms measured at the quickstart's size, 2.5 ms at R = 100000) plus
-25 ns per G N p (measured 17-22 ns for the logistic and quickstart fits, 6 ns for the
-squared loss at p = 20), and for the theory's generator refits about 1 us per row and feature
-of a refit's n0 + n1 rows (0.1-0.9 us measured for SMOTE, the Gaussian fit and the
-semi-oracle; counted for every generator, although a fixed law takes a single fit).
+The constants were calibrated on the peak RSS and time of twelve measured cells, from the
+quickstart's to 2.3 million rows and 100,000 replications; the estimate was 1.1-1.9 times the
+measured peak on every cell (the table: benchmarks/README.md). Time on one core is
+SECONDS_PER_REPLICATION per replication (draw, fit, rows, summaries) plus SECONDS_PER_FIT_NUMBER
+per G N p, and for the theory's generator refits SECONDS_PER_REFIT_NUMBER per row and feature
+of a refit's n0 + n1 rows (counted for every generator, although a fixed law takes a single
+fit).
 
 ``check_budget`` refuses (``ConfigError``) a cell whose estimate exceeds ``MEMORY_SHARE`` of
 the memory available now, or ``MAX_HOURS`` hours. ``SIMSTUDY_NO_BUDGET=1`` in the environment
@@ -59,7 +43,7 @@ from simstudy.engine import default_workers
 from simstudy.fitting import _OUTER_PRODUCT_GROUP, _OUTER_PRODUCT_MAX_P, choose_method
 
 BASE_BYTES = 700e6
-"""The process without the cell's arrays (0.56-0.65 GB measured at the presets' sizes)."""
+"""The process without the cell's arrays (measured at the presets' sizes: benchmarks/README.md)."""
 FITTER_ARRAYS = 6
 """(G, N) temporaries of one replication's fit: weights, linear predictors, loss, score,
 curvature and their weighted products (3.1 fitted for the squared loss, 4.3-6.1 for the
@@ -130,8 +114,18 @@ def cell_sizes(run: RunConfig) -> CellSizes:
     d = _dimension(run)
     pool = round(max(design.gammas) * (design.n0 - design.n1))
     workers = default_workers() if run.workers is None else run.workers
-    return CellSizes(design.n0, design.n1, pool, len(design.gammas), d, d + int(run.model.intercept),
-                     design.reps, run.theory_refits, min(workers, design.reps), run.model.family)
+    return CellSizes(
+        design.n0,
+        design.n1,
+        pool,
+        len(design.gammas),
+        d,
+        d + int(run.model.intercept),
+        design.reps,
+        run.theory_refits,
+        min(workers, design.reps),
+        run.model.family,
+    )
 
 
 def _hessian_numbers_per_row(s: CellSizes) -> float:
@@ -203,8 +197,14 @@ def responsible_key(s: CellSizes, est: Estimate, memory: bool) -> str:
 
 def _value(run: RunConfig, key: str):
     d = run.design
-    return {"design.n1": d.n1, "design.n0": d.n0, "design.gammas": list(d.gammas), "dgp": run.dgp,
-            "design.reps": d.reps, "theory.refits": run.theory_refits}[key]
+    return {
+        "design.n1": d.n1,
+        "design.n0": d.n0,
+        "design.gammas": list(d.gammas),
+        "dgp": run.dgp,
+        "design.reps": d.reps,
+        "theory.refits": run.theory_refits,
+    }[key]
 
 
 def _dimension(run: RunConfig) -> int:
@@ -217,7 +217,7 @@ def vtss_estimate(run: RunConfig) -> tuple[float, float, str]:
     (fold, candidate) fits, 2 selectors x (K + 2) batches of G_sel fits over N rows of p model
     features at SECONDS_PER_FIT_NUMBER, and in memory two batches' designs and temporaries
     plus the fixed test set (2 test_per_class rows of p features). vtss_ring's default cell
-    (N = 15,600, p = 101, K = 5) gives 17 s per replication, where 16-25 s were measured."""
+    (N = 15,600, p = 101, K = 5) gives 17 s per replication (measured: benchmarks/README.md)."""
     sel = run.extra["selection"]
     d = run.design
     features = sel["features"]
@@ -233,8 +233,12 @@ def vtss_estimate(run: RunConfig) -> tuple[float, float, str]:
     seconds = d.reps * (SECONDS_PER_REPLICATION + SECONDS_PER_FIT_NUMBER * fit_numbers)
     memory = BASE_BYTES + 8.0 * (2 * rows * (p + (FITTER_ARRAYS + p) * candidates) + 2 * test * p)
     # the key furthest beyond vtss_ring's default cell (the largest shipped one)
-    excess = {"selection.test_per_class": test / 40000, "selection.features.n_features": width / 100,
-              "design.n1": rows / 15600, "design.reps": d.reps / 100}
+    excess = {
+        "selection.test_per_class": test / 40000,
+        "selection.features.n_features": width / 100,
+        "design.n1": rows / 15600,
+        "design.reps": d.reps / 100,
+    }
     return memory, seconds, excess
 
 
@@ -248,26 +252,45 @@ def check_budget(run: RunConfig) -> None:
     override = f"{OVERRIDE}=1 skips this check (e.g. for a cluster's larger nodes)"
     if run.figure == "real_data":
         data = run.extra["data"]
-        seconds = run.design.reps * len(data["datasets"] or [data["path"]]) * (1 + len(data["generators"])) \
+        seconds = (
+            run.design.reps
+            * len(data["datasets"] or [data["path"]])
+            * (1 + len(data["generators"]))
             * SECONDS_PER_REAL_DATA_FIT
+        )
         if seconds / 3600 > MAX_HOURS:
-            raise ConfigError("design.reps", run.design.reps, f"the study would take about {seconds / 3600:,.0f} "
-                              f"hours on one core, more than {MAX_HOURS:.0f}; {override}")
+            raise ConfigError(
+                "design.reps",
+                run.design.reps,
+                f"the study would take about {seconds / 3600:,.0f} "
+                f"hours on one core, more than {MAX_HOURS:.0f}; {override}",
+            )
         return
     if run.figure == "vtss":
         memory, seconds, excess = vtss_estimate(run)
         sel = run.extra["selection"]
-        values = {"selection.test_per_class": sel["test_per_class"], "design.n1": run.design.n1,
-                  "selection.features.n_features": (sel["features"] or {}).get("n_features"),
-                  "design.reps": run.design.reps}
+        values = {
+            "selection.test_per_class": sel["test_per_class"],
+            "design.n1": run.design.n1,
+            "selection.features.n_features": (sel["features"] or {}).get("n_features"),
+            "design.reps": run.design.reps,
+        }
         if memory > MEMORY_SHARE * available_bytes():
             key = max((k for k in excess if k != "design.reps"), key=excess.get)
-            raise ConfigError(key, values[key], f"the cell would need about {memory / 1e9:.3g} GB, more than "
-                              f"{MEMORY_SHARE:.0%} of the {available_bytes() / 1e9:.3g} GB free; {override}")
+            raise ConfigError(
+                key,
+                values[key],
+                f"the cell would need about {memory / 1e9:.3g} GB, more than "
+                f"{MEMORY_SHARE:.0%} of the {available_bytes() / 1e9:.3g} GB free; {override}",
+            )
         if seconds / 3600 > MAX_HOURS:
             key = max(excess, key=excess.get)
-            raise ConfigError(key, values[key], f"the cell would take about {seconds / 3600:,.0f} hours on one "
-                              f"core, more than {MAX_HOURS:.0f}; {override}")
+            raise ConfigError(
+                key,
+                values[key],
+                f"the cell would take about {seconds / 3600:,.0f} hours on one "
+                f"core, more than {MAX_HOURS:.0f}; {override}",
+            )
         return
     s = cell_sizes(run)
     est = estimate(s)
@@ -275,11 +298,18 @@ def check_budget(run: RunConfig) -> None:
     override = f"{OVERRIDE}=1 skips this check (e.g. for a cluster's larger nodes)"
     if est.peak_bytes > limit:
         key = responsible_key(s, est, memory=True)
-        raise ConfigError(key, _value(run, key), f"the cell would need about {est.peak_bytes / 1e9:.3g} GB "
-                          f"(N = {s.rows:,} rows x {s.G} gammas, {s.reps:,} replications), more than the "
-                          f"{limit / 1e9:.3g} GB available ({MEMORY_SHARE:.0%} of free memory); {override}")
+        raise ConfigError(
+            key,
+            _value(run, key),
+            f"the cell would need about {est.peak_bytes / 1e9:.3g} GB "
+            f"(N = {s.rows:,} rows x {s.G} gammas, {s.reps:,} replications), more than the "
+            f"{limit / 1e9:.3g} GB available ({MEMORY_SHARE:.0%} of free memory); {override}",
+        )
     hours = est.seconds / 3600
     if hours > MAX_HOURS:
         key = responsible_key(s, est, memory=False)
-        raise ConfigError(key, _value(run, key), f"the cell would take about {hours:,.0f} hours on one core, "
-                          f"more than {MAX_HOURS:.0f}; {override}")
+        raise ConfigError(
+            key,
+            _value(run, key),
+            f"the cell would take about {hours:,.0f} hours on one core, more than {MAX_HOURS:.0f}; {override}",
+        )

@@ -44,9 +44,10 @@ probability model); ``predict`` thresholds it at 1/2.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from numbers import Integral, Real
-from typing import Callable, NamedTuple
+from typing import NamedTuple
 
 import numpy as np
 from imblearn.over_sampling.base import BaseOverSampler
@@ -99,9 +100,7 @@ def _check_cv(cv) -> tuple[int | None, int]:
     """(K, n_repeats); K is None for the holdout."""
     if isinstance(cv, str):
         if cv != "holdout":
-            raise ValueError(
-                f"cv must be 'holdout', an integer K >= 2 or ('repeated', K, n_repeats), got {cv!r}"
-            )
+            raise ValueError(f"cv must be 'holdout', an integer K >= 2 or ('repeated', K, n_repeats), got {cv!r}")
         return None, 1
     if isinstance(cv, tuple):
         if len(cv) != 3 or cv[0] != "repeated":
@@ -117,8 +116,7 @@ def _root_seed(random_state) -> np.random.SeedSequence:
         return random_state
     if isinstance(random_state, bool) or not isinstance(random_state, Integral) or random_state < 0:
         raise ValueError(
-            f"random_state must be None, an integer >= 0 or a numpy.random.SeedSequence, got "
-            f"{random_state!r}"
+            f"random_state must be None, an integer >= 0 or a numpy.random.SeedSequence, got {random_state!r}"
         )
     return np.random.SeedSequence(int(random_state))
 
@@ -202,8 +200,7 @@ def _check_labels(y) -> np.ndarray:
     n0 = y.size - n1
     if n1 == 0 or n0 <= n1:
         raise ValueError(
-            f"class 1 must be the minority and class 0 the majority (0 < n1 < n0), got "
-            f"n0 = {n0}, n1 = {n1}"
+            f"class 1 must be the minority and class 0 the majority (0 < n1 < n0), got n0 = {n0}, n1 = {n1}"
         )
     return y
 
@@ -239,9 +236,7 @@ def stratified_splits(y, cv="holdout", test_size: float = 0.2, random_state=None
         if isinstance(test_size, bool) or not isinstance(test_size, Real) or not 0 < test_size < 1:
             raise ValueError(f"test_size must be a number in (0, 1), got {test_size!r}")
     elif K > classes[1].size:
-        raise ValueError(
-            f"cv with K = {K} folds needs at least K minority rows, but y has n1 = {classes[1].size}"
-        )
+        raise ValueError(f"cv with K = {K} folds needs at least K minority rows, but y has n1 = {classes[1].size}")
     splits = []
     for r in range(n_repeats):
         rng = _stream(root, _SPLIT, r)
@@ -325,8 +320,7 @@ def _validation_losses(X, y, model: GLM, splits, blocks):
     held_y = np.concatenate([y[s.validation] for s in splits]).astype(np.float64)
     loss = np.asarray(model.family.loss(eta, held_y[:, None]))
     split_of = np.repeat(np.arange(len(splits)), [len(s.validation) for s in splits])
-    losses = np.stack([_balanced_mean(loss[split_of == i], held_y[split_of == i])
-                       for i in range(len(splits))])
+    losses = np.stack([_balanced_mean(loss[split_of == i], held_y[split_of == i]) for i in range(len(splits))])
     return losses, info
 
 
@@ -414,11 +408,11 @@ class _GLMClassifier(ClassifierMixin, BaseEstimator):
             return GLM(get_family(self.family), intercept=bool(self.intercept), ridge=self.ridge)
         if not callable(self.features):
             raise ValueError(
-                f"features must be None or a callable mapping raw rows (n, d) to features (n, D), "
-                f"got {self.features!r}"
+                f"features must be None or a callable mapping raw rows (n, d) to features (n, D), got {self.features!r}"
             )
-        return FeatureGLM(get_family(self.family), intercept=bool(self.intercept), ridge=self.ridge,
-                          feature_map=self.features)
+        return FeatureGLM(
+            get_family(self.family), intercept=bool(self.intercept), ridge=self.ridge, feature_map=self.features
+        )
 
     def _check_fit_data(self, X, y):
         X, y = validate_data(self, X, y, dtype=np.float64, y_numeric=False)
@@ -439,7 +433,7 @@ class _GLMClassifier(ClassifierMixin, BaseEstimator):
         self.theta_ = fit.theta
         self.model_ = model
         self.fit_info_ = fit.info
-        self.coef_ = fit.theta[int(model.intercept):][None, :]
+        self.coef_ = fit.theta[int(model.intercept) :][None, :]
         self.intercept_ = np.array([fit.theta[0] if model.intercept else 0.0])
         self.classes_ = np.array([0, 1])
         self.family_ = model.family
@@ -514,13 +508,24 @@ class VTSSClassifier(_GLMClassifier):
     "split_validation_loss" (S, G), "split_n_tilde" (S, G) the fold-rescaled sizes,
     "split_gap" (S,) n0 - n1 within each fitting part, "n_separated" / "n_not_converged" (G,)
     fit-failure counts over splits), ``theta_`` (intercept first), ``coef_`` (1, D) (D = d
-    without a feature map), ``intercept_`` (1,), ``model_`` (the GLM or FeatureGLM fitted), ``classes_``, ``generator_`` (the final fitted generator, None when
-    gamma_ = 0), ``fit_info_`` (the final fit's FitInfo), ``n_features_in_``.
+    without a feature map), ``intercept_`` (1,), ``model_`` (the GLM or FeatureGLM fitted),
+    ``classes_``, ``generator_`` (the final fitted generator, None when gamma_ = 0),
+    ``fit_info_`` (the final fit's FitInfo), ``n_features_in_``.
     """
 
-    def __init__(self, generator="smote", generator_params=None, family="logistic", intercept=True,
-                 ridge=1e-8, gammas=None, cv="holdout", test_size=0.2, random_state=None,
-                 features=None):
+    def __init__(
+        self,
+        generator="smote",
+        generator_params=None,
+        family="logistic",
+        intercept=True,
+        ridge=1e-8,
+        gammas=None,
+        cv="holdout",
+        test_size=0.2,
+        random_state=None,
+        features=None,
+    ):
         self.generator = generator
         self.generator_params = generator_params
         self.family = family
@@ -551,13 +556,13 @@ class VTSSClassifier(_GLMClassifier):
         n_tilde = np.rint(gammas * (n0 - n1)).astype(np.int64)
         blocks, sizes, gaps = _synthetic_blocks(X, y, generator, n_tilde, splits, root)
         losses, info = _validation_losses(X, y, model, splits, blocks)
-        self.cv_results_ = _curve("gamma", gammas, losses, info, n_tilde=n_tilde,
-                                  split_n_tilde=sizes, split_gap=gaps)
+        self.cv_results_ = _curve("gamma", gammas, losses, info, n_tilde=n_tilde, split_n_tilde=sizes, split_gap=gaps)
         best = _select(self.cv_results_["mean_validation_loss"])
         self.gamma_ = float(gammas[best])
         self.n_synthetic_ = int(n_tilde[best])
-        self._refit_augmented(X, y, model, generator, self.n_synthetic_, root,
-                              rows=_bucket(len(y) + int(n_tilde.max())))
+        self._refit_augmented(
+            X, y, model, generator, self.n_synthetic_, root, rows=_bucket(len(y) + int(n_tilde.max()))
+        )
 
 
 class TGVTSSClassifier(VTSSClassifier):
@@ -577,20 +582,44 @@ class TGVTSSClassifier(VTSSClassifier):
     ``candidate_gammas_``, ``branch_``.
     """
 
-    def __init__(self, generator="smote", generator_params=None, family="logistic", intercept=True,
-                 ridge=1e-8, gammas=None, cv="holdout", test_size=0.2, random_state=None,
-                 alpha=0.05, gqs_threshold=10.0, features=None):
-        super().__init__(generator=generator, generator_params=generator_params, family=family,
-                         intercept=intercept, ridge=ridge, gammas=gammas, cv=cv,
-                         test_size=test_size, random_state=random_state, features=features)
+    def __init__(
+        self,
+        generator="smote",
+        generator_params=None,
+        family="logistic",
+        intercept=True,
+        ridge=1e-8,
+        gammas=None,
+        cv="holdout",
+        test_size=0.2,
+        random_state=None,
+        alpha=0.05,
+        gqs_threshold=10.0,
+        features=None,
+    ):
+        super().__init__(
+            generator=generator,
+            generator_params=generator_params,
+            family=family,
+            intercept=intercept,
+            ridge=ridge,
+            gammas=gammas,
+            cv=cv,
+            test_size=test_size,
+            random_state=random_state,
+            features=features,
+        )
         self.alpha = alpha
         self.gqs_threshold = gqs_threshold
 
     def _candidates(self, X, y, model, generator, root) -> np.ndarray:
         if isinstance(self.alpha, bool) or not isinstance(self.alpha, Real) or not 0 <= self.alpha <= 1:
             raise ValueError(f"alpha must be a number in [0, 1], got {self.alpha!r}")
-        if isinstance(self.gqs_threshold, bool) or not isinstance(self.gqs_threshold, Real) or np.isnan(
-                self.gqs_threshold):
+        if (
+            isinstance(self.gqs_threshold, bool)
+            or not isinstance(self.gqs_threshold, Real)
+            or np.isnan(self.gqs_threshold)
+        ):
             raise ValueError(f"gqs_threshold must be a number, got {self.gqs_threshold!r}")
         wide = _check_gammas(self.gammas)
         X0, X1 = X[y == 0], X[y == 1]
@@ -600,8 +629,9 @@ class TGVTSSClassifier(VTSSClassifier):
             self.branch_ = "symmetry"
             candidates = SYMMETRY_GAMMAS
         else:
-            self.diagnostics_ = diagnose(X0, X1, generator, model, _stream(root, _DIAGNOSTICS),
-                                         n_folds=min(5, X1.shape[0]))
+            self.diagnostics_ = diagnose(
+                X0, X1, generator, model, _stream(root, _DIAGNOSTICS), n_folds=min(5, X1.shape[0])
+            )
             self.gqs_ = self.diagnostics_.gqs.gqs
             self.gamma_tg_ = self.diagnostics_.target.gamma
             if self.gqs_ <= self.gqs_threshold:
@@ -622,8 +652,17 @@ class FixedSizeClassifier(_GLMClassifier):
     baselines). Learned: ``gamma_``, ``n_synthetic_``, ``generator_``, and the fit attributes
     of ``VTSSClassifier``."""
 
-    def __init__(self, gamma=1.0, generator="smote", generator_params=None, family="logistic",
-                 intercept=True, ridge=1e-8, random_state=None, features=None):
+    def __init__(
+        self,
+        gamma=1.0,
+        generator="smote",
+        generator_params=None,
+        family="logistic",
+        intercept=True,
+        ridge=1e-8,
+        random_state=None,
+        features=None,
+    ):
         self.gamma = gamma
         self.generator = generator
         self.generator_params = generator_params
@@ -636,8 +675,11 @@ class FixedSizeClassifier(_GLMClassifier):
     def fit(self, X, y):
         X, y = self._check_fit_data(X, y)
         model = self._model()
-        if isinstance(self.gamma, bool) or not isinstance(self.gamma, Real) or not (
-                np.isfinite(self.gamma) and self.gamma >= 0):
+        if (
+            isinstance(self.gamma, bool)
+            or not isinstance(self.gamma, Real)
+            or not (np.isfinite(self.gamma) and self.gamma >= 0)
+        ):
             raise ValueError(f"gamma must be a finite number >= 0, got {self.gamma!r}")
         generator = resolve_generator(self.generator, self.generator_params)
         n0, n1 = int((y == 0).sum()), int((y == 1).sum())
@@ -680,8 +722,17 @@ class CostSensitiveClassifier(_GLMClassifier):
     "n_not_converged"), and the fit attributes.
     """
 
-    def __init__(self, weights=None, family="logistic", intercept=True, ridge=1e-8, cv="holdout",
-                 test_size=0.2, random_state=None, features=None):
+    def __init__(
+        self,
+        weights=None,
+        family="logistic",
+        intercept=True,
+        ridge=1e-8,
+        cv="holdout",
+        test_size=0.2,
+        random_state=None,
+        features=None,
+    ):
         self.weights = weights
         self.family = family
         self.intercept = intercept

@@ -108,8 +108,16 @@ from simstudy.families import get_family
 from simstudy.fitting import GLM, fit_glm
 from simstudy.generators import ImblearnGenerator, make_generator
 from simstudy.generators.imblearn_adapter import available_samplers
-from simstudy.jobfiles import (atomic_write_text, copy_figures, finish_job, json_number, json_numbers,
-                               versions, write_parquet, write_table)
+from simstudy.jobfiles import (
+    atomic_write_text,
+    copy_figures,
+    finish_job,
+    json_number,
+    json_numbers,
+    versions,
+    write_parquet,
+    write_table,
+)
 from simstudy.laws import EmpiricalLaw
 from simstudy.schema import ConfigError, RunConfig, config_hash
 from simstudy.selection import (
@@ -124,24 +132,24 @@ from simstudy.selection import (
 )
 
 SELECTION_DEFAULTS = {
-    "gammas": None,          # VTSS / TG-VTSS candidates; None: 0, 0.05, ..., 2
-    "cv": "holdout",         # "holdout", K, or ["repeated", K, n_repeats]
-    "test_size": 0.2,        # the holdout's validation fraction
-    "alpha": 0.05,           # TG-VTSS: level of the local-symmetry Wald test
-    "gqs_threshold": 10.0,   # TG-VTSS: GQS above it means a biased generator
-    "features": None,        # None or {"name": "rff", "n_features", "lengthscale", "pilot_per_class"}
-    "scoring": "auto",       # "auto", "exact" or "test_set" (study 6)
+    "gammas": None,  # VTSS / TG-VTSS candidates; None: 0, 0.05, ..., 2
+    "cv": "holdout",  # "holdout", K, or ["repeated", K, n_repeats]
+    "test_size": 0.2,  # the holdout's validation fraction
+    "alpha": 0.05,  # TG-VTSS: level of the local-symmetry Wald test
+    "gqs_threshold": 10.0,  # TG-VTSS: GQS above it means a biased generator
+    "features": None,  # None or {"name": "rff", "n_features", "lengthscale", "pilot_per_class"}
+    "scoring": "auto",  # "auto", "exact" or "test_set" (study 6)
     "test_per_class": 20000,  # rows per class of the fixed test set (study 6, test_set scoring)
 }
 FEATURE_DEFAULTS = {"name": "rff", "n_features": 100, "lengthscale": "median", "pilot_per_class": 1000}
 DATA_DEFAULTS = {
-    "datasets": None,        # None: every bundled dataset (simstudy.datasets.DATASETS)
+    "datasets": None,  # None: every bundled dataset (simstudy.datasets.DATASETS)
     "generators": ["SMOTE", "BorderlineSMOTE", "ADASYN", "jitter"],
-    "test_size": 0.2,        # the outer split's test fraction
-    "path": None,            # a user's CSV/parquet file instead of the bundled datasets
-    "target": None,          # its label column
-    "positive": None,        # its minority label (None: the rarer value)
-    "sha256": None,          # the SHA-256 of data.path's bytes: filled in; given, it pins the file
+    "test_size": 0.2,  # the outer split's test fraction
+    "path": None,  # a user's CSV/parquet file instead of the bundled datasets
+    "target": None,  # its label column
+    "positive": None,  # its minority label (None: the rarer value)
+    "sha256": None,  # the SHA-256 of data.path's bytes: filled in; given, it pins the file
 }
 # simstudy catalog generators that need no process (study 7 has none)
 DATA_CATALOG = ("smote", "jitter", "gaussian_fit", "feature_jitter")
@@ -300,8 +308,7 @@ def _features(value):
         raise ConfigError("selection.features.name", spec["name"], "must be 'rff' (random Fourier features)")
     spec["n_features"] = _integer(spec["n_features"], "selection.features.n_features", 1)
     if spec["lengthscale"] != "median":
-        spec["lengthscale"] = _number(spec["lengthscale"], "selection.features.lengthscale", low=0.0,
-                                      low_open=True)
+        spec["lengthscale"] = _number(spec["lengthscale"], "selection.features.lengthscale", low=0.0, low_open=True)
     spec["pilot_per_class"] = _integer(spec["pilot_per_class"], "selection.features.pilot_per_class", 2)
     return spec
 
@@ -310,8 +317,9 @@ def _generator_entry(entry) -> dict:
     spec = {"name": entry} if isinstance(entry, str) else _plain(entry)
     allowed = sorted(available_samplers()) + list(DATA_CATALOG)
     if not isinstance(spec, dict) or spec.get("name") not in allowed:
-        raise ConfigError("data.generators", entry,
-                          f"each entry must be a name (or {{name: ..., options}}) from {allowed}")
+        raise ConfigError(
+            "data.generators", entry, f"each entry must be a name (or {{name: ..., options}}) from {allowed}"
+        )
     try:
         _data_generator(spec)
     except ValueError as err:
@@ -345,13 +353,19 @@ def validate_section(section: dict, run: RunConfig) -> dict:
     sel["test_per_class"] = _integer(sel["test_per_class"], "selection.test_per_class", 2)
     gammas = run.design.gammas
     if 0.0 not in gammas or 1.0 not in gammas:
-        raise ConfigError("design.gammas", list(gammas),
-                          "must contain 0 and 1 (no augmentation and full balancing are read off the curve)")
+        raise ConfigError(
+            "design.gammas",
+            list(gammas),
+            "must contain 0 and 1 (no augmentation and full balancing are read off the curve)",
+        )
     out = {"selection": sel}
     if run.figure == "vtss":
         if sel["scoring"] == "exact" and sel["features"] is not None:
-            raise ConfigError("selection.scoring", "exact",
-                              "the exact risk needs the raw linear model; use test_set with selection.features")
+            raise ConfigError(
+                "selection.scoring",
+                "exact",
+                "the exact risk needs the raw linear model; use test_set with selection.features",
+            )
         if _folds(sel["cv"]) > run.design.n1:
             raise ConfigError("selection.cv", sel["cv"], f"needs K <= design.n1 = {run.design.n1}")
         return out
@@ -387,10 +401,15 @@ def _validate_data(section, sel: dict) -> dict:
     if data["sha256"] is not None:
         raise ConfigError("data.sha256", data["sha256"], "needs data.path (it pins a user's file)")
     names = list(DATASETS) if data["datasets"] is None else data["datasets"]
-    if not isinstance(names, list) or not names or any(n not in DATASETS for n in names) \
-            or len(set(names)) != len(names):
-        raise ConfigError("data.datasets", data["datasets"],
-                          f"must be null or a list of distinct names from {sorted(DATASETS)}")
+    if (
+        not isinstance(names, list)
+        or not names
+        or any(n not in DATASETS for n in names)
+        or len(set(names)) != len(names)
+    ):
+        raise ConfigError(
+            "data.datasets", data["datasets"], f"must be null or a list of distinct names from {sorted(DATASETS)}"
+        )
     data["datasets"] = names
     for name in names:
         _check_table(load_dataset(name), name, "data.datasets", data, sel)
@@ -412,8 +431,9 @@ def _user_table(data: dict):
     except OSError as err:
         raise ConfigError("data.path", path, f"cannot be read: {err}") from None
     if data["sha256"] not in (None, digest):
-        raise ConfigError("data.sha256", data["sha256"],
-                          f"must be null or the SHA-256 of data.path's bytes, which is now {digest}")
+        raise ConfigError(
+            "data.sha256", data["sha256"], f"must be null or the SHA-256 of data.path's bytes, which is now {digest}"
+        )
     try:
         return digest, load_table(path, data["target"], positive)
     except TableError as err:
@@ -438,9 +458,11 @@ def _check_table(table, name: str, key: str, data: dict, sel: dict) -> None:
         try:
             _data_generator(spec).fit(X1, X0, rng)
         except ValueError as err:
-            raise ConfigError("data.generators", _generator_label(spec),
-                              f"{err} ({name}: a split fits generators on as few as {fewest} minority "
-                              "rows)") from None
+            raise ConfigError(
+                "data.generators",
+                _generator_label(spec),
+                f"{err} ({name}: a split fits generators on as few as {fewest} minority rows)",
+            ) from None
 
 
 def _fewest_fit_minority(n0: int, n1: int, name: str, key: str, data: dict, sel: dict) -> int:
@@ -462,10 +484,14 @@ def _fewest_fit_minority(n0: int, n1: int, name: str, key: str, data: dict, sel:
         # from 3 minority rows up some test size leaves 1 test and 2 training rows: the test
         # size is at fault; below, the table
         culprit, value = (key, name) if n1 < 3 else ("data.test_size", data["test_size"])
-        raise ConfigError(culprit, value, f"{name} (n0 = {n0}, n1 = {n1}) split with data.test_size = "
-                          f"{data['test_size']:g} has {train1} training and {test1} test minority rows and {test0} "
-                          "test majority rows; needed are 2 or more training and 1 or more test minority rows, "
-                          "and as many test majority rows")
+        raise ConfigError(
+            culprit,
+            value,
+            f"{name} (n0 = {n0}, n1 = {n1}) split with data.test_size = "
+            f"{data['test_size']:g} has {train1} training and {test1} test minority rows and {test0} "
+            "test majority rows; needed are 2 or more training and 1 or more test minority rows, "
+            "and as many test majority rows",
+        )
     y_train = y[outer.train]
     try:
         inner = stratified_splits(y_train, _cv_arg(sel["cv"]), sel["test_size"], 0)
@@ -479,16 +505,19 @@ def _fewest_fit_minority(n0: int, n1: int, name: str, key: str, data: dict, sel:
 # summaries shared by both studies
 
 
-
 def _mean_sd_mcse(values) -> dict:
     """Mean, SD and Monte Carlo SE (SD / sqrt(R)) of the finite values, and how many failed."""
     values = np.asarray(values, dtype=float)
     ok = values[np.isfinite(values)]
     R = ok.size
     sd = float(ok.std(ddof=1)) if R > 1 else math.nan
-    return {"mean": json_number(ok.mean()) if R else None, "sd": json_number(sd),
-            "mcse": json_number(sd / math.sqrt(R)) if R > 1 else None, "n": int(R),
-            "n_failed": int(values.size - R)}
+    return {
+        "mean": json_number(ok.mean()) if R else None,
+        "sd": json_number(sd),
+        "mcse": json_number(sd / math.sqrt(R)) if R > 1 else None,
+        "n": int(R),
+        "n_failed": int(values.size - R),
+    }
 
 
 def _config_hash(run: RunConfig, section: dict) -> str:
@@ -509,18 +538,19 @@ class VTSSCell(NamedTuple):
 
     run: RunConfig
     selection: dict
-    cell: Cell                # engine cell: process, generator, model (GLM or FeatureGLM), design, keys
-    population: object       # Population of the raw linear model when scoring is exact, else None
+    cell: Cell  # engine cell: process, generator, model (GLM or FeatureGLM), design, keys
+    population: object  # Population of the raw linear model when scoring is exact, else None
     features: RandomFourierFeatures | None
     lengthscale: float | None
-    test: tuple | None       # (Z_test, y_test) of the fixed balanced test set, else None
-    scoring: str             # "exact" or "test_set"
+    test: tuple | None  # (Z_test, y_test) of the fixed balanced test set, else None
+    scoring: str  # "exact" or "test_set"
 
 
 def _feature_map(run: RunConfig, process, spec: dict):
     """The cell's fixed random Fourier map and its lengthscale (module docstring)."""
-    rng = np.random.default_rng(np.random.SeedSequence(
-        run.seed, spawn_key=stable_key({"features": spec, "dgp": run.dgp})))
+    rng = np.random.default_rng(
+        np.random.SeedSequence(run.seed, spawn_key=stable_key({"features": spec, "dgp": run.dgp}))
+    )
     ell = spec["lengthscale"]
     if ell == "median":
         P0, P1 = process.sample(spec["pilot_per_class"], spec["pilot_per_class"], rng)
@@ -538,19 +568,22 @@ def build_vtss_cell(run: RunConfig, section: dict) -> VTSSCell:
     built = BuiltCell(run)
     process = built.process
     features, ell = (None, None) if sel["features"] is None else _feature_map(run, process, sel["features"])
-    exact_possible = features is None and not any(
-        isinstance(law, EmpiricalLaw) for law in (process.law0, process.law1))
+    exact_possible = features is None and not any(isinstance(law, EmpiricalLaw) for law in (process.law0, process.law1))
     scoring = sel["scoring"] if sel["scoring"] != "auto" else ("exact" if exact_possible else "test_set")
     if scoring == "exact" and not exact_possible:
-        raise ConfigError("selection.scoring", "exact",
-                          f"dgp {run.dgp['name']!r} has a class law known only through a sample; use test_set")
+        raise ConfigError(
+            "selection.scoring",
+            "exact",
+            f"dgp {run.dgp['name']!r} has a class law known only through a sample; use test_set",
+        )
     base = built.model
     model = base if features is None else FeatureGLM(base.family, base.intercept, base.ridge, feature_map=features)
     test = None
     if scoring == "test_set":
         m = sel["test_per_class"]
-        rng = np.random.default_rng(np.random.SeedSequence(
-            run.seed, spawn_key=stable_key({"test_set": run.dgp, "per_class": m})))
+        rng = np.random.default_rng(
+            np.random.SeedSequence(run.seed, spawn_key=stable_key({"test_set": run.dgp, "per_class": m}))
+        )
         T0, T1 = process.sample(m, m, rng)
         y0, y1 = process.labels
         test = (np.asarray(model.features(np.vstack([T0, T1]))), np.r_[np.full(m, y0), np.full(m, y1)])
@@ -575,18 +608,28 @@ def selector_seed(seed: int, data_key, r: int) -> np.random.SeedSequence:
 
 def _size_selectors(generator, model_args: dict, sel: dict, root) -> dict:
     """VTSS and TG-VTSS of one replication / split, on the shared random_state."""
-    common = dict(generator=generator, gammas=sel["gammas"], cv=_cv_arg(sel["cv"]),
-                  test_size=sel["test_size"], random_state=root, **model_args)
-    return {"vtss": VTSSClassifier(**common),
-            "tg_vtss": TGVTSSClassifier(alpha=sel["alpha"], gqs_threshold=sel["gqs_threshold"], **common)}
+    common = dict(
+        generator=generator,
+        gammas=sel["gammas"],
+        cv=_cv_arg(sel["cv"]),
+        test_size=sel["test_size"],
+        random_state=root,
+        **model_args,
+    )
+    return {
+        "vtss": VTSSClassifier(**common),
+        "tg_vtss": TGVTSSClassifier(alpha=sel["alpha"], gqs_threshold=sel["gqs_threshold"], **common),
+    }
 
 
 def _weight_selectors(model_args: dict, sel: dict, root, cost_weights) -> dict:
     """The reweighting baselines of section 5; cost-sensitive validates on the same splits."""
-    return {"reweighting": ReweightedClassifier(**model_args),
-            "cost_sensitive": CostSensitiveClassifier(weights=cost_weights, cv=_cv_arg(sel["cv"]),
-                                                      test_size=sel["test_size"], random_state=root,
-                                                      **model_args)}
+    return {
+        "reweighting": ReweightedClassifier(**model_args),
+        "cost_sensitive": CostSensitiveClassifier(
+            weights=cost_weights, cv=_cv_arg(sel["cv"]), test_size=sel["test_size"], random_state=root, **model_args
+        ),
+    }
 
 
 def _cost_weights(sel: dict, n0: int, n1: int) -> np.ndarray:
@@ -598,22 +641,42 @@ def _cost_weights(sel: dict, n0: int, n1: int) -> np.ndarray:
 
 def _facts(method: str, **values) -> dict:
     """One method's facts in a tidy row; NaN / -1 / "" where they do not apply."""
-    row = {"method": method, "gamma": math.nan, "n_tilde": -1, "weight": math.nan, "converged": False,
-           "separated": False, "branch": "", "gqs": math.nan, "gamma_tg": math.nan,
-           "wald_p_value": math.nan, "n_candidates": -1, "error": ""}
+    row = {
+        "method": method,
+        "gamma": math.nan,
+        "n_tilde": -1,
+        "weight": math.nan,
+        "converged": False,
+        "separated": False,
+        "branch": "",
+        "gqs": math.nan,
+        "gamma_tg": math.nan,
+        "wald_p_value": math.nan,
+        "n_candidates": -1,
+        "error": "",
+    }
     row.update(values)
     return row
 
 
 def _selector_facts(name: str, est) -> dict:
     """What a fitted estimator of ``simstudy.selection`` reports about its choice and fit."""
-    row = _facts(name, gamma=getattr(est, "gamma_", math.nan), n_tilde=getattr(est, "n_synthetic_", -1),
-                 weight=getattr(est, "weight_", math.nan), converged=bool(est.fit_info_.converged),
-                 separated=bool(est.fit_info_.separated), branch=getattr(est, "branch_", ""))
+    row = _facts(
+        name,
+        gamma=getattr(est, "gamma_", math.nan),
+        n_tilde=getattr(est, "n_synthetic_", -1),
+        weight=getattr(est, "weight_", math.nan),
+        converged=bool(est.fit_info_.converged),
+        separated=bool(est.fit_info_.separated),
+        branch=getattr(est, "branch_", ""),
+    )
     if name == "tg_vtss":
-        row.update(gqs=math.nan if est.gqs_ is None else est.gqs_,
-                   gamma_tg=math.nan if est.gamma_tg_ is None else est.gamma_tg_,
-                   wald_p_value=float(est.wald_.p_value), n_candidates=len(est.candidate_gammas_))
+        row.update(
+            gqs=math.nan if est.gqs_ is None else est.gqs_,
+            gamma_tg=math.nan if est.gamma_tg_ is None else est.gamma_tg_,
+            wald_p_value=float(est.wald_.p_value),
+            n_candidates=len(est.candidate_gammas_),
+        )
     elif name == "vtss":
         row["n_candidates"] = len(est.cv_results_["gamma"])
     return row
@@ -629,18 +692,20 @@ def vtss_replication(vc: VTSSCell, r: int) -> pd.DataFrame:
     X, y = draw_replication(cell, r)
     fit = fit_glm(X, y, prefix_weights(design), model=cell.model)
     curve_loss = _test_losses(vc, fit.theta)
-    rows = [{**_facts("curve", gamma=g, n_tilde=int(n), converged=bool(c), separated=bool(s)),
-             "test_loss": float(v)}
-            for g, n, v, c, s in zip(design.gammas, design.n_tilde, curve_loss,
-                                     fit.info.converged, fit.info.separated)]
+    rows = [
+        {**_facts("curve", gamma=g, n_tilde=int(n), converged=bool(c), separated=bool(s)), "test_loss": float(v)}
+        for g, n, v, c, s in zip(design.gammas, design.n_tilde, curve_loss, fit.info.converged, fit.info.separated)
+    ]
     real = design.n0 + design.n1
     X, y = X[:real], (y[:real] == cell.process.labels[1]).astype(np.int64)
-    model_args = dict(family=cell.model.family.name, intercept=cell.model.intercept,
-                      ridge=cell.model.ridge, features=vc.features)
+    model_args = dict(
+        family=cell.model.family.name, intercept=cell.model.intercept, ridge=cell.model.ridge, features=vc.features
+    )
     root = selector_seed(design.seed, cell.data_key, r)
-    selectors = {**_size_selectors(cell.generator, model_args, vc.selection, root),
-                 **_weight_selectors(model_args, vc.selection, root,
-                                     _cost_weights(vc.selection, design.n0, design.n1))}
+    selectors = {
+        **_size_selectors(cell.generator, model_args, vc.selection, root),
+        **_weight_selectors(model_args, vc.selection, root, _cost_weights(vc.selection, design.n0, design.n1)),
+    }
     for name, est in selectors.items():
         try:
             est.fit(X, y)
@@ -673,8 +738,9 @@ def summarise_vtss(vc: VTSSCell, rows: pd.DataFrame) -> dict:
     values = curve["test_loss"].to_numpy().reshape(design.reps, len(gammas))
     summary = summarise_curve(values)
     sd = values.std(axis=0, ddof=1)
-    boot_rng = np.random.default_rng(np.random.SeedSequence(
-        design.seed, spawn_key=(*vc.cell.data_key, *vc.cell.generator_key, SELECTOR_TAG)))
+    boot_rng = np.random.default_rng(
+        np.random.SeedSequence(design.seed, spawn_key=(*vc.cell.data_key, *vc.cell.generator_key, SELECTOR_TAG))
+    )
     optimum = empirical_optimum(values, gammas, boot_rng)
     best = int(np.argmin(values.mean(axis=0)))
     zero, one = int(np.flatnonzero(gammas == 0.0)[0]), int(np.flatnonzero(gammas == 1.0)[0])
@@ -682,18 +748,23 @@ def summarise_vtss(vc: VTSSCell, rows: pd.DataFrame) -> dict:
     methods = {
         "no_augmentation": {"gamma": 0.0, "test_loss": _mean_sd_mcse(values[:, zero])},
         "full_balancing": {"gamma": 1.0, "test_loss": _mean_sd_mcse(full)},
-        "oracle_best": {"gamma": float(gammas[best]), "gamma_ci": list(optimum.ci),
-                        "test_loss": _mean_sd_mcse(values[:, best])},
+        "oracle_best": {
+            "gamma": float(gammas[best]),
+            "gamma_ci": list(optimum.ci),
+            "test_loss": _mean_sd_mcse(values[:, best]),
+        },
     }
     for name in ("vtss", "tg_vtss", "reweighting", "cost_sensitive"):
         sub = rows[rows["method"] == name].sort_values("replication")
         loss = sub["test_loss"].to_numpy()
-        entry = {"test_loss": _mean_sd_mcse(loss),
-                 "minus_full_balancing": _mean_sd_mcse(loss - full),
-                 "minus_oracle_best": _mean_sd_mcse(loss - values[:, best]),
-                 "n_errors": int((sub["error"] != "").sum()),
-                 "n_separated": int(sub["separated"].sum()),
-                 "n_not_converged": int((~sub["converged"] & (sub["error"] == "")).sum())}
+        entry = {
+            "test_loss": _mean_sd_mcse(loss),
+            "minus_full_balancing": _mean_sd_mcse(loss - full),
+            "minus_oracle_best": _mean_sd_mcse(loss - values[:, best]),
+            "n_errors": int((sub["error"] != "").sum()),
+            "n_separated": int(sub["separated"].sum()),
+            "n_not_converged": int((~sub["converged"] & (sub["error"] == "")).sum()),
+        }
         if name in ("vtss", "tg_vtss"):
             entry["gamma"] = _mean_sd_mcse(sub["gamma"])
             entry["n_tilde"] = _mean_sd_mcse(sub["n_tilde"].where(sub["n_tilde"] >= 0))
@@ -724,9 +795,18 @@ def summarise_vtss(vc: VTSSCell, rows: pd.DataFrame) -> dict:
 
 
 def _job_summary(run: RunConfig, section: dict, numbers: dict, start: float, **extra) -> dict:
-    return {"status": "ok", "study": run.study, "figure": run.figure, "seed": run.seed,
-            "config_hash": _config_hash(run, section), "selection": section["selection"],
-            **extra, **numbers, "versions": versions(), "seconds": time.perf_counter() - start}
+    return {
+        "status": "ok",
+        "study": run.study,
+        "figure": run.figure,
+        "seed": run.seed,
+        "config_hash": _config_hash(run, section),
+        "selection": section["selection"],
+        **extra,
+        **numbers,
+        "versions": versions(),
+        "seconds": time.perf_counter() - start,
+    }
 
 
 def _vtss_job(run: RunConfig, section: dict, out_dir: Path, resolved_yaml: str) -> dict:
@@ -736,10 +816,19 @@ def _vtss_job(run: RunConfig, section: dict, out_dir: Path, resolved_yaml: str) 
     label = f"{run.study} {run.dgp['name']} / {run.generator['name']}"
     rows = run_vtss_study(vc, progress_printer(label))
     summary = _job_summary(
-        run, section, summarise_vtss(vc, rows), start,
-        dgp=run.dgp["name"], generator=run.generator["name"], model=_model_label(run, vc.selection["features"]),
-        n0=d.n0, n1=d.n1, reps=d.reps, data_key=list(vc.cell.data_key),
-        generator_key=list(vc.cell.generator_key), lengthscale=vc.lengthscale,
+        run,
+        section,
+        summarise_vtss(vc, rows),
+        start,
+        dgp=run.dgp["name"],
+        generator=run.generator["name"],
+        model=_model_label(run, vc.selection["features"]),
+        n0=d.n0,
+        n1=d.n1,
+        reps=d.reps,
+        data_key=list(vc.cell.data_key),
+        generator_key=list(vc.cell.generator_key),
+        lengthscale=vc.lengthscale,
         features=vc.selection["features"],
     )
     atomic_write_text(out_dir / "config.yaml", resolved_yaml)
@@ -758,10 +847,10 @@ def _vtss_job(run: RunConfig, section: dict, out_dir: Path, resolved_yaml: str) 
 class Preprocessor(NamedTuple):
     """Median imputation and standardisation fitted on training rows (``preprocess``)."""
 
-    keep: np.ndarray     # indices of the columns kept
-    median: np.ndarray   # training medians of the kept columns
-    mean: np.ndarray     # training means after imputation
-    scale: np.ndarray    # training SDs after imputation (ddof = 0, as StandardScaler)
+    keep: np.ndarray  # indices of the columns kept
+    median: np.ndarray  # training medians of the kept columns
+    mean: np.ndarray  # training means after imputation
+    scale: np.ndarray  # training SDs after imputation (ddof = 0, as StandardScaler)
 
     def transform(self, X) -> np.ndarray:
         X = np.asarray(X, dtype=np.float64)[:, self.keep]
@@ -796,7 +885,8 @@ def balanced_test_indices(test_idx, y, rng: np.random.Generator) -> np.ndarray:
     if minority.size == 0 or majority.size < minority.size:
         raise ValueError(
             f"the test part needs minority rows and at least as many majority rows, got "
-            f"{minority.size} minority and {majority.size} majority")
+            f"{minority.size} minority and {majority.size} majority"
+        )
     return np.sort(np.concatenate([minority, rng.choice(majority, size=minority.size, replace=False)]))
 
 
@@ -853,15 +943,22 @@ def load_real_datasets(data: dict) -> list[RealDataset]:
     stderr (it is a feature all the same)."""
     if data["path"] is not None:
         if file_sha256(data["path"]) != data["sha256"]:
-            raise ValueError(f"data.path {data['path']!r} changed after the job's config was validated; "
-                             "run the job again")
+            raise ValueError(
+                f"data.path {data['path']!r} changed after the job's config was validated; run the job again"
+            )
         ds = load_table(data["path"], data["target"], data["positive"])
         for column in ds.identifiers:
-            print(f"simstudy: warning: column {column!r} of {data['path']} has a distinct value in every "
-                  "row (an identifier?) and is used as a feature; drop it from the file if it names rows",
-                  file=sys.stderr)
-        identity = {"sha256": data["sha256"], "target": data["target"], "positive": data["positive"],
-                    "test_size": data["test_size"]}
+            print(
+                f"simstudy: warning: column {column!r} of {data['path']} has a distinct value in every "
+                "row (an identifier?) and is used as a feature; drop it from the file if it names rows",
+                file=sys.stderr,
+            )
+        identity = {
+            "sha256": data["sha256"],
+            "target": data["target"],
+            "positive": data["positive"],
+            "test_size": data["test_size"],
+        }
         return [RealDataset(ds.name, ds.X, ds.y, stable_key(identity))]
     out = []
     for name in data["datasets"]:
@@ -878,7 +975,7 @@ class SplitData(NamedTuple):
     X_test: np.ndarray
     y_test: np.ndarray
     train_idx: np.ndarray
-    test_idx: np.ndarray      # the balanced test rows (indices into the dataset)
+    test_idx: np.ndarray  # the balanced test rows (indices into the dataset)
     preprocessor: Preprocessor
 
 
@@ -889,8 +986,15 @@ def outer_split(ds: RealDataset, seed: int, s: int, test_size: float) -> SplitDa
     split = stratified_splits(ds.y, "holdout", test_size, split_ss)[0]
     test = balanced_test_indices(split.validation, ds.y, np.random.default_rng(test_ss))
     prep = preprocess(ds.X[split.train])
-    return SplitData(prep.transform(ds.X[split.train]), ds.y[split.train], prep.transform(ds.X[test]),
-                     ds.y[test], split.train, test, prep)
+    return SplitData(
+        prep.transform(ds.X[split.train]),
+        ds.y[split.train],
+        prep.transform(ds.X[test]),
+        ds.y[test],
+        split.train,
+        test,
+        prep,
+    )
 
 
 def _eta(est, X) -> np.ndarray:
@@ -900,29 +1004,37 @@ def _eta(est, X) -> np.ndarray:
 def real_data_split(ds: RealDataset, data: dict, sel: dict, run: RunConfig, s: int) -> pd.DataFrame:
     """Every method and generator on split s of one dataset: the tidy rows."""
     sd = outer_split(ds, run.seed, s, data["test_size"])
-    design = Design(int((sd.y_train == 0).sum()), int(sd.y_train.sum()), run.design.gammas,
-                    run.design.reps, run.seed)
+    design = Design(int((sd.y_train == 0).sum()), int(sd.y_train.sum()), run.design.gammas, run.design.reps, run.seed)
     model = GLM(run.model.family, run.model.intercept, run.model.ridge)
     model_args = dict(family=run.model.family, intercept=run.model.intercept, ridge=run.model.ridge)
     root = selector_seed(run.seed, ds.key, s)
     X0, X1 = sd.X_train[sd.y_train == 0], sd.X_train[sd.y_train == 1]
     Z_test = model.features(sd.X_test)
-    base = {"dataset": ds.name, "split": s, "n_train0": design.n0, "n_train1": design.n1,
-            "n_test_per_class": int(sd.y_test.sum()), "n_features": sd.X_train.shape[1]}
+    base = {
+        "dataset": ds.name,
+        "split": s,
+        "n_train0": design.n0,
+        "n_train1": design.n1,
+        "n_test_per_class": int(sd.y_test.sum()),
+        "n_features": sd.X_train.shape[1],
+    }
     rows = []
 
     def scored(generator: str, facts: dict, eta) -> None:
-        rows.append({**base, "generator": generator, **facts,
-                     **classification_metrics(model.family, eta, sd.y_test)})
+        rows.append({**base, "generator": generator, **facts, **classification_metrics(model.family, eta, sd.y_test)})
 
     def failed(generator: str, method: str, err: Exception) -> None:
-        rows.append({**base, "generator": generator, **_facts(method, error=_error(err)),
-                     **{m: math.nan for m in METRICS}})
+        rows.append(
+            {**base, "generator": generator, **_facts(method, error=_error(err)), **{m: math.nan for m in METRICS}}
+        )
 
     try:
         fit = fit_glm(sd.X_train, sd.y_train.astype(np.float64), model=model)
-        scored("none", _facts("raw", gamma=0.0, n_tilde=0, converged=bool(fit.info.converged),
-                              separated=bool(fit.info.separated)), Z_test @ fit.theta)
+        scored(
+            "none",
+            _facts("raw", gamma=0.0, n_tilde=0, converged=bool(fit.info.converged), separated=bool(fit.info.separated)),
+            Z_test @ fit.theta,
+        )
     except ValueError as err:
         failed("none", "raw", err)
     weighted = _weight_selectors(model_args, sel, root, _cost_weights(sel, design.n0, design.n1))
@@ -943,8 +1055,13 @@ def real_data_split(ds: RealDataset, data: dict, sel: dict, run: RunConfig, s: i
             y = np.r_[np.zeros(design.n0), np.ones(design.n1 + pool.shape[0])]
             fit = fit_glm(X, y, prefix_weights(design), model=model)
             for g, (gamma, n) in enumerate(zip(design.gammas, design.n_tilde)):
-                facts = _facts("curve", gamma=gamma, n_tilde=int(n), converged=bool(fit.info.converged[g]),
-                               separated=bool(fit.info.separated[g]))
+                facts = _facts(
+                    "curve",
+                    gamma=gamma,
+                    n_tilde=int(n),
+                    converged=bool(fit.info.converged[g]),
+                    separated=bool(fit.info.separated[g]),
+                )
                 scored(label, facts, Z_test @ fit.theta[g])
                 if g == one:
                     scored(label, {**facts, "method": "balanced"}, Z_test @ fit.theta[g])
@@ -993,13 +1110,22 @@ def summarise_real_data(rows: pd.DataFrame, gammas) -> dict:
     """
     methods = []
     for (dataset, generator, method), sub in rows[rows["method"] != "curve"].groupby(
-            ["dataset", "generator", "method"], sort=False):
-        entry = {"dataset": dataset, "generator": generator, "method": method,
-                 "n_errors": int((sub["error"] != "").sum()), "n_separated": int(sub["separated"].sum())}
+        ["dataset", "generator", "method"], sort=False
+    ):
+        entry = {
+            "dataset": dataset,
+            "generator": generator,
+            "method": method,
+            "n_errors": int((sub["error"] != "").sum()),
+            "n_separated": int(sub["separated"].sum()),
+        }
         for metric in METRICS + ("gamma", "weight"):
             stats = _mean_sd_mcse(sub[metric])
-            entry[metric] = {"mean": stats["mean"], "sd": stats["sd"],
-                             "half_width": None if stats["mcse"] is None else 1.96 * stats["mcse"]}
+            entry[metric] = {
+                "mean": stats["mean"],
+                "sd": stats["sd"],
+                "half_width": None if stats["mcse"] is None else 1.96 * stats["mcse"],
+            }
         methods.append(entry)
     datasets = list(dict.fromkeys(rows["dataset"]))
     methods.sort(key=lambda m: (datasets.index(m["dataset"]), METHOD_ORDER.index(m["method"]), m["generator"]))
@@ -1008,18 +1134,35 @@ def summarise_real_data(rows: pd.DataFrame, gammas) -> dict:
     for (dataset, generator), sub in rows[rows["generator"] != "none"].groupby(["dataset", "generator"], sort=False):
         worked = sub[(sub["method"] == "curve") & (sub["error"] == "")]
         table = worked.pivot(index="split", columns="gamma", values="balanced_log_loss").reindex(
-            index=splits[dataset], columns=list(gammas))
+            index=splits[dataset], columns=list(gammas)
+        )
         stats = [_mean_sd_mcse(table[g]) for g in gammas]
-        curves.append({"dataset": dataset, "generator": generator, "gammas": [float(g) for g in gammas],
-                       "mean": [st["mean"] for st in stats],
-                       "half_width": [None if st["mcse"] is None else 1.96 * st["mcse"] for st in stats]})
-    failures = [{"dataset": r.dataset, "generator": r.generator, "method": r.method, "split": int(r.split),
-                 "error": r.error} for r in rows[rows["error"] != ""].itertuples()]
-    info = rows.groupby("dataset", sort=False).agg(n_train0=("n_train0", "first"), n_train1=("n_train1", "first"),
-                                                   n_test_per_class=("n_test_per_class", "first"),
-                                                   n_features=("n_features", "first"), n_splits=("split", "nunique"))
-    return {"methods": methods, "curves": curves, "failures": failures,
-            "datasets": {k: {c: int(v) for c, v in row.items()} for k, row in info.iterrows()}}
+        curves.append(
+            {
+                "dataset": dataset,
+                "generator": generator,
+                "gammas": [float(g) for g in gammas],
+                "mean": [st["mean"] for st in stats],
+                "half_width": [None if st["mcse"] is None else 1.96 * st["mcse"] for st in stats],
+            }
+        )
+    failures = [
+        {"dataset": r.dataset, "generator": r.generator, "method": r.method, "split": int(r.split), "error": r.error}
+        for r in rows[rows["error"] != ""].itertuples()
+    ]
+    info = rows.groupby("dataset", sort=False).agg(
+        n_train0=("n_train0", "first"),
+        n_train1=("n_train1", "first"),
+        n_test_per_class=("n_test_per_class", "first"),
+        n_features=("n_features", "first"),
+        n_splits=("split", "nunique"),
+    )
+    return {
+        "methods": methods,
+        "curves": curves,
+        "failures": failures,
+        "datasets": {k: {c: int(v) for c, v in row.items()} for k, row in info.iterrows()},
+    }
 
 
 def _cell(text: str) -> str:
@@ -1034,8 +1177,12 @@ def _failure_lines(failures: list[dict], n_splits: int) -> list[str]:
     for f in failures:
         key = (f["generator"], f["method"], f["error"])
         grouped[key] = grouped.get(key, 0) + 1
-    lines = ["Failed fits (each split is listed in summary.json's failures):", "",
-             "| generator | method | failed splits | error |", "|---|---|---|---|"]
+    lines = [
+        "Failed fits (each split is listed in summary.json's failures):",
+        "",
+        "| generator | method | failed splits | error |",
+        "|---|---|---|---|",
+    ]
     for (generator, method, error), count in grouped.items():
         lines.append(f"| {generator} | {method} | {count} of {n_splits} | {_cell(error)} |")
     return lines + [""]
@@ -1048,19 +1195,26 @@ def markdown_table(numbers: dict) -> str:
     lines = ["Mean ± 1.96 SE over the repeated splits (the SE ignores the splits' overlap).", ""]
     columns = ("balanced_log_loss", "accuracy", "balanced_accuracy", "f1", "mcc", "auroc", "auprc")
     for dataset, facts in numbers["datasets"].items():
-        lines += [f"### {dataset}", "",
-                  f"train n0 = {facts['n_train0']}, n1 = {facts['n_train1']}; balanced test set "
-                  f"{facts['n_test_per_class']} per class; {facts['n_features']} features after preprocessing", "",
-                  "| method | generator | gamma | " + " | ".join(columns) + " | errors | separated |",
-                  "|---|---|---|" + "---|" * len(columns) + "---|---|"]
+        lines += [
+            f"### {dataset}",
+            "",
+            f"train n0 = {facts['n_train0']}, n1 = {facts['n_train1']}; balanced test set "
+            f"{facts['n_test_per_class']} per class; {facts['n_features']} features after preprocessing",
+            "",
+            "| method | generator | gamma | " + " | ".join(columns) + " | errors | separated |",
+            "|---|---|---|" + "---|" * len(columns) + "---|---|",
+        ]
         entries = [m for m in numbers["methods"] if m["dataset"] == dataset]
         for m in entries:
             cells = []
             for c in ("gamma",) + columns:
                 mean, hw = m[c]["mean"], m[c]["half_width"]
                 cells.append("" if mean is None else f"{mean:.3f}" + ("" if hw is None else f" ± {hw:.3f}"))
-            lines.append(f"| {m['method']} | {m['generator']} | " + " | ".join(cells)
-                         + f" | {m['n_errors']} | {m['n_separated']} |")
+            lines.append(
+                f"| {m['method']} | {m['generator']} | "
+                + " | ".join(cells)
+                + f" | {m['n_errors']} | {m['n_separated']} |"
+            )
         lines.append("")
         failures = [f for f in numbers["failures"] if f["dataset"] == dataset]
         if failures:
@@ -1074,11 +1228,21 @@ def _real_data_job(run: RunConfig, section: dict, out_dir: Path, resolved_yaml: 
     rows = run_real_data(data, sel, run, progress_printer(run.study, unit="splits"))
     numbers = summarise_real_data(rows, run.design.gammas)
     if numbers["failures"]:
-        print(f"simstudy: {len(numbers['failures'])} method fits failed and were recorded with their errors "
-              f"(the rest is kept): see 'failures' in {out_dir / 'summary.json'} and table.md", file=sys.stderr)
-    summary = _job_summary(run, section, numbers, start, data=data,
-                           model=_model_label(run, None), splits=run.design.reps,
-                           gammas=list(run.design.gammas))
+        print(
+            f"simstudy: {len(numbers['failures'])} method fits failed and were recorded with their errors "
+            f"(the rest is kept): see 'failures' in {out_dir / 'summary.json'} and table.md",
+            file=sys.stderr,
+        )
+    summary = _job_summary(
+        run,
+        section,
+        numbers,
+        start,
+        data=data,
+        model=_model_label(run, None),
+        splits=run.design.reps,
+        gammas=list(run.design.gammas),
+    )
     atomic_write_text(out_dir / "config.yaml", resolved_yaml)
     write_table(rows, out_dir / "replications")
     atomic_write_text(out_dir / "table.md", markdown_table(numbers))

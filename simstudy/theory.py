@@ -59,8 +59,7 @@ r's own synthetic law; the cross and variance terms are kept. It reuses the fits
 ``synthetic_moments`` (their laws are kept in ``fit_laws``) and needs each fit's law. For
 squared loss it is the first-order prediction itself (theta_bar_r is linear in psi_r and the
 excess quadratic); for a binary family the R fits' limits are solved together by damped Newton
-on Gaussian-mixture laws, 1-D quadrature per component (about 1 s for 200 fits and 21 sizes
-in study 2, 9 s for 2000).
+on Gaussian-mixture laws, 1-D quadrature per component (its cost: benchmarks/README.md).
 
 A pool-based psi_r (generator without a law) carries the pool's noise, Cov Sigma~_r / pool,
 which would add n~^2 tr(M_r Sigma~_r) / pool to b_r' M_r b_r: it is subtracted. The average
@@ -81,7 +80,8 @@ from __future__ import annotations
 
 import functools
 import math
-from typing import Callable, NamedTuple
+from collections.abc import Callable
+from typing import NamedTuple
 
 import jax.numpy as jnp
 import numpy as np
@@ -138,7 +138,9 @@ def _check_gammas(gammas) -> np.ndarray:
 
 def _check_synthetic(synthetic, population: Population) -> SyntheticMoments:
     if not isinstance(synthetic, SyntheticMoments):
-        raise ValueError(f"synthetic must be a SyntheticMoments (from synthetic_moments), got {type(synthetic).__name__}")
+        raise ValueError(
+            f"synthetic must be a SyntheticMoments (from synthetic_moments), got {type(synthetic).__name__}"
+        )
     if synthetic.psi_mean.shape != (population.p,):
         raise ValueError(
             f"synthetic moments have {synthetic.psi_mean.shape[0]} parameters but the population has p={population.p}"
@@ -372,13 +374,16 @@ class _FirstOrderTerms:
         Q_real = Bt @ (n0 * pop.Sigma0 + n1 * pop.Sigma1) @ self.B
         Q_syn = Bt @ syn.fit_Sigma @ self.B
         # the traces' kernels: tr(D X D Q) = D' (X o Q') D for X = K, P and Q = Q_real, Q_syn
-        self.traces = {(name, which): X * np.swapaxes(Q, -1, -2) for name, X in (("K", self.K), ("P", self.P))
-                       for which, Q in (("real", Q_real), ("syn", Q_syn))}
+        self.traces = {
+            (name, which): X * np.swapaxes(Q, -1, -2)
+            for name, X in (("K", self.K), ("P", self.P))
+            for which, Q in (("real", Q_real), ("syn", Q_syn))
+        }
         self.g_B = Bt @ pop.g
         self.psi_B = np.einsum("rji,rj->ri", self.B, syn.fit_psi)
         self.noise = n1 * syn.fit_e1 + n0 * syn.fit_e0
 
-    def __call__(self, nt) -> "_FirstOrder":
+    def __call__(self, nt) -> _FirstOrder:
         nt = np.asarray(nt, dtype=np.float64)
         R, p = self.R, self.lam.shape[-1]
         step = max(1, _CHUNK_ELEMENTS // (R * p))
@@ -390,8 +395,14 @@ class _FirstOrderTerms:
             return x.std(axis=1, ddof=1) / math.sqrt(R) if R > 1 else np.zeros(x.shape[0])
 
         return _FirstOrder(
-            bias.mean(axis=1), cross.mean(axis=1), variance.mean(axis=1), se(total), param.mean(axis=1), se(param),
-            bias, total,
+            bias.mean(axis=1),
+            cross.mean(axis=1),
+            variance.mean(axis=1),
+            se(total),
+            param.mean(axis=1),
+            se(param),
+            bias,
+            total,
         )
 
     def _terms(self, nt):
@@ -621,13 +632,17 @@ def refinement_unavailable(population: Population, synthetic: SyntheticMoments) 
     pop = _check_population(population)
     syn = _check_synthetic(synthetic, pop)
     if syn.refits == 1:
-        return ("a fixed synthetic law has one deterministic bias, already exact in population_excess; "
-                "the refinement concerns the random bias of a data-dependent generator")
+        return (
+            "a fixed synthetic law has one deterministic bias, already exact in population_excess; "
+            "the refinement concerns the random bias of a data-dependent generator"
+        )
     if pop.model.family is SQUARED:
         return None
     if any(law is None for law in syn.fit_laws):
-        return ("the generator has no fitted law (its psi is measured on a pool), so no fit's exact "
-                "population limit can be solved")
+        return (
+            "the generator has no fitted law (its psi is measured on a pool), so no fit's exact "
+            "population limit can be solved"
+        )
     laws = (pop.process.law0, pop.process.law1, *syn.fit_laws)
     if not all(isinstance(law, GaussianMixtureLaw) for law in laws):
         kinds = sorted({type(law).__name__ for law in laws} - {"GaussianMixtureLaw"})
@@ -637,7 +652,7 @@ def refinement_unavailable(population: Population, synthetic: SyntheticMoments) 
     return None
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _newton_integrands(family) -> Callable:
     # cached: the jitted quadrature takes it as a static argument and must see one object
     return lambda eta, y: jnp.stack([family.loss(eta, y), family.score(eta, y), family.curvature(eta, y)])
@@ -645,7 +660,7 @@ def _newton_integrands(family) -> Callable:
 
 _QUADRATURE_ROWS = 4096
 """Components per quadrature call in ``_FitRisks``: the jitted quadrature's time per row grows
-past this (measured for the logistic family: 11 ms for 4000 rows, 106 ms for 10000)."""
+past this (measured: benchmarks/README.md)."""
 
 
 class _FitRisks:
@@ -750,8 +765,10 @@ def _fit_limits(risk: _FitRisks, n0: int, n1: int, nt: float, start: np.ndarray)
     final = np.linalg.norm(grad, axis=1)
     if not np.all(final <= _FOC_FAIL):
         r = int(np.argmax(final))
-        raise RuntimeError(f"fit {r}'s population limit at n~ = {nt:g} did not converge: ||grad Phi|| = "
-                           f"{final[r]:.3g} at theta = {theta[r]}")
+        raise RuntimeError(
+            f"fit {r}'s population limit at n~ = {nt:g} did not converge: ||grad Phi|| = "
+            f"{final[r]:.3g} at theta = {theta[r]}"
+        )
     return theta
 
 
@@ -782,8 +799,9 @@ def _exact_fit_excess(pop: Population, syn: SyntheticMoments, n0: int, n1: int, 
     return out
 
 
-def refined_prediction(population: Population, synthetic: SyntheticMoments, n0: int, n1: int,
-                       gammas) -> RefinedPrediction:
+def refined_prediction(
+    population: Population, synthetic: SyntheticMoments, n0: int, n1: int, gammas
+) -> RefinedPrediction:
     """The refined expected excess at each gamma (module docstring, "Refined prediction").
 
     Per fit r of ``synthetic`` (no refitting: the fits, their laws and sample deviations are
@@ -911,8 +929,9 @@ def _minimise(fn: Callable[[np.ndarray], np.ndarray], lo: float, hi: float, poin
     values = fn(grid)
     i = int(np.argmin(values))
     a, b = grid[max(i - 1, 0)], grid[min(i + 1, points - 1)]
-    res = minimize_scalar(lambda x: float(fn(np.array([x]))[0]), bounds=(a, b), method="bounded",
-                          options={"xatol": 1e-10 * max(1.0, hi)})
+    res = minimize_scalar(
+        lambda x: float(fn(np.array([x]))[0]), bounds=(a, b), method="bounded", options={"xatol": 1e-10 * max(1.0, hi)}
+    )
     return float(res.x) if res.fun <= values[i] else float(grid[i])
 
 
@@ -945,7 +964,9 @@ def _population_optimum(pop, syn, n0, n1, gamma_max) -> float | None:
     return float(res.x) if res.fun <= values[i] else float(grid[i])
 
 
-def optimal_sizes(population: Population, synthetic: SyntheticMoments, n0: int, n1: int, gamma_max: float = 4.0) -> OptimalSize:
+def optimal_sizes(
+    population: Population, synthetic: SyntheticMoments, n0: int, n1: int, gamma_max: float = 4.0
+) -> OptimalSize:
     """Bias-optimal, total-risk-optimal and population-optimal gamma, with the mismatch geometry."""
     pop = _check_population(population)
     syn = _check_synthetic(synthetic, pop)
@@ -977,7 +998,8 @@ def optimal_sizes(population: Population, synthetic: SyntheticMoments, n0: int, 
         c = float(psi @ g / (g @ g))
         angle = (
             math.degrees(math.acos(float(np.clip(psi @ g / (norm * np.linalg.norm(g)), -1.0, 1.0))))
-            if norm > 0 else None
+            if norm > 0
+            else None
         )
         if gamma_bias is None:
             recommendation = (
@@ -1044,8 +1066,9 @@ class BiasLinearisation(NamedTuple):
     refits: int
 
 
-def bias_linearisation(population: Population, generator: Generator, n0: int, n1: int, gammas,
-                       rng: np.random.Generator, refits: int = 200) -> BiasLinearisation:
+def bias_linearisation(
+    population: Population, generator: Generator, n0: int, n1: int, gammas, rng: np.random.Generator, refits: int = 200
+) -> BiasLinearisation:
     """How far the first-order bias term is from the exact excess of the per-fit population limit.
 
     For each of ``refits`` fits of ``generator`` (on fresh samples of n0 majority and n1 minority
@@ -1072,13 +1095,15 @@ def bias_linearisation(population: Population, generator: Generator, n0: int, n1
         X0 = pop.process.law0.sample(n0, rng)
         law = generator.fit(X1, X0, rng).law
         if law is None:
-            raise ValueError(f"generator {generator.name!r} has no fitted law: the exact per-fit "
-                             "population limit needs one")
+            raise ValueError(
+                f"generator {generator.name!r} has no fitted law: the exact per-fit population limit needs one"
+            )
         fixed = predict(pop, synthetic_moments(pop, Oracle(law), n1, rng), n0, n1, gammas)
         exact[r], first[r] = fixed.population_excess, fixed.bias_term
     gap = first - exact
-    return BiasLinearisation(gammas, exact.mean(axis=0), first.mean(axis=0),
-                             gap.std(axis=0, ddof=1) / math.sqrt(refits), refits)
+    return BiasLinearisation(
+        gammas, exact.mean(axis=0), first.mean(axis=0), gap.std(axis=0, ddof=1) / math.sqrt(refits), refits
+    )
 
 
 def predicted_slopes(
@@ -1103,7 +1128,13 @@ def predicted_slopes(
     pop_at = _as_factory(population, Population, "population")
     gen_at = _as_factory(generator, Generator, "generator")
     n1s = np.asarray(n1_grid)
-    if n1s.ndim != 1 or n1s.size < 2 or not np.issubdtype(n1s.dtype, np.integer) or np.any(np.diff(n1s) <= 0) or n1s[0] < 2:
+    if (
+        n1s.ndim != 1
+        or n1s.size < 2
+        or not np.issubdtype(n1s.dtype, np.integer)
+        or np.any(np.diff(n1s) <= 0)
+        or n1s[0] < 2
+    ):
         raise ValueError(f"n1_grid must be an increasing 1-D sequence of at least 2 integers >= 2, got {n1_grid!r}")
     kappa = float(kappa)
     if not (np.isfinite(kappa) and kappa > 1):

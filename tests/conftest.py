@@ -22,7 +22,9 @@ from hypothesis import settings  # noqa: E402
 
 settings.register_profile("derandomized", derandomize=True, max_examples=25, print_blob=True)
 settings.register_profile(
-    "explore", derandomize=False, print_blob=True,
+    "explore",
+    derandomize=False,
+    print_blob=True,
     max_examples=int(os.environ.get("SIMSTUDY_HYPOTHESIS_EXAMPLES", "200")),
 )
 settings.load_profile(os.environ.get("SIMSTUDY_HYPOTHESIS", "derandomized"))

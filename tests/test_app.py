@@ -19,11 +19,34 @@ ROOT = Path(__file__).resolve().parent.parent
 STUDIES = sorted(p.stem for p in (ROOT / "conf" / "study").glob("*.yaml"))
 SWEEPS = sorted(p.stem for p in (ROOT / "conf" / "sweep").glob("*.yaml"))
 SUMMARY_KEYS = {
-    "study", "dgp", "generator", "model", "n0", "n1", "reps", "seed", "regime", "gammas",
-    "n_tilde", "excess_mean", "excess_mcse", "param_error_mean", "param_error_mcse",
-    "population_excess", "theory_excess", "alignment_c", "mismatch_norm", "mismatch_angle_deg",
-    "gamma_star_theory", "gamma_star_theory_total", "gamma_star_empirical",
-    "gamma_star_empirical_ci", "n_failed_fits", "verdict", "versions", "seconds",
+    "study",
+    "dgp",
+    "generator",
+    "model",
+    "n0",
+    "n1",
+    "reps",
+    "seed",
+    "regime",
+    "gammas",
+    "n_tilde",
+    "excess_mean",
+    "excess_mcse",
+    "param_error_mean",
+    "param_error_mcse",
+    "population_excess",
+    "theory_excess",
+    "alignment_c",
+    "mismatch_norm",
+    "mismatch_angle_deg",
+    "gamma_star_theory",
+    "gamma_star_theory_total",
+    "gamma_star_empirical",
+    "gamma_star_empirical_ci",
+    "n_failed_fits",
+    "verdict",
+    "versions",
+    "seconds",
 }
 SMALL = ["design.reps=4", "design.gammas=[0.0,1.0,2.0]", "theory.refits=4", "figures_dir=null"]
 
@@ -38,8 +61,9 @@ def env():
 
 
 def simstudy(args, cwd, check=True):
-    proc = subprocess.run([sys.executable, "-m", "simstudy", *args], cwd=cwd, env=env(),
-                          capture_output=True, text=True, timeout=900)
+    proc = subprocess.run(
+        [sys.executable, "-m", "simstudy", *args], cwd=cwd, env=env(), capture_output=True, text=True, timeout=900
+    )
     if check and proc.returncode != 0:
         raise AssertionError(f"exit {proc.returncode}\n{proc.stderr[-3000:]}")
     return proc
@@ -89,7 +113,12 @@ def test_the_quick_start_job_runs_from_the_command_line(tmp_path):
     assert summary["study"] == "quickstart" and summary["reps"] == 6
     assert (tmp_path / "fig" / "quickstart.png").exists()
     assert sorted(p.name for p in out.iterdir()) == [
-        "config.yaml", "figure.pdf", "figure.png", "replications.parquet", "summary.json"]
+        "config.yaml",
+        "figure.pdf",
+        "figure.png",
+        "replications.parquet",
+        "summary.json",
+    ]
 
 
 def _numbers(sweep_dir: Path) -> dict:
@@ -98,13 +127,18 @@ def _numbers(sweep_dir: Path) -> dict:
         s = json.loads(path.read_text())
         for volatile in ("seconds", "versions"):
             s.pop(volatile)
-        out[path.parent.name] = (json.dumps(s, sort_keys=True),
-                                 (path.parent / "replications.parquet").read_bytes())
+        out[path.parent.name] = (json.dumps(s, sort_keys=True), (path.parent / "replications.parquet").read_bytes())
     return out
 
 
-SWEEP_ARGS = ["-m", "generator.angle_deg=0.0,90.0", "design.reps=5", "design.gammas=[0.0,1.0,2.0]",
-              "theory.refits=4", "figures_dir=null"]
+SWEEP_ARGS = [
+    "-m",
+    "generator.angle_deg=0.0,90.0",
+    "design.reps=5",
+    "design.gammas=[0.0,1.0,2.0]",
+    "theory.refits=4",
+    "figures_dir=null",
+]
 
 
 @pytest.mark.slow
@@ -113,8 +147,7 @@ def test_multirun_aggregates_and_resumes(tmp_path):
     simstudy([*SWEEP_ARGS, f"hydra.sweep.dir={sweep}"], ROOT)
     jobs = sorted(p for p in sweep.iterdir() if p.is_dir())
     assert len(jobs) == 2
-    for name in ("cells.parquet", "cells.csv", "curves.parquet", "curves.csv", "figure.png",
-                 "figure.pdf", "report.md"):
+    for name in ("cells.parquet", "cells.csv", "curves.parquet", "curves.csv", "figure.png", "figure.pdf", "report.md"):
         assert (sweep / name).exists(), name
     cells = pd.read_parquet(sweep / "cells.parquet")
     assert len(cells) == 2 and (cells["status"] == "ok").all()
@@ -140,14 +173,16 @@ def test_the_quick_start_study_writes_its_figure_into_figures():
     assert validate(composed(["study=asym_biased"])).figures_dir is None
 
 
-@pytest.mark.parametrize("study, extra", [
-    ("vtss_linear", ["design.n1=50", "design.n0=500", "selection.gammas=[0.0,0.5,1.0]"]),
-    ("real_data", ["selection.gammas=[0.0,1.0]", "data.datasets=[nwtco]", "data.generators=[SMOTE]"]),
-])
+@pytest.mark.parametrize(
+    "study, extra",
+    [
+        ("vtss_linear", ["design.n1=50", "design.n0=500", "selection.gammas=[0.0,0.5,1.0]"]),
+        ("real_data", ["selection.gammas=[0.0,1.0]", "data.datasets=[nwtco]", "data.generators=[SMOTE]"]),
+    ],
+)
 def test_selection_studies_run_from_the_command_line(tmp_path, study, extra):
     out = tmp_path / "job"
-    simstudy([f"study={study}", "design.reps=2", "design.gammas=[0.0,1.0]", *extra,
-              f"hydra.run.dir={out}"], ROOT)
+    simstudy([f"study={study}", "design.reps=2", "design.gammas=[0.0,1.0]", *extra, f"hydra.run.dir={out}"], ROOT)
     summary = json.loads((out / "summary.json").read_text())
     assert summary["status"] == "ok" and summary["study"] == study
     assert (out / "replications.parquet").exists() and (out / "figure.png").exists()

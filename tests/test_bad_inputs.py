@@ -46,16 +46,37 @@ def _choice(case, group: str) -> str:
 def test_the_table_covers_every_kind_of_input():
     assert len(census.CASES) >= 150
     topics = {case.topic for case in census.CASES}
-    assert {"design", "model", "dgp", "generator", "sampler", "seed", "workers", "theory", "figures_dir",
-            "selection", "data", "data file", "size", "path name", "override grammar", "sweep",
-            "unknown key", "unknown option", "wrong type"} <= topics
+    assert {
+        "design",
+        "model",
+        "dgp",
+        "generator",
+        "sampler",
+        "seed",
+        "workers",
+        "theory",
+        "figures_dir",
+        "selection",
+        "data",
+        "data file",
+        "size",
+        "path name",
+        "override grammar",
+        "sweep",
+        "unknown key",
+        "unknown option",
+        "wrong type",
+    } <= topics
     argv = [a for case in census.CASES for a in case.argv]
     for study in ("study=vtss_linear", "study=vtss_ring", "study=real_data"):
         assert study in argv
     for group in ("dgp", "generator"):
         # a case that sets one of the group's options, for every option file of the group
-        options = {_choice(case, group) for case in census.CASES
-                   if any(a.lstrip("+").startswith(f"{group}.") for a in case.argv)}
+        options = {
+            _choice(case, group)
+            for case in census.CASES
+            if any(a.lstrip("+").startswith(f"{group}.") for a in case.argv)
+        }
         missing = {p.stem for p in (ROOT / "conf" / group).glob("*.yaml")} - options
         assert not missing, f"no case sets an option of {group}={sorted(missing)}"
 

@@ -59,8 +59,14 @@ def verdicts():
     star = optimal_sizes(pop, syn, n0, N1, gamma_max=max(GAMMAS)).gamma_star_total
     out = {scale: [] for scale in SCALES}
     for seed in range(SEEDS):
-        cell = Cell(process, gen, model, Design(n0, N1, GAMMAS, REPS, seed=seed),
-                    stable_key({"calibration": "asym oracle"}), stable_key({"generator": "oracle"}))
+        cell = Cell(
+            process,
+            gen,
+            model,
+            Design(n0, N1, GAMMAS, REPS, seed=seed),
+            stable_key({"calibration": "asym oracle"}),
+            stable_key({"generator": "oracle"}),
+        )
         excess = run_cell(cell, pop, theta0=prediction.theta_bar)["excess"].to_numpy().reshape(REPS, -1)
         for scale in SCALES:
             rng = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(3,)))
@@ -69,8 +75,10 @@ def verdicts():
         labels = sum(v["label"] == "disagree" for v in vs)
         curve = sum(not v["curve_inside_band"] for v in vs)
         optimum = sum(v["gamma_star_in_ci"] is False for v in vs)
-        print(f"\nprediction x {scale}: disagree {_binomial(labels, SEEDS)}; curve outside its "
-              f"{1 - ALPHA / 2:.1%} band {_binomial(curve, SEEDS)}; gamma* outside the CI {_binomial(optimum, SEEDS)}")
+        print(
+            f"\nprediction x {scale}: disagree {_binomial(labels, SEEDS)}; curve outside its "
+            f"{1 - ALPHA / 2:.1%} band {_binomial(curve, SEEDS)}; gamma* outside the CI {_binomial(optimum, SEEDS)}"
+        )
     return out
 
 

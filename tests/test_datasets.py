@@ -160,8 +160,7 @@ def test_breast_cancer_malignant_draw_is_uniform():
     n1 = round(BC_BENIGN / kappa)
     bunch = sklearn_breast_cancer()
     malignant_rows = {
-        row.tobytes(): i
-        for i, row in enumerate(bunch.data[bunch.target_names[bunch.target] == "malignant"])
+        row.tobytes(): i for i, row in enumerate(bunch.data[bunch.target_names[bunch.target] == "malignant"])
     }
     counts = np.zeros(BC_MALIGNANT)
     rngs = [np.random.default_rng(s) for s in np.random.SeedSequence(7).spawn(draws)]
@@ -307,10 +306,10 @@ def test_load_table_errors_name_the_argument_at_fault(tmp_path):
 def test_load_table_names_identifier_columns(tmp_path):
     path = tmp_path / "ids.csv"
     frame = user_frame().assign(
-        row=[10, 11, 12, 13, 14, 15],            # whole numbers, one per row
+        row=[10, 11, 12, 13, 14, 15],  # whole numbers, one per row
         code=["a1", "b2", "c3", "d4", "e5", "f6"],  # text, one per row
-        size=[0.1, 0.2, 0.3, 0.4, 0.5, 0.6],     # distinct measurements: not an identifier
-        batch=[1, 1, 2, 3, 4, 5],                # a repeat: not an identifier
+        size=[0.1, 0.2, 0.3, 0.4, 0.5, 0.6],  # distinct measurements: not an identifier
+        batch=[1, 1, 2, 3, 4, 5],  # a repeat: not an identifier
     )
     frame.to_csv(path, index=False)
     data = load_table(path, "outcome")

@@ -34,6 +34,7 @@ def _rng(*key):
 
 # ---------------------------------------------------------------- closed forms (squared loss)
 
+
 def gaussian_squared_moments(nu, B, y, theta):
     """Population gradient, Hessian and score covariance of l = (y - z'theta)^2 when
     z = nu + B eta, eta ~ N(0, I).
@@ -47,8 +48,11 @@ def gaussian_squared_moments(nu, B, y, theta):
     Bu = B @ u
     q = a**2 + u @ u
     Erz = a * nu - Bu
-    Er2zz = (q * np.outer(nu, nu) - 2 * a * (np.outer(nu, Bu) + np.outer(Bu, nu))
-             + B @ (q * np.eye(u.size) + 2 * np.outer(u, u)) @ B.T)
+    Er2zz = (
+        q * np.outer(nu, nu)
+        - 2 * a * (np.outer(nu, Bu) + np.outer(Bu, nu))
+        + B @ (q * np.eye(u.size) + 2 * np.outer(u, u)) @ B.T
+    )
     return -2 * Erz, 2 * (np.outer(nu, nu) + B @ B.T), 4 * (Er2zz - np.outer(Erz, Erz))
 
 
@@ -70,13 +74,11 @@ class GaussianDesign:
 
     def sample(self, rng, shape, n0, n1):
         d = self.mu1.size
-        return (rng.standard_normal(shape + (n0, d)),
-                self.mu1 + rng.standard_normal(shape + (n1, d)))
+        return (rng.standard_normal(shape + (n0, d)), self.mu1 + rng.standard_normal(shape + (n1, d)))
 
     def synthetic(self, mean, cov):
         """(psi, H_tilde1, Sigma_tilde) of a N(mean, cov) generator at theta*."""
-        g, H, S = gaussian_squared_moments(np.asarray(mean, float), np.linalg.cholesky(cov), 1.0,
-                                           self.theta)
+        g, H, S = gaussian_squared_moments(np.asarray(mean, float), np.linalg.cholesky(cov), 1.0, self.theta)
         return g - self.g1, H, S
 
 
@@ -105,6 +107,7 @@ class _FittedFixedGaussian(FittedGenerator):
 
 # ---------------------------------------------------------------- class_score_stats
 
+
 @pytest.mark.parametrize("family", ["squared", "logistic", "probit"])
 @pytest.mark.parametrize("intercept", [False, True])
 @pytest.mark.parametrize("label", [0.0, 1.0])
@@ -124,8 +127,7 @@ def test_class_score_stats_equals_jax_derivatives_of_the_mean_loss(family, inter
     rows = np.asarray(jax.vmap(jax.grad(row_loss), in_axes=(None, 0))(theta, Zm))
     stats = class_score_stats(theta, X, label, model)
     np.testing.assert_allclose(stats.mean, jax.grad(mean_loss)(theta), rtol=1e-10, atol=1e-12)
-    np.testing.assert_allclose(stats.hessian, jax.hessian(mean_loss)(theta), rtol=1e-10,
-                               atol=1e-12)
+    np.testing.assert_allclose(stats.hessian, jax.hessian(mean_loss)(theta), rtol=1e-10, atol=1e-12)
     np.testing.assert_allclose(stats.cov, np.cov(rows, rowvar=False), rtol=1e-10, atol=1e-12)
     assert stats.n == 37
 
@@ -144,6 +146,7 @@ def test_class_score_stats_batches_like_a_loop():
 
 # ---------------------------------------------------------------- Wald test: exact algebra
 
+
 def test_wald_variance_equals_finite_difference_influence_of_refitted_pilots():
     """Brute force, independent of the A0/A1 formula: perturb the weight of each row, refit the
     pilot from scratch (scipy), difference g_phi_hat numerically. The Jacobian column of row i
@@ -160,8 +163,7 @@ def test_wald_variance_equals_finite_difference_influence_of_refitted_pilots():
         return jnp.sum(wk * model.family.loss(Zk @ th, yk))
 
     def objective(th, w0, w1):
-        return (0.5 * class_mean(th, Z0, w0, 0.0) + 0.5 * class_mean(th, Z1, w1, 1.0)
-                + 0.5 * jnp.sum(penalty * th**2))
+        return 0.5 * class_mean(th, Z0, w0, 0.0) + 0.5 * class_mean(th, Z1, w1, 1.0) + 0.5 * jnp.sum(penalty * th**2)
 
     value_obj = jax.jit(objective)
     grad_obj = jax.jit(jax.grad(objective))
@@ -169,13 +171,16 @@ def test_wald_variance_equals_finite_difference_influence_of_refitted_pilots():
     class_grad = jax.jit(jax.grad(class_mean), static_argnums=3)
 
     def g_phi(w0, w1):
-        res = minimize(lambda t: float(value_obj(t, w0, w1)), np.zeros(3), method="trust-exact",
-                       jac=lambda t: np.asarray(grad_obj(t, w0, w1)),
-                       hess=lambda t: np.asarray(hess_obj(t, w0, w1)),
-                       options={"gtol": 1e-14})
+        res = minimize(
+            lambda t: float(value_obj(t, w0, w1)),
+            np.zeros(3),
+            method="trust-exact",
+            jac=lambda t: np.asarray(grad_obj(t, w0, w1)),
+            hess=lambda t: np.asarray(hess_obj(t, w0, w1)),
+            options={"gtol": 1e-14},
+        )
         th = res.x
-        return (np.asarray(class_grad(th, Z0, w0, 0.0))
-                - np.asarray(class_grad(th, Z1, w1, 1.0)))
+        return np.asarray(class_grad(th, Z0, w0, 0.0)) - np.asarray(class_grad(th, Z1, w1, 1.0))
 
     w0, w1 = np.full(n0, 1 / n0), np.full(n1, 1 / n1)
     h = 1e-5
@@ -190,8 +195,7 @@ def test_wald_variance_equals_finite_difference_influence_of_refitted_pilots():
             cols.append((plus - minus) / (2 * h))
         return np.array(cols)
 
-    V_brute = (np.cov(jacobian(0, n0), rowvar=False) / n0
-               + np.cov(jacobian(1, n1), rowvar=False) / n1)
+    V_brute = np.cov(jacobian(0, n0), rowvar=False) / n0 + np.cov(jacobian(1, n1), rowvar=False) / n1
     g_brute = g_phi(w0, w1)
     res = wald_symmetry_test(X0, X1, model)
     assert res.pilot_info.converged
@@ -216,8 +220,7 @@ def test_balanced_pilot_minimises_the_balanced_empirical_risk():
     # and it differs from the unweighted fit, which weights class 0 four times as much
     Z, y = model.features(np.vstack([X0, X1])), np.r_[np.zeros(60), np.ones(15)]
     pooled_loss = jax.jit(jax.value_and_grad(lambda t: jnp.sum(model.family.loss(Z @ t, y))))
-    pooled = minimize(lambda t: tuple(map(np.asarray, pooled_loss(t))), np.zeros(3), jac=True,
-                      method="BFGS")
+    pooled = minimize(lambda t: tuple(map(np.asarray, pooled_loss(t))), np.zeros(3), jac=True, method="BFGS")
     assert np.linalg.norm(pooled.x - fit.theta) > 0.1
 
 
@@ -233,9 +236,11 @@ def test_wald_squared_loss_with_intercept_is_invariant_to_affine_label_coding(co
     new = wald_symmetry_test(X0, X1, with_int, labels=coding).statistic
     np.testing.assert_allclose(new, ref, rtol=1e-7)
     no_int = GLM("squared", intercept=False)
-    assert not np.allclose(wald_symmetry_test(X0, X1, no_int, labels=(0, 1)).statistic,
-                           wald_symmetry_test(X0, X1, no_int, labels=coding).statistic,
-                           rtol=1e-3)
+    assert not np.allclose(
+        wald_symmetry_test(X0, X1, no_int, labels=(0, 1)).statistic,
+        wald_symmetry_test(X0, X1, no_int, labels=coding).statistic,
+        rtol=1e-3,
+    )
 
 
 @pytest.mark.parametrize("family", ["logistic", "squared"])
@@ -262,11 +267,11 @@ def test_wald_is_invariant_to_an_invertible_linear_map_of_the_features():
     X1 = rng.normal(loc=0.4, size=(3, 40, 3))
     A = rng.normal(size=(3, 3)) + 2 * np.eye(3)
     ref = wald_symmetry_test(X0, X1, model).statistic
-    np.testing.assert_allclose(wald_symmetry_test(X0 @ A, X1 @ A, model).statistic, ref,
-                               rtol=1e-6)
+    np.testing.assert_allclose(wald_symmetry_test(X0 @ A, X1 @ A, model).statistic, ref, rtol=1e-6)
 
 
 # ---------------------------------------------------------------- Wald test: size and power
+
 
 def _rejection_z(p_values, level):
     rate = np.mean(p_values < ALPHA)
@@ -311,8 +316,9 @@ def test_wald_size_under_logistic_local_symmetry():
     needs n1 ~ 1000; at n1 = 250 the measured size is about 0.14."""
     rng = _rng(10)
     R = 400
-    res = wald_symmetry_test(_logistic_symmetric(rng, (R, 8000), 0),
-                             _logistic_symmetric(rng, (R, 1000), 1), GLM("logistic"))
+    res = wald_symmetry_test(
+        _logistic_symmetric(rng, (R, 8000), 0), _logistic_symmetric(rng, (R, 1000), 1), GLM("logistic")
+    )
     assert np.all(res.pilot_info.converged)
     rate, z = _rejection_z(res.p_value, ALPHA)
     assert z < Z, f"rejection rate {rate} at alpha {ALPHA}"
@@ -323,16 +329,20 @@ def test_wald_size_many_replications():
     """Squared loss (4000 replications, MCSE 0.0034) and logistic at n1 = 2000 (1000
     replications), in chunks so that each batch fits in memory."""
     rng = _rng(9)
-    squared = np.concatenate([
-        wald_symmetry_test(*_symmetric_mean_shift(rng, 500, 4000, 1000, 3), GLM("squared"),
-                           labels=(-1, 1)).p_value
-        for _ in range(8)
-    ])
-    logistic = np.concatenate([
-        wald_symmetry_test(_logistic_symmetric(rng, (250, 16000), 0),
-                           _logistic_symmetric(rng, (250, 2000), 1), GLM("logistic")).p_value
-        for _ in range(4)
-    ])
+    squared = np.concatenate(
+        [
+            wald_symmetry_test(*_symmetric_mean_shift(rng, 500, 4000, 1000, 3), GLM("squared"), labels=(-1, 1)).p_value
+            for _ in range(8)
+        ]
+    )
+    logistic = np.concatenate(
+        [
+            wald_symmetry_test(
+                _logistic_symmetric(rng, (250, 16000), 0), _logistic_symmetric(rng, (250, 2000), 1), GLM("logistic")
+            ).p_value
+            for _ in range(4)
+        ]
+    )
     for p_values in (squared, logistic):
         rate, z = _rejection_z(p_values, ALPHA)
         assert z < Z, f"rejection rate {rate} at alpha {ALPHA} over {p_values.size} replications"
@@ -385,9 +395,17 @@ def _gqs_truth(design, mean, cov, pool_size):
     B = (Ht - design.H1) @ np.linalg.inv(H) / 2
     IB = design.I + B
     C = IB @ design.S1 @ IB.T / N1 + B @ design.S0 @ B.T / N0 + St / (K * pool_size)
-    return dict(psi=psi, Sigma_aug=Sigma_aug, C=C, scale=scale, variance=variance,
-                gqs=scale * psi @ np.linalg.solve(H, psi) / variance,
-                noise=scale * np.trace(np.linalg.solve(H, C)) / variance, Ht=Ht, St=St)
+    return dict(
+        psi=psi,
+        Sigma_aug=Sigma_aug,
+        C=C,
+        scale=scale,
+        variance=variance,
+        gqs=scale * psi @ np.linalg.solve(H, psi) / variance,
+        noise=scale * np.trace(np.linalg.solve(H, C)) / variance,
+        Ht=Ht,
+        St=St,
+    )
 
 
 def _replicate(design, generator, R, seed):
@@ -413,8 +431,7 @@ def test_gqs_population_value_is_the_balanced_fits_bias_variance_ratio():
         E_zz = [design.H0 / 2, design.H1 / 2, truth["Ht"] / 2]
         E_yz = [np.zeros(2), design.mu1, np.asarray(mean)]
         counts = [N0, N1, n_t]
-        theta_bar = np.linalg.solve(sum(n * M for n, M in zip(counts, E_zz)),
-                                    sum(n * v for n, v in zip(counts, E_yz)))
+        theta_bar = np.linalg.solve(sum(n * M for n, M in zip(counts, E_zz)), sum(n * v for n, v in zip(counts, E_yz)))
         err = theta_bar - design.theta
         bias2 = 0.5 * err @ design.H @ err
         H_w = sum(n * 2 * M for n, M in zip(counts, E_zz)) / N
@@ -447,8 +464,7 @@ def test_gqs_monte_carlo_mean_matches_population_value_plus_noise_floor(name):
     spread = np.trace(Hi @ np.cov(delta, rowvar=False))
     target = np.trace(Hi @ truth["C"])
     assert abs(spread / target - 1) / np.sqrt(2 / (R - 1)) < Z, (spread, target)
-    np.testing.assert_allclose(np.mean([r.noise_floor for r in results]), truth["noise"],
-                               rtol=0.05)
+    np.testing.assert_allclose(np.mean([r.noise_floor for r in results]), truth["noise"], rtol=0.05)
     Sigma_aug = np.mean([r.Sigma_aug for r in results], axis=0)
     np.testing.assert_allclose(Sigma_aug, truth["Sigma_aug"], rtol=0.03, atol=0.03)
 
@@ -481,8 +497,7 @@ def test_plug_in_target_is_withheld_when_no_size_cancels_the_bias():
     synthetic size removes the bias) and the target must be None with a reason."""
     design = GaussianDesign([1.0, 0.0])
     gen = FixedGaussian([0.5, 0.0], np.diag([1.75, 1.0]))
-    np.testing.assert_allclose(design.synthetic([0.5, 0.0], np.diag([1.75, 1.0]))[0], [1, 0],
-                               atol=1e-12)
+    np.testing.assert_allclose(design.synthetic([0.5, 0.0], np.diag([1.75, 1.0]))[0], [1, 0], atol=1e-12)
     X0, X1 = design.sample(_rng(13), (), 4000, 1000)
     target = plug_in_target(X0, X1, gen, GLM("squared"), _rng(14))
     assert target.n_tilde is None and target.gamma is None and target.c > 1
@@ -499,10 +514,8 @@ def test_public_functions_agree_with_diagnose_and_are_reproducible():
     np.testing.assert_array_equal(full.gqs.delta_folds, again.gqs.delta_folds)
     gqs = generator_quality_score(X0, X1, gen, model, _rng(16), n_folds=4, pool_size=100)
     assert gqs.gqs == full.gqs.gqs and np.array_equal(gqs.psi_hat, full.gqs.delta)
-    assert alignment_estimates(X0, X1, gen, model, _rng(16), n_folds=4,
-                               pool_size=100) == full.alignment
-    assert plug_in_target(X0, X1, gen, model, _rng(16), n_folds=4,
-                          pool_size=100) == full.target
+    assert alignment_estimates(X0, X1, gen, model, _rng(16), n_folds=4, pool_size=100) == full.alignment
+    assert plug_in_target(X0, X1, gen, model, _rng(16), n_folds=4, pool_size=100) == full.target
     wald = wald_symmetry_test(X0, X1, model)
     assert wald.statistic == full.wald.statistic
     assert full.gqs.delta_folds.shape == (4, 3) and np.isfinite(full.gqs.gqs)
@@ -511,6 +524,7 @@ def test_public_functions_agree_with_diagnose_and_are_reproducible():
 
 
 # ---------------------------------------------------------------- input validation
+
 
 def test_bad_inputs_raise_value_errors_naming_the_argument():
     rng = _rng(17)

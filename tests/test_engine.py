@@ -39,8 +39,7 @@ def test_design_sizes_and_validation():
     d = Design(n0=2000, n1=100, gammas=(0, 0.25, 1.0, 1.5), reps=2)
     assert d.gap == 1900
     np.testing.assert_array_equal(d.n_tilde, [0, 475, 1900, 2850])
-    for bad in (dict(n1=0), dict(n0=50), dict(gammas=()), dict(gammas=(-0.1,)), dict(reps=1),
-                dict(chunk=0)):
+    for bad in (dict(n1=0), dict(n0=50), dict(gammas=()), dict(gammas=(-0.1,)), dict(reps=1), dict(chunk=0)):
         args = dict(n0=200, n1=100, gammas=(0.0, 1.0), reps=2) | bad
         with pytest.raises(ValueError, match=next(iter(bad))):
             Design(**args)
@@ -68,8 +67,12 @@ def test_streams_same_seed_same_data_and_common_real_data_across_generators():
 
 def test_streams_are_independent_across_replications():
     # correlation of the first uniform across 400 replication streams: |r| / (1/sqrt(n)) < 4
-    draws = np.array([[replication_streams(0, (1, 2), (3,), r).data.random() for r in range(400)],
-                      [replication_streams(0, (1, 2), (3,), r + 400).data.random() for r in range(400)]])
+    draws = np.array(
+        [
+            [replication_streams(0, (1, 2), (3,), r).data.random() for r in range(400)],
+            [replication_streams(0, (1, 2), (3,), r + 400).data.random() for r in range(400)],
+        ]
+    )
     r = np.corrcoef(draws)[0, 1]
     assert abs(r) * np.sqrt(400) < 4
     assert abs(draws.mean() - 0.5) / (np.sqrt(1 / 12) / np.sqrt(800)) < 4
@@ -116,8 +119,7 @@ def test_a_single_replication_regenerates_its_rows():
     cell, population = _cell(reps=5, chunk=2)
     table = run_cell(cell, population)
     again = replication_rows(cell, population, [3], fit_replications(cell, [3]))
-    pd.testing.assert_frame_equal(
-        table[table.replication == 3].reset_index(drop=True), again, check_exact=True)
+    pd.testing.assert_frame_equal(table[table.replication == 3].reset_index(drop=True), again, check_exact=True)
 
 
 def test_rows_hold_exact_excess_and_parameter_error():

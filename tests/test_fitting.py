@@ -45,8 +45,7 @@ def _padded_fit(X, y, w, model, **options):
     """Pad to N_MAX rows of zero weight so every drawn problem shares a compiled shape."""
     pad = N_MAX - len(y)
     Xp = np.vstack([X, np.zeros((pad, X.shape[1]))])
-    return fit_glm(Xp, np.concatenate([y, np.zeros(pad)]), np.concatenate([w, np.zeros(pad)]),
-                   model=model, **options)
+    return fit_glm(Xp, np.concatenate([y, np.zeros(pad)]), np.concatenate([w, np.zeros(pad)]), model=model, **options)
 
 
 def _statsmodels_fit(X, y, w, intercept, family):
@@ -111,8 +110,9 @@ def test_agrees_with_statsmodels_glm(family, method, spec):
         w = np.ones_like(w)
     fit = _padded_fit(X, y, w, GLM(family, intercept=spec["intercept"], ridge=0.0), method=method)
     assume(not fit.info.separated)
-    ref = _certified(lambda: _statsmodels_fit(X, y, w, spec["intercept"], family)[0],
-                     X, y, w, spec["intercept"], family)
+    ref = _certified(
+        lambda: _statsmodels_fit(X, y, w, spec["intercept"], family)[0], X, y, w, spec["intercept"], family
+    )
     assert fit.info.converged
     np.testing.assert_allclose(fit.theta, ref, atol=TOL, rtol=TOL)
 
@@ -134,8 +134,7 @@ def test_logistic_agrees_with_sklearn(spec):
         w = np.ones_like(w)
     fit = _padded_fit(X, y, w, GLM("logistic", intercept=spec["intercept"], ridge=0.0))
     assume(not fit.info.separated)
-    ref = _certified(lambda: _sklearn_logistic(X, y, w, spec["intercept"]),
-                     X, y, w, spec["intercept"], "logistic")
+    ref = _certified(lambda: _sklearn_logistic(X, y, w, spec["intercept"]), X, y, w, spec["intercept"], "logistic")
     np.testing.assert_allclose(fit.theta, ref, atol=TOL, rtol=TOL)
 
 
@@ -219,8 +218,7 @@ def test_separated_data_gives_finite_coefficients_and_the_flag(family, method):
 @pytest.mark.parametrize("method", ["newton", "quasi_newton"])
 def test_degenerate_problem_is_flagged_not_silent(method):
     X = np.ones((10, 1))
-    fit = fit_glm(X, np.zeros(10), np.zeros(10), model=GLM("logistic", intercept=True),
-                  method=method)
+    fit = fit_glm(X, np.zeros(10), np.zeros(10), model=GLM("logistic", intercept=True), method=method)
     assert np.all(np.isfinite(fit.theta))
     assert fit.info.nonfinite or not fit.info.converged
 
@@ -334,8 +332,7 @@ def test_quasi_newton_start_falls_back_to_the_exact_hessian_when_the_sketch_is_s
 @pytest.mark.parametrize("method", ["newton", "quasi_newton"])
 def test_an_unreachable_tolerance_stops_at_the_rounding_floor_not_at_max_iter(method):
     X, y, w = _problem(12, 300, 4, "logistic")
-    fit = fit_glm(X, y, w, model=GLM("logistic", intercept=True), tol=1e-30, max_iter=500,
-                  method=method)
+    fit = fit_glm(X, y, w, model=GLM("logistic", intercept=True), tol=1e-30, max_iter=500, method=method)
     reachable = fit_glm(X, y, w, model=GLM("logistic", intercept=True), method=method)
     assert not fit.info.converged and not fit.info.nonfinite
     # past tol = 1e-10 the gradient still shrinks for a while; then 30 steps without halving it
@@ -367,8 +364,9 @@ def test_shared_start_hessians_are_the_exact_hessians_at_a_shared_start(family, 
         penalty[0] = 0.0
     segments = fitting._weight_segments(w[None])
     assert len(segments) == 5  # the real rows, then one run per pool block (the first fit has none)
-    got = fitting._shared_start_hessians(X[None], y[None, None], w[None], theta0[None], penalty,
-                                         segments, model.family, intercept)[0]
+    got = fitting._shared_start_hessians(
+        X[None], y[None, None], w[None], theta0[None], penalty, segments, model.family, intercept
+    )[0]
     Z = model.features(X)
     c = np.asarray(model.family.curvature(Z @ theta0[0], y))
     exact = np.einsum("gn,nk,nl->gkl", w * c, Z, Z) + np.diag(penalty)
@@ -410,7 +408,6 @@ def test_a_singular_shared_start_is_redone_from_the_exact_hessian_for_its_design
         np.testing.assert_allclose(fit.theta[d, g], alone.theta, rtol=1e-8, atol=1e-10)
 
 
-
 def _positives_twice(f):
     """The elementwise function f with the rows of label 1 counted twice."""
     return lambda eta, y: (1.0 + y) * f(eta, y)
@@ -419,8 +416,13 @@ def _positives_twice(f):
 def test_a_user_family_named_like_a_built_in_gets_its_own_compiled_fit():
     # its fit is the built-in's with weights 1 + y; the built-in is compiled first at the same
     # shapes, so a cache keyed by the name alone would hand back the built-in's answer
-    doubled = Family("logistic", _positives_twice(LOGISTIC.loss), _positives_twice(LOGISTIC.score),
-                     _positives_twice(LOGISTIC.curvature), binary=True)
+    doubled = Family(
+        "logistic",
+        _positives_twice(LOGISTIC.loss),
+        _positives_twice(LOGISTIC.score),
+        _positives_twice(LOGISTIC.curvature),
+        binary=True,
+    )
     X, y, w = _problem(19, 200, 3, "logistic")
     built_in = fit_glm(X, y, w, model=GLM(LOGISTIC, intercept=True))
     user = fit_glm(X, y, w, model=GLM(doubled, intercept=True))
@@ -470,7 +472,12 @@ print(len(out), all(bool(np.all(f.info.converged)) for f in out))
     import subprocess
     import sys
 
-    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120,
-                          env=dict(os.environ, JAX_PLATFORMS="cpu"))
+    proc = subprocess.run(
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=dict(os.environ, JAX_PLATFORMS="cpu"),
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert proc.stdout.split() == ["2", "True"]

@@ -26,6 +26,7 @@ from scipy import stats
 from scipy.spatial import cKDTree
 
 import simstudy  # noqa: F401
+from simstudy.fitting import GLM
 from simstudy.generators import (
     GENERATORS,
     BootstrapJitter,
@@ -38,7 +39,6 @@ from simstudy.generators import (
     make_generator,
 )
 from simstudy.generators.classic import nearest_neighbours
-from simstudy.fitting import GLM
 from simstudy.laws import GaussianMixtureLaw, SymmetricNoiseLaw
 from simstudy.population import Population
 from simstudy.processes import gaussian_classes, symmetric_mean_shift
@@ -278,9 +278,7 @@ def test_imblearn_smote_points_lie_on_knn_segments(data):
     assert_on_knn_segments(points, X1, 3)
 
 
-@pytest.mark.parametrize(
-    "gen", [Smote(3), ImblearnGenerator("SMOTE", k_neighbors=3)], ids=["native", "imblearn"]
-)
+@pytest.mark.parametrize("gen", [Smote(3), ImblearnGenerator("SMOTE", k_neighbors=3)], ids=["native", "imblearn"])
 def test_smote_segment_and_step_laws(data, gen):
     X1, X0 = data
     assert_smote_sampling_law(gen.fit(X1, X0, None).sample(10_000, rng_from(34)), X1, 3)
@@ -336,9 +334,7 @@ def test_random_over_sampler_without_shrinkage_duplicates_minority_rows(data):
     assert all(np.any(np.all(X1 == row, axis=1)) for row in out)
 
 
-@pytest.mark.parametrize(
-    "sampler,kwargs", [SAMPLERS[2], SAMPLERS[5]], ids=["ADASYN", "KMeansSMOTE"]
-)
+@pytest.mark.parametrize("sampler,kwargs", [SAMPLERS[2], SAMPLERS[5]], ids=["ADASYN", "KMeansSMOTE"])
 def test_adapter_pool_prefix_is_a_random_subset(data, sampler, kwargs):
     X1, X0 = data
     # minority rows sorted on x_1: an unshuffled per-point or per-block pool would put the
@@ -381,9 +377,7 @@ def test_prefix_of_pool_equals_smaller_draw(data, gen):
 
 def all_generators():
     law1 = gaussian_law(MU1, COV1)
-    return [Oracle(law1), SemiOracle(law1), *NATIVE] + [
-        ImblearnGenerator(s, **kw) for s, kw in SAMPLERS
-    ]
+    return [Oracle(law1), SemiOracle(law1), *NATIVE] + [ImblearnGenerator(s, **kw) for s, kw in SAMPLERS]
 
 
 @pytest.mark.parametrize("gen", all_generators(), ids=lambda g: g.name)
@@ -398,8 +392,10 @@ def test_same_seed_same_pool_and_empty_draw(data, gen):
     assert not np.array_equal(pool(28), pool(29))
     # parameters only, so a pickled copy (e.g. sent to a worker) gives the same pool
     copy = pickle.loads(pickle.dumps(gen))
-    np.testing.assert_array_equal(copy.fit(X1, X0, rng_from(28)).sample(300, rng_from(35)),
-                                  gen.fit(X1, X0, rng_from(28)).sample(300, rng_from(35)))
+    np.testing.assert_array_equal(
+        copy.fit(X1, X0, rng_from(28)).sample(300, rng_from(35)),
+        gen.fit(X1, X0, rng_from(28)).sample(300, rng_from(35)),
+    )
     empty = gen.fit(X1, X0, rng_from(30)).sample(0, rng_from(31))
     assert empty.shape == (0, D)
 
@@ -418,8 +414,14 @@ def test_registry_builds_each_generator_with_its_options():
     adasyn = make_generator("imblearn", sampler="ADASYN", n_neighbors=3)
     assert (adasyn.sampler, adasyn.sampler_kwargs) == ("ADASYN", {"n_neighbors": 3})
     assert set(GENERATORS) == {
-        "oracle", "semi_oracle", "gaussian_fit", "smote", "jitter", "feature_jitter",
-        "imblearn", "mismatch",
+        "oracle",
+        "semi_oracle",
+        "gaussian_fit",
+        "smote",
+        "jitter",
+        "feature_jitter",
+        "imblearn",
+        "mismatch",
     }
 
 

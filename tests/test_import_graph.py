@@ -36,16 +36,16 @@ LAZY_ALLOWED: dict[str, str] = {
     # python -X importtime; simstudy.engine's one user (relative_error's normal quantile) runs
     # only after a cell's replications, while engine itself is loaded by every command
     "scipy.stats": "imported by engine.relative_error alone, after a cell's replications; "
-                   "loading it with engine would add about 0.8 s to every command's start",
+    "loading it with engine would add about 0.8 s to every command's start",
     # imbalanced-learn pulls in scikit-learn and scipy.stats: about a second; the imblearn
     # generator is one option of one config group, but simstudy.generators (which lists it)
     # is loaded by every command
     "imblearn": "only the imblearn generator and study 7 sample with it; loading it with "
-                "simstudy.generators would add about a second to every command's start",
+    "simstudy.generators would add about a second to every command's start",
     # scikit-learn's BaseEstimator and clone, for the imblearn adapter's reseeding of an
     # estimator option: the same reason as imbalanced-learn
     "sklearn": "only the imblearn generator's adapter uses it, to reseed an estimator option; "
-               "loading it with simstudy.generators would add most of a second to every start",
+    "loading it with simstudy.generators would add most of a second to every start",
 }
 """Module -> why simstudy may import it inside a function (see the module docstring). A key
 covers the module and its submodules; keys are third-party modules, never simstudy's own."""
@@ -82,7 +82,8 @@ class Import:
 
 def _is_type_checking(test: ast.expr) -> bool:
     return (isinstance(test, ast.Name) and test.id == "TYPE_CHECKING") or (
-        isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING")
+        isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING"
+    )
 
 
 def _absolute(module: str, is_package: bool, node: ast.ImportFrom) -> str:
@@ -92,7 +93,7 @@ def _absolute(module: str, is_package: bool, node: ast.ImportFrom) -> str:
     base = module.split(".")
     if not is_package:
         base = base[:-1]
-    base = base[:len(base) - (node.level - 1)]
+    base = base[: len(base) - (node.level - 1)]
     return ".".join(base + ([node.module] if node.module else []))
 
 
@@ -143,8 +144,7 @@ def imports_of(module: str, path: Path, modules) -> list[Import]:
 
 
 def _is_docstring(node: ast.AST) -> bool:
-    return (isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant)
-            and isinstance(node.value.value, str))
+    return isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant) and isinstance(node.value.value, str)
 
 
 def loaded_modules(target: str, importer: str, modules) -> list[str]:
@@ -262,8 +262,7 @@ def _allowed_by(target: str) -> str | None:
 
 def test_function_level_imports_only_of_allowed_heavy_dependencies():
     _, found = all_imports()
-    offending = [imp for imp in found if imp.lazy and not imp.by_name
-                 and not all(_allowed_by(t) for t in imp.targets)]
+    offending = [imp for imp in found if imp.lazy and not imp.by_name and not all(_allowed_by(t) for t in imp.targets)]
     assert not offending, "\n".join(map(repr, offending))
 
 
@@ -288,8 +287,10 @@ def toy(tmp_path, monkeypatch):
     (root / "sub").mkdir(parents=True)
     files = {
         "__init__.py": "import jax\n",
-        "a.py": ('"""simstudy.c is named here."""\nfrom simstudy import b\nfrom typing import TYPE_CHECKING\n'
-                 'if TYPE_CHECKING:\n    from simstudy import c\nKINDS = {"x": "simstudy.sub:run", "y": "numpy"}\n'),
+        "a.py": (
+            '"""simstudy.c is named here."""\nfrom simstudy import b\nfrom typing import TYPE_CHECKING\n'
+            'if TYPE_CHECKING:\n    from simstudy import c\nKINDS = {"x": "simstudy.sub:run", "y": "numpy"}\n'
+        ),
         "b.py": "import simstudy.sub.d\n",
         "c.py": "import numpy\n\ndef f():\n    from simstudy.a import x\n    import pandas\n",
         "sub/__init__.py": "from .d import y\n",
@@ -303,8 +304,7 @@ def toy(tmp_path, monkeypatch):
 
 def test_walker_reads_module_level_function_level_relative_and_type_checking_imports(toy):
     modules, found = all_imports()
-    assert set(modules) == {"simstudy", "simstudy.a", "simstudy.b", "simstudy.c", "simstudy.sub",
-                            "simstudy.sub.d"}
+    assert set(modules) == {"simstudy", "simstudy.a", "simstudy.b", "simstudy.c", "simstudy.sub", "simstudy.sub.d"}
     eager = graph(found, modules, lazy=False)
     assert eager["simstudy.a"] == {"simstudy.b"}  # neither the TYPE_CHECKING import nor a name is run
     assert eager["simstudy.b"] == {"simstudy.sub", "simstudy.sub.d"}  # the parent package runs first
@@ -317,5 +317,8 @@ def test_walker_reads_module_level_function_level_relative_and_type_checking_imp
     assert full["simstudy.a"] == {"simstudy.b", "simstudy.sub"}  # loaded by name, not the docstring's
     assert cycles(full) == [["simstudy.a", "simstudy.b", "simstudy.sub.d", "simstudy.c", "simstudy.a"]]
     lazy = [(imp.module, imp.targets, imp.by_name) for imp in found if imp.lazy]
-    assert lazy == [("simstudy.a", ["simstudy.sub"], True), ("simstudy.c", ["simstudy.a"], False),
-                    ("simstudy.c", ["pandas"], False)]
+    assert lazy == [
+        ("simstudy.a", ["simstudy.sub"], True),
+        ("simstudy.c", ["simstudy.a"], False),
+        ("simstudy.c", ["pandas"], False),
+    ]

@@ -5,7 +5,6 @@ import contextlib
 import fcntl
 import io
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -22,8 +21,7 @@ from simstudy.aggregate import PlannedCell, read_summaries
 from simstudy.app import main, regenerate_replication, run_job
 from simstudy.composition import DuplicateOverride, compose, config_dir, config_hash, sweep_jobs
 from simstudy.config import validate
-from simstudy.jobfiles import (SUMMARY, complete_summary, job_lock, read_summary,
-                               temporary_sibling)
+from simstudy.jobfiles import SUMMARY, complete_summary, job_lock, read_summary, temporary_sibling
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(Path(__file__).parent))
@@ -79,7 +77,7 @@ def test_a_job_with_a_missing_or_damaged_output_is_not_complete(finished_job, tm
     assert complete_summary(copy, config_hash(run)) is None
 
 
-@pytest.mark.parametrize("text", ["", "{\"status\": \"ok\", \"conf", "[1, 2]", "\x00\xff"])
+@pytest.mark.parametrize("text", ["", '{"status": "ok", "conf', "[1, 2]", "\x00\xff"])
 def test_an_unreadable_summary_means_incomplete_and_is_reported(finished_job, tmp_path, text):
     out, run = finished_job
     job = tmp_path / "sweep" / "job"
@@ -110,8 +108,10 @@ def test_a_deleted_figure_is_redone_by_the_next_run_and_the_numbers_stay(tmp_pat
 
 def test_temporary_names_are_unique_across_threads(tmp_path):
     names = set()
-    threads = [threading.Thread(target=lambda: names.update(temporary_sibling(tmp_path / "f") for _ in range(50)))
-               for _ in range(4)]
+    threads = [
+        threading.Thread(target=lambda: names.update(temporary_sibling(tmp_path / "f") for _ in range(50)))
+        for _ in range(4)
+    ]
     for t in threads:
         t.start()
     for t in threads:
@@ -140,9 +140,11 @@ def test_figures_saved_at_once_to_one_stem_all_succeed(tmp_path):
 
 
 def test_the_job_lock_excludes_another_process_and_leaves_no_file(tmp_path):
-    probe = ("import fcntl, os, sys; fd = os.open(sys.argv[1], os.O_RDONLY)\n"
-             "try:\n    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB); print('free')\n"
-             "except BlockingIOError:\n    print('held')")
+    probe = (
+        "import fcntl, os, sys; fd = os.open(sys.argv[1], os.O_RDONLY)\n"
+        "try:\n    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB); print('free')\n"
+        "except BlockingIOError:\n    print('held')"
+    )
     job = tmp_path / "job"
 
     def other():
@@ -158,10 +160,20 @@ def test_the_job_lock_excludes_another_process_and_leaves_no_file(tmp_path):
 @pytest.mark.slow
 def test_two_runs_of_one_sweep_at_once_finish_every_cell_once(tmp_path):
     sweep = tmp_path / "sweep"
-    args = [sys.executable, "-m", "simstudy", "-m", "design.n1=20,30,40", *QUICK[:-1], f"hydra.sweep.dir={sweep}",
-            f"figures_dir={tmp_path / 'fig'}"]
-    procs = [subprocess.Popen(args, cwd=ROOT, env=env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-             for _ in range(2)]
+    args = [
+        sys.executable,
+        "-m",
+        "simstudy",
+        "-m",
+        "design.n1=20,30,40",
+        *QUICK[:-1],
+        f"hydra.sweep.dir={sweep}",
+        f"figures_dir={tmp_path / 'fig'}",
+    ]
+    procs = [
+        subprocess.Popen(args, cwd=ROOT, env=env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        for _ in range(2)
+    ]
     results = [p.communicate(timeout=900) for p in procs]
     assert [p.returncode for p in procs] == [0, 0], [r[1][-2000:] for r in results]
     summaries = [read_summary(p) for p in sorted(sweep.glob(f"*/{SUMMARY}"))]
@@ -182,8 +194,14 @@ def test_a_rerun_with_another_grid_aggregates_only_its_own_cells(tmp_path):
     cells = pd.read_csv(sweep / "cells.csv")
     assert sorted(cells["n1"]) == [20, 40] and set(cells["reps"]) == {5}
     assert sorted(cells["cell.n1"]) == [20, 40] and set(cells["cell.reps"]) == {5}
-    proc = subprocess.run([sys.executable, "scripts/aggregate.py", str(sweep)], cwd=ROOT, env=env(),
-                          capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(
+        [sys.executable, "scripts/aggregate.py", str(sweep)],
+        cwd=ROOT,
+        env=env(),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stderr
     assert len(pd.read_csv(sweep / "cells.csv")) == 2
 
@@ -196,8 +214,10 @@ def test_planned_cells_select_their_own_summaries_and_report_missing_ones(finish
         summary = {**read_summary(out / SUMMARY), "config_hash": f"hash-{reps}"}
         summary["cell"] = {**summary["cell"], "reps": reps}
         (sweep / name / SUMMARY).write_text(json.dumps(summary))
-    planned = [PlannedCell(("design.reps=5",), "hash-5", {"reps": 5}),
-               PlannedCell(("design.reps=6",), "hash-6", {"reps": 6})]
+    planned = [
+        PlannedCell(("design.reps=5",), "hash-5", {"reps": 5}),
+        PlannedCell(("design.reps=6",), "hash-6", {"reps": 6}),
+    ]
     entries = read_summaries(sweep, planned)
     assert [(e["status"], e["cell"]["reps"]) for e in entries] == [("ok", 5), ("missing", 6)]
     assert entries[1]["job_dir"] == "design.reps=6"
@@ -205,8 +225,16 @@ def test_planned_cells_select_their_own_summaries_and_report_missing_ones(finish
 
 def test_cell_descriptors_differ_whenever_config_hashes_differ():
     base = ["study=quickstart"]
-    variants = [[], ["design.reps=7"], ["seed=3"], ["design.gammas=[0.0,1.0]"], ["model.ridge=1e-4"],
-                ["theory.refits=9"], ["design.kappa=10"], ["theory.alpha=0.1"]]
+    variants = [
+        [],
+        ["design.reps=7"],
+        ["seed=3"],
+        ["design.gammas=[0.0,1.0]"],
+        ["model.ridge=1e-4"],
+        ["theory.refits=9"],
+        ["design.kappa=10"],
+        ["theory.alpha=0.1"],
+    ]
     runs = [validate(composed(base + v)) for v in variants]
     descriptors = {json.dumps(app.cell_descriptor(r), sort_keys=True) for r in runs}
     assert len({config_hash(r) for r in runs}) == len(descriptors) == len(variants)
@@ -224,8 +252,9 @@ def test_an_aggregation_error_exits_nonzero_with_one_line(tmp_path, monkeypatch,
 
     monkeypatch.setattr(app, "planned_cells", broken)
     monkeypatch.setattr("hydra.core.global_hydra.GlobalHydra.instance", lambda: Loader())
-    config = {"hydra": {"sweep": {"dir": str(tmp_path / "sweep")}, "sweeper": {"params": {}},
-                        "overrides": {"task": []}}}
+    config = {
+        "hydra": {"sweep": {"dir": str(tmp_path / "sweep")}, "sweeper": {"params": {}}, "overrides": {"task": []}}
+    }
     from omegaconf import OmegaConf
 
     with pytest.raises(SystemExit) as exit_info:
@@ -238,16 +267,19 @@ def test_an_aggregation_error_exits_nonzero_with_one_line(tmp_path, monkeypatch,
 # --- bad input before anything runs (item 10) ------------------------------------------------
 
 
-@pytest.mark.parametrize("args, key", [
-    (["study.name=../../../x"], "study.name"),
-    (["study.name=.hidden"], "study.name"),
-    (["study.name=a/b"], "study.name"),
-    (["design.n1=20", "design.n1=40"], "design.n1"),
-    (["-m", "design.n1=20,40", "design.n1=80"], "design.n1"),
-    (["-m", "design.n1=range(5,5)"], "design.n1"),
-    (["-m", "design.n1=20,40,"], "design.n1"),
-    (["study.name=héllo wörld"], "study.name"),
-])
+@pytest.mark.parametrize(
+    "args, key",
+    [
+        (["study.name=../../../x"], "study.name"),
+        (["study.name=.hidden"], "study.name"),
+        (["study.name=a/b"], "study.name"),
+        (["design.n1=20", "design.n1=40"], "design.n1"),
+        (["-m", "design.n1=20,40", "design.n1=80"], "design.n1"),
+        (["-m", "design.n1=range(5,5)"], "design.n1"),
+        (["-m", "design.n1=20,40,"], "design.n1"),
+        (["study.name=héllo wörld"], "study.name"),
+    ],
+)
 def test_bad_command_lines_exit_2_naming_the_key(tmp_path, args, key):
     code, err = _main(args, tmp_path)
     lines = err.strip().splitlines()
@@ -265,9 +297,22 @@ def test_a_command_line_key_replacing_a_swept_one_is_said():
 
 
 def test_sigint_says_one_line_and_exits_130(tmp_path):
-    proc = subprocess.Popen([sys.executable, "-m", "simstudy", "design.reps=2000", "theory.refits=4",
-                             "figures_dir=null", f"hydra.run.dir={tmp_path / 'job'}"],
-                            cwd=ROOT, env=env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "simstudy",
+            "design.reps=2000",
+            "theory.refits=4",
+            "figures_dir=null",
+            f"hydra.run.dir={tmp_path / 'job'}",
+        ],
+        cwd=ROOT,
+        env=env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     deadline = time.time() + 120
     while time.time() < deadline and not (tmp_path / "job").exists():
         time.sleep(0.1)
@@ -291,20 +336,34 @@ def test_replicate_refuses_a_directory_without_its_files(finished_job, tmp_path)
     proc = subprocess.run(script, cwd=ROOT, env=env(), capture_output=True, text=True, timeout=300)
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert proc.stderr.strip().startswith("replicate:") and "replications.parquet" in proc.stderr
-    proc = subprocess.run([*script[:2], str(tmp_path / "nowhere"), "0"], cwd=ROOT, env=env(),
-                          capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(
+        [*script[:2], str(tmp_path / "nowhere"), "0"], cwd=ROOT, env=env(), capture_output=True, text=True, timeout=300
+    )
     assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("study, extra", [
-    ("vtss_linear", ["design.n1=50", "design.n0=500", "selection.gammas=[0.0,0.5,1.0]"]),
-    ("real_data", ["selection.gammas=[0.0,1.0]", "data.datasets=[nwtco]", "data.generators=[SMOTE]"]),
-])
+@pytest.mark.parametrize(
+    "study, extra",
+    [
+        ("vtss_linear", ["design.n1=50", "design.n0=500", "selection.gammas=[0.0,0.5,1.0]"]),
+        ("real_data", ["selection.gammas=[0.0,1.0]", "data.datasets=[nwtco]", "data.generators=[SMOTE]"]),
+    ],
+)
 def test_selection_jobs_replicate_and_their_sweeps_aggregate(tmp_path, study, extra):
     sweep = tmp_path / "sweep"
-    simstudy(["-m", f"study={study}", "design.reps=2", "design.gammas=[0.0,1.0]", "seed=0,1", *extra,
-              f"hydra.sweep.dir={sweep}"], ROOT)
+    simstudy(
+        [
+            "-m",
+            f"study={study}",
+            "design.reps=2",
+            "design.gammas=[0.0,1.0]",
+            "seed=0,1",
+            *extra,
+            f"hydra.sweep.dir={sweep}",
+        ],
+        ROOT,
+    )
     cells = pd.read_csv(sweep / "cells.csv")
     assert len(cells) == 2 and (cells["status"] == "ok").all()
     assert "no theory verdict" in (sweep / "report.md").read_text()
@@ -324,25 +383,47 @@ def test_the_configs_come_from_the_repository_in_a_checkout():
 @pytest.mark.slow
 def test_a_built_wheel_runs_a_preset_from_another_folder(tmp_path):
     wheels = tmp_path / "wheels"
-    subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(wheels), str(ROOT)],
-                   check=True, capture_output=True, timeout=600)
+    subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(wheels), str(ROOT)],
+        check=True,
+        capture_output=True,
+        timeout=600,
+    )
     venv = tmp_path / "venv"
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=300)
     python = venv / "bin" / "python"
     # the dependencies come from this environment; simstudy itself only from the wheel
-    site = subprocess.run([str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
-                          capture_output=True, text=True, check=True).stdout.strip()
+    site = subprocess.run(
+        [str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
     deps = [p for p in sys.path if p.endswith("site-packages")]
     Path(site, "deps.pth").write_text("\n".join(deps) + "\n")
-    subprocess.run([str(python), "-m", "pip", "install", "-q", "--no-deps", str(next(wheels.glob("*.whl")))],
-                   check=True, capture_output=True, timeout=600)
+    subprocess.run(
+        [str(python), "-m", "pip", "install", "-q", "--no-deps", str(next(wheels.glob("*.whl")))],
+        check=True,
+        capture_output=True,
+        timeout=600,
+    )
     work = tmp_path / "elsewhere"
     work.mkdir()
-    proc = subprocess.run([str(python), "-m", "simstudy", "study=asym_biased", *QUICK, "design.n1=20",
-                           "hydra.run.dir=job"], cwd=work, env=env(), capture_output=True, text=True, timeout=900)
+    proc = subprocess.run(
+        [str(python), "-m", "simstudy", "study=asym_biased", *QUICK, "design.n1=20", "hydra.run.dir=job"],
+        cwd=work,
+        env=env(),
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert read_summary(work / "job" / SUMMARY)["status"] == "ok"
-    where = subprocess.run([str(python), "-c", "import simstudy.composition as c; print(c.config_dir())"],
-                           cwd=work, capture_output=True, text=True, check=True).stdout.strip()
+    where = subprocess.run(
+        [str(python), "-c", "import simstudy.composition as c; print(c.config_dir())"],
+        cwd=work,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
     assert where.startswith(site) and where.endswith("simstudy/conf")
-

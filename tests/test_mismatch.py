@@ -54,9 +54,7 @@ def logistic_grad(mu, S, theta, y, intercept):
         kink = -m / sd
         opts = dict(epsabs=1e-14, epsrel=1e-13, limit=200)
         g = lambda u: f(u) * (expit(m + sd * u) - y) * stats.norm.pdf(u)  # noqa: E731
-        return (
-            integrate.quad(g, -np.inf, kink, **opts)[0] + integrate.quad(g, kink, np.inf, **opts)[0]
-        )
+        return integrate.quad(g, -np.inf, kink, **opts)[0] + integrate.quad(g, kink, np.inf, **opts)[0]
 
     return expect(lambda u: 1.0) * mu + (S @ theta) * expect(lambda u: u) / sd
 
@@ -161,9 +159,7 @@ def test_logistic_psi_against_monte_carlo_of_the_generator_samples(logistic_popu
 
 
 def test_intercept_least_squares_and_solved_covariance_scale():
-    pop = Population(
-        gaussian_classes([0.0, 0.0, 0.0], [1.0, 0.5, 0.0]), GLM("logistic", intercept=True)
-    )
+    pop = Population(gaussian_classes([0.0, 0.0, 0.0], [1.0, 0.5, 0.0]), GLM("logistic", intercept=True))
     assert pop.p == 4
     gen = MismatchGenerator(pop, 0.05, 45)
     psi = independent_psi(gen, logistic_grad)
@@ -196,9 +192,7 @@ def test_symmetry_needs_a_direction_and_then_hits_the_target():
     gen = MismatchGenerator(pop, 0.1, 30, direction=direction)
     mu1, S1 = pop.process.law1.mean, np.eye(4)
     mut = gen.law.mean
-    psi = squared_grad(mut, S1, pop.theta_star, 1.0, False) - squared_grad(
-        mu1, S1, pop.theta_star, 1.0, False
-    )
+    psi = squared_grad(mut, S1, pop.theta_star, 1.0, False) - squared_grad(mu1, S1, pop.theta_star, 1.0, False)
     np.testing.assert_allclose(psi, requested(gen), atol=1e-12)
     u = direction / np.linalg.norm(direction)
     assert math.degrees(math.acos(psi @ u / np.linalg.norm(psi))) == pytest.approx(30, abs=1e-7)
@@ -237,10 +231,7 @@ def test_generator_interface_and_reproducibility(squared_population):
     big = gen.sample(100_000, rng_for(9))
     z = np.abs(big.mean(0) - gen.law.mean) / (big.std(0) / math.sqrt(len(big)))
     assert z.max() < 4.0
-    assert (
-        gen.magnitude == 0.1
-        and MismatchGenerator(squared_population, 0.0, 0).magnitude_realised == 0.0
-    )
+    assert gen.magnitude == 0.1 and MismatchGenerator(squared_population, 0.0, 0).magnitude_realised == 0.0
 
 
 def test_bad_inputs_raise_clear_errors(squared_population):
@@ -253,9 +244,7 @@ def test_bad_inputs_raise_clear_errors(squared_population):
         MismatchGenerator(pop, 0.1, 0, cov_scale=0.0)
     with pytest.raises(ValueError, match="needs a model with an intercept"):
         MismatchGenerator(pop, 0.1, 0, cov_scale=None)
-    with pytest.raises(
-        ValueError, match=r"direction must be a finite non-zero vector of shape \(2,\)"
-    ):
+    with pytest.raises(ValueError, match=r"direction must be a finite non-zero vector of shape \(2,\)"):
         MismatchGenerator(pop, 0.1, 0, direction=np.ones(3))
     with pytest.raises(ValueError, match="must not be parallel to g"):
         MismatchGenerator(pop, 0.1, 0, direction=np.array([2.0, 0.0]))

@@ -54,7 +54,7 @@ def pseudo_huber():
 def test_a_far_start_is_damped_by_the_armijo_ladder_and_converges():
     derivatives, values = pseudo_huber()
     start = np.array([1.5])
-    assert values(-start[None] ** 3)[0] > derivatives(start)[0]  # the full step increases f
+    assert values(-(start[None] ** 3))[0] > derivatives(start)[0]  # the full step increases f
     # the stall rule assumes the quadratic phase; the damped phase here shrinks the gradient slowly
     x, info = newton.minimise(derivatives, values, start, stall_steps=newton.MAX_STEPS)
     assert info.converged and abs(x[0]) <= newton.GRAD_TOL

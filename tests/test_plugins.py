@@ -27,13 +27,32 @@ def mypkg(monkeypatch):
 
 
 def test_a_sweep_with_a_process_and_a_generator_from_a_users_package(tmp_path):
-    env = dict(os.environ, JAX_PLATFORMS="cpu", MPLBACKEND="Agg",
-               PYTHONPATH=os.pathsep.join([str(PLUGINS), *filter(None, [os.environ.get("PYTHONPATH")])]))
+    env = dict(
+        os.environ,
+        JAX_PLATFORMS="cpu",
+        MPLBACKEND="Agg",
+        PYTHONPATH=os.pathsep.join([str(PLUGINS), *filter(None, [os.environ.get("PYTHONPATH")])]),
+    )
     sweep_dir = tmp_path / "sweep"
     proc = subprocess.run(
-        [sys.executable, "-m", "simstudy", "-m", SEARCHPATH, "generator=mine", "dgp=myprocess", *SMALL,
-         "seed=0,1", f"hydra.sweep.dir={sweep_dir}"],
-        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+        [
+            sys.executable,
+            "-m",
+            "simstudy",
+            "-m",
+            SEARCHPATH,
+            "generator=mine",
+            "dgp=myprocess",
+            *SMALL,
+            "seed=0,1",
+            f"hydra.sweep.dir={sweep_dir}",
+        ],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "aggregated 2 cells" in proc.stderr
     cells = pd.read_parquet(sweep_dir / "cells.parquet")
@@ -44,18 +63,21 @@ def test_a_sweep_with_a_process_and_a_generator_from_a_users_package(tmp_path):
     assert (sweep_dir / "figure.png").is_file()
 
 
-@pytest.mark.parametrize("override, key", [
-    ("generator._target_=mypkg.Nope", "generator._target_"),
-    ("generator._target_=nopkg.Generator", "generator._target_"),
-    ("generator._target_=mypkg.np", "generator._target_"),  # a module: not callable
-    ("generator._target_=builtins.dict", "generator._target_"),  # returns no Generator
-    ("+generator.bogus=1", "generator.bogus"),  # not an option of the target
-    ("generator.shrink=2.0", "generator"),  # the constructor's own check
-    ("dgp._target_=mypkg.missing", "dgp._target_"),
-    ("+dgp.foo=1", "dgp.foo"),
-    ("dgp.d=0", "dgp"),
-    ("generator._target_=simstudy.generators.Smote", "generator.name"),  # a built-in, named otherwise
-])
+@pytest.mark.parametrize(
+    "override, key",
+    [
+        ("generator._target_=mypkg.Nope", "generator._target_"),
+        ("generator._target_=nopkg.Generator", "generator._target_"),
+        ("generator._target_=mypkg.np", "generator._target_"),  # a module: not callable
+        ("generator._target_=builtins.dict", "generator._target_"),  # returns no Generator
+        ("+generator.bogus=1", "generator.bogus"),  # not an option of the target
+        ("generator.shrink=2.0", "generator"),  # the constructor's own check
+        ("dgp._target_=mypkg.missing", "dgp._target_"),
+        ("+dgp.foo=1", "dgp.foo"),
+        ("dgp.d=0", "dgp"),
+        ("generator._target_=simstudy.generators.Smote", "generator.name"),  # a built-in, named otherwise
+    ],
+)
 def test_a_bad_plugin_option_exits_2_with_one_line(mypkg, capsys, override, key):
     with pytest.raises(SystemExit) as exit_:
         preflight([SEARCHPATH, "generator=mine", "dgp=myprocess", *SMALL, override])
@@ -67,22 +89,38 @@ def test_a_bad_plugin_option_exits_2_with_one_line(mypkg, capsys, override, key)
 def test_a_bad_target_exits_2_end_to_end(tmp_path):
     env = dict(os.environ, JAX_PLATFORMS="cpu", PYTHONPATH=str(PLUGINS))
     proc = subprocess.run(
-        [sys.executable, "-m", "simstudy", SEARCHPATH, "generator=mine", "dgp=myprocess",
-         "generator._target_=mypkg.Nope", f"hydra.run.dir={tmp_path / 'run'}"],
-        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+        [
+            sys.executable,
+            "-m",
+            "simstudy",
+            SEARCHPATH,
+            "generator=mine",
+            "dgp=myprocess",
+            "generator._target_=mypkg.Nope",
+            f"hydra.run.dir={tmp_path / 'run'}",
+        ],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == 2
     assert proc.stderr.splitlines() == [proc.stderr.strip()]
     assert proc.stderr.startswith("simstudy: config error: generator._target_='mypkg.Nope': cannot be imported")
     assert not (tmp_path / "run").exists()
 
 
-@pytest.mark.parametrize("overrides, target", [
-    (["study=quickstart"], "+generator._target_=simstudy.generators.mismatch.MismatchGenerator"),
-    (["generator=smote"], "+generator._target_=simstudy.generators.Smote"),
-    (["generator=oracle"], "+generator._target_=simstudy.generators.classic.Oracle"),
-    (["study=quickstart"], "+dgp._target_=simstudy.processes.gaussian_classes"),
-    (["study=ls_symmetric"], "+dgp._target_=simstudy.processes.symmetric_mean_shift"),
-])
+@pytest.mark.parametrize(
+    "overrides, target",
+    [
+        (["study=quickstart"], "+generator._target_=simstudy.generators.mismatch.MismatchGenerator"),
+        (["generator=smote"], "+generator._target_=simstudy.generators.Smote"),
+        (["generator=oracle"], "+generator._target_=simstudy.generators.classic.Oracle"),
+        (["study=quickstart"], "+dgp._target_=simstudy.processes.gaussian_classes"),
+        (["study=ls_symmetric"], "+dgp._target_=simstudy.processes.symmetric_mean_shift"),
+    ],
+)
 def test_a_builtin_target_is_the_named_cell(overrides, target):
     run, digest = job_identity(overrides)
     run_t, digest_t = job_identity([*overrides, target])

@@ -16,6 +16,7 @@ from numpy.polynomial.hermite_e import hermegauss
 from scipy import integrate, stats
 from scipy.special import expit, log_ndtr
 
+from simstudy.families import get_family
 from simstudy.fitting import GLM
 from simstudy.laws import (
     EmpiricalLaw,
@@ -24,7 +25,6 @@ from simstudy.laws import (
     SymmetricNoiseLaw,
     gaussian_expectations,
 )
-from simstudy.families import get_family
 
 NOISES = ["gaussian", "uniform_cube", "rademacher", "uniform_sphere"]
 
@@ -111,16 +111,7 @@ def gaussian_squared_closed_form(weights, means, covs, theta, y, intercept):
         risk += w * (a * a + v)
         grad += w * 2.0 * (a * mu + St)
         hess += w * 2.0 * M2
-        second += (
-            w
-            * 4.0
-            * (
-                a * a * M2
-                + 2 * a * (np.outer(mu, St) + np.outer(St, mu))
-                + v * M2
-                + 2 * np.outer(St, St)
-            )
-        )
+        second += w * 4.0 * (a * a * M2 + 2 * a * (np.outer(mu, St) + np.outer(St, mu)) + v * M2 + 2 * np.outer(St, St))
     return Moments(risk, grad, hess, second - np.outer(grad, grad))
 
 
@@ -142,9 +133,7 @@ def tensor_gh_moments(mu, S, theta, y, family, intercept, nodes=150):
 
 def assert_moments_close(a, b, rtol, atol):
     for name in Moments._fields:
-        np.testing.assert_allclose(
-            getattr(a, name), getattr(b, name), rtol=rtol, atol=atol, err_msg=name
-        )
+        np.testing.assert_allclose(getattr(a, name), getattr(b, name), rtol=rtol, atol=atol, err_msg=name)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -155,9 +144,7 @@ def mixture_example():
     """Three components in d = 3, one with a singular covariance (coordinate 0 fixed)."""
     rng = rng_for(1)
     A = rng.standard_normal((3, 3))
-    covs = np.array(
-        [A @ A.T / 3 + 0.2 * np.eye(3), np.diag([0.0, 1.0, 0.5]), np.diag([0.3, 0.3, 2.0])]
-    )
+    covs = np.array([A @ A.T / 3 + 0.2 * np.eye(3), np.diag([0.0, 1.0, 0.5]), np.diag([0.3, 0.3, 2.0])])
     means = np.array([[0.5, -1.0, 0.2], [-2.0, 0.3, 1.0], [1.0, 1.0, -0.5]])
     return GaussianMixtureLaw([0.5, 0.3, 0.2], means, covs)
 
@@ -216,8 +203,7 @@ def test_risk_batch_matches_scipy_quad_for_narrow_and_wide_gaussians(family, sca
             kink = -m / s
             opts = dict(epsabs=1e-13, epsrel=1e-13, limit=400)
             want = (
-                integrate.quad(integrand, -np.inf, kink, **opts)[0]
-                + integrate.quad(integrand, kink, np.inf, **opts)[0]
+                integrate.quad(integrand, -np.inf, kink, **opts)[0] + integrate.quad(integrand, kink, np.inf, **opts)[0]
             )
         assert value == pytest.approx(want, rel=1e-10, abs=1e-12)
 
@@ -235,9 +221,7 @@ def test_gaussian_expectations_closed_forms():
     # E (m+sU)^3 = m^3 + 3 m s^2
     np.testing.assert_allclose(E[1, :, 0], m**3 + 3 * m * s**2, rtol=1e-13, atol=1e-13)
     assert E.shape == (2, 4, 3)
-    nan = gaussian_expectations(
-        lambda eta, y: eta[None], np.array([np.nan, 1.0]), np.array([1.0, np.inf]), 0.0
-    )
+    nan = gaussian_expectations(lambda eta, y: eta[None], np.array([np.nan, 1.0]), np.array([1.0, np.inf]), 0.0)
     assert np.all(np.isnan(nan))
 
 
@@ -250,9 +234,7 @@ def test_mixture_sampling_matches_logistic_moments_monte_carlo(intercept):
     assert X.shape == (200_000, 3)
     assert_moments_mc(law.moments(theta, 1.0, model), X, theta, 1.0, "logistic", intercept)
     # the singular component keeps its fixed coordinate exactly
-    assert np.isclose(X[:, 0], -2.0, atol=1e-12).mean() == pytest.approx(
-        0.3, abs=5 * math.sqrt(0.21 / 2e5)
-    )
+    assert np.isclose(X[:, 0], -2.0, atol=1e-12).mean() == pytest.approx(0.3, abs=5 * math.sqrt(0.21 / 2e5))
 
 
 def test_shifted_and_scaled_laws():
@@ -376,14 +358,10 @@ def test_empirical_law_sampling_shifting_and_scaling():
     drawn = law.sample(500, rng_for(12))
     assert all((rows == x).all(axis=1).any() for x in drawn)  # resamples the fixed rows
     moved = law.shifted([1.0, 2.0]).scaled(0.5)
-    np.testing.assert_allclose(
-        moved.rows, law.mean + [1.0, 2.0] + 0.5 * (rows - law.mean), atol=1e-14
-    )
+    np.testing.assert_allclose(moved.rows, law.mean + [1.0, 2.0] + 0.5 * (rows - law.mean), atol=1e-14)
     sampled = EmpiricalLaw(sampler=lambda n, rng: rng.standard_normal((n, 2)), n=10, seed=1)
     shifted = sampled.shifted([3.0, 0.0])
-    np.testing.assert_allclose(
-        shifted.sample(4, rng_for(13)), sampled.sample(4, rng_for(13)) + [3.0, 0.0]
-    )
+    np.testing.assert_allclose(shifted.sample(4, rng_for(13)), sampled.sample(4, rng_for(13)) + [3.0, 0.0])
 
 
 # ---------------------------------------------------------------------------------------------

@@ -55,9 +55,7 @@ def test_symmetric_mean_shift_theta_star_and_risk_closed_forms(noise, delta):
     assert (y0, y1) == (-1.0, 1.0)
     np.testing.assert_allclose(pop.process.law0.risk_batch(thetas, y0, pop.model), risk, rtol=1e-12)
     np.testing.assert_allclose(pop.process.law1.risk_batch(thetas, y1, pop.model), risk, rtol=1e-12)
-    np.testing.assert_allclose(
-        pop.excess(thetas), risk - 1 / (1 + delta**2), rtol=1e-11, atol=1e-13
-    )
+    np.testing.assert_allclose(pop.excess(thetas), risk - 1 / (1 + delta**2), rtol=1e-11, atol=1e-13)
     # H = 2 (I + mu mu') for both classes
     np.testing.assert_allclose(pop.H, 2 * (np.eye(d) + np.outer(mu, mu)), atol=1e-13)
 
@@ -70,9 +68,7 @@ def plain_sigmoid(x):
     return 1.0 / (1.0 + math.exp(-x))
 
 
-@pytest.mark.parametrize(
-    "params", [dict(), dict(d=6, a=3.0, b=0.5, c=2.0, m=1.0, shift_coords=(2, 5))]
-)
+@pytest.mark.parametrize("params", [dict(), dict(d=6, a=3.0, b=0.5, c=2.0, m=1.0, shift_coords=(2, 5))])
 def test_tuned_logistic_mixture_is_locally_symmetric_at_c_e1(params):
     proc = tuned_logistic_mixture(**params)
     a, b, c = params.get("a", 5.0), params.get("b", 1.0), params.get("c", 1.0)
@@ -148,9 +144,7 @@ def test_gaussian_classes_squared_loss_closed_forms():
     # squared loss: the excess is the exact quadratic form (theta - theta*)' H (theta - theta*) / 2
     thetas = rng_for(4).standard_normal((3, 4, 2))
     diff = thetas - pop.theta_star
-    np.testing.assert_allclose(
-        pop.excess(thetas), 0.5 * np.einsum("...i,ij,...j->...", diff, pop.H, diff), rtol=1e-12
-    )
+    np.testing.assert_allclose(pop.excess(thetas), 0.5 * np.einsum("...i,ij,...j->...", diff, pop.H, diff), rtol=1e-12)
     # Sigma0 = Cov(2 (x'theta) x), x ~ N(0, I): 4 (|theta|^2 I + theta theta')  (Isserlis)
     t = pop.theta_star
     np.testing.assert_allclose(pop.Sigma0, 4 * ((t @ t) * np.eye(2) + np.outer(t, t)), atol=1e-14)
@@ -275,18 +269,14 @@ def test_excess_on_two_thousand_thetas_is_fast():
 def test_bad_inputs_raise_clear_errors():
     with pytest.raises(ValueError, match="unknown process 'nope'"):
         make_process("nope")
-    with pytest.raises(
-        ValueError, match=r"bad options \['radius'\] for process 'gaussian_classes'"
-    ):
+    with pytest.raises(ValueError, match=r"bad options \['radius'\] for process 'gaussian_classes'"):
         make_process("gaussian_classes", radius=1.0)
     with pytest.raises(ValueError, match="needs labels 0/1"):
         Population(symmetric_mean_shift(d=3), GLM("logistic"))
     with pytest.raises(ValueError, match="share one dimension"):
         Process("x", SymmetricNoiseLaw(np.zeros(2)), SymmetricNoiseLaw(np.zeros(3)))
     with pytest.raises(ValueError, match="labels must be two distinct"):
-        Process(
-            "x", SymmetricNoiseLaw(np.zeros(2)), SymmetricNoiseLaw(np.zeros(2)), labels=(1.0, 1.0)
-        )
+        Process("x", SymmetricNoiseLaw(np.zeros(2)), SymmetricNoiseLaw(np.zeros(2)), labels=(1.0, 1.0))
     with pytest.raises(ValueError, match="shift_coords"):
         tuned_logistic_mixture(d=3, shift_coords=(0, 1))
     with pytest.raises(ValueError, match="noise must be one of"):

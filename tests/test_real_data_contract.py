@@ -29,12 +29,17 @@ from omegaconf import OmegaConf
 import simstudy  # noqa: F401
 from simstudy.app import CONFIG_PATH, config_hash, main
 from simstudy.config import ConfigError, validate
-from simstudy.selection_study import (METRICS, load_real_datasets, markdown_table, summarise_real_data,
-                                      validate_section)
+from simstudy.selection_study import METRICS, load_real_datasets, markdown_table, summarise_real_data, validate_section
 
 ROOT = Path(__file__).resolve().parent.parent
-TINY = ["study=real_data", "design.reps=2", "design.gammas=[0.0,1.0]", "selection.gammas=[0.0,1.0]",
-        "selection.cv=holdout", "figures_dir=null"]
+TINY = [
+    "study=real_data",
+    "design.reps=2",
+    "design.gammas=[0.0,1.0]",
+    "selection.gammas=[0.0,1.0]",
+    "selection.cv=holdout",
+    "figures_dir=null",
+]
 
 
 def write_table(path: Path, n0: int = 60, n1: int = 15, shift: float = 1.0, seed: int = 0, **extra) -> Path:
@@ -59,8 +64,9 @@ def user_run(path: Path, *overrides):
 
 def cli(args, cwd):
     env = dict(os.environ, JAX_PLATFORMS="cpu", MPLBACKEND="Agg")
-    return subprocess.run([sys.executable, "-m", "simstudy", *args], cwd=cwd, env=env,
-                          capture_output=True, text=True, timeout=600)
+    return subprocess.run(
+        [sys.executable, "-m", "simstudy", *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=600
+    )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -72,17 +78,29 @@ def test_a_generator_failing_on_every_split_is_reported_and_the_rest_kept(tmp_pa
     # no minority point has a majority neighbour (ADASYN refuses)
     path = write_table(tmp_path / "separated.csv", n0=120, n1=20, shift=8.0)
     out = tmp_path / "job"
-    proc = cli([*TINY, "data.datasets=null", f"data.path={path}", "data.target=label",
-                "data.generators=[SMOTE,BorderlineSMOTE,ADASYN]", f"hydra.run.dir={out}"], ROOT)
+    proc = cli(
+        [
+            *TINY,
+            "data.datasets=null",
+            f"data.path={path}",
+            "data.target=label",
+            "data.generators=[SMOTE,BorderlineSMOTE,ADASYN]",
+            f"hydra.run.dir={out}",
+        ],
+        ROOT,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "failed" in proc.stderr and "summary.json" in proc.stderr
     summary = json.loads((out / "summary.json").read_text())
     assert summary["status"] == "ok"
     failed = {(f["generator"], f["method"], f["split"]) for f in summary["failures"]}
-    assert failed == {(g, m, s) for g in ("BorderlineSMOTE", "ADASYN")
-                      for m in ("curve", "balanced", "vtss", "tg_vtss") for s in (0, 1)}
-    assert all(f["dataset"] == "separated" and f["error"].startswith("RuntimeError: ")
-               for f in summary["failures"])
+    assert failed == {
+        (g, m, s)
+        for g in ("BorderlineSMOTE", "ADASYN")
+        for m in ("curve", "balanced", "vtss", "tg_vtss")
+        for s in (0, 1)
+    }
+    assert all(f["dataset"] == "separated" and f["error"].startswith("RuntimeError: ") for f in summary["failures"])
     assert any("no new minority points" in f["error"] for f in summary["failures"])
     # what worked is kept: the raw fit, the weights and every SMOTE method
     methods = {(m["generator"], m["method"]): m for m in summary["methods"]}
@@ -104,9 +122,21 @@ def tidy_row(split, generator, method, gamma=math.nan, loss=math.nan, error=""):
     """A row as ``real_data_split`` writes it, with the columns the summary reads."""
     metrics = {m: (math.nan if error else loss + i) for i, m in enumerate(METRICS)}
     metrics["balanced_log_loss"] = math.nan if error else loss
-    return {"dataset": "t", "split": split, "n_train0": 40, "n_train1": 10, "n_test_per_class": 3,
-            "n_features": 2, "generator": generator, "method": method, "gamma": gamma, "weight": math.nan,
-            "separated": False, "error": error, **metrics}
+    return {
+        "dataset": "t",
+        "split": split,
+        "n_train0": 40,
+        "n_train1": 10,
+        "n_test_per_class": 3,
+        "n_features": 2,
+        "generator": generator,
+        "method": method,
+        "gamma": gamma,
+        "weight": math.nan,
+        "separated": False,
+        "error": error,
+        **metrics,
+    }
 
 
 def test_the_curve_summary_copes_with_failed_and_missing_curve_rows():
@@ -134,9 +164,14 @@ def test_the_curve_summary_copes_with_failed_and_missing_curve_rows():
     assert curves["gappy"]["half_width"][2] is None  # one split: no SE
     dead = "RuntimeError: nothing made"
     assert [(f["generator"], f["method"], f["split"], f["error"]) for f in numbers["failures"]] == [
-        ("dead", "curve", 0, dead), ("dead", "vtss", 0, dead),
-        ("dead", "curve", 1, dead), ("dead", "vtss", 1, dead), ("gappy", "curve", 1, "ValueError: too few rows"),
-        ("dead", "curve", 2, dead), ("dead", "vtss", 2, dead)]
+        ("dead", "curve", 0, dead),
+        ("dead", "vtss", 0, dead),
+        ("dead", "curve", 1, dead),
+        ("dead", "vtss", 1, dead),
+        ("gappy", "curve", 1, "ValueError: too few rows"),
+        ("dead", "curve", 2, dead),
+        ("dead", "vtss", 2, dead),
+    ]
     assert all(f["dataset"] == "t" for f in numbers["failures"])
     assert numbers["datasets"]["t"]["n_splits"] == 3
     text = markdown_table(numbers)
@@ -206,8 +241,14 @@ def test_bundled_datasets_keep_their_published_stream_keys():
 @pytest.mark.slow
 def test_a_rerun_after_editing_the_file_is_not_skipped(tmp_path):
     path = write_table(tmp_path / "mine.csv", n0=80, n1=20)
-    args = [*TINY, "data.datasets=null", f"data.path={path}", "data.target=label", "data.generators=[SMOTE]",
-            f"hydra.run.dir={tmp_path / 'job'}"]
+    args = [
+        *TINY,
+        "data.datasets=null",
+        f"data.path={path}",
+        "data.target=label",
+        "data.generators=[SMOTE]",
+        f"hydra.run.dir={tmp_path / 'job'}",
+    ]
     assert cli(args, ROOT).returncode == 0
     assert "skipped" in cli(args, ROOT).stderr
     write_table(path, n0=80, n1=20, seed=1)
@@ -275,7 +316,8 @@ def test_data_the_job_cannot_use_is_a_config_error(tmp_path, table, overrides, k
 def test_sizes_that_just_work_are_accepted(tmp_path):
     path = write_table(tmp_path / "good.csv")
     assert user_run(path, "data.generators=[{name:SMOTE,k_neighbors:8}]").extra["data"]["generators"] == [
-        {"name": "SMOTE", "k_neighbors": 8}]
+        {"name": "SMOTE", "k_neighbors": 8}
+    ]
     assert user_run(path, "selection.cv=12").extra["selection"]["cv"] == 12
 
 
@@ -300,15 +342,17 @@ def run_main(args, tmp_path):
     return exit_info.value.code, err.getvalue()
 
 
-@pytest.mark.parametrize("table, overrides, key", [
-    ("good", ["data.generators=[{name:SMOTE,k_neighbors:abc}]"], "k_neighbors"),
-    ("nan_target", [], "data.target"),
-    ("five_minority", [], "data.generators"),
-])
+@pytest.mark.parametrize(
+    "table, overrides, key",
+    [
+        ("good", ["data.generators=[{name:SMOTE,k_neighbors:abc}]"], "k_neighbors"),
+        ("nan_target", [], "data.target"),
+        ("five_minority", [], "data.generators"),
+    ],
+)
 def test_the_command_exits_2_with_one_line_and_writes_nothing(tmp_path, table, overrides, key):
     path = bad_tables(tmp_path)[table]
-    code, err = run_main([*TINY, "data.datasets=null", f"data.path={path}", "data.target=label", *overrides],
-                         tmp_path)
+    code, err = run_main([*TINY, "data.datasets=null", f"data.path={path}", "data.target=label", *overrides], tmp_path)
     lines = err.strip().splitlines()
     assert code == 2 and len(lines) == 1, err
     assert lines[0].startswith("simstudy: config error:") and key in lines[0]
@@ -321,8 +365,12 @@ def test_the_command_exits_2_with_one_line_and_writes_nothing(tmp_path, table, o
 
 def test_identifier_columns_of_a_users_table_are_named_on_stderr(tmp_path, capsys):
     n = 75
-    path = write_table(tmp_path / "mine.csv", id=np.arange(1000, 1000 + n),
-                       patient=[f"p{i:03d}" for i in range(n)], ward=["x", "y", "z"] * 25)
+    path = write_table(
+        tmp_path / "mine.csv",
+        id=np.arange(1000, 1000 + n),
+        patient=[f"p{i:03d}" for i in range(n)],
+        ward=["x", "y", "z"] * 25,
+    )
     run = user_run(path)
     assert capsys.readouterr().err == ""  # validation stays silent: its errors are one line
     (ds,) = load_real_datasets(run.extra["data"])

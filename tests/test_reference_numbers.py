@@ -30,8 +30,7 @@ def test_numbers_are_bit_identical(preset, tmp_path):
     now = cell_numbers(preset, tmp_path)
     recorded = RECORDED[preset]
     assert sorted(now) == sorted(recorded)
-    changed = {name: _first_differences(now[name], recorded[name])
-               for name in recorded if now[name] != recorded[name]}
+    changed = {name: _first_differences(now[name], recorded[name]) for name in recorded if now[name] != recorded[name]}
     assert not changed, f"{preset}: differs from the recording (now, recorded): {changed}"
 
 

@@ -54,7 +54,8 @@ def _run_main(args, tmp_path):
 @settings(max_examples=40, deadline=None)
 @given(
     bad=st.sampled_from(sorted(BAD_VALUES)).flatmap(
-        lambda key: st.tuples(st.just(key), st.sampled_from(BAD_VALUES[key]))),
+        lambda key: st.tuples(st.just(key), st.sampled_from(BAD_VALUES[key]))
+    ),
     noise=st.dictionaries(st.sampled_from(sorted(VALID_NOISE)), st.sampled_from(["0"]), max_size=2),
     multirun=st.booleans(),
 )
@@ -62,7 +63,7 @@ def test_bad_config_exits_2_with_one_line_and_writes_nothing(tmp_path_factory, b
     tmp_path = tmp_path_factory.mktemp("bad")
     key, value = bad
     extra = [f"{k}={VALID_NOISE[k][0]}" for k in noise if k != key]
-    args = ([f"{key}={value}", *extra])
+    args = [f"{key}={value}", *extra]
     if multirun:  # swept on a key given nowhere else (a key given twice is its own error)
         swept = next(k for k in ("design.reps", "seed", "theory.refits") if k not in (key, *noise))
         args = ["-m", *args, f"{swept}=3,4"]
@@ -80,8 +81,9 @@ def test_same_config_gives_byte_identical_outputs(tmp_path):
     run = validate(composed(["study=quickstart", *SMALL]))
     first = run_job(run, tmp_path / "a", "x: 1\n")
     second = run_job(run, tmp_path / "b", "x: 1\n")
-    assert (tmp_path / "a" / "replications.parquet").read_bytes() == \
-        (tmp_path / "b" / "replications.parquet").read_bytes()
+    assert (tmp_path / "a" / "replications.parquet").read_bytes() == (
+        tmp_path / "b" / "replications.parquet"
+    ).read_bytes()
     for s in (first, second):
         s.pop("seconds")
     assert json.dumps(first, sort_keys=True) == json.dumps(second, sort_keys=True)
@@ -93,18 +95,35 @@ def test_any_replication_regenerates_from_config_alone(tmp_path):
     for r in (0, 5):
         rows, stored = regenerate_replication(job, r)
         pd.testing.assert_frame_equal(rows, stored, check_exact=True)
-    proc = subprocess.run([sys.executable, "scripts/replicate.py", str(job), "3"], cwd=ROOT,
-                          capture_output=True, text=True, timeout=300,
-                          env=dict(os.environ, JAX_PLATFORMS="cpu"))
+    proc = subprocess.run(
+        [sys.executable, "scripts/replicate.py", str(job), "3"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=dict(os.environ, JAX_PLATFORMS="cpu"),
+    )
     assert proc.returncode == 0 and "identical to the stored rows: True" in proc.stdout
 
 
 @pytest.mark.slow
 def test_failing_cell_is_recorded_and_the_sweep_exits_nonzero(tmp_path):
     sweep = tmp_path / "sweep"
-    proc = simstudy(["-m", "dgp.mu1=[1.0,0.0],[10.0,0.0]", "generator=imblearn",
-                     "generator.sampler=BorderlineSMOTE", "design.reps=3", "design.gammas=[0.0,1.0]",
-                     "theory.refits=3", "figures_dir=null", f"hydra.sweep.dir={sweep}"], ROOT, check=False)
+    proc = simstudy(
+        [
+            "-m",
+            "dgp.mu1=[1.0,0.0],[10.0,0.0]",
+            "generator=imblearn",
+            "generator.sampler=BorderlineSMOTE",
+            "design.reps=3",
+            "design.gammas=[0.0,1.0]",
+            "theory.refits=3",
+            "figures_dir=null",
+            f"hydra.sweep.dir={sweep}",
+        ],
+        ROOT,
+        check=False,
+    )
     assert proc.returncode != 0
     cells = pd.read_parquet(sweep / "cells.parquet")
     assert sorted(cells["status"]) == ["failed", "ok"]
@@ -115,11 +134,21 @@ def test_failing_cell_is_recorded_and_the_sweep_exits_nonzero(tmp_path):
 @pytest.mark.slow
 def test_sigkill_midway_then_rerun_finishes_every_cell_once(tmp_path):
     sweep = tmp_path / "sweep"
-    args = [sys.executable, "-m", "simstudy", "-m", "design.n1=20,30,40,50", "design.reps=60",
-            "theory.refits=4", "figures_dir=null", f"hydra.sweep.dir={sweep}"]
+    args = [
+        sys.executable,
+        "-m",
+        "simstudy",
+        "-m",
+        "design.n1=20,30,40,50",
+        "design.reps=60",
+        "theory.refits=4",
+        "figures_dir=null",
+        f"hydra.sweep.dir={sweep}",
+    ]
     env = dict(os.environ, JAX_PLATFORMS="cpu", MPLBACKEND="Agg")
-    proc = subprocess.Popen(args, cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL, start_new_session=True)
+    proc = subprocess.Popen(
+        args, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+    )
     deadline = time.time() + 300
     while time.time() < deadline and len(list(sweep.glob("*/summary.json"))) < 1:
         time.sleep(0.2)

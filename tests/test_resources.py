@@ -68,9 +68,14 @@ def test_kappa_1e308_exits_2_with_one_line(tmp_path):
     assert not (tmp_path / "run").exists()
 
 
-@pytest.mark.parametrize("override, key", [("design.reps=1000000000", "design.reps"),
-                                           ("design.n1=100000000", "design.n1"),
-                                           ("design.kappa=2000000", "design.n0")])
+@pytest.mark.parametrize(
+    "override, key",
+    [
+        ("design.reps=1000000000", "design.reps"),
+        ("design.n1=100000000", "design.n1"),
+        ("design.kappa=2000000", "design.n0"),
+    ],
+)
 def test_sizes_beyond_the_memory_are_refused_naming_the_key(machine, override, key):
     machine(16 * GB)
     run = run_of(override)
@@ -80,8 +85,9 @@ def test_sizes_beyond_the_memory_are_refused_naming_the_key(machine, override, k
     assert "GB" in err.value.allowed and resources.OVERRIDE in err.value.allowed
 
 
-@pytest.mark.parametrize("override, key", [("design.reps=1000000000", "design.reps"),
-                                           ("theory.refits=1000000000", "theory.refits")])
+@pytest.mark.parametrize(
+    "override, key", [("design.reps=1000000000", "design.reps"), ("theory.refits=1000000000", "theory.refits")]
+)
 def test_a_run_of_more_than_a_week_is_refused_naming_the_key(machine, override, key):
     machine(1e18)  # all the memory in the world: only the time can refuse
     with pytest.raises(ConfigError) as err:
@@ -109,7 +115,8 @@ def _shipped_jobs():
     studies = sorted(p.stem for p in (ROOT / "conf" / "study").glob("*.yaml"))
     sweeps = sorted(p.stem for p in (ROOT / "conf" / "sweep").glob("*.yaml"))
     return [[f"study={s}"] for s in studies] + [
-        job for s in sweeps for job in sweep_jobs([f"sweep={s}"], multirun=True).jobs]
+        job for s in sweeps for job in sweep_jobs([f"sweep={s}"], multirun=True).jobs
+    ]
 
 
 def test_every_shipped_preset_and_sweep_job_fits_a_machine_with_4_gb_free(machine):
@@ -135,12 +142,26 @@ def test_the_estimate_scales_with_each_size():
 
 @pytest.mark.slow
 def test_the_memory_estimate_bounds_a_real_jobs_peak_from_above_within_a_factor_2(tmp_path):
-    overrides = ["study=quickstart", "design.n1=10000", "design.reps=4", "workers=2",
-                 "theory.refits=2", "figures_dir=null"]
-    script = ("import resource, sys\nfrom simstudy.app import main\ntry:\n    main(sys.argv[1:])\n"
-              "except SystemExit:\n    pass\nprint(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)")
-    proc = subprocess.run([sys.executable, "-c", script, *overrides, f"hydra.run.dir={tmp_path}"],
-                          cwd=ROOT, capture_output=True, text=True, timeout=600, check=True)
+    overrides = [
+        "study=quickstart",
+        "design.n1=10000",
+        "design.reps=4",
+        "workers=2",
+        "theory.refits=2",
+        "figures_dir=null",
+    ]
+    script = (
+        "import resource, sys\nfrom simstudy.app import main\ntry:\n    main(sys.argv[1:])\n"
+        "except SystemExit:\n    pass\nprint(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", script, *overrides, f"hydra.run.dir={tmp_path}"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=True,
+    )
     assert (tmp_path / "summary.json").is_file(), proc.stderr
     peak = int(proc.stdout.split()[-1]) * 1024  # ru_maxrss is in KiB on Linux
     predicted = estimate(cell_sizes(run_of(*overrides))).peak_bytes

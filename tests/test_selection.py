@@ -126,8 +126,7 @@ def sklearn_logistic(X, y, sample_weight=None):
 
 def sklearn_balanced_log_loss(ref, X, y):
     p = ref.predict_proba(X)
-    return 0.5 * log_loss(y[y == 0], p[y == 0], labels=[0, 1]) + 0.5 * log_loss(
-        y[y == 1], p[y == 1], labels=[0, 1])
+    return 0.5 * log_loss(y[y == 0], p[y == 0], labels=[0, 1]) + 0.5 * log_loss(y[y == 1], p[y == 1], labels=[0, 1])
 
 
 # ---------------------------------------------------------------------------------------------
@@ -222,8 +221,7 @@ def test_fold_rescaling_rule_on_uneven_folds():
     # gap 289: 14.37 -> 14, 144.5 -> 144 (half to even), 289, 433.5 -> 434.
     X, y = two_gaussians(rng_from(5), n0=403, n1=41)
     spy = Spy(Smote(k=5))
-    est = VTSSClassifier(generator=spy, family="squared", gammas=[0.05, 0.5, 1.0, 1.5], cv=5,
-                         random_state=0).fit(X, y)
+    est = VTSSClassifier(generator=spy, family="squared", gammas=[0.05, 0.5, 1.0, 1.5], cv=5, random_state=0).fit(X, y)
     res = est.cv_results_
     assert res["n_tilde"].tolist() == [18, 181, 362, 543]
     assert res["split_gap"].tolist() == [290, 289, 289, 290, 290]
@@ -277,10 +275,8 @@ def test_same_random_state_same_fit_and_other_seed_other_splits(data):
     b = VTSSClassifier(gammas=GAMMAS, cv=3, random_state=4).fit(X, y)
     c = VTSSClassifier(gammas=GAMMAS, cv=3, random_state=5).fit(X, y)
     np.testing.assert_array_equal(a.theta_, b.theta_)
-    np.testing.assert_array_equal(a.cv_results_["split_validation_loss"],
-                                  b.cv_results_["split_validation_loss"])
-    assert not np.array_equal(a.cv_results_["split_validation_loss"],
-                              c.cv_results_["split_validation_loss"])
+    np.testing.assert_array_equal(a.cv_results_["split_validation_loss"], b.cv_results_["split_validation_loss"])
+    assert not np.array_equal(a.cv_results_["split_validation_loss"], c.cv_results_["split_validation_loss"])
 
 
 # ---------------------------------------------------------------------------------------------
@@ -298,8 +294,9 @@ def test_vtss_goes_above_full_balancing_for_an_aligned_biased_generator(family):
     # section 3 asks for more than full balancing: gamma* = 1/(1 - c) ~ 1.64 (squared, a = 0.7)
     for r in range(3):
         X, y = aligned_data(r)
-        est = VTSSClassifier(generator=TowardMajority(0.7), family=family, intercept=False,
-                             cv=5, random_state=r).fit(X, y)
+        est = VTSSClassifier(generator=TowardMajority(0.7), family=family, intercept=False, cv=5, random_state=r).fit(
+            X, y
+        )
         assert est.gamma_ > 1.0, (r, est.gamma_)
 
 
@@ -307,11 +304,14 @@ def test_vtss_mean_choice_matches_the_bias_cancelling_size():
     a = 0.7
     c = 2 + a**2 - 3 * a
     gamma_star = 1 / (1 - c)
-    picks = np.array([
-        VTSSClassifier(generator=TowardMajority(a), family="squared", intercept=False, cv=5,
-                       random_state=r).fit(*aligned_data(r)).gamma_
-        for r in range(30)
-    ])
+    picks = np.array(
+        [
+            VTSSClassifier(generator=TowardMajority(a), family="squared", intercept=False, cv=5, random_state=r)
+            .fit(*aligned_data(r))
+            .gamma_
+            for r in range(30)
+        ]
+    )
     mcse = picks.std(ddof=1) / np.sqrt(picks.size)
     assert abs(picks.mean() - gamma_star) / mcse < Z, (picks.mean(), mcse, gamma_star)
 
@@ -321,8 +321,9 @@ def test_with_an_intercept_the_same_generator_is_not_aligned():
     # to g (population c < 0, bias-optimal gamma ~ 0.8, total-risk argmin 0.9): VTSS stays
     # below full balancing, as section 3's orthogonal / anti-aligned cases predict
     picks = [
-        VTSSClassifier(generator=TowardMajority(0.7), family="logistic", intercept=True, cv=5,
-                       random_state=r).fit(*aligned_data(r)).gamma_
+        VTSSClassifier(generator=TowardMajority(0.7), family="logistic", intercept=True, cv=5, random_state=r)
+        .fit(*aligned_data(r))
+        .gamma_
         for r in range(2)
     ]
     assert max(picks) < 1.0, picks
@@ -410,8 +411,7 @@ def test_cost_sensitive_validates_weights_like_vtss(data):
     res = est.cv_results_
     for s, split in enumerate(stratified_splits(y, cv=3, random_state=6)):
         for g, w1 in enumerate(weights):
-            ref = sklearn_logistic(X[split.train], y[split.train],
-                                   sample_weight=np.where(y[split.train] == 1, w1, 1.0))
+            ref = sklearn_logistic(X[split.train], y[split.train], sample_weight=np.where(y[split.train] == 1, w1, 1.0))
             want = sklearn_balanced_log_loss(ref, X[split.validation], y[split.validation])
             assert res["split_validation_loss"][s, g] == pytest.approx(want, rel=1e-7)
     assert est.weight_ == weights[int(np.argmin(res["mean_validation_loss"]))]
@@ -442,7 +442,8 @@ def test_predictions_follow_the_link(data, family):
     np.testing.assert_array_equal(est.decision_function(X) > 0, p1 > 0.5)
     assert est.score(X, y) == accuracy_score(y, p1 > 0.5)
     want = 0.5 * log_loss(y[y == 0], np.clip(p1[y == 0], 1e-15, 1 - 1e-15), labels=[0, 1]) + 0.5 * log_loss(
-        y[y == 1], np.clip(p1[y == 1], 1e-15, 1 - 1e-15), labels=[0, 1])
+        y[y == 1], np.clip(p1[y == 1], 1e-15, 1 - 1e-15), labels=[0, 1]
+    )
     assert est.balanced_log_loss(X, y) == pytest.approx(want, rel=1e-10)
     if family == "logistic":
         assert est.balanced_loss(X, y) == pytest.approx(want, rel=1e-10)
@@ -514,9 +515,12 @@ def test_in_pipelines_and_with_an_imblearn_sampler(data):
     X, y = data
     X = X * [100.0, 0.01, 1.0] + 5.0  # units a scaler should undo
     for make in (Pipeline, ImbPipeline):
-        pipe = make([("scale", StandardScaler()),
-                     ("clf", VTSSClassifier(generator=SMOTE(k_neighbors=3), gammas=GAMMAS, cv=3,
-                                            random_state=0))])
+        pipe = make(
+            [
+                ("scale", StandardScaler()),
+                ("clf", VTSSClassifier(generator=SMOTE(k_neighbors=3), gammas=GAMMAS, cv=3, random_state=0)),
+            ]
+        )
         pipe.fit(X, y)
         np.testing.assert_allclose(pipe.predict_proba(X).sum(axis=1), 1.0)
         assert pipe.score(X, y) > 0.5

@@ -83,8 +83,14 @@ def sklearn_logistic(X, y, sample_weight=None):
 # ---------------------------------------------------------------------------------------------
 # study 6(a) end to end
 
-TINY_LINEAR = ["study=vtss_linear", "design.n0=1200", "design.n1=80", "design.reps=3",
-               "design.gammas=[0.0,0.5,1.0,1.5]", "selection.gammas=[0.0,0.5,1.0,1.5]"]
+TINY_LINEAR = [
+    "study=vtss_linear",
+    "design.n0=1200",
+    "design.n1=80",
+    "design.reps=3",
+    "design.gammas=[0.0,0.5,1.0,1.5]",
+    "selection.gammas=[0.0,0.5,1.0,1.5]",
+]
 
 
 @pytest.fixture(scope="module")
@@ -101,9 +107,27 @@ def test_vtss_job_writes_the_contract(linear_job):
         assert (out / name).is_file(), name
     stored = json.loads((out / "summary.json").read_text())
     assert stored["status"] == "ok"
-    for key in ("study", "dgp", "generator", "model", "n0", "n1", "reps", "seed", "gammas", "curve_mean",
-                "curve_sd", "curve_mcse", "methods", "oracle_best_gamma", "oracle_best_gamma_ci",
-                "versions", "seconds", "config_hash", "scoring"):
+    for key in (
+        "study",
+        "dgp",
+        "generator",
+        "model",
+        "n0",
+        "n1",
+        "reps",
+        "seed",
+        "gammas",
+        "curve_mean",
+        "curve_sd",
+        "curve_mcse",
+        "methods",
+        "oracle_best_gamma",
+        "oracle_best_gamma_ci",
+        "versions",
+        "seconds",
+        "config_hash",
+        "scoring",
+    ):
         assert key in stored, key
     assert (stored["n0"], stored["n1"], stored["reps"], stored["scoring"]) == (1200, 80, 3, "exact")
     rows = pd.read_parquet(out / "replications.parquet")
@@ -153,8 +177,12 @@ def test_vtss_loss_is_its_models_balanced_log_loss(linear_job):
     cell, r = vc.cell, 1
     streams = replication_streams(run.seed, cell.data_key, cell.generator_key, r)
     X0, X1 = cell.process.sample(1200, 80, streams.data)
-    est = VTSSClassifier(generator=Smote(k=5), gammas=[0.0, 0.5, 1.0, 1.5], cv="holdout",
-                         random_state=selector_seed(run.seed, cell.data_key, r))
+    est = VTSSClassifier(
+        generator=Smote(k=5),
+        gammas=[0.0, 0.5, 1.0, 1.5],
+        cv="holdout",
+        random_state=selector_seed(run.seed, cell.data_key, r),
+    )
     est.fit(np.vstack([X0, X1]), np.r_[np.zeros(1200, int), np.ones(80, int)])
     stored = rows[(rows["replication"] == r) & (rows["method"] == "vtss")]
     assert stored["gamma"].item() == est.gamma_
@@ -174,14 +202,14 @@ def test_same_seed_same_numbers_and_one_replication_regenerates_alone(linear_job
     rows = pd.read_parquet(out / "replications.parquet")
     vc = build_vtss_cell(run, validate_section(section, run))
     alone = vtss_replication(vc, 2)
-    pd.testing.assert_frame_equal(alone.reset_index(drop=True),
-                                  rows[rows["replication"] == 2].reset_index(drop=True))
+    pd.testing.assert_frame_equal(alone.reset_index(drop=True), rows[rows["replication"] == 2].reset_index(drop=True))
     again = run_selection_job(run, section, tmp_path, "x: 1\n")
     pd.testing.assert_frame_equal(pd.read_parquet(tmp_path / "replications.parquet"), rows)
     first = json.loads((out / "summary.json").read_text())
     # the two runs wrote different config.yaml texts, so only the outputs' digests may differ
     assert {k: v for k, v in again.items() if k not in ("seconds", "outputs")} == {
-        k: v for k, v in first.items() if k not in ("seconds", "outputs")}
+        k: v for k, v in first.items() if k not in ("seconds", "outputs")
+    }
     other, section_other, yaml = compose_job(TINY_LINEAR + ["seed=1"])
     vc_other = build_vtss_cell(other, validate_section(section_other, other))
     assert not np.allclose(vtss_replication(vc_other, 2)["test_loss"], alone["test_loss"])
@@ -196,8 +224,9 @@ def test_random_fourier_features_formula():
     W, b = rng.standard_normal((7, 3)), rng.uniform(0, 2 * np.pi, 7)
     phi = RandomFourierFeatures(W, b)
     X = rng.standard_normal((4, 3))
-    want = np.array([[np.sqrt(2 / 7) * np.cos(sum(W[j, k] * x[k] for k in range(3)) + b[j])
-                      for j in range(7)] for x in X])
+    want = np.array(
+        [[np.sqrt(2 / 7) * np.cos(sum(W[j, k] * x[k] for k in range(3)) + b[j]) for j in range(7)] for x in X]
+    )
     np.testing.assert_allclose(phi(X), want, rtol=1e-13)
     # leading batch axes are mapped row by row
     np.testing.assert_allclose(phi(np.stack([X, 2 * X]))[1], phi(2 * X))
@@ -368,8 +397,9 @@ def test_classification_metrics_match_sklearn():
 
 
 def test_real_data_split_rows_match_sklearn_refits(holey):
-    run, section, _ = compose_job(["study=real_data", "design.gammas=[0.0,1.0,2.0]",
-                                   "selection.gammas=[0.0,1.0]", "data.generators=[SMOTE]"])
+    run, section, _ = compose_job(
+        ["study=real_data", "design.gammas=[0.0,1.0,2.0]", "selection.gammas=[0.0,1.0]", "data.generators=[SMOTE]"]
+    )
     section = validate_section(section, run)
     rows = real_data_split(holey, section["data"], section["selection"], run, 0)
     sd = outer_split(holey, run.seed, 0, 0.2)
@@ -399,12 +429,26 @@ def test_real_data_split_rows_match_sklearn_refits(holey):
 
 
 def test_real_data_job_on_a_bundled_dataset(tmp_path):
-    run, section, yaml = compose_job(["study=real_data", "design.reps=2", "design.gammas=[0.0,1.0]",
-                                      "selection.gammas=[0.0,0.5,1.0]", "data.datasets=[breast_cancer]",
-                                      "data.generators=[SMOTE]"])
+    run, section, yaml = compose_job(
+        [
+            "study=real_data",
+            "design.reps=2",
+            "design.gammas=[0.0,1.0]",
+            "selection.gammas=[0.0,0.5,1.0]",
+            "data.datasets=[breast_cancer]",
+            "data.generators=[SMOTE]",
+        ]
+    )
     summary = run_selection_job(run, section, tmp_path, yaml)
-    for name in ("config.yaml", "replications.parquet", "replications.csv", "summary.json", "table.md",
-                 "figure.png", "methods.png"):
+    for name in (
+        "config.yaml",
+        "replications.parquet",
+        "replications.csv",
+        "summary.json",
+        "table.md",
+        "figure.png",
+        "methods.png",
+    ):
         assert (tmp_path / name).is_file(), name
     rows = pd.read_parquet(tmp_path / "replications.parquet")
     assert sorted(rows["split"].unique()) == [0, 1]
@@ -421,8 +465,15 @@ def test_a_users_table_loads_through_load_table(tmp_path):
     frame = pd.DataFrame({"a": np.arange(30.0), "b": ["x", "y", "z"] * 10, "label": ["no"] * 24 + ["yes"] * 6})
     frame.to_csv(tmp_path / "mine.csv", index=False)
     # 6 minority rows leave too few for SMOTE's 5 neighbours in the selectors' splits
-    run, section, _ = compose_job(["study=real_data", "data.datasets=null", f"data.path={tmp_path / 'mine.csv'}",
-                                   "data.target=label", "data.generators=[jitter]"])
+    run, section, _ = compose_job(
+        [
+            "study=real_data",
+            "data.datasets=null",
+            f"data.path={tmp_path / 'mine.csv'}",
+            "data.target=label",
+            "data.generators=[jitter]",
+        ]
+    )
     (ds,) = load_real_datasets(validate_section(section, run)["data"])
     assert ds.name == "mine" and ds.y.sum() == 6 and ds.X.shape == (30, 3)
 
@@ -440,22 +491,25 @@ def test_presets_compose_and_validate(study):
     assert ("data" in checked) == (study == "real_data")
 
 
-@pytest.mark.parametrize("study, override, key", [
-    ("vtss_linear", "selection.cv=1", "selection.cv"),
-    ("vtss_linear", "selection.cv=[repeated,5]", "selection.cv"),
-    ("vtss_linear", "selection.gammas=[1.0,0.5]", "selection.gammas"),
-    ("vtss_linear", "selection.test_size=1.0", "selection.test_size"),
-    ("vtss_linear", "selection.scoring=perfect", "selection.scoring"),
-    ("vtss_linear", "+selection.colour=red", "selection.colour"),
-    ("vtss_linear", "design.gammas=[0.0,0.5,2.0]", "design.gammas"),
-    ("vtss_ring", "selection.features.n_features=0", "selection.features.n_features"),
-    ("vtss_ring", "selection.features.lengthscale=-1.0", "selection.features.lengthscale"),
-    ("vtss_ring", "selection.scoring=exact", "selection.scoring"),
-    ("real_data", "data.datasets=[iris]", "data.datasets"),
-    ("real_data", "data.generators=[GAN]", "data.generators"),
-    ("real_data", "data.path=/nonexistent.csv", "data.path"),
-    ("real_data", "model=least_squares", "model.family"),
-])
+@pytest.mark.parametrize(
+    "study, override, key",
+    [
+        ("vtss_linear", "selection.cv=1", "selection.cv"),
+        ("vtss_linear", "selection.cv=[repeated,5]", "selection.cv"),
+        ("vtss_linear", "selection.gammas=[1.0,0.5]", "selection.gammas"),
+        ("vtss_linear", "selection.test_size=1.0", "selection.test_size"),
+        ("vtss_linear", "selection.scoring=perfect", "selection.scoring"),
+        ("vtss_linear", "+selection.colour=red", "selection.colour"),
+        ("vtss_linear", "design.gammas=[0.0,0.5,2.0]", "design.gammas"),
+        ("vtss_ring", "selection.features.n_features=0", "selection.features.n_features"),
+        ("vtss_ring", "selection.features.lengthscale=-1.0", "selection.features.lengthscale"),
+        ("vtss_ring", "selection.scoring=exact", "selection.scoring"),
+        ("real_data", "data.datasets=[iris]", "data.datasets"),
+        ("real_data", "data.generators=[GAN]", "data.generators"),
+        ("real_data", "data.path=/nonexistent.csv", "data.path"),
+        ("real_data", "model=least_squares", "model.family"),
+    ],
+)
 def test_bad_sections_name_the_key(study, override, key):
     # validate() checks a selection study's sections when the config is composed
     with pytest.raises(ConfigError) as info:

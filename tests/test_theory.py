@@ -37,9 +37,9 @@ from simstudy.population import Population
 from simstudy.processes import gaussian_classes, symmetric_mean_shift
 from simstudy.theory import (
     OptimalSize,
+    SyntheticMoments,
     _first_order,
     bias_linearisation,
-    SyntheticMoments,
     optimal_sizes,
     predict,
     predicted_slopes,
@@ -136,8 +136,12 @@ def _first_order_by_inverses(pop, syn, n0, n1, nt):
         bias = (np.einsum("ri,ri->r", b, Mb) - np.einsum("rij,rji->r", M, pool_var)) / (2 * N * N)
         cross = 2 * unbias * np.einsum("ri,ri->r", Mb - Mb.mean(0), noise) / (2 * N * N)
         variance = np.einsum("rij,rji->r", M, V) / (2 * N * N)
-        param = (np.einsum("ri,ri->r", b, Wb) + 2 * unbias * np.einsum("ri,ri->r", Wb - Wb.mean(0), noise)
-                 + np.einsum("rij,rji->r", W, V) - np.einsum("rij,rji->r", W, pool_var)) / (N * N)
+        param = (
+            np.einsum("ri,ri->r", b, Wb)
+            + 2 * unbias * np.einsum("ri,ri->r", Wb - Wb.mean(0), noise)
+            + np.einsum("rij,rji->r", W, V)
+            - np.einsum("rij,rji->r", W, pool_var)
+        ) / (N * N)
         out.append([x.mean() for x in (bias, cross, variance, param)])
     return np.array(out).T
 
@@ -151,8 +155,9 @@ def test_diagonalised_first_order_terms_equal_the_inverse_formulas(asym_pop, gen
     got = _first_order(asym_pop, syn, 600, 60, nt)
     want = _first_order_by_inverses(asym_pop, syn, 600, 60, nt)
     for name, expected in zip(("bias", "cross", "variance", "param_sq"), want):
-        np.testing.assert_allclose(getattr(got, name), expected, rtol=1e-10, atol=1e-14 * np.abs(expected).max(),
-                                   err_msg=name)
+        np.testing.assert_allclose(
+            getattr(got, name), expected, rtol=1e-10, atol=1e-14 * np.abs(expected).max(), err_msg=name
+        )
 
 
 def test_bias_linearisation_is_exact_for_squared_loss(asym_pop):
@@ -341,7 +346,14 @@ def semi_oracle_truth(pop, n1):
     E_em = e0 * mu1 + Vt
     E_mm = np.outer(mu1, mu1) + V
     tt = theta @ theta
-    sigma = 4.0 * (E_e2 * np.eye(d) + np.outer(theta, E_em) + np.outer(E_em, theta) + tt * E_mm + tt * np.eye(d) + np.outer(theta, theta))
+    sigma = 4.0 * (
+        E_e2 * np.eye(d)
+        + np.outer(theta, E_em)
+        + np.outer(E_em, theta)
+        + tt * E_mm
+        + tt * np.eye(d)
+        + np.outer(theta, theta)
+    )
     return dict(psi_mean=2.0 * Vt, psi_cov=cov, cross1=cov, H_tilde=pop.H1 + 2.0 * V, Sigma_tilde=sigma)
 
 

@@ -41,8 +41,31 @@ from simstudy.population import Population
 from simstudy.processes import gaussian_classes
 from simstudy.theory import predict, refined_prediction, refinement_unavailable, synthetic_moments
 
-STUDY4_GRID = (0.0, 0.5, 1.0, 1.5, 2.0, 2.1, 2.2, 2.3, 2.4, 2.5, 2.6, 2.7, 2.8, 2.9, 3.0, 3.1, 3.2, 3.3,
-               3.4, 3.5, 4.0, 5.0, 6.0)
+STUDY4_GRID = (
+    0.0,
+    0.5,
+    1.0,
+    1.5,
+    2.0,
+    2.1,
+    2.2,
+    2.3,
+    2.4,
+    2.5,
+    2.6,
+    2.7,
+    2.8,
+    2.9,
+    3.0,
+    3.1,
+    3.2,
+    3.3,
+    3.4,
+    3.5,
+    4.0,
+    5.0,
+    6.0,
+)
 
 
 def rng_from(*key):
@@ -127,7 +150,9 @@ def test_relative_error_against_a_bootstrap_of_the_ratio():
     rel = relative_error(values, fits)
     m, t = values.mean(axis=0), fits.mean(axis=0)
     np.testing.assert_allclose(rel.value, m / t - 1, rtol=1e-12)
-    boot = (bootstrap_counts(400, 4000, rng_from(13)) @ values / 400) / (bootstrap_counts(300, 4000, rng_from(14)) @ fits / 300)
+    boot = (bootstrap_counts(400, 4000, rng_from(13)) @ values / 400) / (
+        bootstrap_counts(300, 4000, rng_from(14)) @ fits / 300
+    )
     np.testing.assert_allclose((rel.high - rel.low) / (2 * norm.ppf(0.975)), boot.std(axis=0), rtol=0.1)
     worst = rel.largest([0.0, 1.0, 2.0])
     i = int(np.argmax(np.abs(rel.value)))
@@ -151,14 +176,17 @@ def _sharp_curve(gammas, at, R=50):
     return truth + 1e-3 * rng_from(15, int(100 * at)).standard_normal((R, gammas.size)), truth
 
 
-@pytest.mark.parametrize("at, star, inside", [
-    (2.3, 2.34, True),   # nearest grid point 2.3
-    (2.3, 2.36, False),  # nearest is 2.4; half the largest spacing (0.5) would have accepted it
-    (2.3, 2.25, True),   # a tie between 2.2 and 2.3: either counts
-    (4.0, 4.45, True),   # tail spacing 1.0: nearest is still 4.0
-    (4.0, 4.55, False),
-    (6.0, 7.0, True),    # beyond the grid: its nearest point is the last one
-])
+@pytest.mark.parametrize(
+    "at, star, inside",
+    [
+        (2.3, 2.34, True),  # nearest grid point 2.3
+        (2.3, 2.36, False),  # nearest is 2.4; half the largest spacing (0.5) would have accepted it
+        (2.3, 2.25, True),  # a tie between 2.2 and 2.3: either counts
+        (4.0, 4.45, True),  # tail spacing 1.0: nearest is still 4.0
+        (4.0, 4.55, False),
+        (6.0, 7.0, True),  # beyond the grid: its nearest point is the last one
+    ],
+)
 def test_optimum_check_uses_the_local_grid_spacing(at, star, inside):
     values, truth = _sharp_curve(STUDY4_GRID, at)
     v = verdict(values, truth[None], star, STUDY4_GRID, rng_from(16))
@@ -208,10 +236,12 @@ def squared_pop():
 
 def _per_fit_exact(pop, syn, n0, n1, gammas):
     """Each fit's exact population excess by the single-fit solver (its law as a fixed law)."""
-    return np.array([
-        predict(pop, synthetic_moments(pop, Oracle(law), n1, rng_from(18)), n0, n1, gammas).population_excess
-        for law in syn.fit_laws
-    ])
+    return np.array(
+        [
+            predict(pop, synthetic_moments(pop, Oracle(law), n1, rng_from(18)), n0, n1, gammas).population_excess
+            for law in syn.fit_laws
+        ]
+    )
 
 
 def test_refined_bias_is_each_fits_exact_population_excess(logistic_pop):
@@ -222,8 +252,9 @@ def test_refined_bias_is_each_fits_exact_population_excess(logistic_pop):
     np.testing.assert_allclose(refined.exact_bias, exact.mean(axis=0), rtol=1e-9, atol=1e-15)
     first = predict(logistic_pop, syn, n0, n1, gammas)
     # only the bias term changes; the fits, cross and variance terms are predict's
-    np.testing.assert_allclose(refined.theory_excess, first.theory_excess - first.bias_term + refined.exact_bias,
-                               rtol=1e-12)
+    np.testing.assert_allclose(
+        refined.theory_excess, first.theory_excess - first.bias_term + refined.exact_bias, rtol=1e-12
+    )
     np.testing.assert_allclose(refined.fit_excess.mean(axis=0), refined.theory_excess, rtol=1e-12)
     np.testing.assert_allclose(refined.theory_excess_se, refined.fit_excess.std(axis=0, ddof=1) / np.sqrt(6))
     # a binary family's random bias is linearised: the first-order term differs from the exact one
@@ -239,8 +270,9 @@ def test_refined_equals_first_order_for_squared_loss(squared_pop):
         first = predict(squared_pop, syn, n0, n1, gammas)
         np.testing.assert_allclose(refined.theory_excess, first.theory_excess, rtol=1e-14)
         # the identity it rests on: each fit's exact excess is its first-order bias term
-        np.testing.assert_allclose(refined.exact_bias, _per_fit_exact(squared_pop, syn, n0, n1, gammas).mean(axis=0),
-                                   rtol=1e-9, atol=1e-15)
+        np.testing.assert_allclose(
+            refined.exact_bias, _per_fit_exact(squared_pop, syn, n0, n1, gammas).mean(axis=0), rtol=1e-9, atol=1e-15
+        )
         assert refined.method.startswith("identical")
 
 

@@ -20,7 +20,7 @@ name               generator                                    options
 from __future__ import annotations
 
 import inspect
-from typing import Callable
+from collections.abc import Callable
 
 from simstudy.generators.base import FittedGenerator, Generator
 from simstudy.generators.classic import (
@@ -66,8 +66,7 @@ def _semi_oracle(process, **options):
 def _mismatch(process, **options):
     if "population" not in options:
         raise ValueError(
-            "generator 'mismatch' needs population=<a Population> (theta*, g and the class laws) "
-            "among its options"
+            "generator 'mismatch' needs population=<a Population> (theta*, g and the class laws) among its options"
         )
     return _build("mismatch", MismatchGenerator, **options)
 

@@ -74,8 +74,7 @@ class ImblearnGenerator(Generator):
         samplers = available_samplers()
         if sampler not in samplers:
             raise ValueError(
-                f"sampler must be one of imblearn.over_sampling's over-samplers "
-                f"{sorted(samplers)}, got {sampler!r}"
+                f"sampler must be one of imblearn.over_sampling's over-samplers {sorted(samplers)}, got {sampler!r}"
             )
         for key in _RESERVED:
             if key in sampler_kwargs:

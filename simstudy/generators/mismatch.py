@@ -84,17 +84,13 @@ class MismatchGenerator(Generator, FittedGenerator):
         cov_scale: float | None = 1.0,
     ):
         if not isinstance(population, Population):
-            raise ValueError(
-                f"population must be a simstudy.population.Population, got {type(population).__name__}"
-            )
+            raise ValueError(f"population must be a simstudy.population.Population, got {type(population).__name__}")
         r = float(magnitude)
         if not (np.isfinite(r) and r >= 0):
             raise ValueError(f"magnitude must be a finite number >= 0, got {magnitude!r}")
         phi = float(angle_deg)
         if not (np.isfinite(phi) and 0.0 <= phi <= 180.0):
-            raise ValueError(
-                f"angle_deg must lie in [0, 180] (0 aligned with g, 180 anti-aligned), got {angle_deg!r}"
-            )
+            raise ValueError(f"angle_deg must lie in [0, 180] (0 aligned with g, 180 anti-aligned), got {angle_deg!r}")
         model = population.model
         self.cov_scale_solved = cov_scale is None
         if self.cov_scale_solved:
@@ -122,9 +118,7 @@ class MismatchGenerator(Generator, FittedGenerator):
         rad = math.radians(phi)
         sin = 0.0 if phi in (0.0, 180.0) else math.sin(rad)
         if v is None and sin != 0.0:
-            raise ValueError(
-                f"the parameter space has one dimension, so angle_deg must be 0 or 180, got {phi}"
-            )
+            raise ValueError(f"the parameter space has one dimension, so angle_deg must be 0 or 180, got {phi}")
         self.target = r * (math.cos(rad) * u + (sin * v if v is not None else 0.0))
 
         if model.family.name == "squared" and not model.intercept:
@@ -136,13 +130,9 @@ class MismatchGenerator(Generator, FittedGenerator):
         self.residual = float(np.linalg.norm(self.psi - self.target))
         self.magnitude_realised = float(np.linalg.norm(self.psi))
         along = float(self.psi @ u)
-        self.angle_deg_realised = math.degrees(
-            math.atan2(float(np.linalg.norm(self.psi - along * u)), along)
-        )
+        self.angle_deg_realised = math.degrees(math.atan2(float(np.linalg.norm(self.psi - along * u)), along))
         g = population.g
-        self.alignment_c = (
-            float(self.psi @ g / (g @ g)) if population.regime == "asymmetry" else math.nan
-        )
+        self.alignment_c = float(self.psi @ g / (g @ g)) if population.regime == "asymmetry" else math.nan
 
     def __repr__(self) -> str:
         return (
@@ -157,14 +147,9 @@ class MismatchGenerator(Generator, FittedGenerator):
         p = pop.p
         if direction is not None:
             direction = np.asarray(direction, dtype=np.float64)
-            if (
-                direction.shape != (p,)
-                or not np.all(np.isfinite(direction))
-                or not np.any(direction)
-            ):
+            if direction.shape != (p,) or not np.all(np.isfinite(direction)) or not np.any(direction):
                 raise ValueError(
-                    f"direction must be a finite non-zero vector of shape ({p},) in parameter space, "
-                    f"got {direction!r}"
+                    f"direction must be a finite non-zero vector of shape ({p},) in parameter space, got {direction!r}"
                 )
         if pop.regime == "symmetry":
             if direction is None:
@@ -273,9 +258,7 @@ class MismatchGenerator(Generator, FittedGenerator):
 
         unknowns = self.dim + int(self.cov_scale_solved)
         eps = np.finfo(float).eps
-        sol = least_squares(
-            residual, np.zeros(unknowns), jac=jacobian, method="lm", xtol=eps, ftol=eps, gtol=eps
-        )
+        sol = least_squares(residual, np.zeros(unknowns), jac=jacobian, method="lm", xtol=eps, ftol=eps, gtol=eps)
         norm = float(np.linalg.norm(sol.fun))
         square = self.population.p == unknowns
         if not np.all(np.isfinite(sol.x)) or (square and norm > 1e-9 * max(1.0, self.magnitude)):
@@ -292,9 +275,7 @@ class MismatchGenerator(Generator, FittedGenerator):
         """The law does not depend on data: check the dimension and return self."""
         X1, _ = check_pair(X1, X0, min_n1=0)
         if X1.shape[1] != self.dim:
-            raise ValueError(
-                f"X1 has {X1.shape[1]} columns but the population has dimension {self.dim}"
-            )
+            raise ValueError(f"X1 has {X1.shape[1]} columns but the population has dimension {self.dim}")
         return self
 
     def _sample(self, m, rng):

@@ -22,9 +22,11 @@ def two_gaussians(d: int = 2, delta: float = 1.0, spread: float = 1.0) -> Proces
         raise ValueError(f"spread must be > 0, got {spread!r}")
     mu1 = np.zeros(d)
     mu1[0] = delta
-    return Process("two_gaussians",
-                   GaussianMixtureLaw(np.ones(1), np.zeros((1, d)), np.eye(d)[None]),
-                   GaussianMixtureLaw(np.ones(1), mu1[None], (spread**2 * np.eye(d))[None]))
+    return Process(
+        "two_gaussians",
+        GaussianMixtureLaw(np.ones(1), np.zeros((1, d)), np.eye(d)[None]),
+        GaussianMixtureLaw(np.ones(1), mu1[None], (spread**2 * np.eye(d))[None]),
+    )
 
 
 class _FittedShrunk(FittedGenerator):

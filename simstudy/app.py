@@ -42,6 +42,7 @@ from simstudy.cell import BuiltCell
 from simstudy.composition import CONFIG_PATH, compose, config_hash, expand_jobs, sweep_jobs
 from simstudy.config import SELECTION_FIGURES, ConfigError, RunConfig, study_module, validate
 from simstudy.engine import (
+    auxiliary_seed,
     empirical_optimum,
     fit_replications,
     one_blas_thread,
@@ -108,9 +109,8 @@ def run_job(run: RunConfig, out_dir: Path, resolved_yaml: str) -> dict:
     start = time.perf_counter()
     built = BuiltCell(run)
     cell, design, population = built.cell, built.design, built.population
-    theory_rng = np.random.default_rng(
-        np.random.SeedSequence(run.seed, spawn_key=(*cell.data_key, *cell.generator_key, 1))
-    )
+    cell_key = (*cell.data_key, *cell.generator_key)
+    theory_rng = np.random.default_rng(auxiliary_seed(run.seed, cell_key, "theory_refits"))
     synthetic = synthetic_moments(
         population, built.generator, design.n1, theory_rng, refits=run.theory_refits, n0=design.n0
     )
@@ -131,22 +131,18 @@ def run_job(run: RunConfig, out_dir: Path, resolved_yaml: str) -> dict:
     excess = rows["excess"].to_numpy().reshape(design.reps, G)
     error = rows["param_error"].to_numpy().reshape(design.reps, G)
     exc, err, rms = summarise_curve(excess), summarise_curve(error), root_mean_square(error)
-    boot_rng = np.random.default_rng(
-        np.random.SeedSequence(run.seed, spawn_key=(*cell.data_key, *cell.generator_key, 2))
-    )
+    boot_rng = np.random.default_rng(auxiliary_seed(run.seed, cell_key, "bootstrap"))
     optimum = empirical_optimum(excess, design.gammas, boot_rng)
 
     def check(fits, gamma_star, tag):
         # a stream per verdict, so that one verdict does not depend on whether the other is made
-        rng = np.random.default_rng(
-            np.random.SeedSequence(run.seed, spawn_key=(*cell.data_key, *cell.generator_key, tag))
-        )
+        rng = np.random.default_rng(auxiliary_seed(run.seed, cell_key, tag))
         return verdict(excess, fits, gamma_star, design.gammas, rng, alpha=run.verdict_alpha)
 
-    verdict_ = check(prediction.fit_excess, optimal.gamma_star_total, 3)
+    verdict_ = check(prediction.fit_excess, optimal.gamma_star_total, "verdict")
     # the refined curve is known on the grid only: its optimum is its grid argmin
     gamma_star_refined = None if refined is None else float(design.gammas[int(np.argmin(refined.theory_excess))])
-    verdict_refined = None if refined is None else check(refined.fit_excess, gamma_star_refined, 4)
+    verdict_refined = None if refined is None else check(refined.fit_excess, gamma_star_refined, "verdict_refined")
     failed = ~rows["converged"].to_numpy() | rows["nonfinite"].to_numpy()
     summary = {
         "status": "ok",

@@ -33,6 +33,7 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from itertools import islice
+from types import MappingProxyType
 from typing import NamedTuple
 
 import numpy as np
@@ -97,6 +98,26 @@ def replication_streams(seed: int, data_key, generator_key, r: int) -> Streams:
     data = np.random.SeedSequence(seed, spawn_key=(*data_key, r))
     fit, pool = np.random.SeedSequence(seed, spawn_key=(*data_key, r, *generator_key)).spawn(2)
     return Streams(*(np.random.default_rng(s) for s in (data, fit, pool)))
+
+
+STREAM_TAGS = MappingProxyType(
+    {
+        # after (data key, generator key): one stream per use in a job
+        "theory_refits": 1,  # the theory step's generator refits
+        "bootstrap": 2,  # the empirical optimum's bootstrap (curve cells and study 6)
+        "verdict": 3,  # the first-order verdict's band and CI
+        "verdict_refined": 4,  # the refined prediction's verdict
+        # after (data key, replication): a key one word shorter than the above, never equal
+        "selectors": 2,  # the selectors of studies 6 and 7
+    }
+)
+"""The last word of every auxiliary spawn key, in one table (``auxiliary_seed``). The values
+are the published ones: changing one changes every number drawn from that stream."""
+
+
+def auxiliary_seed(seed: int, key, tag: str) -> np.random.SeedSequence:
+    """SeedSequence(seed, spawn_key=(*key, STREAM_TAGS[tag])): an auxiliary stream of a job."""
+    return np.random.SeedSequence(seed, spawn_key=(*key, STREAM_TAGS[tag]))
 
 
 class Cell(NamedTuple):

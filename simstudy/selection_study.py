@@ -96,6 +96,7 @@ from simstudy.datasets import DATASETS, TableError, file_sha256, load_dataset, l
 from simstudy.engine import (
     Cell,
     Design,
+    auxiliary_seed,
     draw_replication,
     empirical_optimum,
     prefix_weights,
@@ -154,8 +155,6 @@ DATA_DEFAULTS = {
 # simstudy catalog generators that need no process (study 7 has none)
 DATA_CATALOG = ("smote", "jitter", "gaussian_fit", "feature_jitter")
 METRICS = ("balanced_log_loss", "accuracy", "balanced_accuracy", "f1", "mcc", "auroc", "auprc")
-SELECTOR_TAG = 2
-"""Last spawn-key word of the selectors' SeedSequence (see the module docstring)."""
 
 
 # --------------------------------------------------------------------------------------------
@@ -603,7 +602,7 @@ def _test_losses(vc: VTSSCell, thetas) -> np.ndarray:
 
 def selector_seed(seed: int, data_key, r: int) -> np.random.SeedSequence:
     """The ``random_state`` of every selector in replication r (module docstring)."""
-    return np.random.SeedSequence(seed, spawn_key=(*data_key, r, SELECTOR_TAG))
+    return auxiliary_seed(seed, (*data_key, r), "selectors")
 
 
 def _size_selectors(generator, model_args: dict, sel: dict, root) -> dict:
@@ -739,7 +738,7 @@ def summarise_vtss(vc: VTSSCell, rows: pd.DataFrame) -> dict:
     summary = summarise_curve(values)
     sd = values.std(axis=0, ddof=1)
     boot_rng = np.random.default_rng(
-        np.random.SeedSequence(design.seed, spawn_key=(*vc.cell.data_key, *vc.cell.generator_key, SELECTOR_TAG))
+        auxiliary_seed(design.seed, (*vc.cell.data_key, *vc.cell.generator_key), "bootstrap")
     )
     optimum = empirical_optimum(values, gammas, boot_rng)
     best = int(np.argmin(values.mean(axis=0)))

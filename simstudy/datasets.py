@@ -30,7 +30,6 @@ missing category gives NaN in every indicator of that variable.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from numbers import Real
@@ -402,12 +401,6 @@ class TableError(ValueError):
     def __init__(self, argument: str, message: str):
         self.argument = argument
         super().__init__(message)
-
-
-def file_sha256(path: str | Path) -> str:
-    """The SHA-256 hex digest of the file's bytes (its identity: an edited file has another)."""
-    with open(path, "rb") as handle:
-        return hashlib.file_digest(handle, "sha256").hexdigest()
 
 
 def _identifiers(features: pd.DataFrame) -> tuple[str, ...]:

@@ -119,12 +119,9 @@ def write_table(frame: pd.DataFrame, stem: Path) -> None:
 
 
 def file_digest(path: Path) -> str:
-    """SHA-256 of a file's bytes, as hex."""
-    digest = hashlib.sha256()
+    """The SHA-256 hex digest of a file's bytes (its identity: an edited file has another)."""
     with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+        return hashlib.file_digest(handle, "sha256").hexdigest()
 
 
 def output_digests(out_dir: Path, names) -> dict[str, str]:

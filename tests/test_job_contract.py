@@ -3,6 +3,7 @@ nothing stale, nothing silently wrong."""
 
 import contextlib
 import fcntl
+import hashlib
 import io
 import json
 import signal
@@ -21,7 +22,7 @@ from simstudy.aggregate import PlannedCell, read_summaries
 from simstudy.app import main, regenerate_replication, run_job
 from simstudy.composition import DuplicateOverride, compose, config_dir, config_hash, sweep_jobs
 from simstudy.config import validate
-from simstudy.jobfiles import SUMMARY, complete_summary, job_lock, read_summary, temporary_sibling
+from simstudy.jobfiles import SUMMARY, complete_summary, file_digest, job_lock, read_summary, temporary_sibling
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(Path(__file__).parent))
@@ -104,6 +105,12 @@ def test_a_deleted_figure_is_redone_by_the_next_run_and_the_numbers_stay(tmp_pat
 
 
 # --- concurrency (item 3) ---------------------------------------------------------------------
+
+
+def test_file_digest_is_the_sha256_of_the_bytes(tmp_path):
+    path = tmp_path / "f.csv"
+    path.write_bytes(b"a,t\n1,0\n")
+    assert file_digest(path) == hashlib.sha256(b"a,t\n1,0\n").hexdigest()
 
 
 def test_temporary_names_are_unique_across_threads(tmp_path):

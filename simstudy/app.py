@@ -327,22 +327,23 @@ def regenerate_replication(job_dir, r: int):
     if not 0 <= r < run.design.reps:
         raise ValueError(f"replication must be in [0, {run.design.reps}), got {r}")
     with one_blas_thread():  # as the job ran
-        if run.figure == "vtss":
-            study = study_module(run.figure)
-            rows = study.vtss_replication(study.build_vtss_cell(run, run.extra), r)
-            return rows, _stored_rows(job_dir, "replication", r)
-        if run.figure == "real_data":
-            study = study_module(run.figure)
-            data, sel = run.extra["data"], run.extra["selection"]
-            rows = pd.concat(
-                [study.real_data_split(ds, data, sel, run, r) for ds in study.load_real_datasets(data)],
-                ignore_index=True,
-            )
-            return rows, _stored_rows(job_dir, "split", r)
-        built = BuiltCell(run)
-        theta0 = None if summary.get("warm_start") is None else np.asarray(summary["warm_start"], dtype=float)
-        rows = replication_rows(built.cell, built.population, [r], fit_replications(built.cell, [r], theta0))
-    return rows, _stored_rows(job_dir, "replication", r)
+        rows = _regenerated_rows(run, summary, r)
+    return rows, _stored_rows(job_dir, "split" if run.figure == "real_data" else "replication", r)
+
+
+def _regenerated_rows(run: RunConfig, summary: dict, r: int) -> pd.DataFrame:
+    """Replication r's rows (split r's for real data) recomputed from the job's config."""
+    if run.figure == "vtss":
+        study = study_module(run.figure)
+        return study.vtss_replication(study.build_vtss_cell(run, run.extra), r)
+    if run.figure == "real_data":
+        study = study_module(run.figure)
+        data, sel = run.extra["data"], run.extra["selection"]
+        splits = [study.real_data_split(ds, data, sel, run, r) for ds in study.load_real_datasets(data)]
+        return pd.concat(splits, ignore_index=True)
+    built = BuiltCell(run)
+    theta0 = None if summary.get("warm_start") is None else np.asarray(summary["warm_start"], dtype=float)
+    return replication_rows(built.cell, built.population, [r], fit_replications(built.cell, [r], theta0))
 
 
 def same_rows(regenerated, stored) -> bool:

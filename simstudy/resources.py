@@ -111,7 +111,7 @@ class Estimate(NamedTuple):
 def cell_sizes(run: RunConfig) -> CellSizes:
     """The sizes of run's curve cell; builds its process (cheap) for the dimension."""
     design = run.design
-    d = _dimension(run)
+    d = make_dgp(run.dgp).dim  # as BuiltCell builds and reports it
     pool = round(max(design.gammas) * (design.n0 - design.n1))
     workers = default_workers() if run.workers is None else run.workers
     return CellSizes(
@@ -207,12 +207,9 @@ def _value(run: RunConfig, key: str):
     }[key]
 
 
-def _dimension(run: RunConfig) -> int:
-    return make_dgp(run.dgp).dim  # as BuiltCell builds and reports it
-
-
-def vtss_estimate(run: RunConfig) -> tuple[float, float, str]:
-    """(peak bytes, seconds on one core, the key most responsible) of a study-6 cell, a rough
+def vtss_estimate(run: RunConfig) -> tuple[float, float, dict[str, float]]:
+    """(peak bytes, seconds on one core, how far each size key goes beyond vtss_ring's default
+    cell, the largest shipped one) of a study-6 cell, a rough
     bound rather than a calibrated model: per replication the curve's fits and each selector's
     (fold, candidate) fits, 2 selectors x (K + 2) batches of G_sel fits over N rows of p model
     features at SECONDS_PER_FIT_NUMBER, and in memory two batches' designs and temporaries
@@ -221,7 +218,7 @@ def vtss_estimate(run: RunConfig) -> tuple[float, float, str]:
     sel = run.extra["selection"]
     d = run.design
     features = sel["features"]
-    dim = _dimension(run)  # also checks the dgp's options
+    dim = make_dgp(run.dgp).dim  # as BuiltCell builds and reports it, so bad options fail here
     width = features["n_features"] if features else dim
     p = width + int(run.model.intercept)
     rows = d.n0 + d.n1 + round(max(d.gammas) * (d.n0 - d.n1))
@@ -232,7 +229,6 @@ def vtss_estimate(run: RunConfig) -> tuple[float, float, str]:
     fit_numbers = 2 * (folds + 2) * candidates * rows * p
     seconds = d.reps * (SECONDS_PER_REPLICATION + SECONDS_PER_FIT_NUMBER * fit_numbers)
     memory = BASE_BYTES + 8.0 * (2 * rows * (p + (FITTER_ARRAYS + p) * candidates) + 2 * test * p)
-    # the key furthest beyond vtss_ring's default cell (the largest shipped one)
     excess = {
         "selection.test_per_class": test / 40000,
         "selection.features.n_features": width / 100,

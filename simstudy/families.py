@@ -34,6 +34,21 @@ class Family:
     compare by identity. A Family is a static argument of jitted functions and an lru_cache
     key, so equality must imply the same loss: a family that only shares a built-in's name
     gets its own compiled code, while each built-in (one object) is compiled once.
+
+    Parameters
+    ----------
+    name : str
+        The family's name (``"squared"``, ``"logistic"`` and ``"probit"`` for the built-ins).
+    loss : callable
+        ``loss(eta, y) -> ndarray``, the per-observation loss l as an elementwise jax.numpy
+        function of the linear predictor ``eta`` and the label ``y`` (broadcast together).
+    score : callable
+        ``score(eta, y) -> ndarray``, d l / d eta, elementwise.
+    curvature : callable
+        ``curvature(eta, y) -> ndarray``, d^2 l / d eta^2 (the Newton working weight),
+        elementwise.
+    binary : bool
+        True when y must be 0/1 and a linear rule can separate the sample.
     """
 
     name: str
@@ -101,7 +116,23 @@ FAMILIES = {f.name: f for f in (SQUARED, LOGISTIC, PROBIT)}
 
 
 def get_family(name: str | Family) -> Family:
-    """Look a family up by name; a Family passes through."""
+    """Look a family up by name; a Family passes through.
+
+    Parameters
+    ----------
+    name : str or Family
+        A key of ``FAMILIES`` (``"squared"``, ``"logistic"`` or ``"probit"``), or a Family.
+
+    Returns
+    -------
+    Family
+        The built-in family of that name, or ``name`` itself when it is a Family.
+
+    Raises
+    ------
+    ValueError
+        If ``name`` is a string that names no built-in family.
+    """
     if isinstance(name, Family):
         return name
     try:

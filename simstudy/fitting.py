@@ -27,7 +27,26 @@ from simstudy.families import SQUARED, Family, get_family
 
 @dataclass(frozen=True)
 class GLM:
-    """A model: a loss family, an optional unpenalised intercept and a ridge strength."""
+    """A model: a loss family, an optional unpenalised intercept and a ridge strength.
+
+    The fields are also the attributes of the (frozen) instance; ``family`` is stored as a
+    Family, looked up by ``get_family`` when given by name.
+
+    Parameters
+    ----------
+    family : Family or str, default "logistic"
+        The loss family, or its name (``simstudy.families.FAMILIES``).
+    intercept : bool, default False
+        Whether the design has a leading column of ones, z = (1, x); its coefficient theta[0]
+        is never penalised.
+    ridge : float, default 1e-8
+        The ridge strength lambda >= 0 of the penalty (lambda / 2) ||theta without intercept||^2.
+
+    Raises
+    ------
+    ValueError
+        If ``family`` names no built-in family, or ``ridge`` is not a finite number >= 0.
+    """
 
     family: Family | str = "logistic"
     intercept: bool = False
@@ -39,17 +58,52 @@ class GLM:
             raise ValueError(f"ridge must be a finite number >= 0, got {self.ridge!r}")
 
     def n_params(self, d: int) -> int:
-        """Number of coefficients for d raw features."""
+        """Number of coefficients for d raw features.
+
+        Parameters
+        ----------
+        d : int
+            The number of raw features (columns of X).
+
+        Returns
+        -------
+        int
+            p, the number of columns of ``covariates`` for a row of d features, plus one with an
+            intercept (d + 1 or d for this class).
+        """
         return self.covariates(np.zeros((1, d))).shape[-1] + int(self.intercept)
 
     def covariates(self, X):
         """The design's columns other than the intercept: x itself here; a subclass may map x
-        to features (``simstudy.selection.FeatureGLM``)."""
+        to features (``simstudy.selection.FeatureGLM``).
+
+        Parameters
+        ----------
+        X : array_like of shape (..., d)
+            Raw rows.
+
+        Returns
+        -------
+        array_like of shape (..., d)
+            ``X`` itself, unchanged (no copy, no conversion).
+        """
         return X
 
     def features(self, X):
         """The design z(x): the covariates, after a column of ones when the model has an
-        intercept. Works on numpy and jax."""
+        intercept. Works on numpy and jax.
+
+        Parameters
+        ----------
+        X : ndarray or jax.Array of shape (..., d)
+            Raw rows.
+
+        Returns
+        -------
+        ndarray or jax.Array of shape (..., p)
+            ``covariates(X)``, preceded by a column of ones of its dtype when the model has an
+            intercept; a numpy input gives a numpy array, anything else a jax array.
+        """
         X = self.covariates(X)
         if not self.intercept:
             return X
@@ -59,7 +113,22 @@ class GLM:
 
 
 class FitInfo(NamedTuple):
-    """Per-fit diagnostics, each with the batch shape of the call."""
+    """Per-fit diagnostics, each with the batch shape of the call.
+
+    Attributes
+    ----------
+    iterations : ndarray of int32
+        Newton steps taken (0 for the exact squared-loss solve).
+    grad_norm : ndarray of float64
+        ||grad F(theta)||_2 / sum_i w_i at the returned theta.
+    converged : ndarray of bool
+        grad_norm <= tol.
+    separated : ndarray of bool
+        Binary families: the fitted linear rule classifies every weighted row correctly (the
+        sample is separable and the unpenalised minimiser does not exist).
+    nonfinite : ndarray of bool
+        A non-finite loss, gradient or Newton system was met; theta is the last finite iterate.
+    """
 
     iterations: np.ndarray
     """Newton steps taken (0 for the exact squared-loss solve)."""
@@ -76,6 +145,16 @@ class FitInfo(NamedTuple):
 
 
 class Fit(NamedTuple):
+    """The result of ``fit_glm``: coefficients and per-fit diagnostics.
+
+    Attributes
+    ----------
+    theta : ndarray of float64, shape batch + (p,)
+        Coefficients; theta[..., 0] is the intercept when the model has one.
+    info : FitInfo
+        Diagnostics, each an array of the batch shape.
+    """
+
     theta: np.ndarray
     """Coefficients, shape batch + (p,); theta[..., 0] is the intercept when the model has one."""
     info: FitInfo
@@ -433,7 +512,29 @@ def choose_method(method: str, problems: int, n: int, p: int) -> str:
     """The solver fit_glm uses for `problems` fits of n rows and p coefficients: `method` itself
     unless it is "auto", which picks quasi-Newton where Hessians dominate the work (8 <= p <= 32
     and problems n p^2 >= 2^24 multiply-adds per round of Hessians) and Newton otherwise: below,
-    its few steps cost nothing worth saving; above p = 32, BFGS needs too many steps."""
+    its few steps cost nothing worth saving; above p = 32, BFGS needs too many steps.
+
+    Parameters
+    ----------
+    method : {"auto", "newton", "quasi_newton"}
+        The requested method (``METHODS``).
+    problems : int
+        Number of problems fitted in the call.
+    n : int
+        Rows per problem.
+    p : int
+        Coefficients per problem.
+
+    Returns
+    -------
+    str
+        ``"newton"`` or ``"quasi_newton"``.
+
+    Raises
+    ------
+    ValueError
+        If ``method`` is not one of ``METHODS``.
+    """
     if method not in METHODS:
         raise ValueError(f"method must be one of {METHODS}, got {method!r}")
     if method != "auto":
@@ -455,20 +556,16 @@ def fit_glm(
 ) -> Fit:
     """Fit a batch of weighted, ridge-penalised GLMs at once.
 
-    Shapes: X (..., n, d), y (..., n), w (..., n) with w >= 0 (default all ones), theta0
-    (..., p) warm starts (default zeros), p = model.n_params(d). The leading batch axes
-    broadcast against each other, and an operand with a size-1 batch axis is shared rather
-    than copied: X of shape (R, 1, n, d) with w of shape (R, G, n) fits G weightings of each of
-    R designs. The G problems that share a design are solved together: one pass over its rows
-    per step for all of them, and under Newton with G >= 4 and p <= 32 their Hessians come from
-    a single matrix product with the rows' outer products.
+    The leading batch axes of the operands broadcast against each other, and an operand with a
+    size-1 batch axis is shared rather than copied: X of shape (R, 1, n, d) with w of shape
+    (R, G, n) fits G weightings of each of R designs. The G problems that share a design are
+    solved together: one pass over its rows per step for all of them, and under Newton with
+    G >= 4 and p <= 32 their Hessians come from a single matrix product with the rows' outer
+    products.
 
-    method: "newton" (an exact Hessian at every step), "quasi_newton" (a Hessian at the start,
-    then BFGS updates: two passes over the rows per step instead of a Hessian's cost) or "auto"
-    (see ``choose_method``: quasi-Newton for large batches with 8 <= p <= 32, Newton
-    otherwise). The quasi-Newton start is exact, at the mean of the design's starts, when the G
-    problems of a design share their labels and their weights take few distinct row patterns
-    (nested prefixes: G + 1), since all G Hessians then cost one (``_shared_start_hessians``);
+    The quasi-Newton start is exact, at the mean of the design's starts, when the G problems of
+    a design share their labels and their weights take few distinct row patterns (nested
+    prefixes: G + 1), since all G Hessians then cost one (``_shared_start_hessians``);
     otherwise it comes from a row sketch when n >= 128 p. A start that is singular where the
     exact Hessian is not is redone from the exact Hessian, for that design only.
     Both methods stop at the same criterion, so they return the same minimiser to within tol.
@@ -483,6 +580,45 @@ def fit_glm(
     Repeated calls with the same shapes, model and options reuse one compiled program. Designs
     are solved in chunks (at least 4 designs, about 1 MB), one after another, so that each chunk
     stays in cache and stops at the slowest of few problems.
+
+    Parameters
+    ----------
+    X : array_like of shape (..., n, d)
+        Raw rows of each design (converted to float64; the model's ``covariates`` apply).
+    y : array_like of shape (..., n)
+        Labels; 0/1 for a binary family.
+    w : array_like of shape (..., n), optional
+        Row weights w >= 0 (default all ones); a zero weight marks padding.
+    model : GLM, default GLM()
+        Family, intercept and ridge; p = model.n_params(d).
+    theta0 : array_like of shape (..., p), optional
+        Warm starts (default zeros).
+    tol : float, default 1e-10
+        Stopping tolerance on ||grad F|| / sum(w), > 0.
+    max_iter : int, default 100
+        Most loop iterations (tried or accepted steps), >= 1.
+    separation_margin : float, default 30.0
+        The margin y~ eta at which a binary-family problem counts as separated and stops.
+    method : {"auto", "newton", "quasi_newton"}, default "auto"
+        "newton" (an exact Hessian at every step), "quasi_newton" (a Hessian at the start, then
+        BFGS updates: two passes over the rows per step instead of a Hessian's cost) or "auto"
+        (see ``choose_method``: quasi-Newton for large batches with 8 <= p <= 32, Newton
+        otherwise).
+
+    Returns
+    -------
+    Fit
+        ``theta`` of shape batch + (p,) (float64) and ``info`` (FitInfo) with arrays of the batch
+        shape, the broadcast of X.shape[:-2], y.shape[:-1], w.shape[:-1] and theta0.shape[:-1].
+
+    Raises
+    ------
+    TypeError
+        If ``model`` is not a GLM.
+    ValueError
+        If X has fewer than 2 dimensions, y or w does not end in n rows, theta0 does not end in p
+        coefficients, a weight is negative or not finite, a binary family gets labels other than
+        0/1, tol is not a finite number > 0, max_iter < 1, or ``method`` is unknown.
     """
     if not isinstance(model, GLM):
         raise TypeError(f"model must be a simstudy GLM, got {type(model).__name__}")

@@ -40,7 +40,21 @@ from simstudy.fitting import GLM
 
 
 class Moments(NamedTuple):
-    """Moments of l(theta; z, y) under one class law with the label y fixed."""
+    """Moments of l(theta; z, y) under one class law with the label y fixed.
+
+    ``ClassLaw.moments_se`` returns the same fields holding standard errors instead.
+
+    Attributes
+    ----------
+    risk : float
+        R(theta) = E l.
+    grad : ndarray of shape (p,)
+        E[score(eta, y) z].
+    hess : ndarray of shape (p, p)
+        E[curvature(eta, y) z z'].
+    score_cov : ndarray of shape (p, p)
+        Cov(score(eta, y) z), about its mean.
+    """
 
     risk: float
     """R(theta) = E l."""
@@ -161,13 +175,28 @@ def _trapezoid(fn, m, s, h, y, J):
 def gaussian_expectations(fn: Callable, m, s, y: float) -> np.ndarray:
     """E f(m + s U), E[U f(m + s U)] and E[U^2 f(m + s U)] for U ~ N(0, 1), elementwise.
 
-    ``fn(eta, y)`` (jax-traceable) returns q stacked integrands, shape (q,) + eta.shape; it
-    must be hashable and stable across calls (it is a static argument of a jitted kernel). ``m`` and ``s >= 0``
-    share one shape; the result has shape (q,) + m.shape + (3,). Rule: the trapezoid on the
-    nodes u_j = h j, |j| <= J, with h = min(0.25, 0.5 / s) (see ``_U_STEP``, ``_ETA_STEP``) and
-    J a power-of-two multiple of 38 with h J >= 9.5. Elements needing a larger J are evaluated
-    in their own group, so one wide Gaussian does not slow the rest; groups are padded to a
-    power-of-two size so the kernel compiles for few shapes. Non-finite m or s give NaN.
+    Rule: the trapezoid on the nodes u_j = h j, |j| <= J, with h = min(0.25, 0.5 / s) (see
+    ``_U_STEP``, ``_ETA_STEP``) and J a power-of-two multiple of 38 with h J >= 9.5. Elements
+    needing a larger J are evaluated in their own group, so one wide Gaussian does not slow the
+    rest; groups are padded to a power-of-two size so the kernel compiles for few shapes.
+
+    Parameters
+    ----------
+    fn : callable
+        ``fn(eta, y)`` (jax-traceable) returns q stacked integrands, shape (q,) + eta.shape; it
+        must be hashable and stable across calls (it is a static argument of a jitted kernel).
+    m : array_like
+        Means of the Gaussians, any shape.
+    s : array_like
+        Standard deviations s >= 0, the shape of ``m``.
+    y : float
+        The label passed to ``fn``.
+
+    Returns
+    -------
+    ndarray of float64, shape (q,) + m.shape + (3,)
+        The last axis holds E f, E[U f] and E[U^2 f] for each of the q integrands. Non-finite m
+        or s give NaN.
     """
     m = np.asarray(m, dtype=np.float64)
     s = np.asarray(s, dtype=np.float64)
@@ -199,26 +228,109 @@ def gaussian_expectations(fn: Callable, m, s, y: float) -> np.ndarray:
 
 
 class ClassLaw(ABC):
-    """The law of X (dim ``dim``) within one class, with the loss moments of the theory."""
+    """The law of X (dim ``dim``) within one class, with the loss moments of the theory.
+
+    Abstract: a subclass implements ``sample``, ``moments``, ``shifted``, ``scaled`` and
+    ``_risk_rows``; ``moments_se`` and ``risk_batch`` are built on them.
+
+    Attributes
+    ----------
+    dim : int
+        Dimension d of X.
+    mean : ndarray of shape (dim,)
+        E X (for an ``EmpiricalLaw``, its fixed sample's mean).
+    """
 
     dim: int
     mean: np.ndarray
 
     @abstractmethod
     def sample(self, n: int, rng: np.random.Generator) -> np.ndarray:
-        """(n, dim) i.i.d. rows of X."""
+        """(n, dim) i.i.d. rows of X.
+
+        Parameters
+        ----------
+        n : int
+            Number of rows, >= 0.
+        rng : numpy.random.Generator
+            The source of randomness.
+
+        Returns
+        -------
+        ndarray of float64, shape (n, dim)
+            The draws.
+
+        Raises
+        ------
+        ValueError
+            In the implementations here, if ``n`` is not an integer >= 0 or ``rng`` is not a
+            ``numpy.random.Generator``.
+        """
 
     @abstractmethod
     def moments(self, theta, label: float, model: GLM) -> Moments:
-        """Moments of l(theta; z, label) under this law (module docstring)."""
+        """Moments of l(theta; z, label) under this law (module docstring).
+
+        Parameters
+        ----------
+        theta : array_like of shape (p,)
+            The parameter, p = model.n_params(dim).
+        label : float
+            The fixed label y.
+        model : simstudy.fitting.GLM
+            Family and intercept (the ridge plays no part).
+
+        Returns
+        -------
+        Moments
+            risk, grad (p,), hess (p, p) and score_cov (p, p) at theta.
+
+        Raises
+        ------
+        ValueError
+            In the implementations here, if ``model`` is not a GLM, ``theta`` is not a finite
+            vector of shape (p,) or ``label`` is not a finite number.
+        """
 
     @abstractmethod
     def shifted(self, delta) -> ClassLaw:
-        """The law of X + delta."""
+        """The law of X + delta.
+
+        Parameters
+        ----------
+        delta : array_like of shape (dim,)
+            The shift.
+
+        Returns
+        -------
+        ClassLaw
+            A new law of the same class.
+
+        Raises
+        ------
+        ValueError
+            In the implementations here, if ``delta`` is not a finite vector of shape (dim,).
+        """
 
     @abstractmethod
     def scaled(self, s: float) -> ClassLaw:
-        """The law of mean + s (X - mean): covariance times s^2, s > 0."""
+        """The law of mean + s (X - mean): covariance times s^2, s > 0.
+
+        Parameters
+        ----------
+        s : float
+            The scale factor, a finite number > 0.
+
+        Returns
+        -------
+        ClassLaw
+            A new law of the same class.
+
+        Raises
+        ------
+        ValueError
+            In the implementations here, if ``s`` is not a finite number > 0.
+        """
 
     @abstractmethod
     def _risk_rows(self, thetas: np.ndarray, label: float, model: GLM) -> np.ndarray:
@@ -226,12 +338,56 @@ class ClassLaw(ABC):
 
     def moments_se(self, theta, label: float, model: GLM) -> Moments:
         """Standard errors of ``moments``: zero for an exact law (quadrature and closed forms
-        are exact to rounding), Monte Carlo standard errors for an estimated one."""
+        are exact to rounding), Monte Carlo standard errors for an estimated one.
+
+        This base implementation is the exact case and looks at ``model`` only.
+
+        Parameters
+        ----------
+        theta : array_like of shape (p,)
+            The parameter.
+        label : float
+            The fixed label y.
+        model : simstudy.fitting.GLM
+            The model; p = model.n_params(dim).
+
+        Returns
+        -------
+        Moments
+            The standard error of each field of ``moments``: here 0.0 and zero arrays of shapes
+            (p,), (p, p) and (p, p).
+
+        Raises
+        ------
+        ValueError
+            If ``model`` is not a GLM.
+        """
         p = _check_model(model).n_params(self.dim)
         return Moments(0.0, np.zeros(p), np.zeros((p, p)), np.zeros((p, p)))
 
     def risk_batch(self, thetas, label: float, model: GLM) -> np.ndarray:
-        """R(theta) for thetas of shape (..., p): returns shape (...), vectorised."""
+        """R(theta) for thetas of shape (..., p): returns shape (...), vectorised.
+
+        Parameters
+        ----------
+        thetas : array_like of shape (..., p)
+            Parameter vectors, p = model.n_params(dim).
+        label : float
+            The fixed label y.
+        model : simstudy.fitting.GLM
+            Family and intercept.
+
+        Returns
+        -------
+        ndarray of float64, shape (...)
+            R at each parameter vector.
+
+        Raises
+        ------
+        ValueError
+            If ``model`` is not a GLM, ``thetas`` does not have shape (..., p) or ``label`` is not a
+            finite number.
+        """
         model = _check_model(model)
         p = model.n_params(self.dim)
         arr = np.asarray(thetas, dtype=np.float64)
@@ -275,6 +431,36 @@ class GaussianMixtureLaw(ClassLaw):
     E[h z z'] = E[h] (mu_z mu_z' + S_z - b b') + E[U h] (mu_z b' + b mu_z') + E[U^2 h] b b'.
     The 1-D expectations come from ``gaussian_expectations``; with squared loss the integrands
     are polynomials and the result equals the closed form to rounding.
+
+    Parameters
+    ----------
+    weights : array_like of shape (K,)
+        Mixture weights w_k >= 0 summing to 1 (within 1e-9; renormalised).
+    means : array_like of shape (K, d)
+        Component means mu_k, K >= 1, d >= 1.
+    covs : array_like of shape (K, d, d)
+        Component covariances S_k: symmetric (to within 1e-12 max(1, max_k |S_k|) entrywise) and
+        positive semi-definite.
+
+    Attributes
+    ----------
+    weights : ndarray of shape (K,)
+        The weights divided by their sum.
+    means : ndarray of shape (K, d)
+        The component means.
+    covs : ndarray of shape (K, d, d)
+        The covariances, symmetrised.
+    dim : int
+        d.
+    mean : ndarray of shape (d,)
+        E X = sum_k w_k mu_k.
+
+    Raises
+    ------
+    ValueError
+        If the shapes disagree, a weight is negative or not finite, the weights do not sum to 1,
+        a mean or covariance is not finite, or a covariance is not symmetric or not positive
+        semi-definite.
     """
 
     def __init__(self, weights, means, covs):
@@ -303,6 +489,26 @@ class GaussianMixtureLaw(ClassLaw):
         return f"GaussianMixtureLaw(K={self.weights.size}, dim={self.dim})"
 
     def sample(self, n, rng):
+        """(n, dim) i.i.d. rows of X: a component drawn by the weights, then its mean plus a
+        square root of its covariance times a standard normal vector.
+
+        Parameters
+        ----------
+        n : int
+            Number of rows, >= 0.
+        rng : numpy.random.Generator
+            The source of randomness.
+
+        Returns
+        -------
+        ndarray of float64, shape (n, dim)
+            The draws.
+
+        Raises
+        ------
+        ValueError
+            If ``n`` is not an integer >= 0 or ``rng`` is not a ``numpy.random.Generator``.
+        """
         n, rng = _count(n, "n"), _check_rng(rng)
         K = self.weights.size
         comp = rng.choice(K, size=n, p=self.weights) if K > 1 else np.zeros(n, dtype=int)
@@ -316,10 +522,44 @@ class GaussianMixtureLaw(ClassLaw):
         return out
 
     def shifted(self, delta):
+        """The law of X + delta: every component mean moved by delta.
+
+        Parameters
+        ----------
+        delta : array_like of shape (dim,)
+            The shift.
+
+        Returns
+        -------
+        GaussianMixtureLaw
+            Same weights and covariances, means mu_k + delta.
+
+        Raises
+        ------
+        ValueError
+            If ``delta`` is not a finite vector of shape (dim,).
+        """
         delta = _vector(delta, "delta", self.dim)
         return GaussianMixtureLaw(self.weights, self.means + delta, self.covs)
 
     def scaled(self, s):
+        """The law of mean + s (X - mean): means mean + s (mu_k - mean), covariances s^2 S_k.
+
+        Parameters
+        ----------
+        s : float
+            The scale factor, a finite number > 0.
+
+        Returns
+        -------
+        GaussianMixtureLaw
+            The scaled mixture (same weights).
+
+        Raises
+        ------
+        ValueError
+            If ``s`` is not a finite number > 0.
+        """
         s = _positive_scale(s)
         return GaussianMixtureLaw(self.weights, self.mean + s * (self.means - self.mean), s * s * self.covs)
 
@@ -330,6 +570,28 @@ class GaussianMixtureLaw(ClassLaw):
         return mu_z, S_z
 
     def moments(self, theta, label, model):
+        """Moments of l(theta; z, label), exact for any family (class docstring).
+
+        Parameters
+        ----------
+        theta : array_like of shape (p,)
+            The parameter, p = model.n_params(dim).
+        label : float
+            The fixed label y.
+        model : simstudy.fitting.GLM
+            Family and intercept.
+
+        Returns
+        -------
+        Moments
+            risk, grad (p,), and the symmetrised hess and score_cov (p, p).
+
+        Raises
+        ------
+        ValueError
+            If ``model`` is not a GLM, ``theta`` is not a finite vector of shape (p,) or ``label``
+            is not a finite number.
+        """
         theta = self._theta(theta, model)
         y = _check_label(label)
         mu_z, S_z = self._design(model)
@@ -395,6 +657,39 @@ class SymmetricNoiseLaw(ClassLaw):
     Other families: gaussian noise delegates to ``GaussianMixtureLaw`` (exact); the other
     noises fall back on an ``EmpiricalLaw`` of ``mc_size`` draws seeded by ``mc_seed``, whose
     Monte Carlo standard errors ``moments_se`` reports.
+
+    Parameters
+    ----------
+    mean : array_like of shape (d,)
+        The centre of the law, finite, d >= 1.
+    noise : {"gaussian", "uniform_cube", "rademacher", "uniform_sphere"}, default "gaussian"
+        The law of xi.
+    scale : float, default 1.0
+        A finite number > 0.
+    mc_size : int, default 200_000
+        Draws of the Monte Carlo fallback (keyword only; an integer >= 0, and the fallback itself
+        needs at least 2).
+    mc_seed : int or numpy.random.SeedSequence, default 0
+        Seed of the Monte Carlo fallback (keyword only).
+
+    Attributes
+    ----------
+    mean : ndarray of shape (d,)
+        The centre (E X).
+    noise : str
+        The noise law's name.
+    scale : float
+        The scale.
+    dim : int
+        d.
+    mc_size, mc_seed
+        The fallback's settings.
+
+    Raises
+    ------
+    ValueError
+        If ``mean`` is empty or not a finite vector, ``noise`` is unknown, ``scale`` is not a
+        finite number > 0 or ``mc_size`` is not an integer >= 0.
     """
 
     def __init__(
@@ -426,11 +721,25 @@ class SymmetricNoiseLaw(ClassLaw):
 
     @property
     def beta(self) -> float:
+        """beta of the fourth-moment tensor: d / (d + 2) for "uniform_sphere", else 1.
+
+        Returns
+        -------
+        float
+            beta.
+        """
         d = self.dim
         return d / (d + 2.0) if self.noise == "uniform_sphere" else 1.0
 
     @property
     def kappa(self) -> float:
+        """kappa = E xi_a^4 of the fourth-moment tensor: 3, 9/5, 1 or 3 d / (d + 2) by noise law.
+
+        Returns
+        -------
+        float
+            kappa.
+        """
         d = self.dim
         return {
             "gaussian": 3.0,
@@ -452,14 +761,67 @@ class SymmetricNoiseLaw(ClassLaw):
         return xi
 
     def sample(self, n, rng):
+        """(n, dim) i.i.d. rows mean + scale * xi.
+
+        Parameters
+        ----------
+        n : int
+            Number of rows, >= 0.
+        rng : numpy.random.Generator
+            The source of randomness.
+
+        Returns
+        -------
+        ndarray of float64, shape (n, dim)
+            The draws.
+
+        Raises
+        ------
+        ValueError
+            If ``n`` is not an integer >= 0 or ``rng`` is not a ``numpy.random.Generator``.
+        """
         n, rng = _count(n, "n"), _check_rng(rng)
         return self.mean + self.scale * self._noise(n, rng)
 
     def shifted(self, delta):
+        """The law of X + delta: the mean moved by delta, noise, scale and Monte Carlo settings kept.
+
+        Parameters
+        ----------
+        delta : array_like of shape (dim,)
+            The shift.
+
+        Returns
+        -------
+        SymmetricNoiseLaw
+            The shifted law.
+
+        Raises
+        ------
+        ValueError
+            If ``delta`` is not a finite vector of shape (dim,).
+        """
         delta = _vector(delta, "delta", self.dim)
         return SymmetricNoiseLaw(self.mean + delta, self.noise, self.scale, mc_size=self.mc_size, mc_seed=self.mc_seed)
 
     def scaled(self, s):
+        """The law of mean + s (X - mean): the scale multiplied by s.
+
+        Parameters
+        ----------
+        s : float
+            The scale factor, a finite number > 0.
+
+        Returns
+        -------
+        SymmetricNoiseLaw
+            The scaled law (same mean, noise and Monte Carlo settings).
+
+        Raises
+        ------
+        ValueError
+            If ``s`` is not a finite number > 0.
+        """
         s = _positive_scale(s)
         return SymmetricNoiseLaw(self.mean, self.noise, s * self.scale, mc_size=self.mc_size, mc_seed=self.mc_seed)
 
@@ -474,6 +836,30 @@ class SymmetricNoiseLaw(ClassLaw):
         return self._fallback
 
     def moments(self, theta, label, model):
+        """Moments of l(theta; z, label): the closed form for squared loss, else the delegate's
+        (class docstring).
+
+        Parameters
+        ----------
+        theta : array_like of shape (p,)
+            The parameter, p = model.n_params(dim).
+        label : float
+            The fixed label y.
+        model : simstudy.fitting.GLM
+            Family and intercept.
+
+        Returns
+        -------
+        Moments
+            risk, grad (p,), hess (p, p) and score_cov (p, p) at theta; Monte Carlo estimates for a
+            non-squared family with non-Gaussian noise.
+
+        Raises
+        ------
+        ValueError
+            If ``model`` is not a GLM, ``theta`` is not a finite vector of shape (p,) or ``label``
+            is not a finite number.
+        """
         model = _check_model(model)
         if model.family.name != "squared":
             return self._delegate().moments(theta, label, model)
@@ -499,6 +885,29 @@ class SymmetricNoiseLaw(ClassLaw):
         return Moments(risk, grad, hess, score_cov)
 
     def moments_se(self, theta, label, model):
+        """Standard errors of ``moments``: zero for squared loss and for Gaussian noise, the Monte
+        Carlo fallback's otherwise.
+
+        Parameters
+        ----------
+        theta : array_like of shape (p,)
+            The parameter.
+        label : float
+            The fixed label y.
+        model : simstudy.fitting.GLM
+            Family and intercept.
+
+        Returns
+        -------
+        Moments
+            The standard error of each field of ``moments``.
+
+        Raises
+        ------
+        ValueError
+            If ``model`` is not a GLM (and, for the Monte Carlo fallback, if ``theta`` or ``label``
+            is invalid as in ``moments``).
+        """
         model = _check_model(model)
         if model.family.name != "squared":
             return self._delegate().moments_se(theta, label, model)
@@ -528,6 +937,34 @@ class EmpiricalLaw(ClassLaw):
     the law, drawing N = ``n`` rows from a generator seeded by ``seed`` (an int or
     SeedSequence). ``sample(n, rng)`` uses ``sampler`` when there is one, else resamples the
     fixed rows. ``mean`` is the fixed sample's mean, and ``scaled`` is about that mean.
+
+    Parameters
+    ----------
+    sample : array_like of shape (N, d), optional
+        The fixed rows, finite, N >= 2 and d >= 1. When given, ``n`` and ``seed`` are unused.
+    sampler : callable, optional
+        ``sampler(n, rng) -> (n, d) array``, an exact sampler of the law (keyword only).
+    n : int, default 200_000
+        N when the rows are drawn from ``sampler``, an integer >= 2 (keyword only).
+    seed : int or numpy.random.SeedSequence, default 0
+        Seed of the PCG64 generator that draws the fixed rows from ``sampler`` (keyword only).
+
+    Attributes
+    ----------
+    rows : ndarray of float64, shape (N, d)
+        The fixed sample.
+    sampler : callable or None
+        The exact sampler, if any.
+    dim : int
+        d.
+    mean : ndarray of shape (d,)
+        The fixed sample's mean.
+
+    Raises
+    ------
+    ValueError
+        If neither ``sample`` nor ``sampler`` is given, ``n`` is not an integer >= 2, or the rows
+        are not a finite 2-D array with N >= 2 and d >= 1.
     """
 
     def __init__(self, sample=None, *, sampler: Callable | None = None, n: int = _MC_SIZE, seed=0):
@@ -553,18 +990,73 @@ class EmpiricalLaw(ClassLaw):
         return f"EmpiricalLaw(N={self.rows.shape[0]}, dim={self.dim})"
 
     def sample(self, n, rng):
+        """(n, dim) rows: from ``sampler`` when there is one, else the fixed rows resampled
+        uniformly with replacement.
+
+        Parameters
+        ----------
+        n : int
+            Number of rows, >= 0.
+        rng : numpy.random.Generator
+            The source of randomness.
+
+        Returns
+        -------
+        ndarray of float64, shape (n, dim)
+            The draws.
+
+        Raises
+        ------
+        ValueError
+            If ``n`` is not an integer >= 0 or ``rng`` is not a ``numpy.random.Generator``.
+        """
         n, rng = _count(n, "n"), _check_rng(rng)
         if self.sampler is not None:
             return np.asarray(self.sampler(n, rng), dtype=np.float64).reshape(n, self.dim)
         return self.rows[rng.integers(0, self.rows.shape[0], size=n)]
 
     def shifted(self, delta):
+        """The law of X + delta: the fixed rows and the sampler's draws moved by delta.
+
+        Parameters
+        ----------
+        delta : array_like of shape (dim,)
+            The shift.
+
+        Returns
+        -------
+        EmpiricalLaw
+            A law on the shifted rows (the same rows, so common random numbers carry over).
+
+        Raises
+        ------
+        ValueError
+            If ``delta`` is not a finite vector of shape (dim,).
+        """
         delta = _vector(delta, "delta", self.dim)
         base = self.sampler
         sampler = None if base is None else (lambda n, rng: base(n, rng) + delta)
         return EmpiricalLaw(self.rows + delta, sampler=sampler)
 
     def scaled(self, s):
+        """The law of mean + s (X - mean), about the fixed sample's mean: the fixed rows and the
+        sampler's draws scaled about it.
+
+        Parameters
+        ----------
+        s : float
+            The scale factor, a finite number > 0.
+
+        Returns
+        -------
+        EmpiricalLaw
+            A law on the scaled rows.
+
+        Raises
+        ------
+        ValueError
+            If ``s`` is not a finite number > 0.
+        """
         s = _positive_scale(s)
         base, centre = self.sampler, self.mean
         sampler = None if base is None else (lambda n, rng: centre + s * (base(n, rng) - centre))
@@ -582,6 +1074,29 @@ class EmpiricalLaw(ClassLaw):
         return Z, loss, score, curv
 
     def moments(self, theta, label, model):
+        """Moments of l(theta; z, label) as averages over the N fixed rows (score_cov with
+        divisor N).
+
+        Parameters
+        ----------
+        theta : array_like of shape (p,)
+            The parameter, p = model.n_params(dim).
+        label : float
+            The fixed label y.
+        model : simstudy.fitting.GLM
+            Family and intercept.
+
+        Returns
+        -------
+        Moments
+            risk, grad (p,), hess (p, p) and score_cov (p, p), Monte Carlo estimates.
+
+        Raises
+        ------
+        ValueError
+            If ``model`` is not a GLM, ``theta`` is not a finite vector of shape (p,) or ``label``
+            is not a finite number.
+        """
         Z, loss, score, curv = self._terms(theta, label, _check_model(model))
         N = Z.shape[0]
         Q = Z * score[:, None]
@@ -591,6 +1106,29 @@ class EmpiricalLaw(ClassLaw):
         return Moments(float(loss.mean()), grad, hess, Qc.T @ Qc / N)
 
     def moments_se(self, theta, label, model):
+        """Monte Carlo standard errors of ``moments``: the rows' standard deviation (ddof 0) of
+        each averaged term over sqrt(N), entrywise.
+
+        Parameters
+        ----------
+        theta : array_like of shape (p,)
+            The parameter.
+        label : float
+            The fixed label y.
+        model : simstudy.fitting.GLM
+            Family and intercept.
+
+        Returns
+        -------
+        Moments
+            Standard errors of risk (float), grad (p,), hess (p, p) and score_cov (p, p).
+
+        Raises
+        ------
+        ValueError
+            If ``model`` is not a GLM, ``theta`` is not a finite vector of shape (p,) or ``label``
+            is not a finite number.
+        """
         Z, loss, score, curv = self._terms(theta, label, _check_model(model))
         N = Z.shape[0]
         Q = Z * score[:, None]

@@ -37,7 +37,19 @@ STOPS = ("tolerance", "stall", "line_search", "singular", "max_steps")
 
 
 class NewtonInfo(NamedTuple):
-    """How a ``minimise`` run ended."""
+    """How a ``minimise`` run ended.
+
+    Attributes
+    ----------
+    steps : int
+        Newton steps taken.
+    grad_norm : float
+        ||grad f|| at the returned theta.
+    stop : str
+        One of ``STOPS``: "tolerance" (the gradient met the tolerance), "stall" (it stalled
+        ``stall_steps`` times in a row), "line_search" (no step on the ladder met the decrease
+        test), "singular" (the Hessian was singular) or "max_steps" (the step budget ran out).
+    """
 
     steps: int
     """Newton steps taken."""
@@ -49,23 +61,62 @@ class NewtonInfo(NamedTuple):
 
     @property
     def converged(self) -> bool:
-        """The stopping tolerance was met."""
+        """The stopping tolerance was met.
+
+        Returns
+        -------
+        bool
+            ``stop == "tolerance"``.
+        """
         return self.stop == "tolerance"
 
     @property
     def stalled(self) -> bool:
-        """The gradient stopped shrinking (at its rounding floor, for a well-posed problem)."""
+        """The gradient stopped shrinking (at its rounding floor, for a well-posed problem).
+
+        Returns
+        -------
+        bool
+            ``stop == "stall"``.
+        """
         return self.stop == "stall"
 
 
 def stall_count(norm, best, stalls):
     """Stalled steps in a row after one with gradient norm ``norm``, ``best`` the smallest norm
-    before it (elementwise for a batch of solves)."""
+    before it (elementwise for a batch of solves).
+
+    Parameters
+    ----------
+    norm : float or ndarray
+        The gradient norm after the step.
+    best : float or ndarray
+        The smallest gradient norm before it (``inf`` before the first step).
+    stalls : int or ndarray
+        Stalled steps in a row before it.
+
+    Returns
+    -------
+    ndarray of int
+        ``stalls + 1`` where norm >= STALL_RATIO * best (a stall), else 0; the broadcast shape
+        of the inputs (0-d for scalars).
+    """
     return np.where(norm >= STALL_RATIO * best, stalls + 1, 0)
 
 
 def decrease_slack(f):
-    """SLACK_ULPS eps (|f| + 1): rounding room of the decrease test at objective value f."""
+    """SLACK_ULPS eps (|f| + 1): rounding room of the decrease test at objective value f.
+
+    Parameters
+    ----------
+    f : float or ndarray
+        Objective value(s).
+
+    Returns
+    -------
+    float or ndarray
+        The slack, of the shape of ``f``.
+    """
     return SLACK_ULPS * np.finfo(float).eps * (np.abs(f) + 1.0)
 
 
@@ -99,8 +150,12 @@ def minimise(
         ``values(thetas) -> f`` at each row of thetas (B, p), shape (B,).
     start : array_like
         The first iterate, shape (p,).
-    tol, max_steps, stall_steps : optional
-        The stopping rule (``GRAD_TOL``, ``MAX_STEPS``, ``STALL_STEPS``).
+    tol : float, default GRAD_TOL
+        Stop when ||grad f|| <= tol (keyword only).
+    max_steps : int, default MAX_STEPS
+        Newton steps at most (keyword only).
+    stall_steps : int, default STALL_STEPS
+        Stop after this many stalled steps in a row (keyword only).
 
     Returns
     -------

@@ -32,11 +32,52 @@ class Population:
     theta* = argmin R_bal, R_bal = (R0 + R1) / 2, found by damped Newton from 0 on the exact
     gradient and Hessian of the class laws (never hard-coded); construction fails unless the
     first-order condition ||grad R_bal(theta*)|| <= 1e-10 holds (``foc_norm`` records it).
-    Attributes: ``theta_star``, ``g`` = grad R0(theta*) (= -grad R1(theta*)), ``g_phi`` = 2 g,
-    ``H0``, ``H1``, ``H`` = (H0 + H1) / 2, ``Sigma0``, ``Sigma1`` (score covariances),
-    ``risk_star`` = R_bal(theta*), and ``regime``: "symmetry" when ||g|| < ``symmetry_tol``,
-    else "asymmetry". For an ``EmpiricalLaw`` class these are Monte Carlo estimates
-    (``moments_se`` of the laws gives their errors).
+    For an ``EmpiricalLaw`` class the attributes are Monte Carlo estimates (``moments_se`` of
+    the laws gives their errors).
+
+    Parameters
+    ----------
+    process : simstudy.processes.Process
+        The two class laws and their labels (y0, y1).
+    model : simstudy.fitting.GLM
+        Family and intercept; a binary family needs the labels {0, 1}.
+    symmetry_tol : float, default 1e-8
+        A finite number > 0 (keyword only): the regime is "symmetry" when ||g|| < symmetry_tol.
+
+    Attributes
+    ----------
+    process, model, symmetry_tol
+        The constructor arguments (symmetry_tol as a float).
+    d : int
+        The process's dimension.
+    p : int
+        Number of coefficients, model.n_params(d).
+    theta_star : ndarray of shape (p,)
+        theta* = argmin R_bal.
+    risk_star : float
+        R_bal(theta*).
+    foc_norm : float
+        ||grad R_bal(theta*)||.
+    g : ndarray of shape (p,)
+        grad R0(theta*) (= -grad R1(theta*)).
+    g_phi : ndarray of shape (p,)
+        2 g.
+    H0, H1 : ndarray of shape (p, p)
+        The class Hessians of R0 and R1 at theta*.
+    H : ndarray of shape (p, p)
+        (H0 + H1) / 2.
+    Sigma0, Sigma1 : ndarray of shape (p, p)
+        The class score covariances at theta*.
+    regime : {"symmetry", "asymmetry"}
+        "symmetry" when ||g|| < ``symmetry_tol``, else "asymmetry".
+
+    Raises
+    ------
+    ValueError
+        If ``process`` is not a Process or ``model`` not a GLM, a binary family meets labels
+        other than 0/1, ``symmetry_tol`` is not a finite number > 0, or theta* is not identified:
+        the Hessian of R_bal or E[z z'] is singular, R_bal has no minimiser (its Hessian vanishes:
+        separable classes), or Newton stops short of the first-order condition.
     """
 
     def __init__(self, process: Process, model: GLM, *, symmetry_tol: float = 1e-8):
@@ -75,7 +116,23 @@ class Population:
         )
 
     def moments(self, theta) -> tuple[Moments, Moments]:
-        """(moments under P0 with label y0, moments under P1 with label y1) at theta."""
+        """(moments under P0 with label y0, moments under P1 with label y1) at theta.
+
+        Parameters
+        ----------
+        theta : array_like of shape (p,)
+            The parameter.
+
+        Returns
+        -------
+        tuple of (Moments, Moments)
+            The class-0 and class-1 moments of the model's loss at theta.
+
+        Raises
+        ------
+        ValueError
+            If ``theta`` is not a finite vector of shape (p,).
+        """
         y0, y1 = self.process.labels
         return (
             self.process.law0.moments(theta, y0, self.model),
@@ -89,19 +146,67 @@ class Population:
         return 0.5 * (r0 + r1)
 
     def risk_bal(self, theta) -> float:
-        """R_bal(theta) = (R0(theta) + R1(theta)) / 2 at one theta (p,)."""
+        """R_bal(theta) = (R0(theta) + R1(theta)) / 2 at one theta (p,).
+
+        Parameters
+        ----------
+        theta : array_like of shape (p,)
+            The parameter.
+
+        Returns
+        -------
+        float
+            The balanced risk.
+
+        Raises
+        ------
+        ValueError
+            If ``theta`` does not have shape (p,).
+        """
         theta = np.asarray(theta, dtype=np.float64)
         if theta.shape != (self.p,):
             raise ValueError(f"theta must have shape ({self.p},), got {theta.shape}")
         return float(self._risk_bal_batch(theta[None])[0])
 
     def grad_bal(self, theta) -> np.ndarray:
-        """grad R_bal(theta), shape (p,)."""
+        """grad R_bal(theta), shape (p,).
+
+        Parameters
+        ----------
+        theta : array_like of shape (p,)
+            The parameter.
+
+        Returns
+        -------
+        ndarray of shape (p,)
+            (grad R0(theta) + grad R1(theta)) / 2.
+
+        Raises
+        ------
+        ValueError
+            If ``theta`` is not a finite vector of shape (p,).
+        """
         m0, m1 = self.moments(theta)
         return 0.5 * (m0.grad + m1.grad)
 
     def excess(self, thetas) -> np.ndarray:
-        """Excess balanced risk R_bal(theta) - R_bal(theta*) for thetas (..., p), shape (...)."""
+        """Excess balanced risk R_bal(theta) - R_bal(theta*) for thetas (..., p), shape (...).
+
+        Parameters
+        ----------
+        thetas : array_like of shape (..., p)
+            Parameter vectors.
+
+        Returns
+        -------
+        ndarray of float64, shape (...)
+            The excess balanced risk of each vector.
+
+        Raises
+        ------
+        ValueError
+            If ``thetas`` does not have shape (..., p).
+        """
         return self._risk_bal_batch(thetas) - self.risk_star
 
     def _check_identified(self, theta):

@@ -37,7 +37,19 @@ from simstudy.fitting import GLM, Fit, FitInfo, fit_glm
 
 
 class ClassScoreStats(NamedTuple):
-    """Per-class score moments at one parameter value (batch shape ... of the inputs)."""
+    """Per-class score moments at one parameter value (batch shape ... of the inputs).
+
+    Attributes
+    ----------
+    mean : ndarray of shape (..., p)
+        m = mean_i l'(eta_i, y) z_i: the gradient of the class's mean loss.
+    hessian : ndarray of shape (..., p, p)
+        H = mean_i l''(eta_i, y) z_i z_i': the Hessian of the mean loss.
+    cov : ndarray of shape (..., p, p)
+        S = sample covariance (divisor n - 1) of the per-row scores.
+    n : int
+        Number of rows.
+    """
 
     mean: np.ndarray
     """m = mean_i l'(eta_i, y) z_i, shape (..., p): the gradient of the class's mean loss."""
@@ -50,7 +62,25 @@ class ClassScoreStats(NamedTuple):
 
 
 class WaldResult(NamedTuple):
-    """The local-symmetry Wald test (THEORY.md section 4); arrays carry the batch shape."""
+    """The local-symmetry Wald test (THEORY.md section 4); arrays carry the batch shape.
+
+    Attributes
+    ----------
+    statistic : ndarray of shape (...)
+        T = g_phi_hat' V^{-1} g_phi_hat, asymptotically chi2_df when g_phi = 0.
+    df : int
+        p, the number of coefficients.
+    p_value : ndarray of shape (...)
+        P(chi2_df > T); reject local symmetry at level alpha when p_value < alpha.
+    g_phi_hat : ndarray of shape (..., p)
+        m0 - m1 at the pilot, estimating g_phi = grad R0(theta*) - grad R1(theta*).
+    V : ndarray of shape (..., p, p)
+        Delta-method covariance of g_phi_hat (module docstring).
+    theta_pilot : ndarray of shape (..., p)
+        The balanced pilot.
+    pilot_info : FitInfo
+        Convergence / separation flags of the pilot fit (section 7: count failures).
+    """
 
     statistic: np.ndarray
     """T = g_phi_hat' V^{-1} g_phi_hat, asymptotically chi2_df when g_phi = 0."""
@@ -69,7 +99,33 @@ class WaldResult(NamedTuple):
 
 
 class GQSResult(NamedTuple):
-    """The generator quality score (THEORY.md section 4) and its ingredients."""
+    """The generator quality score (THEORY.md section 4) and its ingredients.
+
+    Attributes
+    ----------
+    gqs : float
+        [(n0 - n1)^2 / (2 n0)] delta' H^{-1} delta / tr(H^{-1} Sigma_aug): the squared bias to
+        variance ratio of the fully balanced fit (section 3 with gamma = 1 and H_w = H).
+    delta : ndarray of shape (p,)
+        Cross-fitted mean synthetic score minus mean held-out minority score at the pilot: the
+        estimate psi_hat of the mismatch psi (section 2). Also available as ``psi_hat``.
+    Sigma_aug : ndarray of shape (p, p)
+        Sigma0/2 + (n1/(2 n0)) Sigma1 + ((n0 - n1)/(2 n0)) Sigma_tilde.
+    Sigma_tilde : ndarray of shape (p, p)
+        Synthetic score covariance given the generator: the within-fold covariances, averaged.
+    H : ndarray of shape (p, p)
+        The pilot Hessian (H0 + H1)/2 + lambda P.
+    delta_cov : ndarray of shape (p, p)
+        C, the first-order sampling covariance of delta given the fitted generators; only for a
+        generator whose law ignores the data (``generator.data_dependent`` False), all NaN
+        otherwise.
+    noise_floor : float
+        [(n0 - n1)^2 / (2 n0)] tr(H^{-1} C) / tr(H^{-1} Sigma_aug), NaN when C is.
+    delta_folds : ndarray of shape (K, p)
+        Per-fold deltas; delta is their mean.
+    theta_pilot : ndarray of shape (p,)
+        The balanced pilot.
+    """
 
     gqs: float
     """[(n0 - n1)^2 / (2 n0)] delta' H^{-1} delta / tr(H^{-1} Sigma_aug): the squared bias to
@@ -105,12 +161,29 @@ class GQSResult(NamedTuple):
 
     @property
     def psi_hat(self) -> np.ndarray:
-        """The estimated mismatch psi_hat, which is ``delta``."""
+        """The estimated mismatch psi_hat, which is ``delta``.
+
+        Returns
+        -------
+        ndarray of shape (p,)
+            ``delta``.
+        """
         return self.delta
 
 
 class Alignment(NamedTuple):
-    """Direction and size of the estimated mismatch relative to the estimated shift."""
+    """Direction and size of the estimated mismatch relative to the estimated shift.
+
+    Attributes
+    ----------
+    cosine : float
+        cos(psi_hat, g_phi_hat); NaN if either vector is zero.
+    norm_ratio : float
+        ||psi_hat|| / ||g_phi_hat||; inf if g_phi_hat is zero.
+    c : float
+        The alignment coefficient c_hat = 2 <psi_hat, g_phi_hat> / ||g_phi_hat||^2 (section 2);
+        NaN if g_phi_hat is zero.
+    """
 
     cosine: float
     """cos(psi_hat, g_phi_hat) = <psi_hat, g_phi_hat> / (||psi_hat|| ||g_phi_hat||); nan if
@@ -123,7 +196,19 @@ class Alignment(NamedTuple):
 
 
 class PlugInTarget(NamedTuple):
-    """The plug-in theory target of section 4: n_TG = (n0 - n1) / (1 - c_hat)."""
+    """The plug-in theory target of section 4: n_TG = (n0 - n1) / (1 - c_hat).
+
+    Attributes
+    ----------
+    n_tilde : float or None
+        n_TG, or None when it is undefined (see ``reason``).
+    gamma : float or None
+        n_TG / (n0 - n1) = 1 / (1 - c_hat), or None.
+    c : float
+        The estimated alignment coefficient c_hat (NaN if g_phi_hat = 0).
+    reason : str
+        "ok", or why there is no target.
+    """
 
     n_tilde: float | None
     """n_TG, or None when it is undefined (see ``reason``)."""
@@ -136,7 +221,19 @@ class PlugInTarget(NamedTuple):
 
 
 class Diagnostics(NamedTuple):
-    """Everything section 4 computes, from one pilot fit."""
+    """Everything section 4 computes, from one pilot fit.
+
+    Attributes
+    ----------
+    wald : WaldResult
+        The local-symmetry Wald test.
+    gqs : GQSResult
+        The generator quality score and its ingredients.
+    alignment : Alignment
+        The alignment of psi_hat (the GQS's delta) with g_phi_hat (the Wald test's).
+    target : PlugInTarget
+        The plug-in theory target.
+    """
 
     wald: WaldResult
     gqs: GQSResult
@@ -227,8 +324,30 @@ def class_score_stats(theta, X, label, model: GLM) -> ClassScoreStats:
 
     With z_i = model.features(x_i) and eta_i = z_i' theta:
     m = (1/n) sum_i l'(eta_i, y) z_i, H = (1/n) sum_i l''(eta_i, y) z_i z_i' and
-    S = (1/(n - 1)) sum_i (l'(eta_i, y) z_i - m)(...)'. Shapes: theta (..., p), X (..., n, d)
-    with broadcasting batch axes; label a number (every row of X has it).
+    S = (1/(n - 1)) sum_i (l'(eta_i, y) z_i - m)(...)'.
+
+    Parameters
+    ----------
+    theta : array_like of shape (..., p)
+        The parameter, p = model.n_params(d); its batch axes broadcast with X's.
+    X : array_like of shape (..., n, d)
+        The class's rows, finite, n >= 2.
+    label : float
+        The label of every row of X; 0 or 1 for a binary family.
+    model : simstudy.fitting.GLM
+        Family, intercept and features.
+
+    Returns
+    -------
+    ClassScoreStats
+        m (..., p), H (..., p, p), S (..., p, p) and n.
+
+    Raises
+    ------
+    ValueError
+        If ``model`` is not a GLM, X has fewer than 2 dimensions or 2 rows or a non-finite value,
+        theta does not end in p coefficients, or ``label`` is not finite (or not 0/1 for a binary
+        family).
     """
     model = _check_model(model)
     X = _check_rows(X, "X", 2)
@@ -248,11 +367,33 @@ def class_score_stats(theta, X, label, model: GLM) -> ClassScoreStats:
 
 
 def balanced_pilot(X0, X1, model: GLM, labels=(0, 1)) -> Fit:
-    """The balanced pilot of section 4: ERM with weight 1/(2 n0) on each majority row and
-    1/(2 n1) on each minority row, i.e. argmin R0_hat/2 + R1_hat/2 (+ the model's ridge).
+    """The balanced pilot of section 4: argmin R0_hat/2 + R1_hat/2 (+ the model's ridge).
 
-    X0 (..., n0, d) and X1 (..., n1, d) may carry broadcasting batch axes; each batch element
-    is fitted separately (one vectorised call of ``fit_glm``).
+    ERM with weight 1/(2 n0) on each majority row and 1/(2 n1) on each minority row. Each
+    batch element is fitted separately (one vectorised call of ``fit_glm``).
+
+    Parameters
+    ----------
+    X0 : array_like of shape (..., n0, d)
+        Majority rows, finite, n0 >= 2.
+    X1 : array_like of shape (..., n1, d)
+        Minority rows, finite, n1 >= 2; the batch axes of X0 and X1 broadcast.
+    model : simstudy.fitting.GLM
+        The model fitted.
+    labels : pair of float, default (0, 1)
+        (y0, y1), two distinct finite numbers; (0, 1) or (1, 0) for a binary family.
+
+    Returns
+    -------
+    simstudy.fitting.Fit
+        theta of shape batch + (p,) and its FitInfo.
+
+    Raises
+    ------
+    ValueError
+        If ``model`` is not a GLM, X0 or X1 is not an array (..., n, d) of at least 2 finite
+        rows, their column counts differ or batch shapes do not broadcast, or ``labels`` is
+        invalid.
     """
     model = _check_model(model)
     X0, X1 = _check_classes(X0, X1)
@@ -306,7 +447,28 @@ def wald_symmetry_test(X0, X1, model: GLM, labels=(0, 1)) -> WaldResult:
     n1 = 500; p = 20, n1 = 100 (study 1's scale): about 0.5; logistic study-2 design with
     p = 3, whose scores are skewed: 0.14 at n1 = 250, 0.06 at n1 = 1000).
 
-    X0 (..., n0, d), X1 (..., n1, d): batch axes broadcast and give a batch of tests.
+    Parameters
+    ----------
+    X0 : array_like of shape (..., n0, d)
+        Majority rows, finite, n0 >= 2.
+    X1 : array_like of shape (..., n1, d)
+        Minority rows, finite, n1 >= 2; the batch axes of X0 and X1 broadcast and give a batch
+        of tests.
+    model : simstudy.fitting.GLM
+        The model of the pilot.
+    labels : pair of float, default (0, 1)
+        (y0, y1), two distinct finite numbers; (0, 1) or (1, 0) for a binary family.
+
+    Returns
+    -------
+    WaldResult
+        T, df = p, the p-value, g_phi_hat, V, the pilot and its FitInfo, with the batch shape.
+
+    Raises
+    ------
+    ValueError
+        If the inputs are invalid (as for ``balanced_pilot``), or the pilot Hessian H or the
+        covariance V is singular (a feature constant or collinear within the data).
     """
     model = _check_model(model)
     X0, X1 = _check_classes(X0, X1)
@@ -447,6 +609,40 @@ def generator_quality_score(
     The generator follows simstudy.generators.base: ``generator.fit(X1_train, X0, rng)``
     returns an object whose ``sample(m, rng)`` gives an (m, d) array. rng drives the fold
     split, the fits and the draws, in that order.
+
+    Parameters
+    ----------
+    X0 : array_like of shape (n0, d)
+        Majority rows (one data set: 2-D), finite, n0 > n1.
+    X1 : array_like of shape (n1, d)
+        Minority rows, finite, n1 >= 2.
+    generator : simstudy.generators.base.Generator
+        An unfitted generator (any object with ``fit(X1, X0, rng)``).
+    model : simstudy.fitting.GLM
+        The model of the pilot and the scores.
+    rng : numpy.random.Generator
+        The source of randomness.
+    n_folds : int, default 5
+        Number of folds K, an integer in [2, n1] (keyword only).
+    labels : pair of float, default (0, 1)
+        (y0, y1), two distinct finite numbers; (0, 1) or (1, 0) for a binary family (keyword
+        only).
+    pool_size : int, optional
+        Synthetic points per fold, an integer >= 2; default max(n0 - n1, 2) (keyword only).
+
+    Returns
+    -------
+    GQSResult
+        The score and its ingredients.
+
+    Raises
+    ------
+    ValueError
+        If ``model``, X0, X1 or ``labels`` is invalid (as for ``balanced_pilot``), X0 or X1 is
+        not 2-D, class 0 is not the majority, ``rng`` is not a ``numpy.random.Generator``,
+        ``generator`` has no ``fit`` method, ``n_folds`` or ``pool_size`` is out of range, the
+        generator returns a sample of the wrong shape or with non-finite values, or the pilot
+        Hessian H is singular.
     """
     model, X0, X1, y0, y1, n_folds, pool_size = _check_gqs_args(
         X0, X1, generator, model, rng, n_folds, labels, pool_size
@@ -491,9 +687,25 @@ def alignment_estimates(
     labels=(0, 1),
     pool_size: int | None = None,
 ) -> Alignment:
-    """cos(psi_hat, g_phi_hat), ||psi_hat|| / ||g_phi_hat|| and c_hat = 2 <psi_hat, g_phi_hat>
-    / ||g_phi_hat||^2 (sections 2 and 4), with psi_hat the cross-fitted delta of
+    """cos(psi_hat, g_phi_hat), ||psi_hat|| / ||g_phi_hat|| and c_hat (sections 2 and 4).
+
+    c_hat = 2 <psi_hat, g_phi_hat> / ||g_phi_hat||^2, with psi_hat the cross-fitted delta of
     ``generator_quality_score`` (same arguments) and g_phi_hat the Wald test's m0 - m1.
+
+    Parameters
+    ----------
+    X0, X1, generator, model, rng, n_folds, labels, pool_size
+        As for ``generator_quality_score``.
+
+    Returns
+    -------
+    Alignment
+        cosine, norm_ratio and c.
+
+    Raises
+    ------
+    ValueError
+        As for ``generator_quality_score``, and when the Wald covariance V is singular.
     """
     return diagnose(X0, X1, generator, model, rng, n_folds=n_folds, labels=labels, pool_size=pool_size).alignment
 
@@ -509,13 +721,28 @@ def plug_in_target(
     labels=(0, 1),
     pool_size: int | None = None,
 ) -> PlugInTarget:
-    """The plug-in theory target of section 4,
+    """The plug-in theory target of section 4.
 
-        n_TG = (n0 - n1) / (1 - 2 <psi_hat, g_phi_hat> / ||g_phi_hat||^2),
+        n_TG = (n0 - n1) / (1 - 2 <psi_hat, g_phi_hat> / ||g_phi_hat||^2)
 
-    section 3's bias-cancelling size for an aligned mismatch psi = c g, gamma* = 1/(1 - c),
+    is section 3's bias-cancelling size for an aligned mismatch psi = c g, gamma* = 1/(1 - c),
     with psi and g_phi replaced by their estimates. Returned only when the denominator is
     positive; otherwise ``n_tilde`` is None and ``reason`` says why.
+
+    Parameters
+    ----------
+    X0, X1, generator, model, rng, n_folds, labels, pool_size
+        As for ``generator_quality_score``.
+
+    Returns
+    -------
+    PlugInTarget
+        n_tilde, gamma, c and reason.
+
+    Raises
+    ------
+    ValueError
+        As for ``generator_quality_score``, and when the Wald covariance V is singular.
     """
     return diagnose(X0, X1, generator, model, rng, n_folds=n_folds, labels=labels, pool_size=pool_size).target
 
@@ -531,8 +758,39 @@ def diagnose(
     labels=(0, 1),
     pool_size: int | None = None,
 ) -> Diagnostics:
-    """All of section 4 from one balanced pilot: the Wald test, the GQS, the alignment of
-    psi_hat with g_phi_hat and the plug-in target. Arguments as ``generator_quality_score``.
+    """All of section 4 from one balanced pilot.
+
+    The Wald test, the GQS, the alignment of psi_hat with g_phi_hat and the plug-in target.
+    Arguments as ``generator_quality_score``.
+
+    Parameters
+    ----------
+    X0 : array_like of shape (n0, d)
+        Majority rows, finite, n0 > n1.
+    X1 : array_like of shape (n1, d)
+        Minority rows, finite, n1 >= 2.
+    generator : simstudy.generators.base.Generator
+        An unfitted generator (any object with ``fit(X1, X0, rng)``).
+    model : simstudy.fitting.GLM
+        The model of the pilot and the scores.
+    rng : numpy.random.Generator
+        Drives the GQS's fold split, fits and draws.
+    n_folds : int, default 5
+        Number of GQS folds, an integer in [2, n1] (keyword only).
+    labels : pair of float, default (0, 1)
+        (y0, y1) (keyword only).
+    pool_size : int, optional
+        Synthetic points per fold, >= 2; default max(n0 - n1, 2) (keyword only).
+
+    Returns
+    -------
+    Diagnostics
+        wald, gqs, alignment and target.
+
+    Raises
+    ------
+    ValueError
+        As for ``generator_quality_score``, and when the Wald covariance V is singular.
     """
     model, X0, X1, y0, y1, n_folds, pool_size = _check_gqs_args(
         X0, X1, generator, model, rng, n_folds, labels, pool_size

@@ -39,6 +39,25 @@ class Process:
     """Majority law ``law0`` (label labels[0]) and minority law ``law1`` (label labels[1]).
 
     ``info`` holds design constants worth reporting (e.g. the tuned alpha of study 2).
+
+    Parameters
+    ----------
+    name : str
+        The process's name (in tables and messages).
+    law0 : simstudy.laws.ClassLaw
+        The majority law P0.
+    law1 : simstudy.laws.ClassLaw
+        The minority law P1, of the same dimension.
+    labels : pair of float, default (0.0, 1.0)
+        (y0, y1), two distinct finite numbers; stored as a tuple of floats.
+    info : mapping of str to float, default {}
+        Design constants; stored as a read-only copy and left out of equality.
+
+    Raises
+    ------
+    ValueError
+        If a law is not a ClassLaw, the laws' dimensions differ, or ``labels`` is not two
+        distinct finite numbers.
     """
 
     name: str
@@ -61,10 +80,40 @@ class Process:
 
     @property
     def dim(self) -> int:
+        """The dimension d of X (that of both laws).
+
+        Returns
+        -------
+        int
+            ``law0.dim``.
+        """
         return self.law0.dim
 
     def sample(self, n0: int, n1: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-        """Exactly n0 majority rows (n0, d), then n1 minority rows (n1, d), from rng."""
+        """Exactly n0 majority rows (n0, d), then n1 minority rows (n1, d), from rng.
+
+        Parameters
+        ----------
+        n0 : int
+            Majority rows, >= 0.
+        n1 : int
+            Minority rows, >= 0.
+        rng : numpy.random.Generator
+            The source of randomness (the majority is drawn first).
+
+        Returns
+        -------
+        X0 : ndarray of float64, shape (n0, d)
+            Draws from law0.
+        X1 : ndarray of float64, shape (n1, d)
+            Draws from law1.
+
+        Raises
+        ------
+        ValueError
+            If a count is not an integer >= 0 or ``rng`` is not a ``numpy.random.Generator`` (the
+            laws' checks).
+        """
         return self.law0.sample(n0, rng), self.law1.sample(n1, rng)
 
 
@@ -91,6 +140,25 @@ def symmetric_mean_shift(d: int = 20, delta: float = 1.0, noise: str = "gaussian
 
     Both class risks under squared loss without intercept are (1 - mu'theta)^2 + |theta|^2,
     so theta* = mu / (1 + delta^2) and g = 0 (local symmetry) for every noise law.
+
+    Parameters
+    ----------
+    d : int, default 20
+        Dimension, an integer >= 1.
+    delta : float, default 1.0
+        The size of the mean shift, finite.
+    noise : {"gaussian", "uniform_cube", "rademacher", "uniform_sphere"}, default "gaussian"
+        The law of xi (``simstudy.laws.SymmetricNoiseLaw``).
+
+    Returns
+    -------
+    Process
+        Named "symmetric_mean_shift[<noise>]", with ``info`` {"delta": delta}.
+
+    Raises
+    ------
+    ValueError
+        If ``d`` is not an integer >= 1, ``delta`` is not finite or ``noise`` is unknown.
     """
     d = _dimension(d)
     delta = _finite(delta, "delta")
@@ -106,7 +174,28 @@ def symmetric_mean_shift(d: int = 20, delta: float = 1.0, noise: str = "gaussian
 
 
 def gaussian_classes(mu0=(0.0, 0.0), mu1=(1.0, 0.0), cov=None) -> Process:
-    """Studies 3-5: P0 = N(mu0, cov), P1 = N(mu1, cov), labels 0/1; cov defaults to I."""
+    """Studies 3-5: P0 = N(mu0, cov), P1 = N(mu1, cov), labels 0/1; cov defaults to I.
+
+    Parameters
+    ----------
+    mu0 : array_like of shape (d,), default (0.0, 0.0)
+        Majority mean.
+    mu1 : array_like of shape (d,), default (1.0, 0.0)
+        Minority mean.
+    cov : array_like of shape (d, d), optional
+        The common covariance (default the identity); symmetric positive semi-definite.
+
+    Returns
+    -------
+    Process
+        Named "gaussian_classes".
+
+    Raises
+    ------
+    ValueError
+        If mu0 and mu1 are not 1-D arrays of one length >= 1, ``cov`` does not have shape
+        (d, d), or the laws refuse the values (non-finite, not symmetric or not PSD).
+    """
     mu0 = np.asarray(mu0, dtype=np.float64)
     mu1 = np.asarray(mu1, dtype=np.float64)
     if mu0.ndim != 1 or mu0.size == 0 or mu1.shape != mu0.shape:
@@ -128,6 +217,20 @@ def tuned_alpha(a: float, b: float, c: float) -> float:
     THEORY.md section 6, study 2: with T = -a w.p. alpha, else b, this makes
     E[(sigmoid(cT) - Y) T | Y = k] = 0 for both classes, so theta = c e1 is stationary for each
     class risk (local symmetry).
+
+    Parameters
+    ----------
+    a : float
+        T's negative value is -a.
+    b : float
+        T's positive value.
+    c : float
+        The slope of P(Y = 1 | X) = sigmoid(c X_1).
+
+    Returns
+    -------
+    float
+        alpha.
     """
     sa, sb = expit(c * a), expit(c * b)
     wa, wb = a * sa * (1.0 - sa), b * sb * (1.0 - sb)
@@ -150,6 +253,32 @@ def tuned_logistic_mixture(
     (t, s) with weights P(T = t | Y = k) / 2, P(T = t | Y = 1) proportional to
     P(T = t) sigmoid(c t), means t e1 + s m, and the singular covariance diag(0, 1, ..., 1).
     ``info`` reports alpha, the class prior P(Y = 1) and the imbalance P(Y = 0) / P(Y = 1).
+
+    Parameters
+    ----------
+    d : int, default 20
+        Dimension, an integer >= 2.
+    a : float, default 5.0
+        T's negative value is -a; a finite number > 0.
+    b : float, default 1.0
+        T's positive value, a finite number > 0.
+    c : float, default 1.0
+        The logistic slope, a finite number > 0.
+    m : float, default 2.5
+        The shift size on ``shift_coords``, finite.
+    shift_coords : sequence of int, default (1, 2, 3)
+        0-based coordinates in 1..d-1 that carry the shift s m.
+
+    Returns
+    -------
+    Process
+        Named "tuned_logistic_mixture", labels 0/1, ``info`` {"alpha", "prior1", "imbalance"}.
+
+    Raises
+    ------
+    ValueError
+        If ``d`` is not an integer >= 2, a, b or c is not a finite number > 0, m is not finite,
+        or a shift coordinate lies outside 1..d-1.
     """
     d = _dimension(d, 2)
     a, b = _finite(a, "a", positive=True), _finite(b, "b", positive=True)
@@ -182,7 +311,27 @@ def tuned_logistic_mixture(
 
 
 def mixture_minority(d: int = 5, centre: float = 2.0, offset: float = 1.75) -> Process:
-    """Study 6(a): majority N(0, I); minority the 50/50 mixture of N(centre e1 +- offset e2, I)."""
+    """Study 6(a): majority N(0, I); minority the 50/50 mixture of N(centre e1 +- offset e2, I).
+
+    Parameters
+    ----------
+    d : int, default 5
+        Dimension, an integer >= 2.
+    centre : float, default 2.0
+        The minority components' coordinate along e1, finite.
+    offset : float, default 1.75
+        Their coordinates +-offset along e2, finite.
+
+    Returns
+    -------
+    Process
+        Named "mixture_minority", labels 0/1.
+
+    Raises
+    ------
+    ValueError
+        If ``d`` is not an integer >= 2 or ``centre`` or ``offset`` is not finite.
+    """
     d = _dimension(d, 2)
     centre, offset = _finite(centre, "centre"), _finite(offset, "offset")
     e = np.eye(d)
@@ -218,6 +367,39 @@ def noisy_ring(
     Majority: the Gaussian mixture (1 - shift_weight) N(0, C) + shift_weight N(shift, C), with
     C the identity except corr(X_1, X_2) = rho. The shifted component sits by default at the
     ring's centre, inside the ring, so the minority surrounds part of the majority.
+
+    Parameters
+    ----------
+    d : int, default 5
+        Dimension, an integer >= 2.
+    centre : pair of float, default (4.8, 0.0)
+        The ring's centre in coordinates 1-2.
+    radius : float, default 2.2
+        The ring's mean radius, a finite number > 0.
+    radial_sd : float, default 0.3
+        SD of the radial noise, finite.
+    rho : float, default 0.5
+        corr(X_1, X_2) in the majority, in (-1, 1).
+    shift : pair of float, default (4.8, 0.0)
+        Coordinates 1-2 of the majority's shifted component (zero elsewhere).
+    shift_weight : float, default 0.3
+        The shifted component's weight, in [0, 1].
+    mc_size : int, default 200_000
+        Fixed draws behind the minority's moments (>= 2).
+    seed : int, default 0
+        Seed of those draws.
+
+    Returns
+    -------
+    Process
+        Named "noisy_ring", labels 0/1.
+
+    Raises
+    ------
+    ValueError
+        If ``d`` is not an integer >= 2, ``centre`` or ``shift`` is not a pair, ``radius`` is
+        not a finite number > 0, radial_sd, rho or shift_weight is not finite or out of range,
+        or ``mc_size`` is not an integer >= 2.
     """
     d = _dimension(d, 2)
     centre = np.asarray(centre, dtype=np.float64)
@@ -268,7 +450,23 @@ PROCESSES: dict[str, Callable[..., Process]] = {
 def make_process(name: str, **kwargs) -> Process:
     """Build the catalog process ``name`` (see ``PROCESSES``).
 
-    Unknown names or options raise ValueError.
+    Parameters
+    ----------
+    name : str
+        A key of ``PROCESSES``.
+    **kwargs
+        Options of that constructor.
+
+    Returns
+    -------
+    Process
+        ``PROCESSES[name](**kwargs)``.
+
+    Raises
+    ------
+    ValueError
+        If the name is unknown, the options do not fit the constructor's signature, or the
+        constructor refuses their values.
     """
     try:
         constructor = PROCESSES[name]

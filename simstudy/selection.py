@@ -133,8 +133,25 @@ class FeatureGLM(GLM):
 
     Everything that builds the design through ``GLM.covariates`` (``features``, ``fit_glm``,
     the section 4 diagnostics, the validation losses) then works in feature space while the
-    rows handed to it, and to the generator, stay raw. ``feature_map`` maps numpy arrays
-    (..., n, d) to (..., n, D) with D fixed.
+    rows handed to it, and to the generator, stay raw.
+
+    Parameters
+    ----------
+    family : Family or str, default "logistic"
+        The loss family, or its name.
+    intercept : bool, default False
+        Whether z(x) starts with a column of ones (never penalised).
+    ridge : float, default 1e-8
+        The ridge strength lambda >= 0.
+    feature_map : callable
+        phi, mapping numpy arrays (..., n, d) to (..., n, D) with D fixed. Required, although
+        the dataclass field defaults to None.
+
+    Raises
+    ------
+    ValueError
+        If ``feature_map`` is not callable, ``family`` names no family or ``ridge`` is not a
+        finite number >= 0.
     """
 
     feature_map: Callable | None = None
@@ -145,7 +162,23 @@ class FeatureGLM(GLM):
             raise ValueError(f"feature_map must be a callable X -> Phi, got {self.feature_map!r}")
 
     def covariates(self, X):
-        """phi(X), checked to keep X's leading shape (so n_params reads D off one row)."""
+        """phi(X), checked to keep X's leading shape (so n_params reads D off one row).
+
+        Parameters
+        ----------
+        X : array_like of shape (..., n, d)
+            Raw rows (converted to float64).
+
+        Returns
+        -------
+        ndarray of float64, shape (..., n, D)
+            The features.
+
+        Raises
+        ------
+        ValueError
+            If phi's output does not have X's leading shape and one feature axis.
+        """
         X = np.asarray(X, dtype=np.float64)
         Phi = np.asarray(self.feature_map(X), dtype=np.float64)
         if Phi.ndim != X.ndim or Phi.shape[:-1] != X.shape[:-1]:
@@ -164,6 +197,25 @@ def resolve_generator(generator, generator_params=None) -> Generator:
     * an imbalanced-learn over-sampler instance: wrapped as ``ImblearnGenerator`` with the
       sampler's own parameters, except ``sampling_strategy`` and ``random_state``, which the
       adapter sets from the requested size and the selector's streams.
+
+    Parameters
+    ----------
+    generator : str, Generator or imblearn over-sampler
+        What to resolve.
+    generator_params : dict, optional
+        Options of a catalog generator; must be None or empty otherwise.
+
+    Returns
+    -------
+    simstudy.generators.base.Generator
+        The unfitted generator.
+
+    Raises
+    ------
+    ValueError
+        If ``generator_params`` is not None or a dict, is non-empty for a generator not given by
+        name, or ``generator`` is none of the three kinds; ``make_generator`` and
+        ``ImblearnGenerator`` raise ValueError for unknown names or options.
     """
     if generator_params is not None and not isinstance(generator_params, dict):
         raise ValueError(f"generator_params must be None or a dict, got {generator_params!r}")
@@ -210,7 +262,19 @@ def _check_labels(y) -> np.ndarray:
 
 
 class Split(NamedTuple):
-    """One validation split: repeat and fold numbers, fitting and held-out row indices."""
+    """One validation split: repeat and fold numbers, fitting and held-out row indices.
+
+    Attributes
+    ----------
+    repeat : int
+        Repeat number r (0 except for repeated K-fold).
+    fold : int
+        Fold number k (0 for the holdout).
+    train : ndarray of int
+        Sorted indices of the fitting rows.
+    validation : ndarray of int
+        Sorted indices of the held-out rows.
+    """
 
     repeat: int
     fold: int
@@ -227,6 +291,29 @@ def stratified_splits(y, cv="holdout", test_size: float = 0.2, random_state=None
     fold k holds out chunk k of both classes; repeated K-fold does this n_repeats times with
     independent permutations. Every fold needs at least one row of each class held out and
     left in, so K <= n1.
+
+    Parameters
+    ----------
+    y : array_like of shape (n,)
+        Labels 0 and 1 only, class 1 the strict minority (0 < n1 < n0).
+    cv : "holdout", int or tuple, default "holdout"
+        "holdout", an integer K >= 2 (stratified K-fold) or ("repeated", K, n_repeats) with
+        n_repeats >= 1.
+    test_size : float, default 0.2
+        The holdout's held-out share of each class, in (0, 1); unused by K-fold.
+    random_state : None, int or numpy.random.SeedSequence, default None
+        The root of the streams: None (fresh entropy), an integer >= 0 or a SeedSequence.
+
+    Returns
+    -------
+    list of Split
+        The splits, by repeat and then fold.
+
+    Raises
+    ------
+    ValueError
+        If ``y`` is not 0/1 with class 1 the strict minority, ``cv``, ``test_size`` or
+        ``random_state`` is invalid, or K > n1.
     """
     y = _check_labels(y)
     K, n_repeats = _check_cv(cv)
@@ -257,8 +344,24 @@ def stratified_splits(y, cv="holdout", test_size: float = 0.2, random_state=None
 def balanced_loss(family: Family | str, eta, y) -> np.ndarray:
     """L_bal = (1/2) mean_{y=0} l(eta, 0) + (1/2) mean_{y=1} l(eta, 1) over the rows.
 
-    eta (n, ...) holds linear predictors of n rows (trailing axes: several fits), y (n,) the
-    0/1 labels; the result has eta's trailing shape.
+    Parameters
+    ----------
+    family : Family or str
+        The loss family, or its name.
+    eta : array_like of shape (n, ...)
+        Linear predictors of n rows (trailing axes: several fits).
+    y : array_like of shape (n,)
+        The 0/1 labels.
+
+    Returns
+    -------
+    ndarray of float64, shape eta.shape[1:]
+        L_bal of each fit (a numpy float64 scalar when eta is 1-D).
+
+    Raises
+    ------
+    ValueError
+        If ``family`` names no family or ``eta`` does not have y's n rows first.
     """
     family = get_family(family)
     eta = np.asarray(eta, dtype=np.float64)
@@ -455,31 +558,134 @@ class _GLMClassifier(ClassifierMixin, BaseEstimator):
         return self.model_.features(X) @ self.theta_
 
     def decision_function(self, X) -> np.ndarray:
-        """eta = z(x)' theta for the Bernoulli families; eta - 1/2 for the squared loss, so
-        that positive always means class 1."""
+        """eta = z(x)' theta for the Bernoulli families; eta - 1/2 for the squared loss.
+
+        So positive always means class 1.
+
+        Parameters
+        ----------
+        X : array-like of shape (n, d)
+            Raw rows, with the number of features seen in ``fit``.
+
+        Returns
+        -------
+        ndarray of float64, shape (n,)
+            The decision values.
+
+        Raises
+        ------
+        sklearn.exceptions.NotFittedError
+            If the estimator is not fitted.
+        ValueError
+            If ``X`` fails scikit-learn's validation (wrong number of features, NaN, ...).
+        """
         eta = self._eta(X)
         return eta - 0.5 if self.family_.name == "squared" else eta
 
     def predict_proba(self, X) -> np.ndarray:
-        """(n, 2) array [P(y = 0 | x), P(y = 1 | x)] from the fitted link (module docstring)."""
+        """(n, 2) array [P(y = 0 | x), P(y = 1 | x)] from the fitted link (module docstring).
+
+        Parameters
+        ----------
+        X : array-like of shape (n, d)
+            Raw rows, with the number of features seen in ``fit``.
+
+        Returns
+        -------
+        ndarray of float64, shape (n, 2)
+            Column 1 is sigmoid(eta) (logistic), Phi(eta) (probit) or eta clipped to [0, 1]
+            (squared); column 0 is one minus it.
+
+        Raises
+        ------
+        sklearn.exceptions.NotFittedError
+            If the estimator is not fitted.
+        ValueError
+            If ``X`` fails scikit-learn's validation.
+        """
         eta = self._eta(X)
         name = self.family_.name
         p1 = expit(eta) if name == "logistic" else ndtr(eta) if name == "probit" else np.clip(eta, 0, 1)
         return np.column_stack([1.0 - p1, p1])
 
     def predict(self, X) -> np.ndarray:
-        """Class 1 where P(y = 1 | x) > 1/2."""
+        """Class 1 where P(y = 1 | x) > 1/2.
+
+        Parameters
+        ----------
+        X : array-like of shape (n, d)
+            Raw rows, with the number of features seen in ``fit``.
+
+        Returns
+        -------
+        ndarray of int64, shape (n,)
+            Predicted labels 0/1 (1 where ``decision_function`` is positive).
+
+        Raises
+        ------
+        sklearn.exceptions.NotFittedError
+            If the estimator is not fitted.
+        ValueError
+            If ``X`` fails scikit-learn's validation.
+        """
         return (self.decision_function(X) > 0).astype(np.int64)
 
     def balanced_loss(self, X, y) -> float:
-        """The model's own balanced loss L_bal on (X, y): the balanced risk estimate of section 1
-        (for the logistic family it equals ``balanced_log_loss``)."""
+        """The model's own balanced loss L_bal on (X, y).
+
+        It is the balanced risk estimate of section 1 (for the logistic family it equals
+        ``balanced_log_loss``).
+
+        Parameters
+        ----------
+        X : array-like of shape (n, d)
+            Raw rows, with the number of features seen in ``fit``.
+        y : array-like of shape (n,)
+            Labels: both 0 and 1 present, nothing else.
+
+        Returns
+        -------
+        float
+            L_bal of the fitted theta on (X, y).
+
+        Raises
+        ------
+        sklearn.exceptions.NotFittedError
+            If the estimator is not fitted.
+        ValueError
+            If ``y`` does not hold both labels 0 and 1 and nothing else, or ``X`` fails
+            scikit-learn's validation.
+        """
         y = _check_test_labels(y)
         return float(balanced_loss(self.family_, self._eta(X), y))
 
     def balanced_log_loss(self, X, y, eps: float = 1e-15) -> float:
-        """(1/2) mean_{y=0} -log(1 - p) + (1/2) mean_{y=1} -log p, p = predict_proba(X)[:, 1]
-        clipped to [eps, 1 - eps] (it matters only for the squared loss's clipped p)."""
+        """(1/2) mean_{y=0} -log(1 - p) + (1/2) mean_{y=1} -log p, p = predict_proba(X)[:, 1].
+
+        p is clipped to [eps, 1 - eps] (it matters only for the squared loss's clipped p).
+
+        Parameters
+        ----------
+        X : array-like of shape (n, d)
+            Raw rows, with the number of features seen in ``fit``.
+        y : array-like of shape (n,)
+            Labels: both 0 and 1 present, nothing else.
+        eps : float, default 1e-15
+            The clipping margin.
+
+        Returns
+        -------
+        float
+            The balanced log loss.
+
+        Raises
+        ------
+        sklearn.exceptions.NotFittedError
+            If the estimator is not fitted.
+        ValueError
+            If ``y`` does not hold both labels 0 and 1 and nothing else, or ``X`` fails
+            scikit-learn's validation.
+        """
         y = _check_test_labels(y)
         p1 = np.clip(self.predict_proba(X)[:, 1], eps, 1 - eps)
         nll = -np.where(y == 1, np.log(p1), np.log1p(-p1))
@@ -494,23 +700,63 @@ def _check_test_labels(y) -> np.ndarray:
 
 
 class VTSSClassifier(_GLMClassifier):
-    """Validation-Tuned Synthetic Size (THEORY.md section 5); the algorithm is in the module
-    docstring.
+    """Validation-Tuned Synthetic Size (THEORY.md section 5).
 
-    Parameters: ``generator`` (catalog name, simstudy Generator or imbalanced-learn
-    over-sampler; see ``resolve_generator``) with ``generator_params``; the GLM (``family``,
-    ``intercept``, ``ridge``); ``gammas`` (default 0, 0.05, ..., 2; sorted and de-duplicated);
-    ``cv`` ("holdout", an int K or ("repeated", K, n_repeats)) with ``test_size`` for the
-    holdout; ``random_state``; ``features`` (None or a feature map phi, module docstring).
+    The algorithm is in the module docstring.
 
-    Learned: ``gamma_``, ``n_synthetic_`` = round(gamma_ (n0 - n1)), ``cv_results_`` (dict of
-    arrays: "gamma", "n_tilde", "mean_validation_loss", "std_validation_loss" (over splits),
-    "split_validation_loss" (S, G), "split_n_tilde" (S, G) the fold-rescaled sizes,
-    "split_gap" (S,) n0 - n1 within each fitting part, "n_separated" / "n_not_converged" (G,)
-    fit-failure counts over splits), ``theta_`` (intercept first), ``coef_`` (1, D) (D = d
-    without a feature map), ``intercept_`` (1,), ``model_`` (the GLM or FeatureGLM fitted),
-    ``classes_``, ``generator_`` (the final fitted generator, None when gamma_ = 0),
-    ``fit_info_`` (the final fit's FitInfo), ``n_features_in_``.
+    Parameters
+    ----------
+    generator : str, Generator or imblearn over-sampler, default "smote"
+        A catalog name, a simstudy Generator or an imbalanced-learn over-sampler (see
+        ``resolve_generator``).
+    generator_params : dict, optional
+        Options of a generator given by catalog name.
+    family : Family or str, default "logistic"
+        The GLM's loss family.
+    intercept : bool, default True
+        Whether the GLM has an unpenalised intercept.
+    ridge : float, default 1e-8
+        The GLM's ridge strength.
+    gammas : array_like, optional
+        Candidate multipliers gamma >= 0 (default 0, 0.05, ..., 2; sorted and de-duplicated).
+    cv : "holdout", int or tuple, default "holdout"
+        "holdout", an int K or ("repeated", K, n_repeats) (``stratified_splits``).
+    test_size : float, default 0.2
+        The holdout's held-out share of each class.
+    random_state : None, int or numpy.random.SeedSequence, default None
+        The root of every stream (module docstring).
+    features : callable, optional
+        None or a feature map phi (module docstring).
+
+    Attributes
+    ----------
+    gamma_ : float
+        The selected multiplier.
+    n_synthetic_ : int
+        round(gamma_ (n0 - n1)), the synthetic points of the final fit.
+    cv_results_ : dict of ndarray
+        "gamma" and "n_tilde" (G,), "mean_validation_loss" and "std_validation_loss" (G,) (over
+        splits), "split_validation_loss" (S, G), "split_n_tilde" (S, G) the fold-rescaled sizes,
+        "split_gap" (S,) n0 - n1 within each fitting part, "n_separated" and "n_not_converged"
+        (G,) fit-failure counts over splits.
+    theta_ : ndarray of shape (p,)
+        The final coefficients, intercept first.
+    coef_ : ndarray of shape (1, D)
+        The coefficients of the features (D = d without a feature map).
+    intercept_ : ndarray of shape (1,)
+        The intercept (0.0 without one).
+    model_ : simstudy.fitting.GLM
+        The GLM or FeatureGLM fitted.
+    family_ : simstudy.families.Family
+        The fitted model's family.
+    classes_ : ndarray of shape (2,)
+        array([0, 1]).
+    generator_ : simstudy.generators.base.FittedGenerator or None
+        The final fitted generator, None when n_synthetic_ = 0.
+    fit_info_ : simstudy.fitting.FitInfo
+        The final fit's FitInfo.
+    n_features_in_ : int
+        d, the number of raw features.
     """
 
     def __init__(
@@ -538,7 +784,28 @@ class VTSSClassifier(_GLMClassifier):
         self.features = features
 
     def fit(self, X, y):
-        """Select gamma on the validation splits, then refit on all the data (see class)."""
+        """Select gamma on the validation splits, then refit on all the data (see class).
+
+        Parameters
+        ----------
+        X : array-like of shape (n, d)
+            Raw training rows (finite).
+        y : array-like of shape (n,)
+            Labels 0 and 1 only, class 1 the strict minority (0 < n1 < n0).
+
+        Returns
+        -------
+        self
+            The fitted estimator.
+
+        Raises
+        ------
+        ValueError
+            If X or y is invalid, a parameter is invalid (``generator``, ``generator_params``,
+            ``family``, ``intercept`` not a bool, ``ridge``, ``gammas``, ``cv``, ``test_size``,
+            ``random_state``, ``features`` not callable), K > n1, the generator returns a bad
+            sample, or every candidate's validation loss is non-finite.
+        """
         X, y = self._check_fit_data(X, y)
         model = self._model()
         generator = resolve_generator(self.generator, self.generator_params)
@@ -577,9 +844,33 @@ class TGVTSSClassifier(VTSSClassifier):
        ``gammas``, branch "high_gqs".
     3. Validation and refit as ``VTSSClassifier``.
 
-    Extra learned attributes: ``wald_`` (WaldResult), ``diagnostics_`` (Diagnostics, None in
-    the symmetry branch), ``gqs_`` (float or None), ``gamma_tg_`` (float or None),
-    ``candidate_gammas_``, ``branch_``.
+    Parameters
+    ----------
+    generator, generator_params, family, intercept, ridge, gammas, cv, test_size, random_state, features
+        As for ``VTSSClassifier``; ``gammas`` is the wide grid of the "high_gqs" branch.
+    alpha : float, default 0.05
+        Level of the Wald test, in [0, 1].
+    gqs_threshold : float, default 10.0
+        The GQS at or below which the windows around 1 and gamma_TG are used.
+
+    Attributes
+    ----------
+    wald_ : simstudy.diagnostics.WaldResult
+        The Wald test on the training data.
+    diagnostics_ : simstudy.diagnostics.Diagnostics or None
+        The section 4 diagnostics, None in the symmetry branch.
+    gqs_ : float or None
+        The GQS, None in the symmetry branch.
+    gamma_tg_ : float or None
+        The plug-in target gamma_TG; None in the symmetry branch or when there is no target.
+    candidate_gammas_ : ndarray
+        The candidate grid, sorted and de-duplicated.
+    branch_ : {"symmetry", "low_gqs", "high_gqs"}
+        The branch taken.
+    gamma_, n_synthetic_, cv_results_, generator_
+        As for ``VTSSClassifier``.
+    theta_, coef_, intercept_, model_, family_, classes_, fit_info_, n_features_in_
+        The fit attributes of ``VTSSClassifier``.
     """
 
     def __init__(
@@ -647,10 +938,28 @@ class TGVTSSClassifier(VTSSClassifier):
 
 
 class FixedSizeClassifier(_GLMClassifier):
-    """A fixed synthetic multiplier: gamma = 0 (no augmentation) or 1 (full balancing), or any
-    gamma >= 0. Fits all real rows plus round(gamma (n0 - n1)) synthetic points (section 5
-    baselines). Learned: ``gamma_``, ``n_synthetic_``, ``generator_``, and the fit attributes
-    of ``VTSSClassifier``."""
+    """A fixed synthetic multiplier: gamma = 0 (no augmentation) or 1 (full balancing), or any gamma >= 0.
+
+    Fits all real rows plus round(gamma (n0 - n1)) synthetic points (section 5 baselines).
+
+    Parameters
+    ----------
+    gamma : float, default 1.0
+        The multiplier, a finite number >= 0.
+    generator, generator_params, family, intercept, ridge, random_state, features
+        As for ``VTSSClassifier``.
+
+    Attributes
+    ----------
+    gamma_ : float
+        ``gamma`` as a float.
+    n_synthetic_ : int
+        round(gamma_ (n0 - n1)).
+    generator_ : simstudy.generators.base.FittedGenerator or None
+        The fitted generator, None when n_synthetic_ = 0.
+    theta_, coef_, intercept_, model_, family_, classes_, fit_info_, n_features_in_
+        The fit attributes of ``VTSSClassifier``.
+    """
 
     def __init__(
         self,
@@ -673,6 +982,28 @@ class FixedSizeClassifier(_GLMClassifier):
         self.features = features
 
     def fit(self, X, y):
+        """Fit on all real rows plus round(gamma (n0 - n1)) synthetic points.
+
+        The generator is fitted on all real rows (streams keyed (final,) under ``random_state``).
+
+        Parameters
+        ----------
+        X : array-like of shape (n, d)
+            Raw training rows (finite).
+        y : array-like of shape (n,)
+            Labels 0 and 1 only, class 1 the strict minority (0 < n1 < n0).
+
+        Returns
+        -------
+        self
+            The fitted estimator.
+
+        Raises
+        ------
+        ValueError
+            If X or y is invalid, ``gamma`` is not a finite number >= 0, another parameter is
+            invalid, or the generator returns a bad sample.
+        """
         X, y = self._check_fit_data(X, y)
         model = self._model()
         if (
@@ -690,9 +1021,23 @@ class FixedSizeClassifier(_GLMClassifier):
 
 
 class ReweightedClassifier(_GLMClassifier):
-    """Inverse-frequency class weights (section 5 baseline): row weight n / (2 n_k) for class k,
-    so that each class carries half the total weight (the balanced risk's empirical version,
-    the pilot of section 4 up to a factor n). No synthetic points, no randomness."""
+    """Inverse-frequency class weights (section 5 baseline): row weight n / (2 n_k) for class k.
+
+    So each class carries half the total weight (the balanced risk's empirical version, the pilot
+    of section 4 up to a factor n). No synthetic points, no randomness.
+
+    Parameters
+    ----------
+    family, intercept, ridge, features
+        As for ``VTSSClassifier``.
+
+    Attributes
+    ----------
+    class_weight_ : ndarray of shape (2,)
+        The row weights n / (2 n_0) and n / (2 n_1).
+    theta_, coef_, intercept_, model_, family_, classes_, fit_info_, n_features_in_
+        The fit attributes of ``VTSSClassifier``.
+    """
 
     def __init__(self, family="logistic", intercept=True, ridge=1e-8, features=None):
         self.family = family
@@ -701,6 +1046,25 @@ class ReweightedClassifier(_GLMClassifier):
         self.features = features
 
     def fit(self, X, y):
+        """Fit on all rows with the inverse-frequency class weights.
+
+        Parameters
+        ----------
+        X : array-like of shape (n, d)
+            Raw training rows (finite).
+        y : array-like of shape (n,)
+            Labels 0 and 1 only, class 1 the strict minority (0 < n1 < n0).
+
+        Returns
+        -------
+        self
+            The fitted estimator.
+
+        Raises
+        ------
+        ValueError
+            If X, y or a parameter (``family``, ``intercept``, ``ridge``, ``features``) is invalid.
+        """
         X, y = self._check_fit_data(X, y)
         counts = np.bincount(y, minlength=2)
         self.class_weight_ = y.size / (2.0 * counts)
@@ -717,9 +1081,24 @@ class CostSensitiveClassifier(_GLMClassifier):
     reweighting baseline). Each candidate is validated by the balanced validation loss on the
     same stratified splits as VTSS (the minority weight is the same on the fitting part), all
     candidates and splits in one batched fit; w1_hat minimises the mean (ties: the smallest),
-    and the final fit uses all rows. Learned: ``weight_``, ``cv_results_`` ("weight",
-    "mean_validation_loss", "std_validation_loss", "split_validation_loss", "n_separated",
-    "n_not_converged"), and the fit attributes.
+    and the final fit uses all rows.
+
+    Parameters
+    ----------
+    weights : array_like, optional
+        Candidate minority weights w1 > 0 (sorted and de-duplicated); default as above.
+    family, intercept, ridge, cv, test_size, random_state, features
+        As for ``VTSSClassifier``.
+
+    Attributes
+    ----------
+    weight_ : float
+        The selected minority weight w1_hat.
+    cv_results_ : dict of ndarray
+        "weight" (G,), "mean_validation_loss" and "std_validation_loss" (G,),
+        "split_validation_loss" (S, G), "n_separated" and "n_not_converged" (G,).
+    theta_, coef_, intercept_, model_, family_, classes_, fit_info_, n_features_in_
+        The fit attributes of ``VTSSClassifier``.
     """
 
     def __init__(
@@ -743,6 +1122,26 @@ class CostSensitiveClassifier(_GLMClassifier):
         self.features = features
 
     def fit(self, X, y):
+        """Select the minority weight on the validation splits, then refit on all rows.
+
+        Parameters
+        ----------
+        X : array-like of shape (n, d)
+            Raw training rows (finite).
+        y : array-like of shape (n,)
+            Labels 0 and 1 only, class 1 the strict minority (0 < n1 < n0).
+
+        Returns
+        -------
+        self
+            The fitted estimator.
+
+        Raises
+        ------
+        ValueError
+            If X or y is invalid, ``weights`` holds a number <= 0 or a non-finite value, another
+            parameter is invalid, K > n1, or every candidate's validation loss is non-finite.
+        """
         X, y = self._check_fit_data(X, y)
         model = self._model()
         n0, n1 = int((y == 0).sum()), int((y == 1).sum())

@@ -94,7 +94,27 @@ GENERATORS: dict[str, Callable[..., Generator]] = {
 def make_generator(name: str, process=None, **options) -> Generator:
     """Build the generator ``name`` with its options (see the table in the module docstring).
 
-    Unknown names and options raise ValueError.
+    Parameters
+    ----------
+    name : str
+        A key of ``GENERATORS``.
+    process : simstudy.processes.Process, optional
+        The process; "oracle" and "semi_oracle" draw from its minority law ``process.law1``,
+        the other generators ignore it.
+    **options
+        Keyword arguments of the generator's class ("mismatch" needs ``population``).
+
+    Returns
+    -------
+    Generator
+        The unfitted generator.
+
+    Raises
+    ------
+    ValueError
+        If the name is unknown, the options do not fit the generator's signature, an oracle
+        has no process with a ``law1``, "mismatch" has no ``population``, or the generator
+        refuses the option values.
     """
     try:
         factory = GENERATORS[name]

@@ -30,7 +30,25 @@ if TYPE_CHECKING:
 
 
 def check_count(m, name: str = "m") -> int:
-    """Return m as a Python int, or raise ValueError unless it is an integer >= 0."""
+    """Return m as a Python int, or raise ValueError unless it is an integer >= 0.
+
+    Parameters
+    ----------
+    m : int
+        The count (a Python or numpy integer; bool is refused).
+    name : str, default "m"
+        The argument's name in the error message.
+
+    Returns
+    -------
+    int
+        ``m``.
+
+    Raises
+    ------
+    ValueError
+        If ``m`` is not an integer >= 0.
+    """
     if isinstance(m, bool) or not isinstance(m, (int, np.integer)):
         raise ValueError(f"{name} must be an integer >= 0, got {m!r} of type {type(m).__name__}")
     if m < 0:
@@ -41,7 +59,27 @@ def check_count(m, name: str = "m") -> int:
 def check_points(X, name: str, min_rows: int = 1, dim: int | None = None) -> np.ndarray:
     """Return X as a finite float64 (n, d) array with n >= min_rows (and d == dim if given).
 
-    Raises ValueError naming the argument for anything else.
+    Parameters
+    ----------
+    X : array_like of shape (n, d)
+        The points.
+    name : str
+        The argument's name in error messages.
+    min_rows : int, default 1
+        Fewest rows allowed.
+    dim : int, optional
+        The required number of columns.
+
+    Returns
+    -------
+    ndarray of float64, shape (n, d)
+        ``X`` as an array.
+
+    Raises
+    ------
+    ValueError
+        Naming the argument, if X is not 2-D, has no column, has the wrong number of columns,
+        too few rows, or a NaN or infinite value.
     """
     arr = np.asarray(X, dtype=np.float64)
     if arr.ndim != 2:
@@ -62,6 +100,29 @@ def check_pair(X1, X0, min_n1: int = 1, require_X0: bool = False):
 
     X0 may be None for generators that never look at the majority (unless require_X0); when
     given it must have the same number of columns as X1.
+
+    Parameters
+    ----------
+    X1 : array_like of shape (n1, d)
+        The real minority points.
+    X0 : array_like of shape (n0, d) or None
+        The real majority points (at least one row when given).
+    min_n1 : int, default 1
+        Fewest minority rows allowed.
+    require_X0 : bool, default False
+        Refuse X0 = None.
+
+    Returns
+    -------
+    X1 : ndarray of float64, shape (n1, d)
+        The checked minority points.
+    X0 : ndarray of float64, shape (n0, d), or None
+        The checked majority points, None when not given.
+
+    Raises
+    ------
+    ValueError
+        If either array fails ``check_points`` or X0 is None although required.
     """
     X1 = check_points(X1, "X1", min_rows=min_n1)
     if X0 is None:
@@ -79,6 +140,18 @@ def substreams(rng: np.random.Generator, k: int) -> list[np.random.Generator]:
     pool size, and numpy fills arrays row by row from a stream, so sample(M)[:m] equals
     sample(m) from the same rng state: the prefix property holds draw for draw (up to
     the rounding of a BLAS product, whose blocking can depend on the number of rows).
+
+    Parameters
+    ----------
+    rng : numpy.random.Generator
+        The parent stream; 2 k 64-bit integers are drawn from it.
+    k : int
+        Number of substreams.
+
+    Returns
+    -------
+    list of numpy.random.Generator
+        k PCG64 generators.
     """
     keys = rng.integers(0, 2**63, size=(k, 2), dtype=np.uint64)
     return [np.random.Generator(np.random.PCG64(np.random.SeedSequence(list(key)))) for key in keys]
@@ -89,13 +162,38 @@ class FittedGenerator(ABC):
 
     ``law`` is the synthetic law P~1 given the fit when it is known exactly (a ClassLaw), else
     None. Subclasses implement ``_sample``; ``sample`` checks m and handles m = 0.
+
+    Attributes
+    ----------
+    dim : int
+        Dimension of the points.
+    law : simstudy.laws.ClassLaw or None
+        The synthetic law given the fit, None when not known exactly.
     """
 
     dim: int
     law: ClassLaw | None = None  # a subclass overrides it with an attribute or a property
 
     def sample(self, m: int, rng: np.random.Generator) -> np.ndarray:
-        """Return an (m, dim) array of synthetic minority points (see the pool contract)."""
+        """Return an (m, dim) array of synthetic minority points (see the pool contract).
+
+        Parameters
+        ----------
+        m : int
+            Number of points, >= 0.
+        rng : numpy.random.Generator
+            The source of randomness.
+
+        Returns
+        -------
+        ndarray of shape (m, dim)
+            The points (an empty float64 array when m = 0).
+
+        Raises
+        ------
+        ValueError
+            If ``m`` is not an integer >= 0 or ``rng`` is not a ``numpy.random.Generator``.
+        """
         m = check_count(m, "m")
         if not isinstance(rng, np.random.Generator):
             raise ValueError(f"rng must be a numpy.random.Generator, got {type(rng).__name__}")
@@ -111,9 +209,13 @@ class FittedGenerator(ABC):
 class Generator(ABC):
     """An unfitted generator: parameters only, cheap to build and to pickle.
 
-    ``name`` identifies it in results; ``data_dependent`` is False when the synthetic law does
-    not depend on the real sample (the oracle), True otherwise (section 3: a fitted generator
-    adds a random part of order n1^{-1/2} to psi).
+    Attributes
+    ----------
+    name : str
+        Identifies the generator in results.
+    data_dependent : bool
+        False when the synthetic law does not depend on the real sample (the oracle), True
+        otherwise (section 3: a fitted generator adds a random part of order n1^{-1/2} to psi).
     """
 
     name: str
@@ -124,4 +226,24 @@ class Generator(ABC):
         """Fit on the real minority X1 (n1, d) and majority X0 (n0, d).
 
         rng serves generators whose fit is itself random; a deterministic fit ignores it.
+
+        Parameters
+        ----------
+        X1 : array_like of shape (n1, d)
+            The real minority points.
+        X0 : array_like of shape (n0, d) or None
+            The real majority points; generators that never look at them accept None.
+        rng : numpy.random.Generator
+            The source of randomness of a random fit.
+
+        Returns
+        -------
+        FittedGenerator
+            The sampler of synthetic minority points.
+
+        Raises
+        ------
+        ValueError
+            In the implementations here, if X1 or X0 is invalid (``check_pair``) or too small for
+            the generator.
         """

@@ -72,8 +72,26 @@ class _LawSampler(FittedGenerator):
 
 @dataclass(frozen=True)
 class Oracle(Generator):
-    """Fresh draws from the true minority law P1, so psi = 0 (THEORY.md section 3, the ideal
-    generator). The fit ignores the data apart from checking its dimension.
+    """Fresh draws from the true minority law P1, so psi = 0 (THEORY.md section 3).
+
+    The ideal generator. The fit ignores the data apart from checking its dimension.
+
+    Parameters
+    ----------
+    law1 : simstudy.laws.ClassLaw
+        The true minority law P1.
+
+    Attributes
+    ----------
+    name : str
+        "oracle".
+    data_dependent : bool
+        False.
+
+    Raises
+    ------
+    ValueError
+        If ``law1`` is not a ClassLaw.
     """
 
     law1: ClassLaw
@@ -84,6 +102,27 @@ class Oracle(Generator):
         _check_law(self.law1)
 
     def fit(self, X1, X0, rng) -> FittedGenerator:
+        """Check the data's dimension and return a sampler of law1.
+
+        Parameters
+        ----------
+        X1 : array_like of shape (n1, d)
+            The real minority points (may have no rows).
+        X0 : array_like of shape (n0, d) or None
+            The real majority points, only checked.
+        rng : numpy.random.Generator
+            Unused.
+
+        Returns
+        -------
+        FittedGenerator
+            I.i.d. draws from ``law1``, whose ``law`` is ``law1``.
+
+        Raises
+        ------
+        ValueError
+            If X1 or X0 is invalid or d differs from the law's dimension.
+        """
         _check_law_dim(self.law1, X1, X0, min_n1=0)
         return _LawSampler(self.law1)
 
@@ -94,6 +133,23 @@ class SemiOracle(Generator):
 
     With P1 the law of X = E X + xi, the synthetic law is that of x̄1 + xi, i.e.
     law1.shifted(x̄1 - E X): right shape, and a location error x̄1 - E X of order n1^{-1/2}.
+
+    Parameters
+    ----------
+    law1 : simstudy.laws.ClassLaw
+        The true minority law P1.
+
+    Attributes
+    ----------
+    name : str
+        "semi_oracle".
+    data_dependent : bool
+        True.
+
+    Raises
+    ------
+    ValueError
+        If ``law1`` is not a ClassLaw.
     """
 
     law1: ClassLaw
@@ -104,6 +160,27 @@ class SemiOracle(Generator):
         _check_law(self.law1)
 
     def fit(self, X1, X0, rng) -> FittedGenerator:
+        """Return a sampler of law1 shifted by x̄1 - E X.
+
+        Parameters
+        ----------
+        X1 : array_like of shape (n1, d)
+            The real minority points, at least one.
+        X0 : array_like of shape (n0, d) or None
+            The real majority points, only checked.
+        rng : numpy.random.Generator
+            Unused.
+
+        Returns
+        -------
+        FittedGenerator
+            I.i.d. draws from ``law1.shifted(X1.mean(axis=0) - law1.mean)``, which is its ``law``.
+
+        Raises
+        ------
+        ValueError
+            If X1 or X0 is invalid or d differs from the law's dimension.
+        """
         X1 = _check_law_dim(self.law1, X1, X0, min_n1=1)
         return _LawSampler(self.law1.shifted(X1.mean(axis=0) - np.asarray(self.law1.mean)))
 
@@ -115,6 +192,23 @@ class GaussianFit(Generator):
     Law: N(x̄1, (1 - s) S + s (tr S / d) I), S the unbiased sample covariance and s the
     shrinkage in [0, 1] (study 1 uses s = 0.1). Sampling uses a square root of the covariance
     from its eigendecomposition, so s = 0 with n1 <= d (singular S) still works.
+
+    Parameters
+    ----------
+    shrinkage : float, default 0.1
+        s, a number in [0, 1].
+
+    Attributes
+    ----------
+    name : str
+        "gaussian_fit".
+    data_dependent : bool
+        True.
+
+    Raises
+    ------
+    ValueError
+        If ``shrinkage`` is not a finite number in [0, 1].
     """
 
     shrinkage: float = 0.1
@@ -125,6 +219,27 @@ class GaussianFit(Generator):
         _check_number(self.shrinkage, "shrinkage", 0.0, 1.0)
 
     def fit(self, X1, X0, rng) -> FittedGenerator:
+        """Fit the shrunk Gaussian to the minority points.
+
+        Parameters
+        ----------
+        X1 : array_like of shape (n1, d)
+            The real minority points, at least two.
+        X0 : array_like of shape (n0, d) or None
+            The real majority points, only checked.
+        rng : numpy.random.Generator
+            Unused.
+
+        Returns
+        -------
+        FittedGaussian
+            N(x̄1, (1 - s) S + s (tr S / d) I).
+
+        Raises
+        ------
+        ValueError
+            If X1 (fewer than 2 rows) or X0 is invalid.
+        """
         X1, _ = check_pair(X1, X0, min_n1=2)
         d = X1.shape[1]
         S = np.cov(X1, rowvar=False, ddof=1).reshape(d, d)
@@ -133,7 +248,27 @@ class GaussianFit(Generator):
 
 
 class FittedGaussian(FittedGenerator):
-    """N(mean, cov) sampled as mean + Z F' with F F' = cov (F from the eigendecomposition)."""
+    """N(mean, cov) sampled as mean + Z F' with F F' = cov (F from the eigendecomposition).
+
+    Eigenvalues below d eps times the largest are set to zero, so a rank-deficient cov draws on
+    its span only.
+
+    Parameters
+    ----------
+    mean : ndarray of shape (d,)
+        The mean.
+    cov : ndarray of shape (d, d)
+        The covariance, symmetric positive semi-definite.
+
+    Attributes
+    ----------
+    mean : ndarray of shape (d,)
+        The mean.
+    cov : ndarray of shape (d, d)
+        The covariance.
+    dim : int
+        d.
+    """
 
     def __init__(self, mean: np.ndarray, cov: np.ndarray):
         self.mean = mean
@@ -147,6 +282,13 @@ class FittedGaussian(FittedGenerator):
 
     @cached_property
     def law(self) -> GaussianMixtureLaw:
+        """The synthetic law N(mean, cov), built on first access.
+
+        Returns
+        -------
+        simstudy.laws.GaussianMixtureLaw
+            The one-component mixture.
+        """
         return GaussianMixtureLaw(np.ones(1), self.mean[None, :], self.cov[None, :, :])
 
     def _sample(self, m, rng):
@@ -160,6 +302,20 @@ def nearest_neighbours(X: np.ndarray, k: int, block: int = 1024) -> np.ndarray:
 
     A point is never its own neighbour, even when it has exact duplicates (which are then
     neighbours at distance 0). Brute force in row blocks keeps memory at block * n.
+
+    Parameters
+    ----------
+    X : ndarray of shape (n, d)
+        The points.
+    k : int
+        Neighbours per point, 1 <= k <= n - 1.
+    block : int, default 1024
+        Rows per block of the distance computation.
+
+    Returns
+    -------
+    ndarray of intp, shape (n, k)
+        Row indices of each point's neighbours, nearest first.
     """
     n = X.shape[0]
     sq = np.einsum("ij,ij->i", X, X)
@@ -182,6 +338,23 @@ class Smote(Generator):
     uniform on the k nearest minority neighbours of x_i (Euclidean, x_i itself excluded) and
     u ~ U(0, 1), all independent: the same law as imbalanced-learn's SMOTE. The neighbour
     table is computed once in ``fit``; sampling is three vectorised draws.
+
+    Parameters
+    ----------
+    k : int, default 5
+        Number of neighbours, an integer >= 1.
+
+    Attributes
+    ----------
+    name : str
+        "smote".
+    data_dependent : bool
+        True.
+
+    Raises
+    ------
+    ValueError
+        If ``k`` is not an integer >= 1.
     """
 
     k: int = 5
@@ -193,6 +366,27 @@ class Smote(Generator):
             raise ValueError(f"k must be an integer >= 1, got {self.k!r}")
 
     def fit(self, X1, X0, rng) -> FittedGenerator:
+        """Compute the neighbour table of the minority points.
+
+        Parameters
+        ----------
+        X1 : array_like of shape (n1, d)
+            The real minority points, at least k + 1.
+        X0 : array_like of shape (n0, d) or None
+            The real majority points, only checked.
+        rng : numpy.random.Generator
+            Unused.
+
+        Returns
+        -------
+        FittedSmote
+            The SMOTE sampler on X1.
+
+        Raises
+        ------
+        ValueError
+            If X1 or X0 is invalid or X1 has fewer than k + 1 rows.
+        """
         X1, _ = check_pair(X1, X0, min_n1=1)
         if X1.shape[0] < self.k + 1:
             raise ValueError(
@@ -203,7 +397,25 @@ class Smote(Generator):
 
 
 class FittedSmote(FittedGenerator):
-    """SMOTE sampler on fixed minority points X1 (n1, d) and neighbour table (n1, k)."""
+    """SMOTE sampler on fixed minority points X1 (n1, d) and neighbour table (n1, k).
+
+    Its law given the fit is not built (``law`` is None). Each ``sample`` call draws from three
+    substreams of its rng (``substreams``).
+
+    Parameters
+    ----------
+    X1 : ndarray of shape (n1, d)
+        The minority points.
+    neighbours : ndarray of int, shape (n1, k)
+        Row indices of each point's k nearest neighbours.
+
+    Attributes
+    ----------
+    X1, neighbours
+        The constructor arguments.
+    dim : int
+        d.
+    """
 
     def __init__(self, X1: np.ndarray, neighbours: np.ndarray):
         self.X1 = X1
@@ -230,6 +442,20 @@ class FittedJitter(FittedGenerator):
 
     Its law given the fit is the equal-weight Gaussian mixture with one component per row of
     X1 (built on first access: it factors n1 covariance matrices).
+
+    Parameters
+    ----------
+    X1 : ndarray of shape (n1, d)
+        The minority points.
+    sd : ndarray of shape (d,)
+        Per-coordinate noise SDs.
+
+    Attributes
+    ----------
+    X1, sd
+        The constructor arguments.
+    dim : int
+        d.
     """
 
     def __init__(self, X1: np.ndarray, sd: np.ndarray):
@@ -239,6 +465,13 @@ class FittedJitter(FittedGenerator):
 
     @cached_property
     def law(self) -> GaussianMixtureLaw:
+        """The synthetic law: the equal-weight mixture of N(X1[i], diag(sd^2)), built on first access.
+
+        Returns
+        -------
+        simstudy.laws.GaussianMixtureLaw
+            The n1-component mixture.
+        """
         n1 = self.X1.shape[0]
         covs = np.broadcast_to(np.diag(self.sd**2), (n1, self.dim, self.dim))
         return GaussianMixtureLaw(np.full(n1, 1.0 / n1), self.X1, covs)
@@ -254,7 +487,25 @@ class FittedJitter(FittedGenerator):
 
 @dataclass(frozen=True)
 class BootstrapJitter(Generator):
-    """Bootstrap plus isotropic Gaussian noise: X1[i] + sd Z, i uniform, Z ~ N(0, I) (study 6b)."""
+    """Bootstrap plus isotropic Gaussian noise: X1[i] + sd Z, i uniform, Z ~ N(0, I) (study 6b).
+
+    Parameters
+    ----------
+    sd : float, default 1.0
+        The noise SD, a finite number >= 0.
+
+    Attributes
+    ----------
+    name : str
+        "jitter".
+    data_dependent : bool
+        True.
+
+    Raises
+    ------
+    ValueError
+        If ``sd`` is not a finite number >= 0.
+    """
 
     sd: float = 1.0
     name: ClassVar[str] = "jitter"
@@ -264,14 +515,54 @@ class BootstrapJitter(Generator):
         _check_number(self.sd, "sd", 0.0)
 
     def fit(self, X1, X0, rng) -> FittedGenerator:
+        """Keep the minority points and the noise SD.
+
+        Parameters
+        ----------
+        X1 : array_like of shape (n1, d)
+            The real minority points, at least one.
+        X0 : array_like of shape (n0, d) or None
+            The real majority points, only checked.
+        rng : numpy.random.Generator
+            Unused.
+
+        Returns
+        -------
+        FittedJitter
+            With sd in every coordinate.
+
+        Raises
+        ------
+        ValueError
+            If X1 or X0 is invalid.
+        """
         X1, _ = check_pair(X1, X0, min_n1=1)
         return FittedJitter(X1, np.full(X1.shape[1], float(self.sd)))
 
 
 @dataclass(frozen=True)
 class FeatureJitter(Generator):
-    """Bootstrap plus per-feature Gaussian noise with SD scale * s_j, s_j the sample SD of
-    feature j among the minority points (ddof = 1), so the jitter follows each feature's units.
+    """Bootstrap plus per-feature Gaussian noise with SD scale * s_j.
+
+    s_j is the sample SD of feature j among the minority points (ddof = 1), so the jitter
+    follows each feature's units.
+
+    Parameters
+    ----------
+    scale : float, default 0.1
+        The noise SD in units of each feature's SD, a finite number >= 0.
+
+    Attributes
+    ----------
+    name : str
+        "feature_jitter".
+    data_dependent : bool
+        True.
+
+    Raises
+    ------
+    ValueError
+        If ``scale`` is not a finite number >= 0.
     """
 
     scale: float = 0.1
@@ -282,6 +573,27 @@ class FeatureJitter(Generator):
         _check_number(self.scale, "scale", 0.0)
 
     def fit(self, X1, X0, rng) -> FittedGenerator:
+        """Keep the minority points and the per-feature noise SDs scale * s_j.
+
+        Parameters
+        ----------
+        X1 : array_like of shape (n1, d)
+            The real minority points, at least two.
+        X0 : array_like of shape (n0, d) or None
+            The real majority points, only checked.
+        rng : numpy.random.Generator
+            Unused.
+
+        Returns
+        -------
+        FittedJitter
+            With sd = scale * X1.std(axis=0, ddof=1).
+
+        Raises
+        ------
+        ValueError
+            If X1 (fewer than 2 rows) or X0 is invalid.
+        """
         X1, _ = check_pair(X1, X0, min_n1=2)
         return FittedJitter(X1, float(self.scale) * X1.std(axis=0, ddof=1))
 

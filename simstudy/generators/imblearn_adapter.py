@@ -41,7 +41,15 @@ from simstudy.generators.base import FittedGenerator, Generator, check_pair, sub
 
 
 def available_samplers() -> dict[str, type]:
-    """The over-samplers that imbalanced-learn exports, by class name."""
+    """The over-samplers that imbalanced-learn exports, by class name.
+
+    Imports imbalanced-learn on first use.
+
+    Returns
+    -------
+    dict of str to type
+        Every class in ``imblearn.over_sampling.__all__`` that subclasses ``BaseOverSampler``.
+    """
     # imbalanced-learn and scikit-learn take a second to import: loaded when a sampler is named
     import imblearn.over_sampling
     from imblearn.over_sampling.base import BaseOverSampler
@@ -66,6 +74,31 @@ class ImblearnGenerator(Generator):
     The arguments are checked at construction against the sampler's own constraints (a bad
     value raises ValueError). Needs both classes: ``fit`` requires X0. See the module docstring
     for the exact count, order and seeding rules.
+
+    Parameters
+    ----------
+    sampler : str, default "SMOTE"
+        The class name of an over-sampler in ``imblearn.over_sampling`` (``available_samplers``).
+    **sampler_kwargs
+        Its keyword arguments, except ``sampling_strategy`` and ``random_state``, which the
+        adapter sets on every call.
+
+    Attributes
+    ----------
+    sampler : str
+        The sampler's class name.
+    sampler_kwargs : dict
+        A copy of its keyword arguments.
+    name : str
+        "imblearn_<sampler>".
+    data_dependent : bool
+        True.
+
+    Raises
+    ------
+    ValueError
+        If ``sampler`` is not an over-sampler of imbalanced-learn, a keyword argument is reserved
+        or not accepted by the sampler, or a value breaks the sampler's own constraints.
     """
 
     data_dependent = True
@@ -101,6 +134,28 @@ class ImblearnGenerator(Generator):
         return f"ImblearnGenerator({self.sampler!r}{args})"
 
     def fit(self, X1, X0, rng) -> FittedGenerator:
+        """Keep the real data of both classes, after checking the neighbour counts against n1.
+
+        Parameters
+        ----------
+        X1 : array_like of shape (n1, d)
+            The real minority points (labelled 1).
+        X0 : array_like of shape (n0, d)
+            The real majority points (labelled 0); required.
+        rng : numpy.random.Generator
+            Unused: the sampler's randomness comes from ``sample``'s rng.
+
+        Returns
+        -------
+        FittedImblearn
+            The sampler on the stored data.
+
+        Raises
+        ------
+        ValueError
+            If X1 or X0 is invalid or missing, or X1 has fewer than k + 1 rows for the sampler's
+            integer ``k_neighbors`` or ``n_neighbors`` k (given or default).
+        """
         X1, X0 = check_pair(X1, X0, min_n1=1, require_X0=True)
         for key in _MINORITY_NEIGHBOUR_ARGS:
             k = self.sampler_kwargs.get(key, _default(self.sampler, key))
@@ -118,8 +173,36 @@ def _default(sampler: str, key: str):
 
 
 class FittedImblearn(FittedGenerator):
-    """The stored real data of both classes; each ``sample`` call runs the sampler afresh
-    (once, or more when a run falls short: module docstring)."""
+    """The stored real data of both classes; each ``sample`` call runs the sampler afresh.
+
+    It runs once, or more when a run falls short (module docstring); ``sample`` raises
+    RuntimeError when a top-up run makes no new minority points or the sampler appends rows not
+    labelled minority. Its law given the fit is not known (``law`` is None).
+
+    Parameters
+    ----------
+    sampler : str
+        The over-sampler's class name.
+    sampler_kwargs : dict
+        Its keyword arguments.
+    X1 : ndarray of shape (n1, d)
+        The minority points.
+    X0 : ndarray of shape (n0, d)
+        The majority points.
+
+    Attributes
+    ----------
+    sampler, sampler_kwargs
+        The constructor arguments.
+    X : ndarray of shape (n0 + n1, d)
+        X0 stacked above X1.
+    y : ndarray of int, shape (n0 + n1,)
+        Their labels, 0 then 1.
+    n1 : int
+        Number of minority points.
+    dim : int
+        d.
+    """
 
     def __init__(self, sampler: str, sampler_kwargs: dict, X1: np.ndarray, X0: np.ndarray):
         self.sampler = sampler

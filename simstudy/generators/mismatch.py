@@ -61,15 +61,64 @@ _PARALLEL_TOL = 1e-8
 class MismatchGenerator(Generator, FittedGenerator):
     """Draws from law1 shifted (and scaled) so that psi has norm r and angle phi to g.
 
-    Parameters: ``population`` (a ``Population``: theta*, g, the class laws, the model),
-    ``magnitude`` r >= 0, ``angle_deg`` phi in [0, 180], ``direction`` a (p,) vector in
-    parameter space (the orthogonal reference, or the reference itself under symmetry), and
-    ``cov_scale`` s > 0, or None to solve for it (intercept models only). Attributes after
-    construction: ``law`` (the synthetic ClassLaw), ``delta``, ``cov_scale`` (solved or given),
-    ``cov_scale_solved``, ``target``, ``psi``, ``residual`` = |psi - target|,
-    ``magnitude_realised``, ``angle_deg_realised`` (angle between psi and the reference axis,
-    in [0, 180]), ``alignment_c`` = <psi, g> / |g|^2 (NaN under symmetry, where g = 0) and
-    ``axes`` (u, v).
+    It is its own fitted generator: the law does not depend on data.
+
+    Parameters
+    ----------
+    population : simstudy.population.Population
+        theta*, g, the class laws and the model.
+    magnitude : float
+        r, a finite number >= 0.
+    angle_deg : float
+        phi in [0, 180] (0 aligned with g, 180 anti-aligned).
+    direction : array_like of shape (p,), optional
+        A vector in parameter space: the orthogonal reference, or the reference itself under
+        symmetry (where it is required).
+    cov_scale : float or None, default 1.0
+        s > 0, or None to solve for it (intercept models only).
+
+    Attributes
+    ----------
+    law : simstudy.laws.ClassLaw
+        The synthetic law.
+    delta : ndarray of shape (d,)
+        The mean shift.
+    cov_scale : float
+        The covariance scale, solved or given.
+    cov_scale_solved : bool
+        Whether cov_scale was solved for.
+    target : ndarray of shape (p,)
+        psi_target.
+    psi : ndarray of shape (p,)
+        The realised mismatch.
+    residual : float
+        |psi - target|.
+    magnitude_realised : float
+        |psi|.
+    angle_deg_realised : float
+        The angle between psi and the reference axis u, in [0, 180].
+    alignment_c : float
+        <psi, g> / |g|^2 (NaN under symmetry, where g = 0).
+    axes : tuple
+        (u, v), unit vectors of shape (p,) spanning the plane of psi; v is None when no
+        orthogonal feature axis is available (the parameter space has one dimension).
+    population, magnitude, angle_deg
+        The constructor arguments (magnitude and angle_deg as floats).
+    dim : int
+        d.
+    name : str
+        "mismatch".
+    data_dependent : bool
+        False.
+
+    Raises
+    ------
+    ValueError
+        If ``population`` is not a Population, ``magnitude``, ``angle_deg`` or ``cov_scale`` is
+        out of range, ``cov_scale`` is None without an intercept, ``direction`` is invalid
+        (not a finite non-zero (p,) vector, parallel to g, or missing under symmetry), v is
+        None and phi is neither 0 nor 180, or no mean shift reaches
+        the target (module docstring).
     """
 
     name: ClassVar[str] = "mismatch"
@@ -272,7 +321,27 @@ class MismatchGenerator(Generator, FittedGenerator):
     # -- the generator interface ---------------------------------------------------------------
 
     def fit(self, X1, X0, rng) -> MismatchGenerator:
-        """The law does not depend on data: check the dimension and return self."""
+        """The law does not depend on data: check the dimension and return self.
+
+        Parameters
+        ----------
+        X1 : array_like of shape (n1, d)
+            The real minority points (may have no rows).
+        X0 : array_like of shape (n0, d) or None
+            The real majority points, only checked.
+        rng : numpy.random.Generator
+            Unused.
+
+        Returns
+        -------
+        MismatchGenerator
+            ``self``.
+
+        Raises
+        ------
+        ValueError
+            If X1 or X0 is invalid or d differs from the population's dimension.
+        """
         X1, _ = check_pair(X1, X0, min_n1=0)
         if X1.shape[1] != self.dim:
             raise ValueError(f"X1 has {X1.shape[1]} columns but the population has dimension {self.dim}")

@@ -28,8 +28,16 @@ _PACKAGE = Path(__file__).resolve().parent
 
 
 def config_dir() -> Path:
-    """The conf/ folder: shipped inside the package when installed from a wheel, at the
-    repository's top level in a checkout."""
+    """The conf/ folder.
+
+    It is shipped inside the package when installed from a wheel, and at the repository's top
+    level in a checkout.
+
+    Returns
+    -------
+    pathlib.Path
+        ``simstudy/conf`` when it holds config.yaml, else ``conf/`` beside the package.
+    """
     shipped = _PACKAGE / "conf"
     return shipped if (shipped / "config.yaml").is_file() else _PACKAGE.parent / "conf"
 
@@ -38,9 +46,30 @@ CONFIG_PATH = str(config_dir())
 
 
 def compose(overrides, return_hydra_config: bool = False):
-    """The composed config of one job (its overrides, without ``hydra.*`` keys but for
-    ``hydra.searchpath``, which adds the conf folders of a user's package, such as
-    ``hydra.searchpath=[pkg://mypkg.conf]``, to the options the job's groups choose from)."""
+    """The composed config of one job.
+
+    Its overrides apply, without ``hydra.*`` keys but for ``hydra.searchpath``, which adds the
+    conf folders of a user's package, such as ``hydra.searchpath=[pkg://mypkg.conf]``, to the
+    options the job's groups choose from.
+
+    Parameters
+    ----------
+    overrides : iterable of str
+        The job's command-line overrides.
+    return_hydra_config : bool, default False
+        Keep every ``hydra.*`` override and include the ``hydra`` node in the result.
+
+    Returns
+    -------
+    omegaconf.DictConfig
+        The composed "config".
+
+    Raises
+    ------
+    hydra.errors.HydraException
+        Hydra's own errors (e.g. OverrideParseException, ConfigCompositionException) for
+        overrides it cannot parse or options that do not exist.
+    """
     overrides = [
         o
         for o in overrides
@@ -51,15 +80,41 @@ def compose(overrides, return_hydra_config: bool = False):
 
 
 class SweepJobs(NamedTuple):
-    """The jobs of a command, each as its override list, and the sweep-file keys that the
-    command line replaced."""
+    """The jobs of a command and the sweep-file keys that the command line replaced.
+
+    Attributes
+    ----------
+    jobs : list of list of str
+        Each job as its override list.
+    replaced : dict of str to (str, str)
+        key -> (sweep file's value, command line's value).
+    """
 
     jobs: list[list[str]]
     replaced: dict[str, tuple[str, str]]  # key -> (sweep file's value, command line's value)
 
 
 class DuplicateOverride(ConfigError):
-    """A key given twice on the command line (Hydra would silently keep the last)."""
+    """A key given twice on the command line (Hydra would silently keep the last).
+
+    Parameters
+    ----------
+    key : str
+        The key.
+    first : str
+        The first override that names it.
+    second : str
+        The second one.
+
+    Attributes
+    ----------
+    key : str
+        The key.
+    value : str
+        The second override.
+    allowed : str
+        "given twice on the command line; keep one".
+    """
 
     def __init__(self, key: str, first: str, second: str):
         self.key, self.value, self.allowed = key, second, "given twice on the command line; keep one"
@@ -67,10 +122,32 @@ class DuplicateOverride(ConfigError):
 
 
 def expand_jobs(params: dict, overrides: list[str]) -> SweepJobs:
-    """The jobs of a multirun from the sweep file's ``params`` and the command line's
-    ``overrides`` (module docstring). Raises DuplicateOverride when the command line names a
-    key twice, ConfigError for a sweep of no value (``range(5,5)``), and Hydra's own errors
-    for overrides it cannot parse."""
+    """The jobs of a multirun from the sweep file's ``params`` and the command line's ``overrides``.
+
+    The sweep file's values come first, then the command line's, each key keeping its last value,
+    expanded as a product (module docstring).
+
+    Parameters
+    ----------
+    params : dict or None
+        The sweep file's ``hydra.sweeper.params`` (key -> value, converted to strings).
+    overrides : list of str
+        The command line's overrides.
+
+    Returns
+    -------
+    SweepJobs
+        The jobs, and the sweep-file keys the command line replaced.
+
+    Raises
+    ------
+    DuplicateOverride
+        When the command line names a key twice.
+    simstudy.config.ConfigError
+        For a sweep of no value (``range(5,5)``).
+    hydra.errors.HydraException
+        Hydra's own errors (e.g. OverrideParseException) for overrides it cannot parse.
+    """
     parser = OverridesParser.create()
     seen: dict[str, str] = {}
     for override in parser.parse_overrides(list(overrides)):
@@ -89,8 +166,32 @@ def expand_jobs(params: dict, overrides: list[str]) -> SweepJobs:
 
 
 def sweep_jobs(overrides: list[str], multirun: bool) -> SweepJobs:
-    """The jobs a command launches: its overrides alone without ``multirun``, else
-    ``expand_jobs`` with the sweep file the command selects."""
+    """The jobs a command launches.
+
+    Its overrides alone without ``multirun``, else ``expand_jobs`` with the sweep file the command
+    selects.
+
+    Parameters
+    ----------
+    overrides : list of str
+        The command line's overrides.
+    multirun : bool
+        Whether the command is a multirun.
+
+    Returns
+    -------
+    SweepJobs
+        The jobs; without ``multirun`` one job (the overrides as given) and nothing replaced.
+
+    Raises
+    ------
+    simstudy.config.ConfigError
+        If a ``sweep=`` override names a sweep file that does not exist, or a sweep has no value.
+    DuplicateOverride
+        When the command line names a key twice.
+    hydra.errors.HydraException
+        Hydra's own errors for overrides it cannot parse or compose.
+    """
     parsed = OverridesParser.create().parse_overrides(list(overrides))
     fixed = [o.input_line for o in parsed if not o.is_sweep_override()]
     missing = [
@@ -111,7 +212,27 @@ def sweep_jobs(overrides: list[str], multirun: bool) -> SweepJobs:
 
 
 def job_identity(overrides: list[str]) -> tuple[RunConfig, str]:
-    """A job's validated config and its config hash, from its overrides."""
+    """A job's validated config and its config hash, from its overrides.
+
+    Parameters
+    ----------
+    overrides : list of str
+        The job's overrides.
+
+    Returns
+    -------
+    run : simstudy.config.RunConfig
+        The validated config.
+    config_hash : str
+        The SHA-256 hex digest of what determines the job's numbers.
+
+    Raises
+    ------
+    simstudy.config.ConfigError
+        If the composed config is invalid.
+    hydra.errors.HydraException
+        Hydra's own errors for overrides it cannot compose.
+    """
     run = validate(compose(overrides))
     return run, config_hash(run)
 

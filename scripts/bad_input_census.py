@@ -228,6 +228,15 @@ _add("unknown option", "study", "study=nope")
 for value in ("../../x", "../../../x", "/tmp/x", "a/b", ".hidden", "''", "..", "[a]"):
     _add("path name", "study.name", f"study.name={value}")
 _add("study", "study.figure", "study.figure=pie")
+for value in ("pie", "null", "[curve]", "Curve"):
+    _add("study", "study.kind", f"study.kind={value}")
+_add("study", "study.figure", "study.figure=vtss")  # a selection figure for a curve study
+_add("study", "study.figure", "study=vtss_linear", "study.figure=curve")
+_add("study", "study.kind", "study=vtss_linear", "study.kind=curve", id="a vtss preset as a curve study")
+_add("study", "selection", "+selection.cv=5", id="a selection section for a curve study")
+_add("study", "data", "study=vtss_linear", "+data.datasets=[nwtco]", id="a data section for a vtss study")
+for value in ("nopkg.Study", "simstudy.processes.gaussian_classes", "math.pi"):
+    _add("plug-in", "study._target_", f"+study._target_={value}")
 _add("unknown key", "study.bogus", "study.bogus=1")
 _add("unknown key", "study.bogus", "+study.bogus=1")
 for value in ("-1", "1.5", "abc", "1e308", "[1,2]", "null", "{a: 1}"):

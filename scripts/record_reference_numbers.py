@@ -1,7 +1,7 @@
 """Record every curve study's numbers at small R, bit for bit, before a refactor.
 
 For each curve study preset (``PRESETS``) one job runs as ``python -m simstudy`` runs it
-(``simstudy.app.run_job``) with the small design of ``SMALL``: 3 replications, a 4-point gamma
+(``simstudy.studies.job.run_job``) with the small design of ``SMALL``: 3 replications, a 4-point gamma
 grid, 4 theory refits. Recorded, as exact hex floats (``float.hex``): the replications'
 excess and theta columns, the population theta*, and the theory's ``theory_excess``,
 ``population_excess``, refined excess and 201-point theory grid. A refactor that only moves
@@ -21,9 +21,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from simstudy.app import run_job
 from simstudy.composition import compose
 from simstudy.config import validate
+from simstudy.studies.job import run_job
 
 ROOT = Path(__file__).resolve().parents[1]
 REFERENCE = ROOT / "tests" / "data" / "reference_numbers.json"

@@ -20,8 +20,6 @@ import pandas as pd
 from simstudy import plotting
 from simstudy.jobfiles import SUMMARY, atomic_write_text, copy_figures, read_summary, write_table
 
-SELECTION_KINDS = ("vtss", "real_data")
-
 
 class PlannedCell(NamedTuple):
     """One job of a sweep: its overrides, config hash and cell descriptor."""
@@ -132,10 +130,11 @@ def cell_table(summaries: list[dict]) -> pd.DataFrame:
 
 
 def curve_table(summaries: list[dict]) -> pd.DataFrame:
-    """One row per (job, gamma) with the simulated and predicted curves."""
+    """One row per (job, gamma) with the simulated and predicted curves of the curve studies
+    (other kinds keep their curves in their own job files)."""
     frames = []
     for s in summaries:
-        if s.get("status", "ok") != "ok" or "excess_mean" not in s:
+        if s.get("status", "ok") != "ok" or s.get("kind", "curve") != "curve":
             continue
         frame = pd.DataFrame({"gamma": s["gammas"], "n_tilde": s["n_tilde"], **{k: s[k] for k in CURVE_FIELDS}})
         frame.insert(0, "job_dir", s["job_dir"])
@@ -155,13 +154,14 @@ def _varying(summaries: list[dict]) -> list[str]:
     return sorted(keys, key=lambda k: k == "generator")
 
 
-def study_figure(kind: str, summaries: list[dict], cells: pd.DataFrame):
+def study_figure(figure: str, summaries: list[dict], cells: pd.DataFrame):
+    """The sweep figure of curve studies (``study.figure``: curve, rates or alignment)."""
     ok = [s for s in summaries if s.get("status", "ok") == "ok"]
-    if not ok or kind in SELECTION_KINDS:  # each selection job draws its own figure
+    if not ok:
         return None
-    if kind == "rates" and len(ok) > 1:
+    if figure == "rates" and len(ok) > 1:
         return plotting.rates_figure(cells, ok)
-    if kind == "alignment":
+    if figure == "alignment":
         return plotting.alignment_figure(cells[cells["status"] == "ok"])
     varying = _varying(ok)
     if len(ok) == 1:
@@ -242,14 +242,15 @@ def report(summaries: list[dict], cells: pd.DataFrame) -> str:
     return "\n".join(lines) + "\n"
 
 
-def selection_report(cells: pd.DataFrame) -> str:
-    """Markdown for a sweep of selection studies (6 and 7): the cells and where each job's own
-    figure and table are; they have no theory verdict."""
+def jobs_report(cells: pd.DataFrame, kind: str) -> str:
+    """Markdown for a sweep of a study without a theory verdict (every kind but ``curve``: the
+    selection studies 6 and 7, a user's study): the cells and their status; each job directory
+    holds its own figures, tables and summary.json."""
     lines = [
         "# Sweep report",
         "",
-        f"{len(cells)} cells of a selection study: each job directory holds "
-        "its own figure, summary.json (and table.md for real data); there is no theory verdict.",
+        f"{len(cells)} cells of a {kind} study: each job directory holds "
+        "its own figures, summary.json (and table.md for real data); there is no theory verdict.",
         "",
         "| job | status |",
         "|---|---|",
@@ -262,14 +263,14 @@ def selection_report(cells: pd.DataFrame) -> str:
     return "\n".join(lines) + "\n"
 
 
-def aggregate(
-    sweep_dir, figures_dir=None, kind: str | None = None, planned: list[PlannedCell] | None = None
-) -> pd.DataFrame:
+def aggregate(sweep_dir, figures_dir=None, planned: list[PlannedCell] | None = None) -> pd.DataFrame:
     """Combine a sweep directory's job summaries (those of the ``planned`` cells when given, see
     the module docstring); returns the cell table.
 
-    Writes cells.{parquet,csv}, curves.{parquet,csv}, figure.{png,pdf} and report.md into
-    sweep_dir, and a copy of the figure into figures_dir/<study>.{png,pdf} when given.
+    Writes cells.{parquet,csv}, curves.{parquet,csv} and report.md into sweep_dir; for curve
+    studies (``kind`` curve) also the sweep figure.{png,pdf} (``study.figure`` says which) and a
+    copy of it in figures_dir/<study>.{png,pdf} when given. Other kinds draw their figures per
+    job.
     """
     sweep_dir = Path(sweep_dir)
     summaries = read_summaries(sweep_dir, planned)
@@ -278,13 +279,14 @@ def aggregate(
     cells = cell_table(summaries)
     write_table(cells, sweep_dir / "cells")
     write_table(curve_table(summaries), sweep_dir / "curves")
-    kind = kind or next((s.get("figure") for s in summaries if s.get("figure")), "curve")
-    fig = study_figure(kind, summaries, cells)
+    kind = next((s["kind"] for s in summaries if s.get("kind")), "curve")
+    figure = next((s["figure"] for s in summaries if s.get("figure")), "curve")
+    fig = study_figure(figure, summaries, cells) if kind == "curve" else None
     if fig is not None:
         paths = plotting.save(fig, sweep_dir / "figure")
         if figures_dir is not None:
             copy_figures(paths, figures_dir, next(s["study"] for s in summaries if s.get("study")))
-    text = selection_report(cells) if kind in SELECTION_KINDS else report(summaries, cells)
+    text = report(summaries, cells) if kind == "curve" else jobs_report(cells, kind)
     atomic_write_text(sweep_dir / "report.md", text)
     return cells
 

@@ -215,17 +215,17 @@ def vtss_estimate(run: RunConfig) -> tuple[float, float, dict[str, float]]:
     features at SECONDS_PER_FIT_NUMBER, and in memory two batches' designs and temporaries
     plus the fixed test set (2 test_per_class rows of p features). vtss_ring's default cell
     (N = 15,600, p = 101, K = 5) gives 17 s per replication (measured: benchmarks/README.md)."""
-    sel = run.extra["selection"]
+    sel = run.selection
     d = run.design
-    features = sel["features"]
+    features = sel.features
     dim = make_dgp(run.dgp).dim  # as BuiltCell builds and reports it, so bad options fail here
-    width = features["n_features"] if features else dim
+    width = features.n_features if features else dim
     p = width + int(run.model.intercept)
     rows = d.n0 + d.n1 + round(max(d.gammas) * (d.n0 - d.n1))
-    candidates = max(len(sel["gammas"] or range(41)), len(d.gammas))
-    cv = sel["cv"]
-    folds = 1 if cv == "holdout" else (cv[1] * cv[2] if isinstance(cv, list) else cv)
-    test = 2 * sel["test_per_class"] if features or sel["scoring"] == "test_set" else 0
+    candidates = max(len(sel.gammas or range(41)), len(d.gammas))
+    cv = sel.cv
+    folds = 1 if cv == "holdout" else (cv[1] * cv[2] if isinstance(cv, tuple) else cv)
+    test = 2 * sel.test_per_class if features or sel.scoring == "test_set" else 0
     fit_numbers = 2 * (folds + 2) * candidates * rows * p
     seconds = d.reps * (SECONDS_PER_REPLICATION + SECONDS_PER_FIT_NUMBER * fit_numbers)
     memory = BASE_BYTES + 8.0 * (2 * rows * (p + (FITTER_ARRAYS + p) * candidates) + 2 * test * p)
@@ -246,13 +246,10 @@ def check_budget(run: RunConfig) -> None:
     if os.environ.get(OVERRIDE) == "1":
         return
     override = f"{OVERRIDE}=1 skips this check (e.g. for a cluster's larger nodes)"
-    if run.figure == "real_data":
-        data = run.extra["data"]
+    if run.kind == "real_data":
+        data = run.data
         seconds = (
-            run.design.reps
-            * len(data["datasets"] or [data["path"]])
-            * (1 + len(data["generators"]))
-            * SECONDS_PER_REAL_DATA_FIT
+            run.design.reps * len(data.datasets or [data.path]) * (1 + len(data.generators)) * SECONDS_PER_REAL_DATA_FIT
         )
         if seconds / 3600 > MAX_HOURS:
             raise ConfigError(
@@ -262,13 +259,13 @@ def check_budget(run: RunConfig) -> None:
                 f"hours on one core, more than {MAX_HOURS:.0f}; {override}",
             )
         return
-    if run.figure == "vtss":
+    if run.kind == "vtss":
         memory, seconds, excess = vtss_estimate(run)
-        sel = run.extra["selection"]
+        sel = run.selection
         values = {
-            "selection.test_per_class": sel["test_per_class"],
+            "selection.test_per_class": sel.test_per_class,
             "design.n1": run.design.n1,
-            "selection.features.n_features": (sel["features"] or {}).get("n_features"),
+            "selection.features.n_features": None if sel.features is None else sel.features.n_features,
             "design.reps": run.design.reps,
         }
         if memory > MEMORY_SHARE * available_bytes():

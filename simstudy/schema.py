@@ -1,10 +1,11 @@
-"""The typed schema of a job's config: the error a bad value raises, the validated run config,
-and its hash.
+"""The typed schema of a job's config: the error a bad value raises, the one rule per notion
+that every section's validation uses (an integer, a number in a range, an increasing grid, a
+mapping of known keys), the validated config's dataclasses, and its hash.
 
 The lowest layer of simstudy's config: ``simstudy.config`` validates a composed config into a
 ``RunConfig`` (re-exporting these names, so ``simstudy.config.ConfigError`` is this class), and
-the modules that build and run studies import them from here, below the validators that load
-them by study kind.
+the studies (``simstudy.studies``) check their own sections with the same rules, importing them
+from here, below the validator that loads the studies by kind.
 """
 
 from __future__ import annotations
@@ -12,11 +13,15 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import math
 import warnings
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from typing import Any
 
+import numpy as np
 from hydra.errors import InstantiationException
+from omegaconf import DictConfig, ListConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
 
 
 class ConfigError(ValueError):
@@ -27,8 +32,97 @@ class ConfigError(ValueError):
         super().__init__(f"{key}={value!r}: {allowed}")
 
 
+# --------------------------------------------------------------------------------------------
+# the rules
+
+
+MAX_SIZE = 2**62
+"""Largest row or replication count: sizes and their sums stay numpy int64
+(``engine.Design.n_tilde``), and the bound is exact in float64 (kappa * n1 is compared to it)."""
+
+
+def plain(node) -> Any:
+    """Hydra / OmegaConf containers (resolved) as plain dicts and lists; an interpolation that
+    cannot resolve is a ConfigError naming its key."""
+    if isinstance(node, (DictConfig, ListConfig)):
+        try:
+            return OmegaConf.to_container(node, resolve=True)
+        except OmegaConfBaseException as err:
+            key = getattr(err, "full_key", None) or "<config>"
+            raise ConfigError(key, getattr(err, "value", None), str(err).splitlines()[0]) from None
+    if isinstance(node, dict):
+        return {k: plain(v) for k, v in node.items()}
+    if isinstance(node, (list, tuple)):
+        return [plain(v) for v in node]
+    return node
+
+
+def integer(value, key: str, minimum: int, maximum: int | None = None) -> int:
+    """``value`` as an int in [minimum, maximum] (booleans refused), else a ConfigError naming ``key``."""
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, (int, np.integer))
+        or value < minimum
+        or (maximum is not None and value > maximum)
+    ):
+        bounds = f">= {minimum}" + ("" if maximum is None else f" and <= {maximum:.3g}")
+        raise ConfigError(key, value, f"must be an integer {bounds}")
+    return int(value)
+
+
+def number(value, key: str, *, low=-math.inf, high=math.inf, low_open=False, high_open=False) -> float:
+    """``value`` as a finite float in the range from ``low`` to ``high`` (each end closed unless
+    said open), else a ConfigError naming ``key``."""
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.number)):
+        raise ConfigError(key, value, "must be a number")
+    try:
+        value = float(value)
+    except OverflowError:  # an integer beyond float's range: as out of range as inf
+        value = math.inf if value > 0 else -math.inf
+    too_low = value <= low if low_open else value < low
+    too_high = value >= high if high_open else value > high
+    if not math.isfinite(value) or too_low or too_high:
+        bounds = []
+        if math.isfinite(low):
+            bounds.append(f"{'>' if low_open else '>='} {low:g}")
+        if math.isfinite(high):
+            bounds.append(f"{'<' if high_open else '<='} {high:g}")
+        raise ConfigError(key, value, "must be a finite number" + (" " + " and ".join(bounds) if bounds else ""))
+    return value
+
+
+def grid(value, key: str) -> tuple[float, ...]:
+    """A grid of synthetic sizes gamma: a non-empty list of numbers >= 0, increasing without
+    repeats (the one rule for ``design.gammas`` and ``selection.gammas``)."""
+    if not isinstance(value, (list, tuple)) or not value:
+        raise ConfigError(key, value, "must be a non-empty list of numbers >= 0")
+    gammas = tuple(number(g, key, low=0.0) for g in value)
+    if len(set(gammas)) != len(gammas) or list(gammas) != sorted(gammas):
+        raise ConfigError(key, list(gammas), "must be increasing without repeats")
+    return gammas
+
+
+def known_keys(section, defaults: dict, name: str) -> dict:
+    """``section`` (a mapping, or None for all defaults) over ``defaults``; a key that
+    ``defaults`` lacks is a ConfigError naming it."""
+    if section is None:
+        return dict(defaults)
+    if not isinstance(section, dict):
+        raise ConfigError(name, section, f"must be a mapping with keys {sorted(defaults)}")
+    for key in section:
+        if key not in defaults:
+            raise ConfigError(f"{name}.{key}", section[key], f"unknown key; {name} has {sorted(defaults)}")
+    return {**defaults, **section}
+
+
+# --------------------------------------------------------------------------------------------
+# the validated config
+
+
 @dataclass(frozen=True)
 class DesignConfig:
+    """``design``: the class sizes, the grid of synthetic sizes, replications and chunk."""
+
     n1: int
     n0: int
     gammas: tuple[float, ...]
@@ -38,16 +132,133 @@ class DesignConfig:
 
 @dataclass(frozen=True)
 class ModelConfig:
+    """``model``: the GLM family, whether it has an intercept, and its ridge penalty."""
+
     family: str
     intercept: bool
     ridge: float
 
 
 @dataclass(frozen=True)
+class FeatureConfig:
+    """``selection.features``: random Fourier features (``simstudy.fourier``) of the
+    ``n_features`` given, lengthscale a number or ``"median"`` (the median heuristic on a pilot
+    of ``pilot_per_class`` rows per class)."""
+
+    name: str
+    n_features: int
+    lengthscale: float | str
+    pilot_per_class: int
+
+
+@dataclass(frozen=True)
+class SelectionConfig:
+    """``selection``: how the selection studies choose the synthetic size (THEORY.md section 5).
+
+    ``gammas`` are the selectors' candidates (None: 0, 0.05, ..., 2); ``cv`` is ``"holdout"``,
+    K, or ``("repeated", K, n_repeats)``; ``test_size`` the holdout's validation fraction;
+    ``alpha`` and ``gqs_threshold`` TG-VTSS's Wald level and GQS threshold; ``features`` a
+    feature map or None; ``scoring`` ``"auto"``, ``"exact"`` or ``"test_set"`` and
+    ``test_per_class`` the test set's rows per class (study 6)."""
+
+    gammas: tuple[float, ...] | None
+    cv: str | int | tuple
+    test_size: float
+    alpha: float
+    gqs_threshold: float
+    features: FeatureConfig | None
+    scoring: str
+    test_per_class: int
+
+    @property
+    def folds(self) -> int:
+        """Validation splits per selection: 1 for the holdout, else K."""
+        return 1 if self.cv == "holdout" else (self.cv[1] if isinstance(self.cv, tuple) else self.cv)
+
+
+SELECTION_DEFAULTS = {
+    "gammas": None,
+    "cv": "holdout",
+    "test_size": 0.2,
+    "alpha": 0.05,
+    "gqs_threshold": 10.0,
+    "features": None,
+    "scoring": "auto",
+    "test_per_class": 20000,
+}
+FEATURE_DEFAULTS = {"name": "rff", "n_features": 100, "lengthscale": "median", "pilot_per_class": 1000}
+SCORINGS = ("auto", "exact", "test_set")
+
+
+def _cv(value):
+    if value == "holdout":
+        return value
+    if isinstance(value, (list, tuple)):
+        if len(value) != 3 or value[0] != "repeated":
+            raise ConfigError("selection.cv", value, "a list must be [repeated, K, n_repeats]")
+        return ("repeated", integer(value[1], "selection.cv", 2), integer(value[2], "selection.cv", 1))
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 2:
+        raise ConfigError("selection.cv", value, "must be 'holdout', an integer K >= 2 or [repeated, K, n_repeats]")
+    return int(value)
+
+
+def _features(value) -> FeatureConfig | None:
+    if value is None:
+        return None
+    spec = known_keys(value, FEATURE_DEFAULTS, "selection.features")
+    if spec["name"] != "rff":
+        raise ConfigError("selection.features.name", spec["name"], "must be 'rff' (random Fourier features)")
+    ell = spec["lengthscale"]
+    if ell != "median":
+        ell = number(ell, "selection.features.lengthscale", low=0.0, low_open=True)
+    return FeatureConfig(
+        "rff",
+        integer(spec["n_features"], "selection.features.n_features", 1),
+        ell,
+        integer(spec["pilot_per_class"], "selection.features.pilot_per_class", 2),
+    )
+
+
+def selection_config(section) -> SelectionConfig:
+    """The ``selection`` section with defaults filled in (``SELECTION_DEFAULTS``), each key
+    checked on its own; the studies check it against the rest of the run."""
+    sel = known_keys(section, SELECTION_DEFAULTS, "selection")
+    if sel["scoring"] not in SCORINGS:
+        raise ConfigError("selection.scoring", sel["scoring"], f"must be one of {list(SCORINGS)}")
+    return SelectionConfig(
+        gammas=None if sel["gammas"] is None else grid(sel["gammas"], "selection.gammas"),
+        cv=_cv(sel["cv"]),
+        test_size=number(sel["test_size"], "selection.test_size", low=0.0, high=1.0, low_open=True, high_open=True),
+        alpha=number(sel["alpha"], "selection.alpha", low=0.0, high=1.0),
+        gqs_threshold=number(sel["gqs_threshold"], "selection.gqs_threshold", low=0.0),
+        features=_features(sel["features"]),
+        scoring=sel["scoring"],
+        test_per_class=integer(sel["test_per_class"], "selection.test_per_class", 2),
+    )
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """``data`` (study 7): the bundled ``datasets`` or a user's table (``path``, ``target``,
+    ``positive``, with ``sha256`` of its bytes filled in by validation), the ``generators``
+    (each a dict: ``name`` and options) and the outer split's ``test_size``."""
+
+    datasets: tuple[str, ...] | None
+    generators: tuple[dict, ...]
+    test_size: float
+    path: str | None
+    target: str | None
+    positive: Any
+    sha256: str | None
+
+
+@dataclass(frozen=True)
 class RunConfig:
-    """A validated job config. ``dgp`` and ``generator`` keep their options as plain dicts."""
+    """A validated job config. ``dgp`` and ``generator`` keep their options as plain dicts;
+    ``selection`` and ``data`` are set for the studies that read them."""
 
     study: str
+    kind: str
     figure: str
     seed: int
     dgp: dict
@@ -60,7 +271,8 @@ class RunConfig:
     figures_dir: str | None = None
     workers: int | None = None
     """Replications fitted at once (threads); None: ``simstudy.engine.default_workers()``."""
-    extra: dict = field(default_factory=dict)
+    selection: SelectionConfig | None = None
+    data: DataConfig | None = None
 
     def identity(self) -> dict:
         """Everything that determines the job's numbers (not where its outputs go, nor how many
@@ -69,6 +281,20 @@ class RunConfig:
         out.pop("figures_dir")
         out.pop("workers")
         return out
+
+
+def as_plain(section) -> Any:
+    """A typed section (a dataclass, or None) as the plain mapping a config gives: dataclasses
+    as dicts, tuples as lists, as summary.json stores it."""
+
+    def lists(value):
+        if isinstance(value, dict):
+            return {k: lists(v) for k, v in value.items()}
+        if isinstance(value, (list, tuple)):
+            return [lists(v) for v in value]
+        return value
+
+    return None if section is None else lists(asdict(section))
 
 
 def config_hash(run: RunConfig) -> str:

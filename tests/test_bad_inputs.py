@@ -134,10 +134,9 @@ def test_bad_input_end_to_end_through_main(case_id, data_dir, tmp_path, monkeypa
     """``simstudy.app.main`` (the console entry point) on a few cases: exit 2, one line, nothing
     written under the run and sweep dirs or the working folder. The job functions are guarded,
     so a case that passes the preflight fails here without starting real work."""
-    from simstudy import app, selection_study
+    from simstudy import app
 
     monkeypatch.setattr(app, "run_job", _no_job)
-    monkeypatch.setattr(selection_study, "run_selection_job", _no_job)
     monkeypatch.setattr(sys, "argv", [sys.argv[0]])
     work = tmp_path / "work"
     work.mkdir()

@@ -6,7 +6,7 @@ imports beyond documented lazy loading of heavy optional dependencies"):
 * **No cycle.** The graph of imports between simstudy's own modules is acyclic: those run when
   a module is loaded, and also counting those inside functions and the modules simstudy loads
   by name (a string that is exactly a module's dotted name, such as the values of
-  ``simstudy.config.STUDY_MODULES``, counts as an import by the module holding it). Every
+  ``simstudy.studies.KINDS``, counts as an import by the module holding it). Every
   module can be read top to bottom with what it imports complete, and no import is moved into
   a function, or behind a name, to hide a circle.
 * **Imports at the top.** An import inside a function (or a lambda) is allowed only of a

@@ -3,6 +3,7 @@
 ``_target_`` exits 2 with one line; a ``_target_`` naming a built-in is the same cell, stream
 for stream, as its ``name:`` form."""
 
+import json
 import os
 import subprocess
 import sys
@@ -11,7 +12,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from simstudy.app import preflight
+from simstudy.app import preflight, regenerate_replication, same_rows
 from simstudy.cell import BuiltCell
 from simstudy.composition import job_identity
 from simstudy.engine import stable_key
@@ -136,3 +137,42 @@ def test_a_plugin_target_is_part_of_the_streams_identity(mypkg):
     without_target = {k: v for k, v in run.generator.items() if k != "_target_"}
     assert stable_key(run.generator) != stable_key(without_target)
     assert BuiltCell(run).cell.generator_key == stable_key(run.generator)
+
+
+def test_a_kind_of_study_from_a_users_package(tmp_path, mypkg):
+    """``study._target_`` runs a user's Study through the one job writer: its files in the
+    contract, a sweep aggregated, a rerun skipped, a replication regenerated to the bit."""
+    env = dict(os.environ, JAX_PLATFORMS="cpu", MPLBACKEND="Agg", PYTHONPATH=str(PLUGINS))
+    sweep_dir = tmp_path / "sweep"
+    command = [
+        sys.executable,
+        "-m",
+        "simstudy",
+        "-m",
+        SEARCHPATH,
+        "study=excess_table",
+        "seed=0,1",
+        f"hydra.sweep.dir={sweep_dir}",
+    ]
+    proc = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "aggregated 2 cells" in proc.stderr
+    job = sweep_dir / "seed=0"
+    summary = json.loads((job / "summary.json").read_text())
+    assert summary["kind"] == "mypkg.ExcessTable" and summary["figure"] == "table"
+    assert sorted(summary["outputs"]) == ["config.yaml", "figure.pdf", "figure.png", "replications.parquet", "table.md"]
+    assert len(summary["excess_mean"]) == 3
+    assert "2 cells of a mypkg.ExcessTable study" in (sweep_dir / "report.md").read_text()
+    again = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+    assert again.returncode == 0 and again.stderr.count("already complete for this config, skipped") == 2
+    rows, stored = regenerate_replication(job, 1)
+    assert same_rows(rows, stored)
+
+
+def test_a_bad_study_target_exits_2(mypkg, capsys):
+    for target, key in (("mypkg.Nope", "study._target_"), ("mypkg.two_gaussians", "study._target_")):
+        with pytest.raises(SystemExit) as exit_:
+            preflight([SEARCHPATH, "study=excess_table", f"study._target_={target}"])
+        assert exit_.value.code == 2
+        lines = capsys.readouterr().err.splitlines()
+        assert len(lines) == 1 and lines[0].startswith(f"simstudy: config error: {key}="), lines

@@ -29,7 +29,8 @@ from omegaconf import OmegaConf
 import simstudy  # noqa: F401
 from simstudy.app import CONFIG_PATH, config_hash, main
 from simstudy.config import ConfigError, validate
-from simstudy.selection_study import METRICS, load_real_datasets, markdown_table, summarise_real_data, validate_section
+from simstudy.metrics import METRICS
+from simstudy.studies.real_data import load_real_datasets, markdown_table, summarise_real_data
 
 ROOT = Path(__file__).resolve().parent.parent
 TINY = [
@@ -187,17 +188,15 @@ def test_the_jobs_identity_and_streams_follow_the_files_bytes(tmp_path):
     path = write_table(tmp_path / "mine.csv")
     original = path.read_bytes()
     first = user_run(path)
-    assert first.extra["data"]["sha256"] == hashlib.sha256(original).hexdigest()
-    # the job validates its section again and hashes the result into summary.json: same identity
-    assert validate_section(first.extra, first) == first.extra
-    key = load_real_datasets(first.extra["data"])[0].key
+    assert first.data.sha256 == hashlib.sha256(original).hexdigest()
+    key = load_real_datasets(first.data)[0].key
 
     frame = pd.read_csv(path)
     frame.loc[3, "a"] += 1.0  # same path, same shape, one value edited
     frame.to_csv(path, index=False)
     edited = user_run(path)
     assert config_hash(edited) != config_hash(first)
-    assert load_real_datasets(edited.extra["data"])[0].key != key
+    assert load_real_datasets(edited.data)[0].key != key
 
     path.write_bytes(original)
     assert config_hash(user_run(path)) == config_hash(first)
@@ -205,7 +204,7 @@ def test_the_jobs_identity_and_streams_follow_the_files_bytes(tmp_path):
     elsewhere = tmp_path / "copy" / "mine.csv"
     elsewhere.parent.mkdir()
     shutil.copyfile(path, elsewhere)
-    assert load_real_datasets(user_run(elsewhere).extra["data"])[0].key == key
+    assert load_real_datasets(user_run(elsewhere).data)[0].key == key
 
 
 def test_a_file_edited_after_validation_is_not_read_under_the_old_identity(tmp_path):
@@ -213,13 +212,13 @@ def test_a_file_edited_after_validation_is_not_read_under_the_old_identity(tmp_p
     run = user_run(path)
     write_table(path, seed=1)
     with pytest.raises(ValueError, match="changed after the job's config was validated"):
-        load_real_datasets(run.extra["data"])
+        load_real_datasets(run.data)
 
 
 def test_data_sha256_pins_the_file(tmp_path):
     path = write_table(tmp_path / "mine.csv")
     digest = hashlib.sha256(path.read_bytes()).hexdigest()
-    assert user_run(path, f"+data.sha256={digest}").extra["data"]["sha256"] == digest
+    assert user_run(path, f"+data.sha256={digest}").data.sha256 == digest
     with pytest.raises(ConfigError) as info:
         user_run(path, f"+data.sha256={'0' * 64}")
     assert info.value.key == "data.sha256" and digest in str(info.value)
@@ -230,7 +229,7 @@ def test_data_sha256_pins_the_file(tmp_path):
 
 def test_bundled_datasets_keep_their_published_stream_keys():
     run = validate(composed([*TINY, "data.datasets=[caravan,nwtco,breast_cancer]"]))
-    keys = {ds.name: ds.key for ds in load_real_datasets(run.extra["data"])}
+    keys = {ds.name: ds.key for ds in load_real_datasets(run.data)}
     assert keys == {
         "caravan": (2422645684, 3997642637, 1011813131, 4004064217),
         "nwtco": (3240689728, 2174156532, 1571192288, 4229997414),
@@ -315,10 +314,10 @@ def test_data_the_job_cannot_use_is_a_config_error(tmp_path, table, overrides, k
 
 def test_sizes_that_just_work_are_accepted(tmp_path):
     path = write_table(tmp_path / "good.csv")
-    assert user_run(path, "data.generators=[{name:SMOTE,k_neighbors:8}]").extra["data"]["generators"] == [
-        {"name": "SMOTE", "k_neighbors": 8}
-    ]
-    assert user_run(path, "selection.cv=12").extra["selection"]["cv"] == 12
+    assert user_run(path, "data.generators=[{name:SMOTE,k_neighbors:8}]").data.generators == (
+        {"name": "SMOTE", "k_neighbors": 8},
+    )
+    assert user_run(path, "selection.cv=12").selection.cv == 12
 
 
 def test_a_label_option_without_a_file_names_itself():
@@ -373,7 +372,7 @@ def test_identifier_columns_of_a_users_table_are_named_on_stderr(tmp_path, capsy
     )
     run = user_run(path)
     assert capsys.readouterr().err == ""  # validation stays silent: its errors are one line
-    (ds,) = load_real_datasets(run.extra["data"])
+    (ds,) = load_real_datasets(run.data)
     lines = capsys.readouterr().err.strip().splitlines()
     assert len(lines) == 2
     assert "'id'" in lines[0] and "'patient'" in lines[1]
@@ -384,7 +383,7 @@ def test_identifier_columns_of_a_users_table_are_named_on_stderr(tmp_path, capsy
 def test_plain_features_raise_no_identifier_warning(tmp_path, capsys):
     run = user_run(write_table(tmp_path / "mine.csv"))  # a, b: distinct measurements, not identifiers
     capsys.readouterr()
-    load_real_datasets(run.extra["data"])
+    load_real_datasets(run.data)
     assert capsys.readouterr().err == ""
 
 

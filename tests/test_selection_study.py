@@ -1,4 +1,5 @@
-"""Tests of the selection studies (simstudy.selection_study, THEORY.md section 6 studies 6-7) and
+"""Tests of the selection studies (simstudy.studies.vtss and .real_data, THEORY.md section 6
+studies 6-7) and
 of the selectors' feature-map option (simstudy.selection).
 
 Independent references used here:
@@ -37,7 +38,10 @@ import simstudy  # noqa: F401
 from simstudy.app import CONFIG_PATH
 from simstudy.config import ConfigError, validate
 from simstudy.engine import replication_streams
+from simstudy.fourier import RandomFourierFeatures, median_lengthscale
 from simstudy.generators import FittedGenerator, Generator, Smote
+from simstudy.metrics import METRICS, classification_metrics
+from simstudy.preprocessing import preprocess
 from simstudy.selection import (
     FeatureGLM,
     FixedSizeClassifier,
@@ -45,34 +49,20 @@ from simstudy.selection import (
     VTSSClassifier,
     stratified_splits,
 )
-from simstudy.selection_study import (
-    METRICS,
-    RandomFourierFeatures,
-    RealDataset,
-    build_vtss_cell,
-    classification_metrics,
-    load_real_datasets,
-    median_lengthscale,
-    outer_split,
-    preprocess,
-    real_data_split,
-    run_selection_job,
-    selector_seed,
-    validate_section,
-    vtss_replication,
-)
+from simstudy.studies.job import run_job
+from simstudy.studies.real_data import RealDataset, load_real_datasets, outer_split, real_data_split
+from simstudy.studies.selectors import selector_seed
+from simstudy.studies.vtss import build_vtss_cell, vtss_replication
 
 Z = 4.0
 ROOT = Path(__file__).resolve().parent.parent
 
 
 def compose_job(overrides):
-    """(RunConfig, section, resolved yaml) of a preset, the way the app will split them."""
+    """(RunConfig, resolved yaml) of a preset, as the app validates it."""
     with initialize_config_dir(config_dir=CONFIG_PATH, version_base="1.3"):
         cfg = compose("config", overrides=list(overrides))
-    plain = OmegaConf.to_container(cfg, resolve=True)
-    section = {k: plain[k] for k in ("selection", "data") if plain.get(k) is not None}
-    return validate(plain), section, OmegaConf.to_yaml(cfg)
+    return validate(OmegaConf.to_container(cfg, resolve=True)), OmegaConf.to_yaml(cfg)
 
 
 def sklearn_logistic(X, y, sample_weight=None):
@@ -95,14 +85,14 @@ TINY_LINEAR = [
 
 @pytest.fixture(scope="module")
 def linear_job(tmp_path_factory):
-    run, section, yaml = compose_job(TINY_LINEAR)
+    run, yaml = compose_job(TINY_LINEAR)
     out = tmp_path_factory.mktemp("vtss_linear")
-    summary = run_selection_job(run, section, out, yaml)
-    return run, section, out, summary
+    summary = run_job(run, out, yaml)
+    return run, out, summary
 
 
 def test_vtss_job_writes_the_contract(linear_job):
-    run, _, out, summary = linear_job
+    run, out, summary = linear_job
     for name in ("config.yaml", "replications.parquet", "summary.json", "figure.png", "figure.pdf"):
         assert (out / name).is_file(), name
     stored = json.loads((out / "summary.json").read_text())
@@ -152,9 +142,9 @@ def test_vtss_job_writes_the_contract(linear_job):
 
 
 def test_curve_at_full_balancing_equals_an_independent_refit(linear_job):
-    run, section, out, _ = linear_job
+    run, out, _ = linear_job
     rows = pd.read_parquet(out / "replications.parquet")
-    vc = build_vtss_cell(run, validate_section(section, run))
+    vc = build_vtss_cell(run)
     cell = vc.cell
     n0, n1, gap = 1200, 80, 1120
     for r in (0, 2):
@@ -171,9 +161,9 @@ def test_curve_at_full_balancing_equals_an_independent_refit(linear_job):
 
 
 def test_vtss_loss_is_its_models_balanced_log_loss(linear_job):
-    run, section, out, _ = linear_job
+    run, out, _ = linear_job
     rows = pd.read_parquet(out / "replications.parquet")
-    vc = build_vtss_cell(run, validate_section(section, run))
+    vc = build_vtss_cell(run)
     cell, r = vc.cell, 1
     streams = replication_streams(run.seed, cell.data_key, cell.generator_key, r)
     X0, X1 = cell.process.sample(1200, 80, streams.data)
@@ -198,20 +188,20 @@ def test_vtss_loss_is_its_models_balanced_log_loss(linear_job):
 
 
 def test_same_seed_same_numbers_and_one_replication_regenerates_alone(linear_job, tmp_path):
-    run, section, out, _ = linear_job
+    run, out, _ = linear_job
     rows = pd.read_parquet(out / "replications.parquet")
-    vc = build_vtss_cell(run, validate_section(section, run))
+    vc = build_vtss_cell(run)
     alone = vtss_replication(vc, 2)
     pd.testing.assert_frame_equal(alone.reset_index(drop=True), rows[rows["replication"] == 2].reset_index(drop=True))
-    again = run_selection_job(run, section, tmp_path, "x: 1\n")
+    again = run_job(run, tmp_path, "x: 1\n")
     pd.testing.assert_frame_equal(pd.read_parquet(tmp_path / "replications.parquet"), rows)
     first = json.loads((out / "summary.json").read_text())
     # the two runs wrote different config.yaml texts, so only the outputs' digests may differ
     assert {k: v for k, v in again.items() if k not in ("seconds", "outputs")} == {
         k: v for k, v in first.items() if k not in ("seconds", "outputs")
     }
-    other, section_other, yaml = compose_job(TINY_LINEAR + ["seed=1"])
-    vc_other = build_vtss_cell(other, validate_section(section_other, other))
+    other, _ = compose_job(TINY_LINEAR + ["seed=1"])
+    vc_other = build_vtss_cell(other)
     assert not np.allclose(vtss_replication(vc_other, 2)["test_loss"], alone["test_loss"])
 
 
@@ -397,11 +387,10 @@ def test_classification_metrics_match_sklearn():
 
 
 def test_real_data_split_rows_match_sklearn_refits(holey):
-    run, section, _ = compose_job(
+    run, _ = compose_job(
         ["study=real_data", "design.gammas=[0.0,1.0,2.0]", "selection.gammas=[0.0,1.0]", "data.generators=[SMOTE]"]
     )
-    section = validate_section(section, run)
-    rows = real_data_split(holey, section["data"], section["selection"], run, 0)
+    rows = real_data_split(holey, run, 0)
     sd = outer_split(holey, run.seed, 0, 0.2)
     assert set(rows["method"]) == {"raw", "reweighting", "cost_sensitive", "curve", "balanced", "vtss", "tg_vtss"}
     assert (rows["error"] == "").all()
@@ -429,7 +418,7 @@ def test_real_data_split_rows_match_sklearn_refits(holey):
 
 
 def test_real_data_job_on_a_bundled_dataset(tmp_path):
-    run, section, yaml = compose_job(
+    run, yaml = compose_job(
         [
             "study=real_data",
             "design.reps=2",
@@ -439,7 +428,7 @@ def test_real_data_job_on_a_bundled_dataset(tmp_path):
             "data.generators=[SMOTE]",
         ]
     )
-    summary = run_selection_job(run, section, tmp_path, yaml)
+    summary = run_job(run, tmp_path, yaml)
     for name in (
         "config.yaml",
         "replications.parquet",
@@ -465,7 +454,7 @@ def test_a_users_table_loads_through_load_table(tmp_path):
     frame = pd.DataFrame({"a": np.arange(30.0), "b": ["x", "y", "z"] * 10, "label": ["no"] * 24 + ["yes"] * 6})
     frame.to_csv(tmp_path / "mine.csv", index=False)
     # 6 minority rows leave too few for SMOTE's 5 neighbours in the selectors' splits
-    run, section, _ = compose_job(
+    run, _ = compose_job(
         [
             "study=real_data",
             "data.datasets=null",
@@ -474,7 +463,7 @@ def test_a_users_table_loads_through_load_table(tmp_path):
             "data.generators=[jitter]",
         ]
     )
-    (ds,) = load_real_datasets(validate_section(section, run)["data"])
+    (ds,) = load_real_datasets(run.data)
     assert ds.name == "mine" and ds.y.sum() == 6 and ds.X.shape == (30, 3)
 
 
@@ -484,11 +473,11 @@ def test_a_users_table_loads_through_load_table(tmp_path):
 
 @pytest.mark.parametrize("study", ["vtss_linear", "vtss_ring", "real_data"])
 def test_presets_compose_and_validate(study):
-    run, section, _ = compose_job([f"study={study}"])
-    checked = validate_section(section, run)
-    assert run.figure == ("real_data" if study == "real_data" else "vtss")
+    run, _ = compose_job([f"study={study}"])
+    assert run.kind == run.figure == ("real_data" if study == "real_data" else "vtss")
     assert 0.0 in run.design.gammas and 1.0 in run.design.gammas
-    assert ("data" in checked) == (study == "real_data")
+    assert run.selection is not None
+    assert (run.data is not None) == (study == "real_data")
 
 
 @pytest.mark.parametrize(
@@ -513,6 +502,5 @@ def test_presets_compose_and_validate(study):
 def test_bad_sections_name_the_key(study, override, key):
     # validate() checks a selection study's sections when the config is composed
     with pytest.raises(ConfigError) as info:
-        run, section, _ = compose_job([f"study={study}", override])
-        validate_section(section, run)
+        compose_job([f"study={study}", override])
     assert info.value.key == key

@@ -1,17 +1,22 @@
-"""A user's package that plugs a process and a generator into simstudy without touching it
-(README, "Adding a process or a generator"); tests/test_plugins.py runs a sweep with both.
+"""A user's package that plugs a process, a generator and a kind of study into simstudy without
+touching it (README, "Adding a process or a generator" and "Kinds of study");
+tests/test_plugins.py runs sweeps with them.
 
 Its configs live in ``mypkg/conf`` (``hydra.searchpath=[pkg://mypkg.conf]``):
-``conf/dgp/myprocess.yaml`` and ``conf/generator/mine.yaml``.
+``conf/dgp/myprocess.yaml``, ``conf/generator/mine.yaml`` and ``conf/study/excess_table.yaml``.
 """
 
 from __future__ import annotations
 
+import matplotlib.pyplot as plt
 import numpy as np
 
+from simstudy.cell import BuiltCell
+from simstudy.engine import fit_replications, replication_rows, run_cell
 from simstudy.generators.base import FittedGenerator, Generator, check_pair
 from simstudy.laws import GaussianMixtureLaw
 from simstudy.processes import Process
+from simstudy.schema import ConfigError
 
 
 def two_gaussians(d: int = 2, delta: float = 1.0, spread: float = 1.0) -> Process:
@@ -59,3 +64,51 @@ class ShrunkBootstrap(Generator):
         if X1.shape[1] != self.dim:
             raise ValueError(f"X1 has {X1.shape[1]} columns, the process {self.dim}")
         return _FittedShrunk(X1, self.shrink)
+
+
+class ExcessTable:
+    """A kind of study: the simulated excess risk per gamma (mean and Monte Carlo SE) of a
+    curve cell, without the theory; implements simstudy.studies.protocol.Study."""
+
+    figures = ("table",)
+    unit = "replication"
+    row_tables = ("parquet",)
+
+    def validate(self, run, sections):
+        if sections:
+            key = next(iter(sections))
+            raise ConfigError(key, sections[key], "ExcessTable reads no such section")
+        return run
+
+    def build(self, run):
+        return BuiltCell(run)
+
+    def label(self, built):
+        return f"{built.run.study} excess table", "replications"
+
+    def run(self, built, progress):
+        return run_cell(built.cell, built.population, progress=progress, workers=1)
+
+    def summarise(self, built, rows):
+        excess = rows.pivot(index="replication", columns="gamma", values="excess")
+        return {
+            "gammas": [float(g) for g in excess.columns],
+            "excess_mean": [float(v) for v in excess.mean()],
+            "excess_mcse": [float(v) for v in excess.std(ddof=1) / np.sqrt(len(excess))],
+        }
+
+    def documents(self, summary):
+        lines = ["| gamma | excess | MCSE |", "|---|---|---|"]
+        for g, m, se in zip(summary["gammas"], summary["excess_mean"], summary["excess_mcse"]):
+            lines.append(f"| {g:g} | {m:.4g} | {se:.2g} |")
+        return {"table.md": "\n".join(lines) + "\n"}
+
+    def draw(self, summary):
+        fig, ax = plt.subplots(figsize=(4, 3))
+        ax.errorbar(summary["gammas"], summary["excess_mean"], yerr=summary["excess_mcse"], marker="o")
+        ax.set(xlabel="gamma", ylabel="excess risk")
+        return {"figure": fig}
+
+    def replicate(self, run, summary, r):
+        built = BuiltCell(run)
+        return replication_rows(built.cell, built.population, [r], fit_replications(built.cell, [r]))

@@ -74,8 +74,9 @@ class GLM:
         return self.covariates(np.zeros((1, d))).shape[-1] + int(self.intercept)
 
     def covariates(self, X):
-        """The design's columns other than the intercept: x itself here; a subclass may map x
-        to features (``simstudy.selection.FeatureGLM``).
+        """The design's columns other than the intercept.
+
+        Here x itself; a subclass may map x to features (``simstudy.selection.FeatureGLM``).
 
         Parameters
         ----------
@@ -90,8 +91,9 @@ class GLM:
         return X
 
     def features(self, X):
-        """The design z(x): the covariates, after a column of ones when the model has an
-        intercept. Works on numpy and jax.
+        """The design z(x): the covariates, after a column of ones when the model has an intercept.
+
+        Works on numpy and jax.
 
         Parameters
         ----------
@@ -122,7 +124,7 @@ class FitInfo(NamedTuple):
     grad_norm : ndarray of float64
         ||grad F(theta)||_2 / sum_i w_i at the returned theta.
     converged : ndarray of bool
-        grad_norm <= tol.
+        grad_norm <= tol, with no non-finite value met.
     separated : ndarray of bool
         Binary families: the fitted linear rule classifies every weighted row correctly (the
         sample is separable and the unpenalised minimiser does not exist).
@@ -509,8 +511,9 @@ def _lapack_guard(p: int):
 
 
 def choose_method(method: str, problems: int, n: int, p: int) -> str:
-    """The solver fit_glm uses for `problems` fits of n rows and p coefficients: `method` itself
-    unless it is "auto", which picks quasi-Newton where Hessians dominate the work (8 <= p <= 32
+    """The solver fit_glm uses for `problems` fits of n rows and p coefficients.
+
+    It is `method` itself unless it is "auto", which picks quasi-Newton where Hessians dominate the work (8 <= p <= 32
     and problems n p^2 >= 2^24 multiply-adds per round of Hessians) and Newton otherwise: below,
     its few steps cost nothing worth saving; above p = 32, BFGS needs too many steps.
 

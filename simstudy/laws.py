@@ -337,10 +337,10 @@ class ClassLaw(ABC):
         """R at each row of thetas (B, p)."""
 
     def moments_se(self, theta, label: float, model: GLM) -> Moments:
-        """Standard errors of ``moments``: zero for an exact law (quadrature and closed forms
-        are exact to rounding), Monte Carlo standard errors for an estimated one.
+        """Standard errors of ``moments``.
 
-        This base implementation is the exact case and looks at ``model`` only.
+        Zero for an exact law (quadrature and closed forms are exact to rounding), Monte Carlo
+        standard errors for an estimated one. This base implementation is the exact case and looks at ``model`` only.
 
         Parameters
         ----------
@@ -489,8 +489,10 @@ class GaussianMixtureLaw(ClassLaw):
         return f"GaussianMixtureLaw(K={self.weights.size}, dim={self.dim})"
 
     def sample(self, n, rng):
-        """(n, dim) i.i.d. rows of X: a component drawn by the weights, then its mean plus a
-        square root of its covariance times a standard normal vector.
+        """(n, dim) i.i.d. rows of X.
+
+        Each row draws a component by the weights, then adds its mean to a square root of its
+        covariance times a standard normal vector.
 
         Parameters
         ----------
@@ -836,8 +838,9 @@ class SymmetricNoiseLaw(ClassLaw):
         return self._fallback
 
     def moments(self, theta, label, model):
-        """Moments of l(theta; z, label): the closed form for squared loss, else the delegate's
-        (class docstring).
+        """Moments of l(theta; z, label): the closed form for squared loss, else the delegate's.
+
+        See the class docstring.
 
         Parameters
         ----------
@@ -885,8 +888,9 @@ class SymmetricNoiseLaw(ClassLaw):
         return Moments(risk, grad, hess, score_cov)
 
     def moments_se(self, theta, label, model):
-        """Standard errors of ``moments``: zero for squared loss and for Gaussian noise, the Monte
-        Carlo fallback's otherwise.
+        """Standard errors of ``moments``.
+
+        Zero for squared loss and for Gaussian noise, the Monte Carlo fallback's otherwise.
 
         Parameters
         ----------
@@ -990,8 +994,10 @@ class EmpiricalLaw(ClassLaw):
         return f"EmpiricalLaw(N={self.rows.shape[0]}, dim={self.dim})"
 
     def sample(self, n, rng):
-        """(n, dim) rows: from ``sampler`` when there is one, else the fixed rows resampled
-        uniformly with replacement.
+        """(n, dim) rows of X.
+
+        From ``sampler`` when there is one, else the fixed rows resampled uniformly with
+        replacement.
 
         Parameters
         ----------
@@ -1039,8 +1045,9 @@ class EmpiricalLaw(ClassLaw):
         return EmpiricalLaw(self.rows + delta, sampler=sampler)
 
     def scaled(self, s):
-        """The law of mean + s (X - mean), about the fixed sample's mean: the fixed rows and the
-        sampler's draws scaled about it.
+        """The law of mean + s (X - mean), about the fixed sample's mean.
+
+        The fixed rows and the sampler's draws are scaled about that mean.
 
         Parameters
         ----------
@@ -1074,8 +1081,9 @@ class EmpiricalLaw(ClassLaw):
         return Z, loss, score, curv
 
     def moments(self, theta, label, model):
-        """Moments of l(theta; z, label) as averages over the N fixed rows (score_cov with
-        divisor N).
+        """Moments of l(theta; z, label) as averages over the N fixed rows.
+
+        score_cov has divisor N.
 
         Parameters
         ----------
@@ -1106,8 +1114,9 @@ class EmpiricalLaw(ClassLaw):
         return Moments(float(loss.mean()), grad, hess, Qc.T @ Qc / N)
 
     def moments_se(self, theta, label, model):
-        """Monte Carlo standard errors of ``moments``: the rows' standard deviation (ddof 0) of
-        each averaged term over sqrt(N), entrywise.
+        """Monte Carlo standard errors of ``moments``.
+
+        Each is the rows' standard deviation (ddof 0) of the averaged term over sqrt(N), entrywise.
 
         Parameters
         ----------

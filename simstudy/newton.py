@@ -83,8 +83,9 @@ class NewtonInfo(NamedTuple):
 
 
 def stall_count(norm, best, stalls):
-    """Stalled steps in a row after one with gradient norm ``norm``, ``best`` the smallest norm
-    before it (elementwise for a batch of solves).
+    """Stalled steps in a row after one with gradient norm ``norm``.
+
+    ``best`` is the smallest norm before it; elementwise for a batch of solves.
 
     Parameters
     ----------

@@ -16,6 +16,7 @@ from simstudy.app import preflight, regenerate_replication, same_rows
 from simstudy.cell import BuiltCell
 from simstudy.composition import job_identity
 from simstudy.engine import stable_key
+from simstudy.studies.job import run_job
 
 PLUGINS = Path(__file__).resolve().parent / "plugins"
 SEARCHPATH = "hydra.searchpath=[pkg://mypkg.conf]"
@@ -176,3 +177,15 @@ def test_a_bad_study_target_exits_2(mypkg, capsys):
         assert exit_.value.code == 2
         lines = capsys.readouterr().err.splitlines()
         assert len(lines) == 1 and lines[0].startswith(f"simstudy: config error: {key}="), lines
+
+
+def test_a_job_of_another_kind_in_the_same_directory_leaves_nothing_stale(tmp_path, mypkg):
+    """A directory's earlier job listed table.md; the next job (another kind, another config)
+    does not write it, so it goes: every file left is one the new summary lists."""
+    run_a, _ = job_identity([SEARCHPATH, "study=excess_table", "figures_dir=null"])
+    run_job(run_a, tmp_path, "a: 1\n")
+    assert (tmp_path / "table.md").is_file()
+    run_b, _ = job_identity(["design.reps=2", "design.gammas=[0.0,1.0]", "theory.refits=4", "figures_dir=null"])
+    summary = run_job(run_b, tmp_path, "b: 1\n")
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([*summary["outputs"], "summary.json"])
+    assert not (tmp_path / "table.md").exists()

@@ -13,9 +13,11 @@ from pathlib import Path
 from simstudy import plotting
 from simstudy.engine import progress_printer
 from simstudy.jobfiles import (
+    SUMMARY,
     atomic_write_text,
     copy_figures,
     finish_job,
+    read_summary,
     versions,
     write_parquet,
     write_table,
@@ -114,6 +116,7 @@ def run_job(run: RunConfig, out_dir: Path, resolved_yaml: str) -> dict:
     start = time.perf_counter()
     out_dir = Path(out_dir)
     study = study_of(run.kind)
+    previous = read_summary(out_dir / SUMMARY) or {}
     built = study.build(run)
     label, unit = study.label(built)
     rows = study.run(built, progress_printer(label, unit=unit))
@@ -135,4 +138,19 @@ def run_job(run: RunConfig, out_dir: Path, resolved_yaml: str) -> dict:
         outputs += [p.name for p in paths]
     summary["versions"] = versions()
     summary["seconds"] = time.perf_counter() - start
-    return finish_job(out_dir, summary, outputs)
+    summary = finish_job(out_dir, summary, outputs)
+    _remove_stale(out_dir, previous, outputs)
+    return summary
+
+
+def _remove_stale(out_dir: Path, previous: dict, outputs: list[str]) -> None:
+    """Delete the files an earlier job in this directory listed that this job did not write
+    (e.g. table.md after a real-data job is rerun as another kind), so that nothing in the
+    directory outlives the config it came from. Only names a summary listed are touched."""
+    listed = previous.get("outputs")
+    if not isinstance(listed, dict):
+        return
+    for name in set(listed) - set(outputs):
+        path = out_dir / name
+        if isinstance(name, str) and path.parent == out_dir and path.is_file():
+            path.unlink()

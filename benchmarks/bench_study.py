@@ -20,9 +20,10 @@ import numpy as np
 from bench_fitting import blas_settings  # this directory is on sys.path when run as a script
 
 import simstudy  # noqa: F401
-from simstudy.config import BuiltCell, validate
+from simstudy.cell import BuiltCell
+from simstudy.config import validate
 from simstudy.engine import draw_replication, run_cell
-from simstudy.theory import optimal_sizes, predict, synthetic_moments
+from simstudy.theory import Theory, synthetic_moments
 
 GENERATORS = ("oracle", "gaussian_fit", "smote")
 
@@ -51,8 +52,9 @@ def theory_seconds(built: BuiltCell, refits: int):
     synthetic = synthetic_moments(
         built.population, built.generator, d.n1, np.random.default_rng(0), refits=refits, n0=d.n0
     )
-    prediction = predict(built.population, synthetic, d.n0, d.n1, d.gammas)
-    optimal_sizes(built.population, synthetic, d.n0, d.n1, gamma_max=3.0)
+    theory = Theory(built.population, synthetic, d.n0, d.n1)
+    prediction = theory.predict(d.gammas)
+    theory.optimal_sizes(gamma_max=3.0)
     return time.perf_counter() - start, prediction.theta_bar
 
 

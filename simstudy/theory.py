@@ -9,6 +9,11 @@ to even, as the study engine rounds), N = n0 + n1 + n~:
   and its excess R_bal(theta_bar) - R_bal(theta*) -- bias only, no linearisation;
 * the **first-order expected excess** (section 3, "Excess-risk expansion").
 
+A cell's predictions come from one ``Theory``, built from the population, the generator's
+``synthetic_moments`` and (n0, n1): it checks them and builds the terms that the predicted
+curves, the optimal sizes and the refined curve share once. ``predict``, ``optimal_sizes`` and
+``refined_prediction`` are one-call conveniences that build a ``Theory`` each.
+
 First-order expansion, conditional on the generator's fit. Linearising the pooled score
 equation at theta* gives theta_hat - theta* ~ -H_w^{-1} u / N with
 
@@ -52,8 +57,8 @@ bias n~ psi_r / N is also linearised: the exact excess of the per-fit population
 smaller than b_r' M_r b_r / (2 N^2) (``bias_linearisation`` measures the gap; 25% of the bias term
 at gamma = 2 for study 2's Gaussian fit, which is where that cell's prediction runs high).
 
-Refined prediction (``refined_prediction``): the same per-fit average with each fit's bias
-term replaced by the exact excess of its population limit, R_bal(theta_bar_r(n~)) -
+Refined prediction (``Theory.refined_prediction``): the same per-fit average with each fit's
+bias term replaced by the exact excess of its population limit, R_bal(theta_bar_r(n~)) -
 R_bal(theta*), theta_bar_r the root of n0 grad R0 + n1 grad R1 + n~ grad R~1,r = 0 with fit
 r's own synthetic law; the cross and variance terms are kept. It reuses the fits of
 ``synthetic_moments`` (their laws are kept in ``fit_laws``) and needs each fit's law. For
@@ -212,7 +217,7 @@ class SyntheticMoments(NamedTuple):
     """(R, p) the same for the majority sample (zeros when the generator was not shown X0)."""
     fit_laws: tuple
     """The synthetic law of each fit (``FittedGenerator.law``; None where it is not known): kept so
-    that ``refined_prediction`` solves each fit's exact population limit without refitting."""
+    that ``Theory.refined_prediction`` solves each fit's exact population limit without refitting."""
 
 
 def synthetic_moments(
@@ -437,11 +442,6 @@ class _FirstOrderTerms:
         return bias, cross, variance, param
 
 
-def _first_order(pop: Population, syn: SyntheticMoments, n0: int, n1: int, nt) -> _FirstOrder:
-    """The per-fit averaged terms of the module docstring for real-valued sizes nt (G,)."""
-    return _FirstOrderTerms(pop, syn, n0, n1)(nt)
-
-
 # ---------------------------------------------------------------------------------------------
 # the exact population limit
 
@@ -495,19 +495,6 @@ class _PooledRisk:
         return w0 * r0 + w1 * r1 + wt * rt
 
 
-def _population_limit(risk: _PooledRisk, n0: int, n1: int, nt: float, start: np.ndarray) -> np.ndarray:
-    """theta_bar(n~) by ``newton.minimise`` on Phi from ``start``."""
-    N = n0 + n1 + nt
-    w = (n0 / N, n1 / N, nt / N)
-    theta, info = newton.minimise(lambda th: risk.derivatives(th, w), lambda ths: risk.risks(ths, w), start)
-    if not info.grad_norm <= _FOC_FAIL:
-        raise RuntimeError(
-            f"the population limit at n~ = {nt:g} did not converge: ||grad Phi|| = {info.grad_norm:.3g} "
-            f"at theta = {theta}"
-        )
-    return theta
-
-
 def _path_predictor(nts, roots, nt) -> np.ndarray:
     """The Lagrange polynomial through the (up to three) previous roots at sizes nts, evaluated
     at nt: where the next root should be if theta_bar is smooth in n~."""
@@ -516,22 +503,6 @@ def _path_predictor(nts, roots, nt) -> np.ndarray:
         others = [nk for k, nk in enumerate(nts) if k != j]
         start = start + root * np.prod([(nt - nk) / (nj - nk) for nk in others])
     return start
-
-
-def _population_path(pop, syn, n0, n1, nts) -> np.ndarray:
-    """theta_bar along sizes nts (G,), each Newton solve started where the quadratic through the
-    three previous roots predicts the next (fewer roots at the start, or after a repeated size):
-    on a 201-point grid the first gradient fell from about 1e-4 to 1e-9, saving Newton steps."""
-    risk = _PooledRisk(pop, syn)
-    nts = np.asarray(nts, dtype=np.float64)
-    out = np.empty((len(nts), pop.p))
-    for i, nt in enumerate(nts):
-        previous = list(range(max(0, i - 3), i))
-        while len(set(nts[previous])) < len(previous):  # the Lagrange basis needs distinct sizes
-            previous.pop(0)
-        start = _path_predictor(nts[previous], out[previous], nt) if previous else pop.theta_star
-        out[i] = _population_limit(risk, n0, n1, float(nt), start)
-    return out
 
 
 # ---------------------------------------------------------------------------------------------
@@ -572,38 +543,6 @@ class Prediction(NamedTuple):
     (R = 1 for a fixed law), theory_excess_se their standard error."""
 
 
-def predict(population: Population, synthetic: SyntheticMoments, n0: int, n1: int, gammas) -> Prediction:
-    """The exact population limit and the first-order expected excess at each gamma.
-
-    ``synthetic`` must come from ``synthetic_moments`` with the same n1 (and n0 if it was given
-    one) when the generator is data-dependent. See the module docstring for the formulas.
-    """
-    pop = _check_population(population)
-    syn = _check_synthetic(synthetic, pop)
-    n0, n1 = _check_sizes(n0, n1)
-    _check_design_sizes(syn, n0, n1)
-    gammas = _check_gammas(gammas)
-    nt = np.rint(gammas * (n0 - n1)).astype(np.int64)
-    theta_bar = _population_path(pop, syn, n0, n1, nt)
-    fo = _first_order(pop, syn, n0, n1, nt)
-    return Prediction(
-        gammas=gammas,
-        n_tilde=nt,
-        theta_bar=theta_bar,
-        population_excess=pop.excess(theta_bar),
-        population_param_error=np.linalg.norm(theta_bar - pop.theta_star, axis=1),
-        bias_term=fo.bias,
-        cross_term=fo.cross,
-        variance_term=fo.variance,
-        theory_excess=fo.bias + fo.cross + fo.variance,
-        theory_excess_se=fo.total_se,
-        param_error_theory=np.sqrt(fo.param_sq),
-        param_error_theory_se=fo.param_sq_se / (2.0 * np.sqrt(fo.param_sq)),
-        exact_population=syn.law is not None,
-        fit_excess=fo.fit_total.T,
-    )
-
-
 # ---------------------------------------------------------------------------------------------
 # the refined prediction: each fit's bias without linearisation
 
@@ -627,10 +566,9 @@ class RefinedPrediction(NamedTuple):
     """How exact_bias was obtained."""
 
 
-def refinement_unavailable(population: Population, synthetic: SyntheticMoments) -> str | None:
-    """Why ``refined_prediction`` cannot be computed for these moments, or None when it can."""
-    pop = _check_population(population)
-    syn = _check_synthetic(synthetic, pop)
+def _refinement_unavailable(pop: Population, syn: SyntheticMoments) -> str | None:
+    """Why the refined prediction cannot be computed for these moments, or None when it can
+    (``Theory.refinement_unavailable``; it depends on neither n0 nor n1)."""
     if syn.refits == 1:
         return (
             "a fixed synthetic law has one deterministic bias, already exact in population_excess; "
@@ -772,71 +710,6 @@ def _fit_limits(risk: _FitRisks, n0: int, n1: int, nt: float, start: np.ndarray)
     return theta
 
 
-def _exact_fit_excess(pop: Population, syn: SyntheticMoments, n0: int, n1: int, nt: np.ndarray) -> np.ndarray:
-    """(G, R) R_bal(theta_bar_r(n~)) - R_bal(theta*) for every size and fit. As in
-    ``_population_path``, each fit's Newton solve starts where the quadratic through its three
-    previous roots predicts the next; the first two start at the fit's linearised limit
-    theta* - H_w,r^{-1} b_r / N, which is further off (its gradient 1e-2 to 2e-1 in study 2,
-    against 1e-4 to 1e-6 from the predictor)."""
-    risk = _FitRisks(pop, syn.fit_laws)
-    nt = nt.astype(np.float64)
-    roots = np.empty((nt.size, syn.refits, pop.p))
-    out = np.empty((nt.size, syn.refits))
-    for i, a in enumerate(nt):
-        previous = list(range(max(0, i - 3), i))
-        while len(set(nt[previous])) < len(previous):  # the Lagrange basis needs distinct sizes
-            previous.pop(0)
-        if len(previous) >= 2:
-            start = _path_predictor(nt[previous], roots[previous], a)
-        else:
-            # N H_w,r and b_r: H_w,r^{-1} b_r / N is one solve with the unnormalised sum
-            pooled = n0 * pop.H0 + n1 * pop.H1 + a * syn.fit_H
-            b = (n0 - n1 - a) * pop.g + a * syn.fit_psi
-            start = pop.theta_star - np.linalg.solve(pooled, b[..., None])[..., 0]
-        roots[i] = _fit_limits(risk, n0, n1, a, start)
-        # one size at a time: all sizes' risks in one quadrature call took 0.8 GB at 2000 fits
-        out[i] = pop.excess(roots[i])
-    return out
-
-
-def refined_prediction(
-    population: Population, synthetic: SyntheticMoments, n0: int, n1: int, gammas
-) -> RefinedPrediction:
-    """The refined expected excess at each gamma (module docstring, "Refined prediction").
-
-    Per fit r of ``synthetic`` (no refitting: the fits, their laws and sample deviations are
-    the ones ``predict`` averages over), the first-order bias term b_r' M_r b_r / (2 N^2) is
-    replaced by the exact excess of that fit's population limit, and the cross and variance
-    terms are kept. Squared loss needs no solve: the limit is linear in psi_r and the excess
-    quadratic, so the two coincide and the refined curve is the first-order one. Raises
-    ValueError with ``refinement_unavailable``'s reason when it cannot be computed.
-    """
-    pop = _check_population(population)
-    syn = _check_synthetic(synthetic, pop)
-    n0, n1 = _check_sizes(n0, n1)
-    _check_design_sizes(syn, n0, n1)
-    gammas = _check_gammas(gammas)
-    why = refinement_unavailable(pop, syn)
-    if why is not None:
-        raise ValueError(f"no refined prediction: {why}")
-    nt = np.rint(gammas * (n0 - n1)).astype(np.int64)
-    fo = _first_order(pop, syn, n0, n1, nt)
-    if pop.model.family is SQUARED:
-        exact, method = fo.fit_bias, "identical to first order (squared loss: the linearised bias is exact)"
-    else:
-        exact, method = _exact_fit_excess(pop, syn, n0, n1, nt), "exact population limit of each generator fit"
-    fits = fo.fit_total - fo.fit_bias + exact
-    return RefinedPrediction(
-        gammas=gammas,
-        n_tilde=nt,
-        exact_bias=exact.mean(axis=1),
-        theory_excess=fits.mean(axis=1),
-        theory_excess_se=fits.std(axis=1, ddof=1) / math.sqrt(syn.refits),
-        fit_excess=fits.T,
-        method=method,
-    )
-
-
 # ---------------------------------------------------------------------------------------------
 # optimal sizes
 
@@ -850,9 +723,9 @@ class OptimalSize(NamedTuple):
     mismatched generator; None when no positive size reduces ||b||_M (see ``reason``)."""
     gamma_star_bias_per_point: float | None
     """The minimiser of the first-order bias term E||b||_M^2 / (2 N^2) itself, N growing with
-    n~ (``_closed_form``). THEORY.md's form holds N fixed; both equal 1/(1 - c) for an aligned
-    psi = c g, c < 1, but differ otherwise: for 1 < c < 1 + (n0 - n1)/(n0 + n1) the bias per
-    point keeps falling as n~ grows (None here, gamma_star_population at gamma_max)."""
+    n~ (``Theory._closed_form``). THEORY.md's form holds N fixed; both equal 1/(1 - c) for an
+    aligned psi = c g, c < 1, but differ otherwise: for 1 < c < 1 + (n0 - n1)/(n0 + n1) the bias
+    per point keeps falling as n~ grows (None here, gamma_star_population at gamma_max)."""
     reason: str
     """How the two closed forms were obtained, or why they are None."""
     gamma_star_total: float
@@ -870,59 +743,6 @@ class OptimalSize(NamedTuple):
     """Angle between E psi and g in degrees (None under symmetry or when E psi = 0)."""
 
 
-def _closed_form(pop, syn, n0, n1, per_point: bool) -> tuple[float | None, str]:
-    """Fixed point in M of a bias-optimal closed form (module docstring); (gamma or None, reason).
-
-    per_point False: THEORY.md's n~* = G <g, d>_M / (||d||_M^2 + tau), d = g - E psi,
-    tau = tr(M Cov psi), G = n0 - n1: the minimiser of E||b||_M^2 with N held fixed.
-    per_point True: the minimiser of E||b||_M^2 / N^2 with N = N0 + n~, N0 = n0 + n1,
-    n~* = G (G ||g||_M^2 + N0 <d, g>_M) / (N0 (||d||_M^2 + tau) + G <g, d>_M) (setting the
-    derivative to zero; the two agree when the bias cancels, e.g. aligned psi = c g, c < 1).
-    """
-    g, psi = pop.g, syn.psi_mean
-    G, N0 = n0 - n1, n0 + n1
-    c = float(psi @ g / (g @ g))
-    gamma = 1.0
-    for it in range(1, _FIXED_POINT_MAX + 1):
-        nt = gamma * G
-        Hw = (n0 * pop.H0 + n1 * pop.H1 + nt * syn.H_tilde) / (N0 + nt)
-        Hw_inv = np.linalg.inv(Hw)
-        M = Hw_inv @ pop.H @ Hw_inv
-        d = g - psi
-        gd, dd, gg = float(g @ M @ d), float(d @ M @ d), float(g @ M @ g)
-        tau = float(np.trace(M @ syn.psi_cov))
-        if per_point:
-            num, den = G * gg + N0 * gd, N0 * (dd + tau) + G * gd
-        else:
-            num, den = gd, dd + tau
-        if num <= 0.0:
-            return None, (
-                f"no positive size reduces the bias (c = {c:.6g}; aligned mismatch with c >= 1): "
-                f"it is smallest at gamma = 0"
-            )
-        if den <= 1e-14 * abs(num):
-            return None, (
-                f"no finite size minimises the bias (c = {c:.6g}): it keeps falling as gamma grows, "
-                f"toward its limit at n~ = infinity"
-            )
-        new = num / den
-        if abs(new - gamma) <= _FIXED_POINT_TOL * max(1.0, new):
-            return new, f"fixed point in M after {it} iterations"
-        gamma = new
-    return gamma, f"M at the last of {_FIXED_POINT_MAX} fixed-point iterations (not converged)"
-
-
-def _bias_optimum(pop: Population, syn: SyntheticMoments, n0: int, n1: int):
-    """(THEORY.md's gamma*, the per-point gamma*, reason) -- see ``_closed_form``."""
-    if pop.regime == "symmetry":
-        if np.any(syn.psi_mean != 0.0) or np.any(syn.psi_cov != 0.0):
-            return 0.0, 0.0, "local symmetry: the bias n~ psi grows with n~, so it is smallest at gamma = 0"
-        return None, None, "local symmetry and psi = 0: there is no bias at any size"
-    theory, why = _closed_form(pop, syn, n0, n1, per_point=False)
-    per_point, why_n = _closed_form(pop, syn, n0, n1, per_point=True)
-    return theory, per_point, f"THEORY.md closed form: {why}; per-point closed form: {why_n}"
-
-
 def _minimise(fn: Callable[[np.ndarray], np.ndarray], lo: float, hi: float, points: int) -> float:
     """Argmin on [lo, hi]: the best of a grid, refined by bounded Brent between its neighbours."""
     grid = np.linspace(lo, hi, points)
@@ -935,84 +755,382 @@ def _minimise(fn: Callable[[np.ndarray], np.ndarray], lo: float, hi: float, poin
     return float(res.x) if res.fun <= values[i] else float(grid[i])
 
 
-def _total_optimum(pop, syn, n0, n1, gamma_max) -> float:
-    G = n0 - n1
-    terms = _FirstOrderTerms(pop, syn, n0, n1)
-
-    def total(gs):
-        fo = terms(gs * G)
-        return fo.bias + fo.cross + fo.variance
-
-    return _minimise(total, 0.0, gamma_max, 401)
+# ---------------------------------------------------------------------------------------------
+# the theory of one cell
 
 
-def _population_optimum(pop, syn, n0, n1, gamma_max) -> float | None:
-    G = n0 - n1
-    risk = _PooledRisk(pop, syn)
-    grid = np.linspace(0.0, gamma_max, 41)
-    path = _population_path(pop, syn, n0, n1, grid * G)
-    values = pop.excess(path)
-    if np.max(np.abs(values)) < _FLAT:
-        return None
-    i = int(np.argmin(values))
+class Theory:
+    """The theory of one design cell (THEORY.md sections 2-3): a population, a generator's
+    synthetic moments at theta* and the real sample sizes n0 > n1, checked once, with the terms
+    that all of the cell's predictions share built once.
 
-    def excess(x):
-        return float(pop.excess(_population_limit(risk, n0, n1, x * G, path[i])[None])[0])
+    Held (the module docstring has the formulas):
 
-    a, b = grid[max(i - 1, 0)], grid[min(i + 1, grid.size - 1)]
-    res = minimize_scalar(excess, bounds=(a, b), method="bounded", options={"xatol": 1e-10 * max(1.0, gamma_max)})
-    return float(res.x) if res.fun <= values[i] else float(grid[i])
+    * the first-order terms as functions of the synthetic size n~ (section 3, "Excess-risk
+      expansion", averaged over the generator fits r): with n0 H0 + n1 H1 = L L' (one Cholesky
+      factor) and L^{-1} H~_r L^{-T} = U_r diag(lambda_r) U_r' (one eigendecomposition per fit),
+      B_r = L^{-T} U_r diagonalises every H_w,r, and H, the score covariances, g and psi_r are
+      kept in its coordinates (``_FirstOrderTerms``); the bias, cross, variance and
+      parameter-error terms then cost O(p^2) per (size, fit);
+    * the pooled population risk Phi(theta) = (n0 R0 + n1 R1 + n~ R~1)(theta) / N, whose
+      minimiser is the population limit theta_bar(n~) (section 3, "Population limit"), with the
+      fixed synthetic law's exact risk or, for a data-dependent generator, the mean mismatch
+      expanded to second order (``_PooledRisk``);
+    * built on first use, by the refined prediction of a binary family only: every fit's pooled
+      risk Phi_r with that fit's own Gaussian-mixture synthetic law (``_FitRisks``).
+
+    The methods take multipliers gamma and use n~ = round(gamma (n0 - n1)), half to even (the
+    study engine's rounding). The held terms are only read, and each call splits its sizes
+    into the same chunks as a Theory built for that call alone, so a method's numbers do not
+    depend on what was computed before it.
+
+    Parameters
+    ----------
+    population : Population
+        theta*, g, H0, H1, H, Sigma0 and Sigma1 of the design's classes and model.
+    synthetic : SyntheticMoments
+        From ``synthetic_moments``: for a data-dependent generator, fitted with the same n1
+        (and the same n0, if it was given one).
+    n0, n1 : int
+        Real majority and minority sample sizes, n0 > n1 >= 1.
+
+    Attributes
+    ----------
+    population : Population
+    synthetic : SyntheticMoments
+    n0, n1 : int
+        The checked inputs.
+
+    Raises
+    ------
+    ValueError
+        When an input fails its check, or the moments were fitted at other sample sizes.
+    """
+
+    def __init__(self, population: Population, synthetic: SyntheticMoments, n0: int, n1: int):
+        self.population = _check_population(population)
+        self.synthetic = _check_synthetic(synthetic, self.population)
+        self.n0, self.n1 = _check_sizes(n0, n1)
+        _check_design_sizes(self.synthetic, self.n0, self.n1)
+        self._first_order = _FirstOrderTerms(self.population, self.synthetic, self.n0, self.n1)
+        self._risk = _PooledRisk(self.population, self.synthetic)
+
+    @functools.cached_property
+    def _fit_risks(self) -> _FitRisks:
+        return _FitRisks(self.population, self.synthetic.fit_laws)
+
+    def _sizes(self, gammas: np.ndarray) -> np.ndarray:
+        return np.rint(gammas * (self.n0 - self.n1)).astype(np.int64)
+
+    def _population_limit(self, nt: float, start: np.ndarray) -> np.ndarray:
+        """theta_bar(n~) by ``newton.minimise`` on Phi from ``start``."""
+        n0, n1 = self.n0, self.n1
+        N = n0 + n1 + nt
+        w = (n0 / N, n1 / N, nt / N)
+        risk = self._risk
+        theta, info = newton.minimise(lambda th: risk.derivatives(th, w), lambda ths: risk.risks(ths, w), start)
+        if not info.grad_norm <= _FOC_FAIL:
+            raise RuntimeError(
+                f"the population limit at n~ = {nt:g} did not converge: ||grad Phi|| = {info.grad_norm:.3g} "
+                f"at theta = {theta}"
+            )
+        return theta
+
+    def _population_path(self, nts) -> np.ndarray:
+        """theta_bar along sizes nts (G,), each Newton solve started where the quadratic through the
+        three previous roots predicts the next (fewer roots at the start, or after a repeated size):
+        on a 201-point grid the first gradient fell from about 1e-4 to 1e-9, saving Newton steps."""
+        pop = self.population
+        nts = np.asarray(nts, dtype=np.float64)
+        out = np.empty((len(nts), pop.p))
+        for i, nt in enumerate(nts):
+            previous = list(range(max(0, i - 3), i))
+            while len(set(nts[previous])) < len(previous):  # the Lagrange basis needs distinct sizes
+                previous.pop(0)
+            start = _path_predictor(nts[previous], out[previous], nt) if previous else pop.theta_star
+            out[i] = self._population_limit(float(nt), start)
+        return out
+
+    def predict(self, gammas) -> Prediction:
+        """The exact population limit and the first-order expected excess at each gamma.
+
+        Parameters
+        ----------
+        gammas : array_like
+            Synthetic multipliers, a non-empty 1-D sequence of finite numbers >= 0.
+
+        Returns
+        -------
+        Prediction
+            The predicted curves over gamma (module docstring for the formulas).
+        """
+        pop = self.population
+        gammas = _check_gammas(gammas)
+        nt = self._sizes(gammas)
+        theta_bar = self._population_path(nt)
+        fo = self._first_order(nt)
+        return Prediction(
+            gammas=gammas,
+            n_tilde=nt,
+            theta_bar=theta_bar,
+            population_excess=pop.excess(theta_bar),
+            population_param_error=np.linalg.norm(theta_bar - pop.theta_star, axis=1),
+            bias_term=fo.bias,
+            cross_term=fo.cross,
+            variance_term=fo.variance,
+            theory_excess=fo.bias + fo.cross + fo.variance,
+            theory_excess_se=fo.total_se,
+            param_error_theory=np.sqrt(fo.param_sq),
+            param_error_theory_se=fo.param_sq_se / (2.0 * np.sqrt(fo.param_sq)),
+            exact_population=self.synthetic.law is not None,
+            fit_excess=fo.fit_total.T,
+        )
+
+    def refinement_unavailable(self) -> str | None:
+        """Why ``refined_prediction`` cannot be computed for this cell.
+
+        Returns
+        -------
+        str or None
+            The reason, or None when it can be computed.
+        """
+        return _refinement_unavailable(self.population, self.synthetic)
+
+    def _exact_fit_excess(self, nt: np.ndarray) -> np.ndarray:
+        """(G, R) R_bal(theta_bar_r(n~)) - R_bal(theta*) for every size and fit. As in
+        ``_population_path``, each fit's Newton solve starts where the quadratic through its three
+        previous roots predicts the next; the first two start at the fit's linearised limit
+        theta* - H_w,r^{-1} b_r / N, which is further off (its gradient 1e-2 to 2e-1 in study 2,
+        against 1e-4 to 1e-6 from the predictor)."""
+        pop, syn, n0, n1 = self.population, self.synthetic, self.n0, self.n1
+        nt = nt.astype(np.float64)
+        roots = np.empty((nt.size, syn.refits, pop.p))
+        out = np.empty((nt.size, syn.refits))
+        for i, a in enumerate(nt):
+            previous = list(range(max(0, i - 3), i))
+            while len(set(nt[previous])) < len(previous):  # the Lagrange basis needs distinct sizes
+                previous.pop(0)
+            if len(previous) >= 2:
+                start = _path_predictor(nt[previous], roots[previous], a)
+            else:
+                # N H_w,r and b_r: H_w,r^{-1} b_r / N is one solve with the unnormalised sum
+                pooled = n0 * pop.H0 + n1 * pop.H1 + a * syn.fit_H
+                b = (n0 - n1 - a) * pop.g + a * syn.fit_psi
+                start = pop.theta_star - np.linalg.solve(pooled, b[..., None])[..., 0]
+            roots[i] = _fit_limits(self._fit_risks, n0, n1, a, start)
+            # one size at a time: all sizes' risks in one quadrature call took 0.8 GB at 2000 fits
+            out[i] = pop.excess(roots[i])
+        return out
+
+    def refined_prediction(self, gammas) -> RefinedPrediction:
+        """The refined expected excess at each gamma (module docstring, "Refined prediction").
+
+        Per fit r of the synthetic moments (no refitting: the fits, their laws and sample
+        deviations are the ones ``predict`` averages over), the first-order bias term
+        b_r' M_r b_r / (2 N^2) is replaced by the exact excess of that fit's population limit,
+        and the cross and variance terms are kept. Squared loss needs no solve: the limit is
+        linear in psi_r and the excess quadratic, so the two coincide and the refined curve is
+        the first-order one.
+
+        Parameters
+        ----------
+        gammas : array_like
+            Synthetic multipliers, a non-empty 1-D sequence of finite numbers >= 0.
+
+        Returns
+        -------
+        RefinedPrediction
+            The refined curve over gamma, per fit and averaged.
+
+        Raises
+        ------
+        ValueError
+            With ``refinement_unavailable``'s reason when it cannot be computed.
+        """
+        pop, syn = self.population, self.synthetic
+        gammas = _check_gammas(gammas)
+        why = self.refinement_unavailable()
+        if why is not None:
+            raise ValueError(f"no refined prediction: {why}")
+        nt = self._sizes(gammas)
+        fo = self._first_order(nt)
+        if pop.model.family is SQUARED:
+            exact, method = fo.fit_bias, "identical to first order (squared loss: the linearised bias is exact)"
+        else:
+            exact, method = self._exact_fit_excess(nt), "exact population limit of each generator fit"
+        fits = fo.fit_total - fo.fit_bias + exact
+        return RefinedPrediction(
+            gammas=gammas,
+            n_tilde=nt,
+            exact_bias=exact.mean(axis=1),
+            theory_excess=fits.mean(axis=1),
+            theory_excess_se=fits.std(axis=1, ddof=1) / math.sqrt(syn.refits),
+            fit_excess=fits.T,
+            method=method,
+        )
+
+    def _closed_form(self, per_point: bool) -> tuple[float | None, str]:
+        """Fixed point in M of a bias-optimal closed form (module docstring); (gamma or None, reason).
+
+        per_point False: THEORY.md's n~* = G <g, d>_M / (||d||_M^2 + tau), d = g - E psi,
+        tau = tr(M Cov psi), G = n0 - n1: the minimiser of E||b||_M^2 with N held fixed.
+        per_point True: the minimiser of E||b||_M^2 / N^2 with N = N0 + n~, N0 = n0 + n1,
+        n~* = G (G ||g||_M^2 + N0 <d, g>_M) / (N0 (||d||_M^2 + tau) + G <g, d>_M) (setting the
+        derivative to zero; the two agree when the bias cancels, e.g. aligned psi = c g, c < 1).
+        """
+        pop, syn, n0, n1 = self.population, self.synthetic, self.n0, self.n1
+        g, psi = pop.g, syn.psi_mean
+        G, N0 = n0 - n1, n0 + n1
+        c = float(psi @ g / (g @ g))
+        gamma = 1.0
+        for it in range(1, _FIXED_POINT_MAX + 1):
+            nt = gamma * G
+            Hw = (n0 * pop.H0 + n1 * pop.H1 + nt * syn.H_tilde) / (N0 + nt)
+            Hw_inv = np.linalg.inv(Hw)
+            M = Hw_inv @ pop.H @ Hw_inv
+            d = g - psi
+            gd, dd, gg = float(g @ M @ d), float(d @ M @ d), float(g @ M @ g)
+            tau = float(np.trace(M @ syn.psi_cov))
+            if per_point:
+                num, den = G * gg + N0 * gd, N0 * (dd + tau) + G * gd
+            else:
+                num, den = gd, dd + tau
+            if num <= 0.0:
+                return None, (
+                    f"no positive size reduces the bias (c = {c:.6g}; aligned mismatch with c >= 1): "
+                    f"it is smallest at gamma = 0"
+                )
+            if den <= 1e-14 * abs(num):
+                return None, (
+                    f"no finite size minimises the bias (c = {c:.6g}): it keeps falling as gamma grows, "
+                    f"toward its limit at n~ = infinity"
+                )
+            new = num / den
+            if abs(new - gamma) <= _FIXED_POINT_TOL * max(1.0, new):
+                return new, f"fixed point in M after {it} iterations"
+            gamma = new
+        return gamma, f"M at the last of {_FIXED_POINT_MAX} fixed-point iterations (not converged)"
+
+    def _bias_optimum(self):
+        """(THEORY.md's gamma*, the per-point gamma*, reason) -- see ``_closed_form``."""
+        syn = self.synthetic
+        if self.population.regime == "symmetry":
+            if np.any(syn.psi_mean != 0.0) or np.any(syn.psi_cov != 0.0):
+                return 0.0, 0.0, "local symmetry: the bias n~ psi grows with n~, so it is smallest at gamma = 0"
+            return None, None, "local symmetry and psi = 0: there is no bias at any size"
+        theory, why = self._closed_form(per_point=False)
+        per_point, why_n = self._closed_form(per_point=True)
+        return theory, per_point, f"THEORY.md closed form: {why}; per-point closed form: {why_n}"
+
+    def _total_optimum(self, gamma_max: float) -> float:
+        G = self.n0 - self.n1
+
+        def total(gs):
+            fo = self._first_order(gs * G)
+            return fo.bias + fo.cross + fo.variance
+
+        return _minimise(total, 0.0, gamma_max, 401)
+
+    def _population_optimum(self, gamma_max: float) -> float | None:
+        pop, n0, n1 = self.population, self.n0, self.n1
+        G = n0 - n1
+        grid = np.linspace(0.0, gamma_max, 41)
+        path = self._population_path(grid * G)
+        values = pop.excess(path)
+        if np.max(np.abs(values)) < _FLAT:
+            return None
+        i = int(np.argmin(values))
+
+        def excess(x):
+            return float(pop.excess(self._population_limit(x * G, path[i])[None])[0])
+
+        a, b = grid[max(i - 1, 0)], grid[min(i + 1, grid.size - 1)]
+        res = minimize_scalar(excess, bounds=(a, b), method="bounded", options={"xatol": 1e-10 * max(1.0, gamma_max)})
+        return float(res.x) if res.fun <= values[i] else float(grid[i])
+
+    def optimal_sizes(self, gamma_max: float = 4.0) -> OptimalSize:
+        """Bias-optimal, total-risk-optimal and population-optimal gamma, with the mismatch geometry.
+
+        Parameters
+        ----------
+        gamma_max : float
+            The upper end of the range [0, gamma_max] searched for the total-risk and population
+            optima; finite and > 0.
+
+        Returns
+        -------
+        OptimalSize
+            The optima, how they were found, a recommendation and the alignment of E psi with g.
+        """
+        pop, syn = self.population, self.synthetic
+        gamma_max = float(gamma_max)
+        if not (np.isfinite(gamma_max) and gamma_max > 0):
+            raise ValueError(f"gamma_max must be a finite number > 0, got {gamma_max!r}")
+
+        gamma_bias, gamma_per_point, reason = self._bias_optimum()
+        gamma_total = self._total_optimum(gamma_max)
+        gamma_pop = self._population_optimum(gamma_max)
+        psi = syn.psi_mean
+        norm = float(np.linalg.norm(psi))
+        ideal = not np.any(psi != 0.0) and not np.any(syn.psi_cov != 0.0) and not np.any(syn.cross1 != 0.0)
+        if pop.regime == "symmetry":
+            c = angle = None
+            if ideal:
+                recommendation = (
+                    f"local symmetry with an ideal generator (psi = 0): synthetic points only add sample size; "
+                    f"the predicted total keeps falling, optimum at gamma = {gamma_total:.3g} (the largest allowed)"
+                )
+            else:
+                recommendation = (
+                    "local symmetry: no or minimal augmentation "
+                    f"(predicted total-risk optimum gamma = {gamma_total:.3g})"
+                )
+        else:
+            g = pop.g
+            c = float(psi @ g / (g @ g))
+            angle = (
+                math.degrees(math.acos(float(np.clip(psi @ g / (norm * np.linalg.norm(g)), -1.0, 1.0))))
+                if norm > 0
+                else None
+            )
+            if gamma_bias is None:
+                recommendation = (
+                    f"local asymmetry: no size cancels the bias (c = {c:.3g}); use the predicted total-risk "
+                    f"optimum gamma = {gamma_total:.4g}"
+                )
+            else:
+                per_point = "none" if gamma_per_point is None else f"{gamma_per_point:.4g}"
+                recommendation = (
+                    f"local asymmetry: bias-optimal gamma* = {gamma_bias:.4g} (c = {c:.3g}; per point {per_point}); "
+                    f"predicted total-risk optimum gamma = {gamma_total:.4g}"
+                )
+        return OptimalSize(gamma_bias, gamma_per_point, reason, gamma_total, gamma_pop, recommendation, c, norm, angle)
+
+
+def predict(population: Population, synthetic: SyntheticMoments, n0: int, n1: int, gammas) -> Prediction:
+    """``Theory(population, synthetic, n0, n1).predict(gammas)``, for a single prediction: a cell
+    that asks for more builds its ``Theory`` once."""
+    return Theory(population, synthetic, n0, n1).predict(gammas)
 
 
 def optimal_sizes(
     population: Population, synthetic: SyntheticMoments, n0: int, n1: int, gamma_max: float = 4.0
 ) -> OptimalSize:
-    """Bias-optimal, total-risk-optimal and population-optimal gamma, with the mismatch geometry."""
-    pop = _check_population(population)
-    syn = _check_synthetic(synthetic, pop)
-    n0, n1 = _check_sizes(n0, n1)
-    _check_design_sizes(syn, n0, n1)
-    gamma_max = float(gamma_max)
-    if not (np.isfinite(gamma_max) and gamma_max > 0):
-        raise ValueError(f"gamma_max must be a finite number > 0, got {gamma_max!r}")
+    """``Theory(population, synthetic, n0, n1).optimal_sizes(gamma_max)``, for a single call."""
+    return Theory(population, synthetic, n0, n1).optimal_sizes(gamma_max)
 
-    gamma_bias, gamma_per_point, reason = _bias_optimum(pop, syn, n0, n1)
-    gamma_total = _total_optimum(pop, syn, n0, n1, gamma_max)
-    gamma_pop = _population_optimum(pop, syn, n0, n1, gamma_max)
-    psi = syn.psi_mean
-    norm = float(np.linalg.norm(psi))
-    ideal = not np.any(psi != 0.0) and not np.any(syn.psi_cov != 0.0) and not np.any(syn.cross1 != 0.0)
-    if pop.regime == "symmetry":
-        c = angle = None
-        if ideal:
-            recommendation = (
-                f"local symmetry with an ideal generator (psi = 0): synthetic points only add sample size; "
-                f"the predicted total keeps falling, optimum at gamma = {gamma_total:.3g} (the largest allowed)"
-            )
-        else:
-            recommendation = (
-                f"local symmetry: no or minimal augmentation (predicted total-risk optimum gamma = {gamma_total:.3g})"
-            )
-    else:
-        g = pop.g
-        c = float(psi @ g / (g @ g))
-        angle = (
-            math.degrees(math.acos(float(np.clip(psi @ g / (norm * np.linalg.norm(g)), -1.0, 1.0))))
-            if norm > 0
-            else None
-        )
-        if gamma_bias is None:
-            recommendation = (
-                f"local asymmetry: no size cancels the bias (c = {c:.3g}); use the predicted total-risk "
-                f"optimum gamma = {gamma_total:.4g}"
-            )
-        else:
-            per_point = "none" if gamma_per_point is None else f"{gamma_per_point:.4g}"
-            recommendation = (
-                f"local asymmetry: bias-optimal gamma* = {gamma_bias:.4g} (c = {c:.3g}; per point {per_point}); "
-                f"predicted total-risk optimum gamma = {gamma_total:.4g}"
-            )
-    return OptimalSize(gamma_bias, gamma_per_point, reason, gamma_total, gamma_pop, recommendation, c, norm, angle)
+
+def refinement_unavailable(population: Population, synthetic: SyntheticMoments) -> str | None:
+    """``Theory.refinement_unavailable`` without the sample sizes, on which it does not depend."""
+    pop = _check_population(population)
+    return _refinement_unavailable(pop, _check_synthetic(synthetic, pop))
+
+
+def refined_prediction(
+    population: Population, synthetic: SyntheticMoments, n0: int, n1: int, gammas
+) -> RefinedPrediction:
+    """``Theory(population, synthetic, n0, n1).refined_prediction(gammas)``, for a single call."""
+    return Theory(population, synthetic, n0, n1).refined_prediction(gammas)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -1098,7 +1216,7 @@ def bias_linearisation(
             raise ValueError(
                 f"generator {generator.name!r} has no fitted law: the exact per-fit population limit needs one"
             )
-        fixed = predict(pop, synthetic_moments(pop, Oracle(law), n1, rng), n0, n1, gammas)
+        fixed = Theory(pop, synthetic_moments(pop, Oracle(law), n1, rng), n0, n1).predict(gammas)
         exact[r], first[r] = fixed.population_excess, fixed.bias_term
     gap = first - exact
     return BiasLinearisation(
@@ -1147,6 +1265,10 @@ def predicted_slopes(
         else:
             _check_gammas([lab])
     n0s = np.array([int(round(kappa * n)) for n in n1s])
+    if np.any(n0s <= n1s):
+        raise ValueError(
+            f"kappa = {kappa} leaves n0 = round(kappa n1) <= n1 at n1 = {n1s[n0s <= n1s][0]}: n0 must exceed n1"
+        )
 
     rows = {lab: [] for lab in labels}
     # the bias is constant in n1 only when neither the design nor a fixed law changes with n1
@@ -1154,22 +1276,21 @@ def predicted_slopes(
     structure = {lab: None for lab in labels}
     for n1, n0 in zip(n1s.tolist(), n0s.tolist()):
         pop = _check_population(pop_at(n1))
-        gen = gen_at(n1)
-        syn = synthetic_moments(pop, gen, n1, rng, refits=refits, pool=pool)
+        theory = Theory(pop, synthetic_moments(pop, gen_at(n1), n1, rng, refits=refits, pool=pool), n0, n1)
         for lab in labels:
             if lab == "star":
-                gamma = _bias_optimum(pop, syn, n0, n1)[0]
+                gamma = theory._bias_optimum()[0]
             elif lab == "total":
-                gamma = _total_optimum(pop, syn, n0, n1, 4.0)
+                gamma = theory._total_optimum(4.0)
             else:
                 gamma = float(lab)
             if gamma is None:
                 rows[lab].append((math.nan, math.nan, math.nan))
                 continue
-            fo = _first_order(pop, syn, n0, n1, np.array([np.rint(gamma * (n0 - n1))]))
+            fo = theory._first_order(np.array([np.rint(gamma * (n0 - n1))]))
             rows[lab].append((gamma, float(fo.bias[0] + fo.cross[0] + fo.variance[0]), math.sqrt(fo.param_sq[0])))
             # at continuous sizes, per unit of N, for the asymptotic exponent
-            cont = _first_order(pop, syn, n0, n1, np.array([gamma * (n0 - n1)]))
+            cont = theory._first_order(np.array([gamma * (n0 - n1)]))
             N = n0 + n1 + gamma * (n0 - n1)
             structure[lab] = (float(cont.bias[0]), float(cont.variance[0]) * N)
 
@@ -1203,6 +1324,7 @@ __all__ = [
     "RateCurve",
     "RefinedPrediction",
     "SyntheticMoments",
+    "Theory",
     "bias_linearisation",
     "optimal_sizes",
     "predict",

@@ -38,7 +38,7 @@ from simstudy.processes import gaussian_classes, symmetric_mean_shift
 from simstudy.theory import (
     OptimalSize,
     SyntheticMoments,
-    _first_order,
+    _FirstOrderTerms,
     bias_linearisation,
     optimal_sizes,
     predict,
@@ -152,7 +152,7 @@ def test_diagonalised_first_order_terms_equal_the_inverse_formulas(asym_pop, gen
     syn = synthetic_moments(asym_pop, gen, 60, rng_from(31), refits=40, pool=3000, n0=600)
     assert (syn.pool > 0) == (generator == "smote")
     nt = np.array([0.0, 17.0, 270.0, 540.0, 1600.5])
-    got = _first_order(asym_pop, syn, 600, 60, nt)
+    got = _FirstOrderTerms(asym_pop, syn, 600, 60)(nt)
     want = _first_order_by_inverses(asym_pop, syn, 600, 60, nt)
     for name, expected in zip(("bias", "cross", "variance", "param_sq"), want):
         np.testing.assert_allclose(
@@ -571,5 +571,7 @@ def test_bad_inputs_raise(asym_pop, sym_pop):
         predicted_slopes(asym_pop, gen, [20, 40], 10, rng_from(0), gammas=("best",))
     with pytest.raises(ValueError, match="kappa"):
         predicted_slopes(asym_pop, gen, [20, 40], 1.0, rng_from(0))
+    with pytest.raises(ValueError, match="n0 must exceed n1"):
+        predicted_slopes(asym_pop, gen, [2, 3], 1.1, rng_from(0))
     with pytest.raises(ValueError, match="n1_grid"):
         predicted_slopes(asym_pop, gen, [40, 20], 10, rng_from(0))

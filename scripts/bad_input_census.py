@@ -270,7 +270,7 @@ for option, value in (
     ("gammas", "[]"),
     ("gammas", "[1.0,0.5]"),
     ("gammas", "abc"),
-    ("features", "abc"),
+    ("feature_map", "abc"),
 ):
     _add("selection", f"selection.{option}", VL, f"selection.{option}={value}")
 _add("size", "test_per_class", "study=vtss_ring", "selection.test_per_class=1000000000000")
@@ -279,15 +279,18 @@ _add("size", "design.n1", VL, "design.n1=100000000")
 _add("size", "design.n1", VL, "design.n1=100000000", "design.n0=2000000000")
 _add("unknown key", "selection.bogus", VL, "selection.bogus=1")
 _add("unknown key", "selection.bogus", VL, "+selection.bogus=1")
+# the section's name before it became selection.feature_map (issue 15)
+_add("unknown key", "selection.features", VR, "selection.features.n_features=50")
+_add("unknown key", "selection.features", VL, "+selection.features={name: rff}")
 _add("selection", "design.gammas", VL, "design.gammas=[0.5,2.0]")
 _add("selection", "data", VL, "+data.datasets=[caravan]")
-_add("selection", "name", VR, "selection.features.name=nope")
-_add("selection", "n_features", VR, "selection.features.n_features=0")
-_add("selection", "lengthscale", VR, "selection.features.lengthscale=-1")
-_add("selection", "pilot_per_class", VR, "selection.features.pilot_per_class=1")
+_add("selection", "name", VR, "selection.feature_map.name=nope")
+_add("selection", "n_features", VR, "selection.feature_map.n_features=0")
+_add("selection", "lengthscale", VR, "selection.feature_map.lengthscale=-1")
+_add("selection", "pilot_per_class", VR, "selection.feature_map.pilot_per_class=1")
 _add("selection", "scoring", VR, "selection.scoring=exact")
 _add("selection", "selection.cv", VR, "selection.cv=500")
-_add("size", "n_features", VR, "selection.features.n_features=1000000000")
+_add("size", "n_features", VR, "selection.feature_map.n_features=1000000000")
 
 # ------------------------------------------------------------------------------------------
 # data.* for study=real_data (bundled datasets)
@@ -312,7 +315,7 @@ for value in ("0", "1", "abc"):
 _add("unknown key", "data.bogus", RD, "data.bogus=1")
 _add("unknown key", "data.bogus", RD, "+data.bogus=1")
 _add("data", "model.family", RD, "model=least_squares")
-_add("data", "selection.features", RD, "selection.features={name: rff}")
+_add("data", "selection.feature_map", RD, "selection.feature_map={name: rff}")
 _add("data", "data.positive", RD, "data.positive=1")
 _add("data", "data.target", RD, "data.target=y")
 _add("data", "design.gammas", RD, "design.gammas=[0.5,2.0]")
@@ -344,8 +347,8 @@ _file("data.path", "junk.parquet", id="data file: text as parquet")
 _file("data.path", "good.txt", id="data file: unsupported extension")
 _file("data.path", "only_target.csv", id="data file: no feature column")
 _file("data.path|data.generators", "few_minority.csv", id="data file: three minority rows")
-_file("data.path", "constant.csv", id="data file: constant features")
-_file("data.path", "all_nan.csv", id="data file: all-NaN features")
+_file("data.path", "constant.csv", id="data file: constant columns")
+_file("data.path", "all_nan.csv", id="data file: all-NaN columns")
 _file("data.target", "good.csv", target="null", id="data file: target null")
 _file("data.target", "good.csv", target="[y]", id="data file: target a list")
 _file("data.sha256", "good.csv", "+data.sha256=deadbeef", id="data file: wrong sha256")

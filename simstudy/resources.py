@@ -2,7 +2,7 @@
 cell this machine cannot run.
 
 A curve cell (``simstudy.engine.run_cell``) with N = n0 + n1 + max n~ rows in its stacked
-design, G gammas, d features and p = d (+ 1 with an intercept) coefficients, R replications
+design, G gammas, d covariates and p = d (+ 1 with an intercept) coefficients, R replications
 and W workers holds at its peak (8 bytes per float64 number):
 
 * the process itself: Python with JAX, pandas and matplotlib, the population and the theory
@@ -217,21 +217,21 @@ def vtss_estimate(run: RunConfig) -> tuple[float, float, dict[str, float]]:
     (N = 15,600, p = 101, K = 5) gives 17 s per replication (measured: benchmarks/README.md)."""
     sel = run.selection
     d = run.design
-    features = sel.features
+    phi = sel.feature_map
     dim = make_dgp(run.dgp).dim  # as BuiltCell builds and reports it, so bad options fail here
-    width = features.n_features if features else dim
+    width = phi.n_features if phi else dim
     p = width + int(run.model.intercept)
     rows = d.n0 + d.n1 + round(max(d.gammas) * (d.n0 - d.n1))
     candidates = max(len(sel.gammas or range(41)), len(d.gammas))
     cv = sel.cv
     folds = 1 if cv == "holdout" else (cv[1] * cv[2] if isinstance(cv, tuple) else cv)
-    test = 2 * sel.test_per_class if features or sel.scoring == "test_set" else 0
+    test = 2 * sel.test_per_class if phi or sel.scoring == "test_set" else 0
     fit_numbers = 2 * (folds + 2) * candidates * rows * p
     seconds = d.reps * (SECONDS_PER_REPLICATION + SECONDS_PER_FIT_NUMBER * fit_numbers)
     memory = BASE_BYTES + 8.0 * (2 * rows * (p + (FITTER_ARRAYS + p) * candidates) + 2 * test * p)
     excess = {
         "selection.test_per_class": test / 40000,
-        "selection.features.n_features": width / 100,
+        "selection.feature_map.n_features": width / 100,
         "design.n1": rows / 15600,
         "design.reps": d.reps / 100,
     }
@@ -265,7 +265,7 @@ def check_budget(run: RunConfig) -> None:
         values = {
             "selection.test_per_class": sel.test_per_class,
             "design.n1": run.design.n1,
-            "selection.features.n_features": None if sel.features is None else sel.features.n_features,
+            "selection.feature_map.n_features": None if sel.feature_map is None else sel.feature_map.n_features,
             "design.reps": run.design.reps,
         }
         if memory > MEMORY_SHARE * available_bytes():

@@ -140,8 +140,8 @@ class ModelConfig:
 
 
 @dataclass(frozen=True)
-class FeatureConfig:
-    """``selection.features``: random Fourier features (``simstudy.fourier``) of the
+class FeatureMapConfig:
+    """``selection.feature_map``: random Fourier features (``simstudy.fourier``) of the
     ``n_features`` given, lengthscale a number or ``"median"`` (the median heuristic on a pilot
     of ``pilot_per_class`` rows per class)."""
 
@@ -157,8 +157,8 @@ class SelectionConfig:
 
     ``gammas`` are the selectors' candidates (None: 0, 0.05, ..., 2); ``cv`` is ``"holdout"``,
     K, or ``("repeated", K, n_repeats)``; ``test_size`` the holdout's validation fraction;
-    ``alpha`` and ``gqs_threshold`` TG-VTSS's Wald level and GQS threshold; ``features`` a
-    feature map or None; ``scoring`` ``"auto"``, ``"exact"`` or ``"test_set"`` and
+    ``alpha`` and ``gqs_threshold`` TG-VTSS's Wald level and GQS threshold; ``feature_map``
+    a feature map or None; ``scoring`` ``"auto"``, ``"exact"`` or ``"test_set"`` and
     ``test_per_class`` the test set's rows per class (study 6)."""
 
     gammas: tuple[float, ...] | None
@@ -166,7 +166,7 @@ class SelectionConfig:
     test_size: float
     alpha: float
     gqs_threshold: float
-    features: FeatureConfig | None
+    feature_map: FeatureMapConfig | None
     scoring: str
     test_per_class: int
 
@@ -182,11 +182,11 @@ SELECTION_DEFAULTS = {
     "test_size": 0.2,
     "alpha": 0.05,
     "gqs_threshold": 10.0,
-    "features": None,
+    "feature_map": None,
     "scoring": "auto",
     "test_per_class": 20000,
 }
-FEATURE_DEFAULTS = {"name": "rff", "n_features": 100, "lengthscale": "median", "pilot_per_class": 1000}
+FEATURE_MAP_DEFAULTS = {"name": "rff", "n_features": 100, "lengthscale": "median", "pilot_per_class": 1000}
 SCORINGS = ("auto", "exact", "test_set")
 
 
@@ -202,20 +202,20 @@ def _cv(value):
     return int(value)
 
 
-def _features(value) -> FeatureConfig | None:
+def _feature_map(value) -> FeatureMapConfig | None:
     if value is None:
         return None
-    spec = known_keys(value, FEATURE_DEFAULTS, "selection.features")
+    spec = known_keys(value, FEATURE_MAP_DEFAULTS, "selection.feature_map")
     if spec["name"] != "rff":
-        raise ConfigError("selection.features.name", spec["name"], "must be 'rff' (random Fourier features)")
+        raise ConfigError("selection.feature_map.name", spec["name"], "must be 'rff' (random Fourier features)")
     ell = spec["lengthscale"]
     if ell != "median":
-        ell = number(ell, "selection.features.lengthscale", low=0.0, low_open=True)
-    return FeatureConfig(
+        ell = number(ell, "selection.feature_map.lengthscale", low=0.0, low_open=True)
+    return FeatureMapConfig(
         "rff",
-        integer(spec["n_features"], "selection.features.n_features", 1),
+        integer(spec["n_features"], "selection.feature_map.n_features", 1),
         ell,
-        integer(spec["pilot_per_class"], "selection.features.pilot_per_class", 2),
+        integer(spec["pilot_per_class"], "selection.feature_map.pilot_per_class", 2),
     )
 
 
@@ -231,7 +231,7 @@ def selection_config(section) -> SelectionConfig:
         test_size=number(sel["test_size"], "selection.test_size", low=0.0, high=1.0, low_open=True, high_open=True),
         alpha=number(sel["alpha"], "selection.alpha", low=0.0, high=1.0),
         gqs_threshold=number(sel["gqs_threshold"], "selection.gqs_threshold", low=0.0),
-        features=_features(sel["features"]),
+        feature_map=_feature_map(sel["feature_map"]),
         scoring=sel["scoring"],
         test_per_class=integer(sel["test_per_class"], "selection.test_per_class", 2),
     )

@@ -31,11 +31,11 @@ SeedSequence; each use derives its own child from a fixed spawn key, so split s 
 draws from streams keyed (r, s) whatever the other splits do, and the final refit's stream does
 not depend on the grid or the validation scheme. Nothing touches a global seed.
 
-Feature maps (``features``, every estimator): a callable phi with fixed parameters mapping raw rows
-(n, d) to features (n, D), e.g. random Fourier features (THEORY.md section 6, study 6(b)). The
-generator still works in the raw space; phi is applied to every real and synthetic row after
+Feature maps (``feature_map``, every estimator): a callable phi with fixed parameters mapping raw
+rows (n, d) to covariates (n, D), e.g. random Fourier features (THEORY.md section 6, study 6(b)).
+The generator still works in the raw space; phi is applied to every real and synthetic row after
 augmentation, before fitting, and again in prediction, so the design is z(x) = phi(x), or
-(1, phi(x)) with an intercept (``FeatureGLM``). With ``features=None``, z(x) = x (or (1, x)).
+(1, phi(x)) with an intercept (``FeatureGLM``). With ``feature_map=None``, z(x) = x (or (1, x)).
 
 Predictions use the linear predictor eta = z(x)' theta: ``predict_proba`` is sigmoid(eta)
 (logistic), Phi(eta) (probit) or eta clipped to [0, 1] (squared loss on 0/1 labels, a linear
@@ -45,7 +45,7 @@ probability model); ``predict`` thresholds it at 1/2.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from numbers import Integral, Real
 from typing import NamedTuple
 
@@ -144,8 +144,8 @@ class FeatureGLM(GLM):
     ridge : float, default 1e-8
         The ridge strength lambda >= 0.
     feature_map : callable
-        phi, mapping numpy arrays (..., n, d) to (..., n, D) with D fixed. Required, although
-        the dataclass field defaults to None.
+        phi, mapping numpy arrays (..., n, d) to (..., n, D) with D fixed. Required, and
+        keyword-only (it follows GLM's defaulted fields).
 
     Raises
     ------
@@ -154,7 +154,7 @@ class FeatureGLM(GLM):
         finite number >= 0.
     """
 
-    feature_map: Callable | None = None
+    feature_map: Callable = field(kw_only=True)
 
     def __post_init__(self):
         super().__post_init__()
@@ -172,7 +172,7 @@ class FeatureGLM(GLM):
         Returns
         -------
         ndarray of float64, shape (..., n, D)
-            The features.
+            The covariates phi(X) (the design z(x) without its intercept column).
 
         Raises
         ------
@@ -183,7 +183,7 @@ class FeatureGLM(GLM):
         Phi = np.asarray(self.feature_map(X), dtype=np.float64)
         if Phi.ndim != X.ndim or Phi.shape[:-1] != X.shape[:-1]:
             raise ValueError(
-                f"features must map rows of shape {X.shape} to an array with the same leading "
+                f"feature_map must map rows of shape {X.shape} to an array with the same leading "
                 f"shape {X.shape[:-1]} and one feature axis, got shape {Phi.shape}"
             )
         return Phi
@@ -507,14 +507,15 @@ class _GLMClassifier(ClassifierMixin, BaseEstimator):
     def _model(self) -> GLM:
         if not isinstance(self.intercept, (bool, np.bool_)):
             raise ValueError(f"intercept must be True or False, got {self.intercept!r}")
-        if self.features is None:
+        if self.feature_map is None:
             return GLM(get_family(self.family), intercept=bool(self.intercept), ridge=self.ridge)
-        if not callable(self.features):
+        if not callable(self.feature_map):
             raise ValueError(
-                f"features must be None or a callable mapping raw rows (n, d) to features (n, D), got {self.features!r}"
+                "feature_map must be None or a callable mapping raw rows (n, d) to covariates (n, D), "
+                f"got {self.feature_map!r}"
             )
         return FeatureGLM(
-            get_family(self.family), intercept=bool(self.intercept), ridge=self.ridge, feature_map=self.features
+            get_family(self.family), intercept=bool(self.intercept), ridge=self.ridge, feature_map=self.feature_map
         )
 
     def _check_fit_data(self, X, y):
@@ -565,7 +566,7 @@ class _GLMClassifier(ClassifierMixin, BaseEstimator):
         Parameters
         ----------
         X : array-like of shape (n, d)
-            Raw rows, with the number of features seen in ``fit``.
+            Raw rows, with the number of columns seen in ``fit``.
 
         Returns
         -------
@@ -577,7 +578,7 @@ class _GLMClassifier(ClassifierMixin, BaseEstimator):
         sklearn.exceptions.NotFittedError
             If the estimator is not fitted.
         ValueError
-            If ``X`` fails scikit-learn's validation (wrong number of features, NaN, ...).
+            If ``X`` fails scikit-learn's validation (wrong number of columns, NaN, ...).
         """
         eta = self._eta(X)
         return eta - 0.5 if self.family_.name == "squared" else eta
@@ -588,7 +589,7 @@ class _GLMClassifier(ClassifierMixin, BaseEstimator):
         Parameters
         ----------
         X : array-like of shape (n, d)
-            Raw rows, with the number of features seen in ``fit``.
+            Raw rows, with the number of columns seen in ``fit``.
 
         Returns
         -------
@@ -614,7 +615,7 @@ class _GLMClassifier(ClassifierMixin, BaseEstimator):
         Parameters
         ----------
         X : array-like of shape (n, d)
-            Raw rows, with the number of features seen in ``fit``.
+            Raw rows, with the number of columns seen in ``fit``.
 
         Returns
         -------
@@ -639,7 +640,7 @@ class _GLMClassifier(ClassifierMixin, BaseEstimator):
         Parameters
         ----------
         X : array-like of shape (n, d)
-            Raw rows, with the number of features seen in ``fit``.
+            Raw rows, with the number of columns seen in ``fit``.
         y : array-like of shape (n,)
             Labels: both 0 and 1 present, nothing else.
 
@@ -667,7 +668,7 @@ class _GLMClassifier(ClassifierMixin, BaseEstimator):
         Parameters
         ----------
         X : array-like of shape (n, d)
-            Raw rows, with the number of features seen in ``fit``.
+            Raw rows, with the number of columns seen in ``fit``.
         y : array-like of shape (n,)
             Labels: both 0 and 1 present, nothing else.
         eps : float, default 1e-15
@@ -725,7 +726,7 @@ class VTSSClassifier(_GLMClassifier):
         The holdout's held-out share of each class.
     random_state : None, int or numpy.random.SeedSequence, default None
         The root of every stream (module docstring).
-    features : callable, optional
+    feature_map : callable, optional
         None or a feature map phi (module docstring).
 
     Attributes
@@ -742,7 +743,7 @@ class VTSSClassifier(_GLMClassifier):
     theta_ : ndarray of shape (p,)
         The final coefficients, intercept first.
     coef_ : ndarray of shape (1, D)
-        The coefficients of the features (D = d without a feature map).
+        The coefficients of the covariates (D = d without a feature map).
     intercept_ : ndarray of shape (1,)
         The intercept (0.0 without one).
     model_ : simstudy.fitting.GLM
@@ -756,7 +757,7 @@ class VTSSClassifier(_GLMClassifier):
     fit_info_ : simstudy.fitting.FitInfo
         The final fit's FitInfo.
     n_features_in_ : int
-        d, the number of raw features.
+        d, the number of raw columns (scikit-learn's name).
     """
 
     def __init__(
@@ -770,7 +771,7 @@ class VTSSClassifier(_GLMClassifier):
         cv="holdout",
         test_size=0.2,
         random_state=None,
-        features=None,
+        feature_map=None,
     ):
         self.generator = generator
         self.generator_params = generator_params
@@ -781,7 +782,7 @@ class VTSSClassifier(_GLMClassifier):
         self.cv = cv
         self.test_size = test_size
         self.random_state = random_state
-        self.features = features
+        self.feature_map = feature_map
 
     def fit(self, X, y):
         """Select gamma on the validation splits, then refit on all the data (see class).
@@ -803,7 +804,7 @@ class VTSSClassifier(_GLMClassifier):
         ValueError
             If X or y is invalid, a parameter is invalid (``generator``, ``generator_params``,
             ``family``, ``intercept`` not a bool, ``ridge``, ``gammas``, ``cv``, ``test_size``,
-            ``random_state``, ``features`` not callable), K > n1, the generator returns a bad
+            ``random_state``, ``feature_map`` not callable), K > n1, the generator returns a bad
             sample, or every candidate's validation loss is non-finite.
         """
         X, y = self._check_fit_data(X, y)
@@ -846,7 +847,7 @@ class TGVTSSClassifier(VTSSClassifier):
 
     Parameters
     ----------
-    generator, generator_params, family, intercept, ridge, gammas, cv, test_size, random_state, features
+    generator, generator_params, family, intercept, ridge, gammas, cv, test_size, random_state, feature_map
         As for ``VTSSClassifier``; ``gammas`` is the wide grid of the "high_gqs" branch.
     alpha : float, default 0.05
         Level of the Wald test, in [0, 1].
@@ -886,7 +887,7 @@ class TGVTSSClassifier(VTSSClassifier):
         random_state=None,
         alpha=0.05,
         gqs_threshold=10.0,
-        features=None,
+        feature_map=None,
     ):
         super().__init__(
             generator=generator,
@@ -898,7 +899,7 @@ class TGVTSSClassifier(VTSSClassifier):
             cv=cv,
             test_size=test_size,
             random_state=random_state,
-            features=features,
+            feature_map=feature_map,
         )
         self.alpha = alpha
         self.gqs_threshold = gqs_threshold
@@ -946,7 +947,7 @@ class FixedSizeClassifier(_GLMClassifier):
     ----------
     gamma : float, default 1.0
         The multiplier, a finite number >= 0.
-    generator, generator_params, family, intercept, ridge, random_state, features
+    generator, generator_params, family, intercept, ridge, random_state, feature_map
         As for ``VTSSClassifier``.
 
     Attributes
@@ -970,7 +971,7 @@ class FixedSizeClassifier(_GLMClassifier):
         intercept=True,
         ridge=1e-8,
         random_state=None,
-        features=None,
+        feature_map=None,
     ):
         self.gamma = gamma
         self.generator = generator
@@ -979,7 +980,7 @@ class FixedSizeClassifier(_GLMClassifier):
         self.intercept = intercept
         self.ridge = ridge
         self.random_state = random_state
-        self.features = features
+        self.feature_map = feature_map
 
     def fit(self, X, y):
         """Fit on all real rows plus round(gamma (n0 - n1)) synthetic points.
@@ -1028,7 +1029,7 @@ class ReweightedClassifier(_GLMClassifier):
 
     Parameters
     ----------
-    family, intercept, ridge, features
+    family, intercept, ridge, feature_map
         As for ``VTSSClassifier``.
 
     Attributes
@@ -1039,11 +1040,11 @@ class ReweightedClassifier(_GLMClassifier):
         The fit attributes of ``VTSSClassifier``.
     """
 
-    def __init__(self, family="logistic", intercept=True, ridge=1e-8, features=None):
+    def __init__(self, family="logistic", intercept=True, ridge=1e-8, feature_map=None):
         self.family = family
         self.intercept = intercept
         self.ridge = ridge
-        self.features = features
+        self.feature_map = feature_map
 
     def fit(self, X, y):
         """Fit on all rows with the inverse-frequency class weights.
@@ -1063,7 +1064,7 @@ class ReweightedClassifier(_GLMClassifier):
         Raises
         ------
         ValueError
-            If X, y or a parameter (``family``, ``intercept``, ``ridge``, ``features``) is invalid.
+            If X, y or a parameter (``family``, ``intercept``, ``ridge``, ``feature_map``) is invalid.
         """
         X, y = self._check_fit_data(X, y)
         counts = np.bincount(y, minlength=2)
@@ -1087,7 +1088,7 @@ class CostSensitiveClassifier(_GLMClassifier):
     ----------
     weights : array_like, optional
         Candidate minority weights w1 > 0 (sorted and de-duplicated); default as above.
-    family, intercept, ridge, cv, test_size, random_state, features
+    family, intercept, ridge, cv, test_size, random_state, feature_map
         As for ``VTSSClassifier``.
 
     Attributes
@@ -1110,7 +1111,7 @@ class CostSensitiveClassifier(_GLMClassifier):
         cv="holdout",
         test_size=0.2,
         random_state=None,
-        features=None,
+        feature_map=None,
     ):
         self.weights = weights
         self.family = family
@@ -1119,7 +1120,7 @@ class CostSensitiveClassifier(_GLMClassifier):
         self.cv = cv
         self.test_size = test_size
         self.random_state = random_state
-        self.features = features
+        self.feature_map = feature_map
 
     def fit(self, X, y):
         """Select the minority weight on the validation splits, then refit on all rows.

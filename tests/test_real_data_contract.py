@@ -44,7 +44,7 @@ TINY = [
 
 
 def write_table(path: Path, n0: int = 60, n1: int = 15, shift: float = 1.0, seed: int = 0, **extra) -> Path:
-    """Two Gaussian features, the minority ('yes') shifted by ``shift``; ``extra`` columns added."""
+    """Two Gaussian columns, the minority ('yes') shifted by ``shift``; ``extra`` columns added."""
     rng = np.random.default_rng(np.random.SeedSequence(seed))
     X = np.vstack([rng.standard_normal((n0, 2)), rng.standard_normal((n1, 2)) + shift])
     frame = pd.DataFrame({"a": X[:, 0], "b": X[:, 1], "label": ["no"] * n0 + ["yes"] * n1})

@@ -507,7 +507,7 @@ def test_sklearn_contract_on_imbalanced_data(data, est):
     np.testing.assert_array_equal(fresh.predict_proba(X[order]), proba[order])
     restored = pickle.loads(pickle.dumps(fresh))
     np.testing.assert_array_equal(restored.predict_proba(X), proba)
-    with pytest.raises(ValueError, match="features"):
+    with pytest.raises(ValueError, match="X has 2 features"):  # scikit-learn's wording
         fresh.predict(X[:, :2])
 
 

@@ -206,7 +206,7 @@ def test_same_seed_same_numbers_and_one_replication_regenerates_alone(linear_job
 
 
 # ---------------------------------------------------------------------------------------------
-# random Fourier features and the selectors' feature option
+# random Fourier features and the selectors' feature_map option
 
 
 def test_random_fourier_features_formula():
@@ -277,16 +277,16 @@ def ring_sample():
     return np.vstack([X0, X1]), np.r_[np.zeros(300, int), np.ones(40, int)], phi
 
 
-def test_selectors_with_features_equal_a_manual_pipeline(ring_sample):
+def test_selectors_with_a_feature_map_equal_a_manual_pipeline(ring_sample):
     X, y, phi = ring_sample
-    est = ReweightedClassifier(features=phi).fit(X, y)
+    est = ReweightedClassifier(feature_map=phi).fit(X, y)
     ref = sklearn_logistic(phi(X), y, sample_weight=np.where(y == 1, 340 / 80, 340 / 600))
     np.testing.assert_allclose(est.coef_, ref.coef_, rtol=1e-6, atol=1e-8)
     np.testing.assert_allclose(est.predict_proba(X), ref.predict_proba(phi(X)), rtol=1e-6, atol=1e-10)
     assert est.n_features_in_ == 2 and est.coef_.shape == (1, 10)
     # augmentation happens in the raw space, the map after it
     spy = Spy(Smote(k=5))
-    fixed = FixedSizeClassifier(gamma=0.5, generator=spy, features=phi, random_state=3).fit(X, y)
+    fixed = FixedSizeClassifier(gamma=0.5, generator=spy, feature_map=phi, random_state=3).fit(X, y)
     assert spy.fits[0][0].shape == (40, 2) and spy.pools[0].shape == (130, 2)
     Xa = np.vstack([X, spy.pools[0]])
     ref = sklearn_logistic(phi(Xa), np.r_[y, np.ones(130)])
@@ -294,16 +294,16 @@ def test_selectors_with_features_equal_a_manual_pipeline(ring_sample):
     np.testing.assert_array_equal(fixed.predict(X), ref.predict(phi(X)))
 
 
-def test_vtss_with_features_validates_on_mapped_rows(ring_sample):
+def test_vtss_with_a_feature_map_validates_on_mapped_rows(ring_sample):
     X, y, phi = ring_sample
     spy = Spy(Smote(k=5))
     gammas = [0.0, 0.5, 1.0]
-    est = VTSSClassifier(generator=spy, gammas=gammas, cv=2, features=phi, random_state=4).fit(X, y)
+    est = VTSSClassifier(generator=spy, gammas=gammas, cv=2, feature_map=phi, random_state=4).fit(X, y)
     splits = stratified_splits(y, cv=2, random_state=4)
     res = est.cv_results_
     for s, split in enumerate(splits):
         pool = spy.pools[s]
-        assert pool.shape[1] == 2  # the generator never sees features
+        assert pool.shape[1] == 2  # the generator never sees the mapped rows
         for g, m in enumerate(res["split_n_tilde"][s]):
             ref = sklearn_logistic(phi(np.vstack([X[split.train], pool[:m]])), np.r_[y[split.train], np.ones(m)])
             p = ref.predict_proba(phi(X[split.validation]))[:, 1]
@@ -315,19 +315,21 @@ def test_vtss_with_features_validates_on_mapped_rows(ring_sample):
     np.testing.assert_allclose(est.predict_proba(X), ref.predict_proba(phi(X)), rtol=1e-6, atol=1e-10)
     # the sklearn API keeps the map: clone copies it and refits to the same model
     twin = clone(est)
-    np.testing.assert_array_equal(twin.get_params()["features"].W, phi.W)
+    np.testing.assert_array_equal(twin.get_params()["feature_map"].W, phi.W)
     np.testing.assert_allclose(twin.fit(X, y).theta_, est.theta_)
 
 
-def test_feature_glm_and_bad_features(ring_sample):
+def test_feature_glm_and_bad_feature_maps(ring_sample):
     X, y, phi = ring_sample
     model = FeatureGLM("logistic", intercept=True, feature_map=phi)
     assert model.n_params(2) == 11
+    with pytest.raises(TypeError, match="feature_map"):  # required, keyword-only
+        FeatureGLM("logistic", intercept=True)
     np.testing.assert_allclose(model.features(X)[:, 1:], phi(X))
-    with pytest.raises(ValueError, match="features must be None or a callable"):
-        ReweightedClassifier(features="rff").fit(X, y)
+    with pytest.raises(ValueError, match="feature_map must be None or a callable"):
+        ReweightedClassifier(feature_map="rff").fit(X, y)
     with pytest.raises(ValueError, match="same leading shape"):
-        ReweightedClassifier(features=lambda A: A[:3]).fit(X, y)
+        ReweightedClassifier(feature_map=lambda A: A[:3]).fit(X, y)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -490,8 +492,8 @@ def test_presets_compose_and_validate(study):
         ("vtss_linear", "selection.scoring=perfect", "selection.scoring"),
         ("vtss_linear", "+selection.colour=red", "selection.colour"),
         ("vtss_linear", "design.gammas=[0.0,0.5,2.0]", "design.gammas"),
-        ("vtss_ring", "selection.features.n_features=0", "selection.features.n_features"),
-        ("vtss_ring", "selection.features.lengthscale=-1.0", "selection.features.lengthscale"),
+        ("vtss_ring", "selection.feature_map.n_features=0", "selection.feature_map.n_features"),
+        ("vtss_ring", "selection.feature_map.lengthscale=-1.0", "selection.feature_map.lengthscale"),
         ("vtss_ring", "selection.scoring=exact", "selection.scoring"),
         ("real_data", "data.datasets=[iris]", "data.datasets"),
         ("real_data", "data.generators=[GAN]", "data.generators"),

@@ -551,8 +551,8 @@ class RealDataStudy:
         check_grid_ends(run)
         if run.model.family not in ("logistic", "probit"):
             raise ConfigError("model.family", run.model.family, "real data needs a binary family: logistic or probit")
-        if sel.features is not None:
-            raise ConfigError("selection.features", asdict(sel.features), "must be null for the real_data study")
+        if sel.feature_map is not None:
+            raise ConfigError("selection.feature_map", asdict(sel.feature_map), "must be null for the real_data study")
         return replace(run, selection=sel, data=data_config(sections.get("data"), sel))
 
     def build(self, run: RunConfig) -> RealDataCell:

@@ -154,5 +154,5 @@ def mean_sd_mcse(values) -> dict:
 def model_label(run: RunConfig) -> str:
     """The model in words, e.g. "logistic + intercept on 100 random Fourier features"."""
     base = f"{run.model.family}{' + intercept' if run.model.intercept else ''}"
-    features = run.selection.features if run.selection is not None else None
-    return base if features is None else f"{base} on {features.n_features} random Fourier features"
+    phi = run.selection.feature_map if run.selection is not None else None
+    return base if phi is None else f"{base} on {phi.n_features} random Fourier features"

@@ -36,7 +36,8 @@ Study 6(b) fits logistic regression on D random Fourier features (``fourier``) w
 generator works in the raw space (``selection.FeatureGLM``). The map is fixed for the cell: its
 lengthscale ell is the median pairwise distance of a pilot sample of ``pilot_per_class`` rows
 per class (the median heuristic), unless a number is given; pilot, W and b come from the stream
-keyed stable_key({"features": options, "dgp": dgp}).
+keyed stable_key({"features": options, "dgp": dgp}), options being ``selection.feature_map``
+(the key keeps its old name "features" so that published streams do not move).
 """
 
 from __future__ import annotations
@@ -86,7 +87,7 @@ class VTSSCell(NamedTuple):
     run: RunConfig
     cell: Cell  # engine cell: process, generator, model (GLM or FeatureGLM), design, keys
     population: object  # Population of the raw linear model when scoring is exact, else None
-    features: RandomFourierFeatures | None
+    feature_map: RandomFourierFeatures | None
     lengthscale: float | None
     test: tuple | None  # (Z_test, y_test) of the fixed balanced test set, else None
     scoring: str  # "exact" or "test_set"
@@ -94,7 +95,10 @@ class VTSSCell(NamedTuple):
 
 def feature_map(run: RunConfig, process) -> tuple[RandomFourierFeatures, float]:
     """The cell's fixed random Fourier map and its lengthscale (module docstring)."""
-    spec = run.selection.features
+    spec = run.selection.feature_map
+    # The stream's key says "features", the config section's name before it became
+    # selection.feature_map, and asdict(spec) has the keys name, n_features, lengthscale and
+    # pilot_per_class: keep both exactly as they are, or every published stream (and number) moves.
     rng = np.random.default_rng(
         np.random.SeedSequence(run.seed, spawn_key=stable_key({"features": asdict(spec), "dgp": run.dgp}))
     )
@@ -114,8 +118,8 @@ def build_vtss_cell(run: RunConfig) -> VTSSCell:
     sel = run.selection
     built = BuiltCell(run)
     process = built.process
-    features, ell = (None, None) if sel.features is None else feature_map(run, process)
-    exact_possible = features is None and not any(isinstance(law, EmpiricalLaw) for law in (process.law0, process.law1))
+    phi, ell = (None, None) if sel.feature_map is None else feature_map(run, process)
+    exact_possible = phi is None and not any(isinstance(law, EmpiricalLaw) for law in (process.law0, process.law1))
     scoring = sel.scoring if sel.scoring != "auto" else ("exact" if exact_possible else "test_set")
     if scoring == "exact" and not exact_possible:
         raise ConfigError(
@@ -124,7 +128,7 @@ def build_vtss_cell(run: RunConfig) -> VTSSCell:
             f"dgp {run.dgp['name']!r} has a class law known only through a sample; use test_set",
         )
     base = built.model
-    model = base if features is None else FeatureGLM(base.family, base.intercept, base.ridge, feature_map=features)
+    model = base if phi is None else FeatureGLM(base.family, base.intercept, base.ridge, feature_map=phi)
     test = None
     if scoring == "test_set":
         m = sel.test_per_class
@@ -135,7 +139,7 @@ def build_vtss_cell(run: RunConfig) -> VTSSCell:
         y0, y1 = process.labels
         test = (np.asarray(model.features(np.vstack([T0, T1]))), np.r_[np.full(m, y0), np.full(m, y1)])
     population = built.population if scoring == "exact" else None
-    return VTSSCell(run, built.cell._replace(model=model), population, features, ell, test, scoring)
+    return VTSSCell(run, built.cell._replace(model=model), population, phi, ell, test, scoring)
 
 
 def test_losses(vc: VTSSCell, thetas) -> np.ndarray:
@@ -161,7 +165,10 @@ def vtss_replication(vc: VTSSCell, r: int) -> pd.DataFrame:
     real = design.n0 + design.n1
     X, y = X[:real], (y[:real] == cell.process.labels[1]).astype(np.int64)
     model_args = dict(
-        family=cell.model.family.name, intercept=cell.model.intercept, ridge=cell.model.ridge, features=vc.features
+        family=cell.model.family.name,
+        intercept=cell.model.intercept,
+        ridge=cell.model.ridge,
+        feature_map=vc.feature_map,
     )
     root = selector_seed(design.seed, cell.data_key, r)
     selectors = {
@@ -268,11 +275,11 @@ class VTSSStudy:
             raise ConfigError("data", sections["data"], "only the real_data study (study.kind=real_data) reads data")
         sel = selection_config(sections.get("selection"))
         check_grid_ends(run)
-        if sel.scoring == "exact" and sel.features is not None:
+        if sel.scoring == "exact" and sel.feature_map is not None:
             raise ConfigError(
                 "selection.scoring",
                 "exact",
-                "the exact risk needs the raw linear model; use test_set with selection.features",
+                "the exact risk needs the raw linear model; use test_set with selection.feature_map",
             )
         if sel.folds > run.design.n1:
             raise ConfigError("selection.cv", sel.cv, f"needs K <= design.n1 = {run.design.n1}")
@@ -306,7 +313,7 @@ class VTSSStudy:
             "data_key": list(built.cell.data_key),
             "generator_key": list(built.cell.generator_key),
             "lengthscale": built.lengthscale,
-            "features": as_plain(run.selection.features),
+            "feature_map": as_plain(run.selection.feature_map),
             **summarise_vtss(built, rows),
         }
 

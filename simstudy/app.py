@@ -228,7 +228,7 @@ def _unparsable(overrides: list[str]) -> str | None:
     return None
 
 
-def _one_line(err: Exception, overrides: list[str]) -> str:
+def one_line(err: Exception, overrides: list[str]) -> str:
     """Hydra's composition errors, cut to one line that names the override and what is allowed."""
     text = str(err)
     if isinstance(err, MissingConfigException) and "Available options in" in text:
@@ -260,7 +260,7 @@ def _first_failing(overrides: list[str]) -> str | None:
     return None
 
 
-def _refuse(line: str) -> None:
+def refuse(line: str) -> None:
     print(f"simstudy: config error: {line}", file=sys.stderr)
     raise SystemExit(2)
 
@@ -276,14 +276,14 @@ def preflight(argv: list[str]) -> None:
         planned = sweep_jobs(overrides, multirun=bool(flags & {"-m", "--multirun"}))
         configs = [compose(job) for job in planned.jobs]
     except ConfigError as err:
-        _refuse(str(err))
+        refuse(str(err))
     except Exception as err:  # Hydra's composition and override-grammar errors, whatever their type
-        _refuse(_one_line(err, overrides))
+        refuse(one_line(err, overrides))
     try:
         for cfg in configs:
             check_job(validate(cfg))
     except ConfigError as err:
-        _refuse(str(err))
+        refuse(str(err))
     for key, (swept, given) in planned.replaced.items():
         print(f"simstudy: {given} replaces the sweep file's {key}={swept}", file=sys.stderr)
 

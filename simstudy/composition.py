@@ -45,7 +45,7 @@ def config_dir() -> Path:
 CONFIG_PATH = str(config_dir())
 
 
-def compose(overrides, return_hydra_config: bool = False):
+def compose(overrides, return_hydra_config: bool = False, config_name: str = "config"):
     """The composed config of one job.
 
     Its overrides apply, without ``hydra.*`` keys but for ``hydra.searchpath``, which adds the
@@ -58,11 +58,13 @@ def compose(overrides, return_hydra_config: bool = False):
         The job's command-line overrides.
     return_hydra_config : bool, default False
         Keep every ``hydra.*`` override and include the ``hydra`` node in the result.
+    config_name : str, default "config"
+        The primary config: "config" (the study app) or "explore" (the explorer).
 
     Returns
     -------
     omegaconf.DictConfig
-        The composed "config".
+        The composed config.
 
     Raises
     ------
@@ -76,7 +78,7 @@ def compose(overrides, return_hydra_config: bool = False):
         if return_hydra_config or not o.startswith("hydra") or o.lstrip("+~").startswith("hydra.searchpath")
     ]
     with initialize_config_dir(config_dir=CONFIG_PATH, version_base="1.3"):
-        return hydra_compose("config", overrides=list(overrides), return_hydra_config=return_hydra_config)
+        return hydra_compose(config_name, overrides=list(overrides), return_hydra_config=return_hydra_config)
 
 
 class SweepJobs(NamedTuple):

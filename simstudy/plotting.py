@@ -13,6 +13,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
+from matplotlib.colors import TwoSlopeNorm  # noqa: E402
 from matplotlib.ticker import PercentFormatter  # noqa: E402
 
 from simstudy.jobfiles import temporary_sibling  # noqa: E402
@@ -454,5 +455,170 @@ def real_data_methods_figure(summary: dict):
         ax.set_xlabel("balanced test log-loss", fontsize=8)
         ax.set_title(dataset, fontsize=9)
         ax.tick_params(axis="x", labelsize=7)
+    fig.tight_layout()
+    return fig
+
+
+def _psi_plane(ax, table: pd.DataFrame, g_norm: float, title: str):
+    """Axes of the plane of psi: along g (x) and across it (y), g and the line c = 1 marked."""
+    top = float(table["magnitude"].max())
+    ax.set_aspect("equal")
+    ax.set_xlim(-top * 1.02, top * 1.02)
+    ax.set_ylim(0.0, top * 1.02)
+    ax.annotate("", xy=(min(g_norm, top) * 0.5, 0.0), xytext=(0.0, 0.0), arrowprops={"arrowstyle": "->", "lw": 1.2})
+    ax.text(min(g_norm, top) * 0.25, 0.01 * top, "g", fontsize=9, va="bottom")
+    if g_norm <= top:
+        ax.axvline(g_norm, color="k", lw=0.8, ls="--")
+        ax.text(g_norm, top * 0.5, " c = 1", fontsize=7, va="center")
+    ax.set_xlabel("ψ along g  (r cos φ)")
+    ax.set_ylabel("ψ across g  (r sin φ)")
+    ax.set_title(title, fontsize=9)
+
+
+def _grid(table: pd.DataFrame, column: str):
+    wide = table.pivot(index="magnitude", columns="angle_deg", values=column)
+    r, a = np.meshgrid(wide.index.to_numpy(float), np.radians(wide.columns.to_numpy(float)), indexing="ij")
+    return r * np.cos(a), r * np.sin(a), np.ma.masked_invalid(wide.to_numpy(dtype=float))
+
+
+def alignment_map_figure(table: pd.DataFrame, summary: dict, overlay=None, spread=None):
+    """The theory's alignment map (``simstudy.alignment``) on the plane of psi, four panels with
+    shared scales: the total-risk gamma* (diverging at 1, full balancing; the region c >= 1
+    where no finite size cancels the bias hatched; points no mean shift reaches left blank),
+    the gain of tuning the size as a share of the excess at full balancing, the floor (bias
+    left at the bias-optimal size) as a share of that excess, and the M-geometry angle minus
+    the Euclidean one. ``overlay`` (a sweep's cell table) adds the Monte Carlo argmins on the
+    gamma* panel in the same colours, and a panel of predicted against empirical gamma* with
+    the 95% CIs; cells whose CI misses the prediction are ringed in red. ``spread`` (the
+    direction table) adds gamma* over random directions at fixed angles (d > 2)."""
+    rows = 2 + int(overlay is not None or spread is not None)
+    fig, grid = plt.subplots(rows, 2, figsize=(12, 4.6 * rows), squeeze=False)
+    axes = grid.ravel()
+    g_norm = summary["g_norm"]
+    gamma_max = summary["explore"]["gamma_max"]
+    norm = TwoSlopeNorm(vmin=0.0, vcenter=1.0, vmax=gamma_max)
+    X, Y, Z = _grid(table, "gamma_star_total")
+    ax = axes[0]
+    filled = ax.contourf(X, Y, Z, levels=np.linspace(0.0, gamma_max, 25), cmap="RdBu_r", norm=norm, extend="both")
+    lines = ax.contour(X, Y, Z, levels=[0.5, 1.0, 1.5, 2.0, 3.0], colors="k", linewidths=[0.5, 1.4, 0.5, 0.5, 0.5])
+    ax.clabel(lines, fmt=lambda v: f"γ* = {v:g}", fontsize=7)
+    _, _, B = _grid(table, "gamma_star_bias")
+    no_cancel = np.ma.masked_invalid(np.where(np.isnan(B.filled(np.nan)) & ~np.ma.getmaskarray(Z), 1.0, np.nan))
+    if no_cancel.count():
+        ax.contourf(X, Y, no_cancel, levels=[0.5, 1.5], colors="none", hatches=["///"])
+    ax.text(
+        0.98,
+        0.96,
+        "aligned: add more\nthan balancing (γ* > 1)",
+        transform=ax.transAxes,
+        ha="right",
+        va="top",
+        fontsize=7,
+        color="#7b241c",
+    )
+    ax.text(
+        0.02, 0.96, "anti-aligned: add\nless (γ* < 1)", transform=ax.transAxes, va="top", fontsize=7, color="#1b4f72"
+    )
+    fig.colorbar(filled, ax=ax, shrink=0.8, label="total-risk γ*")
+    _psi_plane(ax, table, g_norm, "predicted γ* (total risk); hatched: c ≥ 1, no size cancels the bias")
+    if overlay is not None:
+        ok = overlay[overlay["status"] == "ok"]
+        r, a = ok["cell.magnitude"].to_numpy(float), np.radians(ok["cell.angle_deg"].to_numpy(float))
+        emp = ok["gamma_star_empirical"].to_numpy(float)
+        low, high = (
+            ok["gamma_star_empirical_ci_low"].to_numpy(float),
+            ok["gamma_star_empirical_ci_high"].to_numpy(float),
+        )
+        pred = ok["gamma_star_theory_total"].to_numpy(float)
+        # the argmin lives on the simulated grid: as the verdict, ask whether the grid point
+        # nearest the prediction is in the CI
+        miss = ~ok["gamma_star_in_ci"].to_numpy(bool)
+        curve_off = (ok["verdict"] != "agree").to_numpy()
+        ax.scatter(
+            r * np.cos(a), r * np.sin(a), c=emp, cmap="RdBu_r", norm=norm, s=28, edgecolors="k", lw=0.6, zorder=3
+        )
+        ax.scatter(
+            (r * np.cos(a))[miss], (r * np.sin(a))[miss], s=90, facecolors="none", edgecolors="red", lw=1.4, zorder=4
+        )
+        ax.scatter(
+            (r * np.cos(a))[curve_off], (r * np.sin(a))[curve_off], s=14, marker="x", color="k", lw=0.8, zorder=5
+        )
+        cx = axes[4]
+        cx.errorbar(
+            pred[~miss],
+            emp[~miss],
+            yerr=[emp[~miss] - low[~miss], high[~miss] - emp[~miss]],
+            fmt="o",
+            ms=3,
+            color=SIM,
+            capsize=2,
+            lw=0.8,
+            label="CI holds the grid point nearest the prediction",
+        )
+        cx.errorbar(
+            pred[miss],
+            emp[miss],
+            yerr=[emp[miss] - low[miss], high[miss] - emp[miss]],
+            fmt="o",
+            ms=4,
+            color="red",
+            capsize=2,
+            lw=0.8,
+            label="CI misses it",
+        )
+        top = np.nanmax(np.r_[pred, high])
+        cx.plot([0, top], [0, top], "k-", lw=0.5)
+        cx.set_xlabel("predicted γ* (the cell's theory, total risk)")
+        cx.set_ylabel("empirical γ* (argmin, 95% bootstrap CI)")
+        held = f"{int((~miss).sum())} of {miss.size}"
+        cx.set_title(f"Monte Carlo: {held} CIs hold the (grid-rounded) prediction", fontsize=9)
+        cx.legend(fontsize=7, frameon=False)
+        cx.text(
+            0.02,
+            0.8,
+            "on the γ* map: dots are the Monte Carlo argmins (same colours),\n"
+            "a red ring a CI that misses the prediction, × a curve verdict that disagrees",
+            transform=cx.transAxes,
+            fontsize=7,
+            va="top",
+        )
+    for ax, column, title, cmap, label in (
+        (axes[1], "relative_gain", "gain of tuning: (E(1) − E(γ*)) / E(1)", "viridis", "share of the excess at γ = 1"),
+        (axes[2], "floor_share", "floor: bias left at the bias-optimal size / E(1)", "magma_r", "share"),
+    ):
+        frame = table.assign(floor_share=table["floor"] / table["excess_full"])
+        X, Y, Z = _grid(frame, column)
+        filled = ax.contourf(X, Y, Z, levels=np.linspace(0.0, 1.0, 21), cmap=cmap, extend="max")
+        lines = ax.contour(X, Y, Z, levels=[0.05, 0.25, 0.5, 0.75], colors="w", linewidths=0.6)
+        ax.clabel(lines, fmt=lambda v: f"{v:.0%}", fontsize=7)
+        fig.colorbar(filled, ax=ax, shrink=0.8, label=label)
+        _psi_plane(ax, table, g_norm, title)
+    X, Y, Z = _grid(table.assign(diff=table["angle_m_deg"] - table["angle_deg"]), "diff")
+    span = max(1.0, float(np.nanmax(np.abs(Z.filled(np.nan)))))
+    filled = axes[3].contourf(X, Y, Z, levels=np.linspace(-span, span, 21), cmap="PuOr")
+    fig.colorbar(filled, ax=axes[3], shrink=0.8, label="degrees")
+    _psi_plane(axes[3], table, g_norm, "angle in the M-geometry − Euclidean angle")
+    if rows == 3 and (overlay is None or spread is None):
+        axes[5].set_visible(False)
+    if spread is not None:
+        sx = axes[5 if overlay is not None else 4]
+        stats = spread.groupby("angle_deg")["gamma_star_total"].agg(["min", "median", "max"])
+        sx.errorbar(
+            stats.index,
+            stats["median"],
+            yerr=[stats["median"] - stats["min"], stats["max"] - stats["median"]],
+            fmt="o-",
+            color=SIM,
+            capsize=3,
+            ms=4,
+        )
+        sx.axhline(1.0, color="k", lw=0.6, ls="--")
+        sx.set_xlabel("angle φ to g (degrees)")
+        sx.set_ylabel("total-risk γ* (median, min–max)")
+        sx.set_title(f"{spread['direction'].nunique()} random directions at fixed angle", fontsize=9)
+    fig.suptitle(
+        f"{summary['study']}: {summary['model']}, n0 = {summary['n0']}, n1 = {summary['n1']}, ‖g‖ = {g_norm:.3g}",
+        fontsize=10,
+    )
     fig.tight_layout()
     return fig

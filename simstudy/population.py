@@ -68,6 +68,9 @@ class Population:
         (H0 + H1) / 2.
     Sigma0, Sigma1 : ndarray of shape (p, p)
         The class score covariances at theta*.
+    moments_star : tuple of (Moments, Moments)
+        ``moments(theta_star)``, kept for what is built on the population (e.g. a generator's
+        mismatch is measured from the minority's moments there).
     regime : {"symmetry", "asymmetry"}
         "symmetry" when ||g|| < ``symmetry_tol``, else "asymmetry".
 
@@ -100,6 +103,7 @@ class Population:
         self.p = model.n_params(self.d)
         self.theta_star = self._solve()
         m0, m1 = self.moments(self.theta_star)
+        self.moments_star = (m0, m1)
         self.risk_star = 0.5 * (m0.risk + m1.risk)
         self.foc_norm = float(np.linalg.norm(0.5 * (m0.grad + m1.grad)))
         self.g = m0.grad

@@ -11,6 +11,7 @@ import subprocess
 import sys
 import threading
 import time
+import tomllib
 from pathlib import Path
 
 import matplotlib.pyplot as plt
@@ -387,6 +388,14 @@ def test_the_configs_come_from_the_repository_in_a_checkout():
     assert validate(compose(["study=asym_biased"])).study == "asym_biased"
 
 
+def test_the_wheel_lists_every_subpackage():
+    """pyproject's explicit package list misses nothing under simstudy/ (a missing one installs
+    fine and fails on import, outside editable mode only)."""
+    listed = set(tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
+    found = {".".join(init.parent.relative_to(ROOT).parts) for init in (ROOT / "simstudy").rglob("__init__.py")}
+    assert found - listed == set()
+
+
 @pytest.mark.slow
 def test_a_built_wheel_runs_a_preset_from_another_folder(tmp_path):
     wheels = tmp_path / "wheels"
@@ -426,6 +435,21 @@ def test_a_built_wheel_runs_a_preset_from_another_folder(tmp_path):
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert read_summary(work / "job" / SUMMARY)["status"] == "ok"
+    explore = subprocess.run(
+        [
+            str(venv / "bin" / "simstudy-explore"),
+            "explore.magnitudes.num=4",
+            "explore.angles.num=5",
+            "hydra.run.dir=map",
+        ],
+        cwd=work,
+        env=env(),
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    assert explore.returncode == 0, explore.stderr[-3000:]
+    assert read_summary(work / "map" / SUMMARY)["cells"] == 20
     where = subprocess.run(
         [str(python), "-c", "import simstudy.composition as c; print(c.config_dir())"],
         cwd=work,

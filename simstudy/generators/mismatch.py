@@ -89,6 +89,9 @@ class MismatchGenerator(Generator, FittedGenerator):
         Whether cov_scale was solved for.
     target : ndarray of shape (p,)
         psi_target.
+    moments : simstudy.laws.Moments
+        The synthetic law's moments at theta* (its gradient, Hessian H~ and score covariance
+        Sigma~), as the theory uses them.
     psi : ndarray of shape (p,)
         The realised mismatch.
     residual : float
@@ -160,7 +163,7 @@ class MismatchGenerator(Generator, FittedGenerator):
 
         self._theta = population.theta_star
         self._y1 = population.process.labels[1]
-        self._base_grad = population.process.law1.moments(self._theta, self._y1, model).grad
+        self._base_grad = population.moments_star[1].grad
 
         u, v = self._axes(direction)
         self.axes = (u, v)
@@ -175,7 +178,8 @@ class MismatchGenerator(Generator, FittedGenerator):
         else:
             self.delta, self.cov_scale = self._solve_newton()
         self.law = self._law(self.delta, self.cov_scale)
-        self.psi = self._psi(self.law)
+        self.moments = self.law.moments(self._theta, self._y1, model)
+        self.psi = self.moments.grad - self._base_grad
         self.residual = float(np.linalg.norm(self.psi - self.target))
         self.magnitude_realised = float(np.linalg.norm(self.psi))
         along = float(self.psi @ u)

@@ -110,7 +110,7 @@ _add("override grammar", "design.n1", "~design.n1")
 
 # ------------------------------------------------------------------------------------------
 # model.*
-for value in ("cauchy", "[logistic]", "null", "1"):
+for value in ("cauchy", "[logistic]", "null", "1", "mypkg.NOPE", "numpy.pi", "simstudy.families"):
     _add("model", "model.family", f"model.family={value}")
 for value in ("maybe", "2", "[true]"):
     _add("model", "model.intercept", f"model.intercept={value}")

@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 import simstudy  # noqa: F401
+from simstudy.families import FAMILIES, get_family
 from simstudy.generators import GENERATORS
 from simstudy.generators.imblearn_adapter import available_samplers
 from simstudy.plugins import TARGET, canonical
@@ -43,7 +44,6 @@ from simstudy.studies import KINDS, Study, study_of
 NEIGHBOUR_OPTIONS = ("k_neighbors", "n_neighbors")
 STUDY_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*")
 RATE_RULES = ("constant", "inv_sqrt_log_n1")
-FAMILIES = ("squared", "logistic", "probit")
 
 
 SECTION_KEYS = {
@@ -119,8 +119,10 @@ def validate_design(section: dict) -> DesignConfig:
 
 def validate_model(section: dict) -> ModelConfig:
     family = section.get("family")
-    if family not in FAMILIES:
-        raise ConfigError("model.family", family, f"must be one of {list(FAMILIES)}")
+    if not isinstance(family, str):
+        raise ConfigError("model.family", family, f"must be one of {sorted(FAMILIES)} or a Family's dotted path")
+    with bad_value("model.family", family):  # a built-in, or a user's Family by its dotted path
+        get_family(family)
     intercept = section.get("intercept")
     if not isinstance(intercept, bool):
         raise ConfigError("model.intercept", intercept, "must be true or false")

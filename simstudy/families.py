@@ -9,17 +9,25 @@ Every family exposes three functions of ``(eta, y)`` with ``eta = z' theta``:
 
 All three are elementwise jax.numpy functions, so they broadcast, vmap and differentiate.
 The losses are those of THEORY.md section 1: squared loss (y - eta)^2 and the negative
-Bernoulli log-likelihood under the logit and probit links.
+Bernoulli log-likelihood under the logit and probit links. ``probability(eta)`` (numpy) is the
+model's P(y = 1 | x), for predictions and metrics.
+
+A family is everything simstudy needs to know about a loss: adding one is one ``Family`` here,
+or, from a user's own package, a module-level Family named by its dotted path
+(``model.family=mypkg.CLOGLOG``; ``get_family``).
 """
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import jax.numpy as jnp
+import numpy as np
 from jax.scipy.special import log_ndtr
 from jax.scipy.stats import norm
+from scipy.special import expit, ndtr
 
 import simstudy  # noqa: F401  (float64 before any array)
 
@@ -49,6 +57,9 @@ class Family:
         elementwise.
     binary : bool
         True when y must be 0/1 and a linear rule can separate the sample.
+    probability : callable
+        ``probability(eta) -> ndarray``, the model's P(y = 1 | x) at linear predictors ``eta``
+        (a numpy function): the inverse link of a binary family.
     """
 
     name: str
@@ -57,6 +68,8 @@ class Family:
     curvature: Elementwise
     binary: bool
     """True when y must be 0/1 and a linear rule can separate the sample."""
+    probability: Callable[[np.ndarray], np.ndarray]
+    """P(y = 1 | x) from eta (numpy)."""
 
 
 def _squared_loss(eta, y):
@@ -108,9 +121,14 @@ def _probit_curvature(eta, y):
     return y * m1 * (eta + m1) + (1.0 - y) * m0 * (m0 - eta)
 
 
-SQUARED = Family("squared", _squared_loss, _squared_score, _squared_curvature, binary=False)
-LOGISTIC = Family("logistic", _logistic_loss, _logistic_score, _logistic_curvature, binary=True)
-PROBIT = Family("probit", _probit_loss, _probit_score, _probit_curvature, binary=True)
+def _clipped(eta):
+    """A linear probability model's P(y = 1 | x): eta clipped to [0, 1] (squared loss on 0/1 labels)."""
+    return np.clip(eta, 0.0, 1.0)
+
+
+SQUARED = Family("squared", _squared_loss, _squared_score, _squared_curvature, binary=False, probability=_clipped)
+LOGISTIC = Family("logistic", _logistic_loss, _logistic_score, _logistic_curvature, binary=True, probability=expit)
+PROBIT = Family("probit", _probit_loss, _probit_score, _probit_curvature, binary=True, probability=ndtr)
 
 FAMILIES = {f.name: f for f in (SQUARED, LOGISTIC, PROBIT)}
 
@@ -121,21 +139,29 @@ def get_family(name: str | Family) -> Family:
     Parameters
     ----------
     name : str or Family
-        A key of ``FAMILIES`` (``"squared"``, ``"logistic"`` or ``"probit"``), or a Family.
+        A key of ``FAMILIES`` (``"squared"``, ``"logistic"`` or ``"probit"``), the dotted path
+        of a module-level Family in a user's package (``"mypkg.CLOGLOG"``), or a Family.
 
     Returns
     -------
     Family
-        The built-in family of that name, or ``name`` itself when it is a Family.
+        The family of that name, or ``name`` itself when it is a Family.
 
     Raises
     ------
     ValueError
-        If ``name`` is a string that names no built-in family.
+        If ``name`` names no built-in family and no importable Family.
     """
     if isinstance(name, Family):
         return name
-    try:
+    if isinstance(name, str) and name in FAMILIES:
         return FAMILIES[name]
-    except KeyError:
-        raise ValueError(f"unknown family {name!r}; choose one of {sorted(FAMILIES)}") from None
+    allowed = f"choose one of {sorted(FAMILIES)} or the dotted path of a simstudy.families.Family"
+    module, _, attribute = name.rpartition(".") if isinstance(name, str) else ("", "", "")
+    try:
+        family = getattr(importlib.import_module(module), attribute) if module else None
+    except (ImportError, AttributeError):
+        family = None
+    if not isinstance(family, Family):
+        raise ValueError(f"unknown family {name!r}; {allowed}")
+    return family

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import numpy as np
-from scipy.special import expit, ndtr
 from sklearn import metrics as skm
 
 from simstudy.families import get_family
@@ -24,7 +23,7 @@ def classification_metrics(family, eta, y) -> dict:
     family = get_family(family)
     eta = np.asarray(eta, dtype=np.float64)
     y = np.asarray(y, dtype=np.int64)
-    p = expit(eta) if family.name == "logistic" else ndtr(eta)
+    p = family.probability(eta)
     pred = (eta > 0).astype(np.int64)
     return {
         "balanced_log_loss": float(balanced_loss(family, eta, y)),

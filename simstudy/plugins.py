@@ -3,7 +3,7 @@
 A ``dgp`` or ``generator`` config option names either a catalog entry (``name: smote``, built
 by ``simstudy.processes.make_process`` / ``simstudy.generators.make_generator``) or any
 callable by its dotted path (``_target_: mypkg.generators.MyGenerator``), so that a user's own
-package plugs in without touching simstudy (README, "Adding a process or a generator"):
+package plugs in without touching simstudy (README, "Adding a process, a generator, a family or a kind of study"):
 
 * a **process** target is called with the option's other keys and must return a
   ``simstudy.processes.Process``;

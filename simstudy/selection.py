@@ -51,7 +51,6 @@ from typing import NamedTuple
 
 import numpy as np
 from imblearn.over_sampling.base import BaseOverSampler
-from scipy.special import expit, ndtr
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.utils.validation import check_is_fitted, column_or_1d, validate_data
 
@@ -605,8 +604,7 @@ class _GLMClassifier(ClassifierMixin, BaseEstimator):
             If ``X`` fails scikit-learn's validation.
         """
         eta = self._eta(X)
-        name = self.family_.name
-        p1 = expit(eta) if name == "logistic" else ndtr(eta) if name == "probit" else np.clip(eta, 0, 1)
+        p1 = self.family_.probability(eta)
         return np.column_stack([1.0 - p1, p1])
 
     def predict(self, X) -> np.ndarray:

@@ -422,6 +422,7 @@ def test_a_user_family_named_like_a_built_in_gets_its_own_compiled_fit():
         _positives_twice(LOGISTIC.score),
         _positives_twice(LOGISTIC.curvature),
         binary=True,
+        probability=LOGISTIC.probability,
     )
     X, y, w = _problem(19, 200, 3, "logistic")
     built_in = fit_glm(X, y, w, model=GLM(LOGISTIC, intercept=True))
@@ -433,14 +434,17 @@ def test_a_user_family_named_like_a_built_in_gets_its_own_compiled_fit():
 
 
 def test_a_family_is_equal_to_another_with_the_same_functions_only():
-    same = Family(LOGISTIC.name, LOGISTIC.loss, LOGISTIC.score, LOGISTIC.curvature, LOGISTIC.binary)
+    fields = (LOGISTIC.loss, LOGISTIC.score, LOGISTIC.curvature)
+    same = Family(LOGISTIC.name, *fields, LOGISTIC.binary, LOGISTIC.probability)
     assert same == LOGISTIC and hash(same) == hash(LOGISTIC)  # the built-ins stay cached
-    assert Family("logistic", LOGISTIC.loss, LOGISTIC.score, LOGISTIC.curvature, False) != LOGISTIC
+    assert Family("logistic", *fields, False, LOGISTIC.probability) != LOGISTIC
 
 
 def test_a_family_named_squared_is_not_solved_as_a_quadratic():
     # the closed-form one-step solve holds for the squared loss, not for the name
-    named_squared = Family("squared", LOGISTIC.loss, LOGISTIC.score, LOGISTIC.curvature, binary=False)
+    named_squared = Family(
+        "squared", LOGISTIC.loss, LOGISTIC.score, LOGISTIC.curvature, binary=False, probability=LOGISTIC.probability
+    )
     X, y, w = _problem(20, 200, 3, "logistic")
     fit = fit_glm(X, y, w, model=GLM(named_squared, intercept=True))
     reference = fit_glm(X, y, w, model=GLM(LOGISTIC, intercept=True))

@@ -9,13 +9,18 @@ import subprocess
 import sys
 from pathlib import Path
 
+import jax
+import numpy as np
 import pandas as pd
 import pytest
+import statsmodels.api as sm
 
 from simstudy.app import preflight, regenerate_replication, same_rows
 from simstudy.cell import BuiltCell
 from simstudy.composition import job_identity
 from simstudy.engine import stable_key
+from simstudy.families import get_family
+from simstudy.fitting import GLM, fit_glm
 from simstudy.studies.job import run_job
 
 PLUGINS = Path(__file__).resolve().parent / "plugins"
@@ -189,3 +194,38 @@ def test_a_job_of_another_kind_in_the_same_directory_leaves_nothing_stale(tmp_pa
     summary = run_job(run_b, tmp_path, "b: 1\n")
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted([*summary["outputs"], "summary.json"])
     assert not (tmp_path / "table.md").exists()
+
+
+def test_a_family_from_a_users_package_fits_as_statsmodels_does(mypkg, tmp_path):
+    """model.family=mypkg.CLOGLOG: a Family by its dotted path; its fit equals statsmodels'
+    Binomial GLM under the complementary log-log link, and a job runs with it."""
+    family = get_family("mypkg.CLOGLOG")
+    eta, y = np.linspace(-3.0, 2.0, 11), np.array([0.0, 1.0] * 5 + [1.0])
+    for label in (0.0, 1.0):
+        np.testing.assert_allclose(
+            jax.vmap(jax.grad(family.loss))(eta, eta * 0 + label), family.score(eta, 0 * eta + label)
+        )
+        np.testing.assert_allclose(
+            jax.vmap(jax.grad(family.score))(eta, eta * 0 + label), family.curvature(eta, 0 * eta + label), rtol=1e-10
+        )
+    rng = np.random.default_rng(np.random.SeedSequence(3))
+    X = rng.standard_normal((400, 2))
+    y = (rng.uniform(size=400) < family.probability(0.3 + X @ [0.8, -0.5])).astype(float)
+    fit = fit_glm(X, y, model=GLM(family, intercept=True, ridge=0.0))
+    link = sm.families.links.CLogLog()
+    ref = sm.GLM(y, sm.add_constant(X), family=sm.families.Binomial(link=link)).fit(tol=1e-12)
+    np.testing.assert_allclose(fit.theta, ref.params, rtol=1e-7)
+    run, _ = job_identity(
+        [
+            SEARCHPATH,
+            "model.family=mypkg.CLOGLOG",
+            "model.intercept=true",
+            "generator=oracle",
+            *SMALL,
+            "figures_dir=null",
+        ]
+    )
+    population = BuiltCell(run).population
+    np.testing.assert_allclose(0.5 * (population.g + population.moments_star[1].grad), 0.0, atol=1e-10)
+    summary = run_job(run, tmp_path, "family: cloglog\n")
+    assert summary["status"] == "ok" and summary["model"] == "mypkg.CLOGLOG + intercept"

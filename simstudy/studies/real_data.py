@@ -44,6 +44,7 @@ import simstudy  # noqa: F401  (float64 before any array)
 from simstudy import plotting
 from simstudy.datasets import DATASETS, TableError, load_dataset, load_table
 from simstudy.engine import Design, prefix_weights, replication_streams, stable_key
+from simstudy.families import get_family
 from simstudy.fitting import GLM, fit_glm
 from simstudy.generators import ImblearnGenerator, make_generator
 from simstudy.generators.imblearn_adapter import available_samplers
@@ -549,8 +550,8 @@ class RealDataStudy:
     def validate(self, run: RunConfig, sections: dict) -> RunConfig:
         sel = selection_config(sections.get("selection"))
         check_grid_ends(run)
-        if run.model.family not in ("logistic", "probit"):
-            raise ConfigError("model.family", run.model.family, "real data needs a binary family: logistic or probit")
+        if not get_family(run.model.family).binary:
+            raise ConfigError("model.family", run.model.family, "real data needs a binary family (0/1 labels)")
         if sel.feature_map is not None:
             raise ConfigError("selection.feature_map", asdict(sel.feature_map), "must be null for the real_data study")
         return replace(run, selection=sel, data=data_config(sections.get("data"), sel))

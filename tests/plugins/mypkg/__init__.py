@@ -1,5 +1,5 @@
 """A user's package that plugs a process, a generator and a kind of study into simstudy without
-touching it (README, "Adding a process or a generator" and "Kinds of study");
+touching it (README, "Adding a process, a generator, a family or a kind of study");
 tests/test_plugins.py runs sweeps with them.
 
 Its configs live in ``mypkg/conf`` (``hydra.searchpath=[pkg://mypkg.conf]``):
@@ -8,11 +8,13 @@ Its configs live in ``mypkg/conf`` (``hydra.searchpath=[pkg://mypkg.conf]``):
 
 from __future__ import annotations
 
+import jax.numpy as jnp
 import matplotlib.pyplot as plt
 import numpy as np
 
 from simstudy.cell import BuiltCell
 from simstudy.engine import fit_replications, replication_rows, run_cell
+from simstudy.families import Family
 from simstudy.generators.base import FittedGenerator, Generator, check_pair
 from simstudy.laws import GaussianMixtureLaw
 from simstudy.processes import Process
@@ -112,3 +114,40 @@ class ExcessTable:
     def replicate(self, run, summary, r):
         built = BuiltCell(run)
         return replication_rows(built.cell, built.population, [r], fit_replications(built.cell, [r]))
+
+
+def _cloglog_u(eta):
+    return jnp.exp(eta)
+
+
+def _cloglog_loss(eta, y):
+    # p = 1 - exp(-e^eta): -log p = -log(-expm1(-u)), -log(1 - p) = u
+    u = _cloglog_u(eta)
+    return -y * jnp.log(-jnp.expm1(-u)) + (1.0 - y) * u
+
+
+def _cloglog_score(eta, y):
+    u = _cloglog_u(eta)
+    return -y * u / jnp.expm1(u) + (1.0 - y) * u
+
+
+def _cloglog_curvature(eta, y):
+    # d/d eta of -u / (e^u - 1) = -u h'(u), h(u) = u / (e^u - 1), written without the
+    # cancellations of the plain formula: a series below u = 0.01, e^u / (e^u - 1) as
+    # 1 / (1 - e^-u) above
+    u = _cloglog_u(eta)
+    exact = (1.0 - u / -jnp.expm1(-u)) / jnp.expm1(jnp.maximum(u, 1e-2))
+    series = -0.5 + u / 6.0 - u**3 / 180.0
+    return -y * u * jnp.where(u < 1e-2, series, exact) + (1.0 - y) * u
+
+
+CLOGLOG = Family(
+    "cloglog",
+    _cloglog_loss,
+    _cloglog_score,
+    _cloglog_curvature,
+    binary=True,
+    probability=lambda eta: -np.expm1(-np.exp(eta)),
+)
+"""A family from this package: the Bernoulli likelihood under the complementary log-log link,
+P(y = 1 | x) = 1 - exp(-exp(eta)) (``model.family=mypkg.CLOGLOG``)."""

@@ -11,7 +11,6 @@ trusted.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import NamedTuple
 
@@ -34,6 +33,9 @@ CURVE_FIELDS = (
     "excess_mcse",
     "param_error_mean",
     "param_error_mcse",
+    "param_error_rms",
+    "param_error_rms_mcse",
+    "param_error_theory",
     "population_excess",
     "theory_excess",
     "theory_excess_se",
@@ -144,33 +146,6 @@ def curve_table(summaries: list[dict]) -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
 
 
-def _varying(summaries: list[dict]) -> list[str]:
-    """Cell descriptors that differ between cells and that every cell has (a generator's own
-    options, present only for that generator, follow from the generator), with "generator"
-    last so that generators become the panel columns."""
-    cells = [s.get("cell", {}) for s in summaries]
-    shared = set.intersection(*(set(c) for c in cells)) if cells else set()
-    keys = [k for k in sorted(shared) if len({json.dumps(c[k]) for c in cells}) > 1]
-    return sorted(keys, key=lambda k: k == "generator")
-
-
-def study_figure(figure: str, summaries: list[dict], cells: pd.DataFrame):
-    """The sweep figure of curve studies (``study.figure``: curve, rates or alignment)."""
-    ok = [s for s in summaries if s.get("status", "ok") == "ok"]
-    if not ok:
-        return None
-    if figure == "rates" and len(ok) > 1:
-        return plotting.rates_figure(cells, ok)
-    if figure == "alignment":
-        return plotting.alignment_figure(cells[cells["status"] == "ok"])
-    varying = _varying(ok)
-    if len(ok) == 1:
-        return plotting.cell_figure(ok[0])
-    row_key = varying[0] if len(varying) > 1 else None
-    col_key = varying[-1] if varying else None
-    return plotting.curve_grid(ok, row_key, col_key)
-
-
 def _missing(v) -> bool:
     return v is None or (isinstance(v, float) and pd.isna(v))
 
@@ -224,7 +199,7 @@ def report(summaries: list[dict], cells: pd.DataFrame) -> str:
         "| refined: verdict (max abs z / critical; largest relative error) |",
         "|---|---|---|---|---|---|---|---|---|---|",
     ]
-    shown = [f"cell.{k}" for k in _varying(summaries)] or ["cell.dgp", "cell.generator", "cell.n1"]
+    shown = plotting.varying_columns(cells) or ["cell.dgp", "cell.generator", "cell.n1"]
     for _, row in ok.iterrows():
         desc = ", ".join(f"{c[5:]}={row[c]}" for c in shown if c in row and not pd.isna(row[c]))
         fmt = lambda v: "none" if _missing(v) else f"{v:.3g}"  # noqa: E731
@@ -278,10 +253,11 @@ def aggregate(sweep_dir, figures_dir=None, planned: list[PlannedCell] | None = N
         raise FileNotFoundError(f"no job {SUMMARY} found under {sweep_dir}")
     cells = cell_table(summaries)
     write_table(cells, sweep_dir / "cells")
-    write_table(curve_table(summaries), sweep_dir / "curves")
+    curves = curve_table(summaries)
+    write_table(curves, sweep_dir / "curves")
     kind = next((s["kind"] for s in summaries if s.get("kind")), "curve")
     figure = next((s["figure"] for s in summaries if s.get("figure")), "curve")
-    fig = study_figure(figure, summaries, cells) if kind == "curve" else None
+    fig = plotting.sweep_figure(figure, cells, curves) if kind == "curve" else None
     if fig is not None:
         paths = plotting.save(fig, sweep_dir / "figure")
         if figures_dir is not None:

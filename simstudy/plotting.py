@@ -13,6 +13,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
+import seaborn as sns  # noqa: E402
 from matplotlib.colors import TwoSlopeNorm  # noqa: E402
 from matplotlib.ticker import PercentFormatter  # noqa: E402
 
@@ -164,92 +165,165 @@ def cell_figure(summary: dict):
     return fig
 
 
-def _label(s: dict, keys) -> str:
-    return ", ".join(f"{k} = {s['cell'].get(k, '?')}" for k in keys)
+def varying_columns(cells: pd.DataFrame) -> list[str]:
+    """The ``cell.*`` columns of a sweep's finished cells that every cell has and that differ
+    between cells (a generator's own options, present only for that generator, follow from the
+    generator), with ``cell.generator`` last so that generators become the panel columns."""
+    ok = cells[cells["status"] == "ok"]
+    keys = [c for c in ok.columns if c.startswith("cell.") and ok[c].notna().all() and ok[c].nunique() > 1]
+    return sorted(keys, key=lambda k: k == "cell.generator")
 
 
-def curve_grid(summaries: list[dict], row_key: str | None, col_key: str | None):
-    """Panels of cells: one per (row, column) value of two cell descriptors."""
-    rows = sorted({s["cell"].get(row_key) for s in summaries}, key=str) if row_key else [None]
-    cols = sorted({s["cell"].get(col_key) for s in summaries}, key=str) if col_key else [None]
-    fig, axes = plt.subplots(len(rows), len(cols), figsize=(3.6 * len(cols), 2.9 * len(rows)), squeeze=False)
-    for s in summaries:
-        i = rows.index(s["cell"].get(row_key)) if row_key else 0
-        j = cols.index(s["cell"].get(col_key)) if col_key else 0
-        title = " · ".join(str(s["cell"].get(k)) for k in (row_key, col_key) if k)
-        _curve_panel(axes[i, j], s, title=title, legend=(i == 0 and j == 0))
-    for ax in axes.ravel():
-        if not ax.has_data():
-            ax.set_visible(False)
-    fig.tight_layout()
-    return fig
+def _facet_curves(data: pd.DataFrame, color=None, stars: dict | None = None, **kwargs):
+    """One facet of ``curve_grid``: a cell's simulated mean excess +- 1.96 MCSE, its predicted
+    and population curves, and the predicted and empirical gamma* (from the cell table)."""
+    ax = plt.gca()
+    data = data.sort_values("gamma")
+    g, mean, mcse = data["gamma"], data["excess_mean"], data["excess_mcse"]
+    ax.fill_between(g, mean - 1.96 * mcse, mean + 1.96 * mcse, color=SIM, alpha=0.2, lw=0)
+    ax.plot(g, mean, "o-", color=SIM, ms=3, lw=1.2, label="simulated mean (±1.96 MCSE)")
+    ax.plot(g, data["theory_excess"], "-", color=THEORY, lw=1.2, label="first-order prediction")
+    if data["theory_excess_refined"].notna().any():
+        ax.plot(g, data["theory_excess_refined"], "-.", color=REFINED, lw=1.2, label="refined prediction")
+    ax.plot(g, data["population_excess"], "--", color=POPULATION, lw=1, label="population limit (bias only)")
+    cell = (stars or {}).get(data["job_dir"].iloc[0])
+    if cell is not None:
+        if pd.notna(cell["gamma_star_theory_total"]):
+            ax.axvline(cell["gamma_star_theory_total"], color=THEORY, ls=":", lw=1, label="predicted γ*")
+        if pd.notna(cell["gamma_star_empirical"]):
+            ax.axvspan(cell["gamma_star_empirical_ci_low"], cell["gamma_star_empirical_ci_high"], color=SIM, alpha=0.08)
+            ax.axvline(cell["gamma_star_empirical"], color=SIM, ls=":", lw=1, label="empirical γ* (95% CI)")
+    ax.axvline(1.0, color="k", lw=0.5, alpha=0.4)
+    positive = mean[mean > 0]
+    if positive.size and positive.max() / positive.min() > 100:
+        # the optimum sits orders of magnitude below gamma = 0's excess under asymmetry
+        ax.set_yscale("log")
 
 
-def _nearest(values, target):
-    values = np.asarray(values)
-    return int(np.argmin(np.abs(values - target)))
+def curve_grid(cells: pd.DataFrame, curves: pd.DataFrame):
+    """A sweep's cells as a seaborn facet grid of curves.parquet (one panel per cell, rows and
+    columns the two cell descriptors that vary most, ``varying_columns``), each panel as
+    ``_facet_curves`` draws it.
+
+    Redraw from a sweep's tables::
+
+        cells = pd.read_parquet("multirun/ls_symmetric/cells.parquet")
+        curves = pd.read_parquet("multirun/ls_symmetric/curves.parquet")
+        plotting.curve_grid(cells, curves)
+    """
+    ok = cells[cells["status"] == "ok"]
+    varying = varying_columns(cells)
+    row = varying[0] if len(varying) > 1 else None
+    col = varying[-1] if varying else None
+    data = curves[curves["job_dir"].isin(ok["job_dir"])]
+    stars = {r["job_dir"]: r for _, r in ok.iterrows()}
+    grid = sns.FacetGrid(
+        data, row=row, col=col, sharey=False, sharex=True, height=2.9, aspect=1.25, margin_titles=True, despine=False
+    )
+    grid.map_dataframe(_facet_curves, stars=stars)
+    grid.set_axis_labels("γ = ñ / (n0 − n1)", "excess balanced risk")
+    grid.set_titles(row_template="{row_name}", col_template="{col_name}", size=8)
+    handles, labels = grid.axes.flat[0].get_legend_handles_labels()
+    grid.figure.legend(handles, labels, loc="lower center", ncol=len(labels), fontsize=7, frameon=False)
+    grid.figure.tight_layout(rect=(0, 0.05, 1, 1))
+    return grid.figure
 
 
-def rates_figure(table: pd.DataFrame, summaries: list[dict]):
-    """Studies 3-4: excess and parameter error against n1 (log-log) at full balancing and at the
-    grid point nearest the predicted gamma*, with the first-order predictions and their slopes."""
-    summaries = sorted(summaries, key=lambda s: s["n1"])
-    n1 = np.array([s["n1"] for s in summaries], dtype=float)
-    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
-    markers = {"full balancing (γ = 1)": "o", "predicted γ*": "s", "no augmentation (γ = 0)": "^"}
-    for name, marker in markers.items():
-        picks = []
-        for s in summaries:
-            target = {"full balancing (γ = 1)": 1.0, "no augmentation (γ = 0)": 0.0}.get(name)
-            if target is None:
-                star = s.get("gamma_star_theory") or s.get("gamma_star_theory_total")
-                target = star if star is not None else 1.0
-            picks.append(_nearest(s["gammas"], target))
-        for ax, (mean_key, mcse_key, theory_key, label) in zip(
-            axes,
-            [
-                ("excess_mean", "excess_mcse", "theory_excess", "excess balanced risk"),
-                ("param_error_rms", "param_error_rms_mcse", "param_error_theory", "RMS parameter error (E‖θ̂ − θ*‖²)^½"),
-            ],
+def rates_table(cells: pd.DataFrame, curves: pd.DataFrame) -> pd.DataFrame:
+    """Studies 3-4 in long form: per cell (n1) and choice of size (no augmentation, full
+    balancing, the grid point nearest the predicted gamma*), the simulated mean and MCSE and the
+    first-order prediction of the excess and of the RMS parameter error."""
+    ok = cells[cells["status"] == "ok"]
+    rows = []
+    for _, cell in ok.iterrows():
+        data = curves[curves["job_dir"] == cell["job_dir"]].sort_values("gamma")
+        star = cell.get("gamma_star_theory")
+        star = cell["gamma_star_theory_total"] if pd.isna(star) else star
+        for choice, target in (
+            ("no augmentation (γ = 0)", 0.0),
+            ("full balancing (γ = 1)", 1.0),
+            ("predicted γ*", star),
         ):
-            m = np.array([s[mean_key][k] for s, k in zip(summaries, picks)])
-            e = np.array([s[mcse_key][k] for s, k in zip(summaries, picks)])
-            line = ax.errorbar(n1, m, yerr=1.96 * e, fmt=marker + "-", ms=4, lw=1, capsize=2)
-            colour = line[0].get_color()
-            if all(s.get(theory_key) is not None for s in summaries):
-                t = np.array([s[theory_key][k] for s, k in zip(summaries, picks)])
-                ax.plot(n1, t, "--", color=colour, lw=1)
-                ok = (t > 0) & (m > 0)
-                slope_sim = np.polyfit(np.log(n1[ok]), np.log(m[ok]), 1)[0] if ok.sum() > 1 else math.nan
-                slope_th = np.polyfit(np.log(n1[ok]), np.log(t[ok]), 1)[0] if ok.sum() > 1 else math.nan
-                line[0].set_label(f"{name}: slope {slope_sim:.2f} (theory {slope_th:.2f})")
-            else:
-                line[0].set_label(name)
-            ax.set_xscale("log")
-            ax.set_yscale("log")
-            ax.set_xlabel("n1 (κ = n0/n1 fixed)")
-            ax.set_ylabel(label)
-    for ax in axes:
+            at = data.iloc[int(np.argmin(np.abs(data["gamma"].to_numpy() - target)))]
+            for measure, mean, mcse, theory in (
+                ("excess balanced risk", "excess_mean", "excess_mcse", "theory_excess"),
+                ("RMS parameter error", "param_error_rms", "param_error_rms_mcse", "param_error_theory"),
+            ):
+                rows.append(
+                    {
+                        "n1": cell["n1"],
+                        "choice": choice,
+                        "measure": measure,
+                        "mean": at[mean],
+                        "mcse": at[mcse],
+                        "theory": at[theory],
+                    }
+                )
+    return pd.DataFrame(rows)
+
+
+def _facet_rates(data: pd.DataFrame, color=None, label=None, **kwargs):
+    ax = plt.gca()
+    data = data.sort_values("n1")
+    n1, mean, theory = data["n1"].to_numpy(float), data["mean"].to_numpy(float), data["theory"].to_numpy(float)
+    ok = (mean > 0) & (theory > 0)
+
+    def slope(y):
+        return np.polyfit(np.log(n1[ok]), np.log(y[ok]), 1)[0] if ok.sum() > 1 else math.nan
+
+    ax.errorbar(
+        n1,
+        mean,
+        yerr=1.96 * data["mcse"],
+        fmt="o-",
+        ms=4,
+        lw=1,
+        capsize=2,
+        color=color,
+        label=f"{label}: slope {slope(mean):.2f} (theory {slope(theory):.2f})",
+    )
+    ax.plot(n1, theory, "--", color=color, lw=1)
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+
+
+def rates_figure(cells: pd.DataFrame, curves: pd.DataFrame):
+    """Studies 3-4: excess and RMS parameter error against n1 (log-log), one facet per measure,
+    one colour per choice of size (``rates_table``), with the first-order predictions dashed and
+    the fitted slopes in the legend."""
+    table = rates_table(cells, curves)
+    grid = sns.FacetGrid(table, col="measure", hue="choice", sharey=False, height=4, aspect=1.25, despine=False)
+    grid.map_dataframe(_facet_rates)
+    grid.set_axis_labels("n1 (κ = n0/n1 fixed)", "")
+    grid.set_titles(col_template="{col_name}")
+    for ax in grid.axes.flat:
         ax.legend(fontsize=7, frameon=False)
-    fig.suptitle(f"{summaries[0]['study']}: dashed = first-order prediction, bars = ±1.96 MCSE", fontsize=9)
-    fig.tight_layout()
-    return fig
+    study = cells["study"].dropna().iloc[0] if "study" in cells else ""
+    grid.figure.suptitle(f"{study}: dashed = first-order prediction, bars = ±1.96 MCSE", fontsize=9)
+    grid.figure.tight_layout()
+    return grid.figure
 
 
-def alignment_figure(table: pd.DataFrame):
+def alignment_figure(cells: pd.DataFrame):
     """Study 5: predicted against empirical gamma* over (r, phi), and curve agreement (each cell's
-    max |z| over its critical value, from the cell table's verdict columns)."""
+    max |z| over its critical value, a seaborn heatmap of the cell table's verdict columns)."""
     fig, (ax, bx) = plt.subplots(1, 2, figsize=(10, 4.2))
-    t = table.copy()
-    angles = sorted(t["cell.angle_deg"].unique())
-    cmap = plt.get_cmap("viridis", max(len(angles), 2))
-    for i, phi in enumerate(angles):
-        sub = t[t["cell.angle_deg"] == phi]
-        pred = sub["gamma_star_theory_total"].to_numpy(dtype=float)
-        emp = sub["gamma_star_empirical"].to_numpy(dtype=float)
-        lo = emp - sub["gamma_star_empirical_ci_low"].to_numpy(dtype=float)
-        hi = sub["gamma_star_empirical_ci_high"].to_numpy(dtype=float) - emp
-        ax.errorbar(pred, emp, yerr=[lo, hi], fmt="o", color=cmap(i), ms=4, capsize=2, label=f"φ = {phi:g}°")
+    t = cells[cells["status"] == "ok"].copy()
+    t["φ (degrees)"] = t["cell.angle_deg"]
+    t["low"] = t["gamma_star_empirical"] - t["gamma_star_empirical_ci_low"]
+    t["high"] = t["gamma_star_empirical_ci_high"] - t["gamma_star_empirical"]
+    palette = sns.color_palette("viridis", t["φ (degrees)"].nunique())
+    for colour, (phi, sub) in zip(palette, t.groupby("φ (degrees)")):
+        ax.errorbar(
+            sub["gamma_star_theory_total"],
+            sub["gamma_star_empirical"],
+            yerr=[sub["low"], sub["high"]],
+            fmt="o",
+            color=colour,
+            ms=4,
+            capsize=2,
+            label=f"φ = {phi:g}°",
+        )
     top = np.nanmax(t[["gamma_star_theory_total", "gamma_star_empirical_ci_high"]].to_numpy(dtype=float))
     ax.plot([0, top], [0, top], "k-", lw=0.5)
     ax.set_xlabel("predicted γ* (argmin of the predicted total curve)")
@@ -258,17 +332,29 @@ def alignment_figure(table: pd.DataFrame):
     # each cell's max |z| against its own critical value: above 1 the curve leaves the band
     t["band_ratio"] = t["max_abs_z"] / t["critical_z"]
     pivot = t.pivot_table(index="cell.magnitude", columns="cell.angle_deg", values="band_ratio", aggfunc="max")
-    im = bx.imshow(pivot.to_numpy(dtype=float), origin="lower", aspect="auto", cmap="magma_r")
-    bx.set_xticks(range(len(pivot.columns)), [f"{c:g}" for c in pivot.columns])
-    bx.set_yticks(range(len(pivot.index)), [f"{r:g}" for r in pivot.index])
-    for (i, j), v in np.ndenumerate(pivot.to_numpy(dtype=float)):
-        bx.text(j, i, f"{v:.2f}", ha="center", va="center", fontsize=8, color="w" if v > 1 else "k")
+    pivot = pivot.sort_index(ascending=False)
+    sns.heatmap(
+        pivot, ax=bx, cmap="magma_r", annot=True, fmt=".2f", annot_kws={"fontsize": 7}, cbar_kws={"shrink": 0.8}
+    )
     bx.set_xlabel("mismatch angle φ to g (degrees)")
     bx.set_ylabel("mismatch magnitude r = ‖ψ‖")
     bx.set_title("max over γ of |z| / critical z of the family-wise band (> 1: outside)", fontsize=9)
-    fig.colorbar(im, ax=bx)
     fig.tight_layout()
     return fig
+
+
+def sweep_figure(figure: str, cells: pd.DataFrame, curves: pd.DataFrame):
+    """A curve sweep's figure from its two tidy tables (cells.parquet, curves.parquet):
+    ``figure`` is the sweep's ``study.figure`` (curve, rates or alignment); a sweep of one cell
+    draws that cell's curves. None when no cell finished."""
+    ok = cells[cells["status"] == "ok"]
+    if ok.empty:
+        return None
+    if figure == "rates" and len(ok) > 1:
+        return rates_figure(cells, curves)
+    if figure == "alignment":
+        return alignment_figure(cells)
+    return curve_grid(cells, curves)
 
 
 METHOD_COLOURS = {

@@ -17,7 +17,7 @@ from simstudy.config import ConfigError
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0].replace("\n", " "))
     parser.add_argument("sweep_dir")
     parser.add_argument("--figures-dir", default=None, help="also copy the figure here")
     parser.add_argument(

@@ -15,9 +15,11 @@ from simstudy.app import regenerate_replication, same_rows
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("job_dir")
-    parser.add_argument("replication", type=int)
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0].replace("\n", " "), formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("job_dir", help="a finished job's output directory (config.yaml, summary.json, rows)")
+    parser.add_argument("replication", type=int, help="the replication (the split, for study 7) to regenerate")
     args = parser.parse_args()
     try:
         rows, stored = regenerate_replication(args.job_dir, args.replication)

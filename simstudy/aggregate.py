@@ -17,6 +17,7 @@ from typing import NamedTuple
 import pandas as pd
 
 from simstudy import plotting
+from simstudy.engine import MIN_VERDICT_REPLICATIONS
 from simstudy.jobfiles import SUMMARY, atomic_write_text, copy_figures, read_summary, write_table
 
 
@@ -176,6 +177,7 @@ def report(summaries: list[dict], cells: pd.DataFrame) -> str:
     lines.append(f"{len(cells)} cells: {len(ok)} finished, {len(failed)} failed.")
     if len(ok):
         agree = int((ok["verdict"] == "agree").sum())
+        undetermined = int((ok["verdict"] == "undetermined").sum())
         alphas = sorted({float(a) for a in ok["verdict_alpha"].dropna()}) if "verdict_alpha" in ok else []
         level = ", ".join(f"{a:g}" for a in alphas) or "?"
         lines.append(
@@ -186,6 +188,11 @@ def report(summaries: list[dict], cells: pd.DataFrame) -> str:
             f"inside the (1 − α/2) bootstrap CI of the empirical argmin. An exact prediction reads "
             f'"disagree" with probability at most α.'
         )
+        if undetermined:
+            lines.append(
+                f"{undetermined} cells are undetermined: fewer than {MIN_VERDICT_REPLICATIONS} replications (or a "
+                "degenerate bootstrap), too few for a test at the stated level."
+            )
         if "verdict_refined" in ok and ok["verdict_refined"].notna().any():
             refined = ok[ok["verdict_refined"].notna()]
             lines.append(
@@ -248,6 +255,9 @@ def aggregate(sweep_dir, figures_dir=None, planned: list[PlannedCell] | None = N
     job.
     """
     sweep_dir = Path(sweep_dir)
+    if (sweep_dir / SUMMARY).is_file():
+        # its figure and tables are the job's own: aggregating would overwrite them
+        raise ValueError(f"{sweep_dir} is a job directory (it has a {SUMMARY}), not a sweep: aggregate its parent")
     summaries = read_summaries(sweep_dir, planned)
     if not summaries:
         raise FileNotFoundError(f"no job {SUMMARY} found under {sweep_dir}")

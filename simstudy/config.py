@@ -11,6 +11,7 @@ THEORY.md section 6 from a curve study's config.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import re
@@ -213,7 +214,11 @@ def _study_kind(study: dict) -> tuple[str, Study]:
     if not isinstance(target, str) or study.get("kind", target) != target:
         raise ConfigError(f"study.{TARGET}", target, "must be a dotted path, given without study.kind")
     with bad_value(f"study.{TARGET}", target):
-        return target, study_of(target)
+        study = study_of(target)
+    figures = getattr(study, "figures", None)
+    if not isinstance(figures, (tuple, list)) or not figures or not all(isinstance(f, str) for f in figures):
+        raise ConfigError(f"study.{TARGET}", target, f"its figures must be a non-empty tuple of names, got {figures!r}")
+    return target, study
 
 
 def validate(cfg) -> RunConfig:
@@ -265,4 +270,21 @@ def validate(cfg) -> RunConfig:
         figures_dir=figures_dir,
         workers=workers,
     )
-    return study_kind.validate(run, {k: cfg[k] for k in ("selection", "data") if cfg.get(k) is not None})
+    sections = {k: cfg[k] for k in ("selection", "data") if cfg.get(k) is not None}
+    with plugin_study(run):
+        return study_kind.validate(run, sections)
+
+
+@contextlib.contextmanager
+def plugin_study(run: RunConfig):
+    """Around a call into a user's Study (``study._target_``): what it raises, beyond a
+    ConfigError, is one line naming ``study._target_`` (a built-in study's errors are bugs and
+    keep their traceback)."""
+    try:
+        yield
+    except ConfigError:
+        raise
+    except Exception as err:
+        if run.kind in KINDS:
+            raise
+        raise ConfigError(f"study.{TARGET}", run.kind, f"{type(err).__name__}: {err}") from None

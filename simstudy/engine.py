@@ -922,6 +922,11 @@ def nearest_grid_points(gammas, gamma: float) -> np.ndarray:
     return grid[distance <= distance.min()]
 
 
+MIN_VERDICT_REPLICATIONS = 10
+"""Below this many replications the verdict reads "undetermined": its bootstrap band has too
+few distinct resamples to hold a stated error rate."""
+
+
 def verdict(
     values: np.ndarray,
     theory_fits: np.ndarray,
@@ -967,7 +972,8 @@ def verdict(
     Returns
     -------
     dict
-        "label" ("agree" or "disagree"), "alpha", "rule" (the rule in words),
+        "label" ("agree", "disagree", or "undetermined" below MIN_VERDICT_REPLICATIONS
+        replications or when the band's bootstrap degenerates), "alpha", "rule" (the rule in words),
         "curve_inside_band", "max_abs_z", "critical_z", "curve_p_value", "z" (per gamma),
         "gammas_outside_band", "gamma_star", "gamma_star_grid" (the nearest grid points or
         None), "gamma_star_ci", "gamma_star_ci_level", "gamma_star_in_ci" (None when skipped),
@@ -985,8 +991,11 @@ def verdict(
         grid_star = [float(g) for g in nearest]
     rel = relative_error(values, theory_fits)
     agree = band.inside and inside is not False
+    # with too few replications the bootstrap of the band degenerates (at R = 2 every resample
+    # has max |t| = 0): no test at the stated level is possible
+    determined = values.shape[0] >= MIN_VERDICT_REPLICATIONS and band.critical > 0
     return {
-        "label": "agree" if agree else "disagree",
+        "label": ("agree" if agree else "disagree") if determined else "undetermined",
         "alpha": alpha,
         "rule": (
             f"agree when the predicted curve lies in the family-wise {1 - alpha / 2:.1%} band of the "

@@ -33,14 +33,15 @@ from omegaconf import OmegaConf
 
 from simstudy import plotting
 from simstudy.alignment import GAMMA_POINTS, AlignmentMap, alignment_map, first_order, grid_argmin, mismatch_laws
-from simstudy.app import fail_config, one_line, refuse
+from simstudy.app import RUN_FLAGS, fail_config, one_line, refuse
 from simstudy.cell import BuiltCell
 from simstudy.composition import CONFIG_PATH, compose
 from simstudy.config import validate
 from simstudy.engine import stable_key
 from simstudy.generators.mismatch import MismatchGenerator
-from simstudy.jobfiles import atomic_write_text, copy_figures, finish_job, versions, write_parquet
+from simstudy.jobfiles import JobOutputs, atomic_write_text, copy_figures, versions, write_parquet
 from simstudy.schema import ConfigError, RunConfig, bad_value, config_hash, grid, integer, known_keys, number, plain
+from simstudy.studies.job import cell_descriptor
 
 EXPLORE_DEFAULTS = {"magnitudes": None, "angles": None, "gamma_max": 6.0, "directions": None, "overlay": None}
 RANGE_DEFAULTS = {"start": 0.0, "stop": 0.5, "num": 40}
@@ -64,7 +65,8 @@ def validate_explore(section) -> dict:
     mags = known_keys(ex["magnitudes"], RANGE_DEFAULTS, "explore.magnitudes")
     start = number(mags["start"], "explore.magnitudes.start", low=0.0)
     stop = number(mags["stop"], "explore.magnitudes.stop", low=start, low_open=True)
-    num = integer(mags["num"], "explore.magnitudes.num", 2, 10_000)
+    # three points at least: the contours of two rows or columns are empty
+    num = integer(mags["num"], "explore.magnitudes.num", 3, 10_000)
     angles = known_keys(ex["angles"], {"num": 72}, "explore.angles")
     directions = known_keys(ex["directions"], DIRECTION_DEFAULTS, "explore.directions")
     overlay = ex["overlay"]
@@ -75,7 +77,7 @@ def validate_explore(section) -> dict:
         raise ConfigError("explore.directions.angles", list(direction_angles), "must lie in [0, 180]")
     return {
         "magnitudes": {"start": start, "stop": stop, "num": num},
-        "angles": {"num": integer(angles["num"], "explore.angles.num", 2, 10_000)},
+        "angles": {"num": integer(angles["num"], "explore.angles.num", 3, 10_000)},
         "gamma_max": number(ex["gamma_max"], "explore.gamma_max", low=1.0, low_open=True),
         "directions": {
             "count": integer(directions["count"], "explore.directions.count", 0, 10_000),
@@ -186,6 +188,44 @@ def overlay_markdown(study: str, rows: list[dict]) -> str:
     return "\n".join(lines) + "\n"
 
 
+OVERLAY_COLUMNS = (
+    "cell.magnitude",
+    "cell.angle_deg",
+    "gamma_star_theory_total",
+    "gamma_star_empirical",
+    "gamma_star_empirical_ci_low",
+    "gamma_star_empirical_ci_high",
+    "gamma_star_in_ci",
+    "verdict",
+)
+SWEPT = ("magnitude", "angle_deg", "seed", "reps", "gammas", "refits", "alpha")
+"""Cell descriptors an overlay's cells may differ in from the map's design."""
+
+
+def read_overlay(path: str, run: RunConfig) -> pd.DataFrame:
+    """A sweep's cell table to draw on the map of ``run``'s design: its cells must be mismatch
+    cells of that same design (dgp and its options, sizes, model, covariance scale), differing
+    only in what a sweep varies (``SWEPT``); a ConfigError naming ``explore.overlay`` otherwise."""
+    cells = pd.read_parquet(Path(path) / "cells.parquet")
+    missing = [c for c in OVERLAY_COLUMNS if c not in cells]
+    if missing:
+        raise ConfigError("explore.overlay", path, f"its cells.parquet lacks {missing}: not a finished mismatch sweep")
+    ours = cell_descriptor(run)
+    ok = cells[cells["status"] == "ok"]
+    for key, value in ours.items():
+        column = f"cell.{key}"
+        if key in SWEPT or column not in ok:
+            continue
+        other = {v for v in ok[column] if not (isinstance(v, float) and np.isnan(v))}
+        if other and other != {value}:
+            raise ConfigError(
+                "explore.overlay",
+                path,
+                f"its cells are of another design: {key} = {sorted(map(str, other))}, here {value}",
+            )
+    return cells
+
+
 def build(run: RunConfig) -> BuiltCell:
     """The cell the map is drawn for, with the generator's own options checked: a bad value, a
     symmetric design (angles are measured to g) or a generator other than mismatch is a
@@ -211,7 +251,7 @@ def explore(built: BuiltCell, ex: dict, out_dir: Path, resolved_yaml: str) -> di
     map_seconds = time.perf_counter() - start
     table = map_table(m)
     spread = direction_spread(built, options, ex, run.seed) if ex["directions"]["count"] else None
-    overlay = pd.read_parquet(Path(ex["overlay"]) / "cells.parquet") if ex["overlay"] else None
+    overlay = read_overlay(ex["overlay"], run) if ex["overlay"] else None
     summary = {
         "status": "ok",
         "study": run.study,
@@ -229,23 +269,32 @@ def explore(built: BuiltCell, ex: dict, out_dir: Path, resolved_yaml: str) -> di
         "unreachable": int((~table["reachable"]).sum()),
         "map_seconds": map_seconds,
     }
+    at_edge = int((table["gamma_star_total"] >= ex["gamma_max"] - 1e-9).sum())
+    summary["at_gamma_max"] = at_edge
+    if at_edge:
+        print(
+            f"simstudy.explore: {at_edge} cells have their total-risk optimum at explore.gamma_max = "
+            f"{ex['gamma_max']:g}, the end of the search: raise it to see where they lie",
+            file=sys.stderr,
+        )
+    files = JobOutputs(out_dir)
+    files.add("config.yaml", "map.parquet")
     atomic_write_text(out_dir / "config.yaml", resolved_yaml)
-    outputs = ["config.yaml", "map.parquet"]
     write_parquet(table, out_dir / "map.parquet")
     if spread is not None:
+        files.add("directions.parquet")
         write_parquet(spread, out_dir / "directions.parquet")
-        outputs.append("directions.parquet")
     if overlay is not None:
         summary["overlay"] = overlay_agreement(overlay)
+        files.add("overlay.md")
         atomic_write_text(out_dir / "overlay.md", overlay_markdown(run.study, summary["overlay"]))
-        outputs.append("overlay.md")
+    files.add("figure.png", "figure.pdf")
     paths = plotting.save(plotting.alignment_map_figure(table, summary, overlay, spread), out_dir / "figure")
     if run.figures_dir:
         copy_figures(paths, run.figures_dir, f"{run.study}_explore")
-    outputs += [p.name for p in paths]
     summary["versions"] = versions()
     summary["seconds"] = time.perf_counter() - start
-    return finish_job(out_dir, summary, outputs)
+    return files.finish(summary)
 
 
 def _task(cfg) -> None:
@@ -254,6 +303,8 @@ def _task(cfg) -> None:
         config = plain(cfg)
         ex = validate_explore(config.pop("explore", None))
         built = build(validate(config))
+        if ex["overlay"]:
+            read_overlay(ex["overlay"], built.run)
     except ConfigError as err:
         fail_config(err, out_dir)  # one line, exit 2, the (empty) run directory removed
     summary = explore(built, ex, out_dir, OmegaConf.to_yaml(cfg, resolve=True))
@@ -267,12 +318,16 @@ def _task(cfg) -> None:
 def preflight(argv: list[str]) -> None:
     """Compose and check the command before Hydra starts, so that an override Hydra cannot
     apply (an unknown key or option) exits 2 with one line and leaves no run directory."""
+    if RUN_FLAGS & {"-m", "--multirun"} & set(argv):
+        refuse("-m: the explorer maps its whole grid in one run; give the grid with explore.* (no -m)")
     if any(a.startswith("-") for a in argv):
         return  # --help, --cfg ...: Hydra's own business
     try:
         cfg = plain(compose(argv, config_name="explore"))
-        validate_explore(cfg.pop("explore", None))
-        build(validate(cfg))
+        ex = validate_explore(cfg.pop("explore", None))
+        built = build(validate(cfg))
+        if ex["overlay"]:
+            read_overlay(ex["overlay"], built.run)
     except ConfigError as err:
         refuse(str(err))
     except Exception as err:  # Hydra's composition and override-grammar errors, whatever their type

@@ -436,3 +436,79 @@ def finish_job(out_dir: Path, summary: dict, outputs) -> dict:
     summary = {**summary, "outputs": output_digests(out_dir, outputs)}
     atomic_write_json(Path(out_dir) / SUMMARY, summary)
     return summary
+
+
+PENDING = ".simstudy-outputs.json"
+"""Names of the files written into a job directory by runs that have not finished cleanly
+(``JobOutputs``): what the next finished run removes unless it writes them again."""
+
+
+class JobOutputs:
+    """The files one job writes into its directory, tracked so that none outlives its config.
+
+    A job directory can hold the files of an earlier run: a finished one of another config
+    (listed in its summary.json), or one that failed or was interrupted after writing some
+    files (listed nowhere else). Every name this run writes is first added to ``PENDING``
+    (together with the previous summary's outputs), so that whichever way a run ends, the next
+    run that finishes knows every file an earlier run left, and ``finish`` deletes those it did
+    not write again. Only names simstudy itself wrote are ever deleted.
+
+    Parameters
+    ----------
+    out_dir : str or pathlib.Path
+        The job directory.
+    """
+
+    def __init__(self, out_dir):
+        self.out_dir = Path(out_dir)
+        self.names: list[str] = []
+        previous = read_summary(self.out_dir / SUMMARY) or {}
+        listed = previous.get("outputs") if isinstance(previous.get("outputs"), dict) else {}
+        self._earlier = set(self._pending()) | set(listed)
+        if listed:
+            # kept before anything else happens: a failure summary replaces the one listing them
+            atomic_write_json(self.out_dir / PENDING, sorted(self._earlier))
+
+    def _pending(self) -> list[str]:
+        try:
+            names = json.loads((self.out_dir / PENDING).read_text())
+        except (OSError, ValueError):
+            return []
+        return [n for n in names if isinstance(n, str)] if isinstance(names, list) else []
+
+    def add(self, *names: str) -> None:
+        """Record that this run is about to write ``names`` (call before writing them).
+
+        Parameters
+        ----------
+        *names : str
+            File names in the job directory.
+
+        Returns
+        -------
+        None
+        """
+        self.names += [n for n in names if n not in self.names]
+        atomic_write_json(self.out_dir / PENDING, sorted(self._earlier | set(self.names)))
+
+    def finish(self, summary: dict) -> dict:
+        """Write summary.json listing this run's files (``finish_job``), then delete the files
+        earlier runs left that this one did not write, and the pending list.
+
+        Parameters
+        ----------
+        summary : dict
+            The summary's contents.
+
+        Returns
+        -------
+        dict
+            The summary as written.
+        """
+        summary = finish_job(self.out_dir, summary, self.names)
+        for name in self._earlier - set(self.names):
+            path = self.out_dir / name
+            if path.parent == self.out_dir and path.is_file() and name not in (SUMMARY, PENDING):
+                path.unlink()
+        (self.out_dir / PENDING).unlink(missing_ok=True)
+        return summary

@@ -330,7 +330,8 @@ def alignment_figure(cells: pd.DataFrame):
     ax.set_ylabel("empirical γ* (95% bootstrap CI)")
     ax.legend(fontsize=7, frameon=False)
     # each cell's max |z| against its own critical value: above 1 the curve leaves the band
-    t["band_ratio"] = t["max_abs_z"] / t["critical_z"]
+    # an undetermined verdict (critical z 0) has no ratio
+    t["band_ratio"] = (t["max_abs_z"] / t["critical_z"]).where(t["critical_z"] > 0)
     pivot = t.pivot_table(index="cell.magnitude", columns="cell.angle_deg", values="band_ratio", aggfunc="max")
     pivot = pivot.sort_index(ascending=False)
     sns.heatmap(

@@ -297,6 +297,17 @@ def as_plain(section) -> Any:
     return None if section is None else lists(asdict(section))
 
 
+def _one_line(err: Exception) -> str:
+    """Hydra's instantiation error on one line, with the cause it chains (the user's own
+    exception, or why the target cannot be imported) instead of a hint to set HYDRA_FULL_ERROR."""
+    text = " ".join(line.strip() for line in str(err).splitlines() if line.strip()) or type(err).__name__
+    text = text.split(", set env var HYDRA_FULL_ERROR")[0]
+    cause = err.__cause__
+    if cause is not None and str(cause) and str(cause) not in text:
+        text += f" ({type(cause).__name__}: {' '.join(str(cause).split())})"
+    return text
+
+
 def config_hash(run: RunConfig) -> str:
     """SHA-256 of everything that determines a job's numbers (``RunConfig.identity``)."""
     return hashlib.sha256(json.dumps(run.identity(), sort_keys=True, default=str).encode()).hexdigest()
@@ -316,4 +327,4 @@ def bad_value(key: str, value):
     except (ValueError, TypeError, ArithmeticError, MemoryError, RuntimeWarning) as err:
         raise ConfigError(key, value, str(err) or type(err).__name__) from None
     except (ImportError, InstantiationException) as err:  # a plug-in's _target_ (simstudy.plugins)
-        raise ConfigError(key, value, (str(err).strip() or type(err).__name__).splitlines()[0]) from None
+        raise ConfigError(key, value, _one_line(err)) from None

@@ -7,6 +7,7 @@ import pandas as pd
 import pytest
 
 from simstudy.engine import (
+    MIN_VERDICT_REPLICATIONS,
     Cell,
     Design,
     draw_replication,
@@ -201,3 +202,14 @@ def test_verdict_counts_the_theory_monte_carlo_error():
     noisy_theory = verdict(draws, fits, 0.0, gammas, np.random.default_rng(1))
     assert noisy_theory["label"] == "agree"
     np.testing.assert_allclose(noisy_theory["max_abs_z"], 6 / np.sqrt(10), rtol=1e-9)
+
+
+def test_too_few_replications_leave_the_verdict_undetermined():
+    gammas = np.array([0.0, 1.0, 2.0])
+    truth = np.array([[3.0, 1.0, 2.0]])
+    for reps in (2, MIN_VERDICT_REPLICATIONS - 1):
+        draws = np.random.default_rng(0).normal(loc=truth[0], scale=0.1, size=(reps, 3))
+        v = verdict(draws, truth + 5.0, 1.0, gammas, np.random.default_rng(1))
+        assert v["label"] == "undetermined"  # however far off the prediction is
+    draws = np.random.default_rng(0).normal(loc=truth[0], scale=0.1, size=(MIN_VERDICT_REPLICATIONS, 3))
+    assert verdict(draws, truth + 5.0, 1.0, gammas, np.random.default_rng(1))["label"] == "disagree"

@@ -458,3 +458,30 @@ def test_a_built_wheel_runs_a_preset_from_another_folder(tmp_path):
         check=True,
     ).stdout.strip()
     assert where.startswith(site) and where.endswith("simstudy/conf")
+
+
+def test_a_multirun_of_one_unswept_job_keeps_its_own_figure(tmp_path):
+    """Only excluded keys on the command line: the one job runs in the sweep dir itself, and
+    the end of the multirun must not aggregate over (and overwrite) its files."""
+    sweep = tmp_path / "sweep"
+    proc = subprocess.run(
+        [sys.executable, "-m", "simstudy", "-m", "study=quickstart", "figures_dir=null", f"hydra.sweep.dir={sweep}"],
+        cwd=tmp_path,
+        env=env(),
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "holds one job" in proc.stderr
+    assert complete_summary(sweep, read_summary(sweep / SUMMARY)["config_hash"]) is not None
+    assert not (sweep / "cells.parquet").exists()
+    again = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "aggregate.py"), "--all", str(sweep)],
+        env=env(),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert again.returncode == 2 and "is a job directory" in again.stderr
+    assert complete_summary(sweep, read_summary(sweep / SUMMARY)["config_hash"]) is not None

@@ -21,6 +21,7 @@ from simstudy.composition import job_identity
 from simstudy.engine import stable_key
 from simstudy.families import get_family
 from simstudy.fitting import GLM, fit_glm
+from simstudy.jobfiles import JobOutputs
 from simstudy.studies.job import run_job
 
 PLUGINS = Path(__file__).resolve().parent / "plugins"
@@ -229,3 +230,22 @@ def test_a_family_from_a_users_package_fits_as_statsmodels_does(mypkg, tmp_path)
     np.testing.assert_allclose(0.5 * (population.g + population.moments_star[1].grad), 0.0, atol=1e-10)
     summary = run_job(run, tmp_path, "family: cloglog\n")
     assert summary["status"] == "ok" and summary["model"] == "mypkg.CLOGLOG + intercept"
+
+
+@pytest.mark.parametrize("how", ["failed", "interrupted"])
+def test_files_of_a_failed_or_interrupted_run_do_not_outlive_it(tmp_path, mypkg, how):
+    """A run that failed after a finished one, or that was killed after writing some files,
+    leaves names the next finished run removes (jobfiles.JobOutputs)."""
+    run_a, _ = job_identity([SEARCHPATH, "study=excess_table", "figures_dir=null"])
+    curve = ["design.reps=2", "design.gammas=[0.0,1.0]", "theory.refits=4", "figures_dir=null"]
+    run_b, _ = job_identity(curve)
+    if how == "failed":
+        run_job(run_a, tmp_path, "a: 1\n")  # lists table.md
+        JobOutputs(tmp_path)  # the failing run starts, then fails before writing anything
+        (tmp_path / "summary.json").write_text('{"status": "failed"}')
+    else:
+        files = JobOutputs(tmp_path)
+        files.add("table.md")
+        (tmp_path / "table.md").write_text("| half |")  # killed here: no summary lists it
+    summary = run_job(run_b, tmp_path, "b: 1\n")
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([*summary["outputs"], "summary.json"])

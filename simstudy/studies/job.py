@@ -13,11 +13,9 @@ from pathlib import Path
 from simstudy import plotting
 from simstudy.engine import progress_printer
 from simstudy.jobfiles import (
-    SUMMARY,
+    JobOutputs,
     atomic_write_text,
     copy_figures,
-    finish_job,
-    read_summary,
     versions,
     write_parquet,
     write_table,
@@ -116,41 +114,25 @@ def run_job(run: RunConfig, out_dir: Path, resolved_yaml: str) -> dict:
     start = time.perf_counter()
     out_dir = Path(out_dir)
     study = study_of(run.kind)
-    previous = read_summary(out_dir / SUMMARY) or {}
+    files = JobOutputs(out_dir)
     built = study.build(run)
     label, unit = study.label(built)
     rows = study.run(built, progress_printer(label, unit=unit))
     summary = {"status": "ok", **job_metadata(run), **study.summarise(built, rows)}
+    files.add("config.yaml", *(f"replications.{fmt}" for fmt in study.row_tables))
     atomic_write_text(out_dir / "config.yaml", resolved_yaml)
-    outputs = ["config.yaml"]
     if study.row_tables == ("parquet",):
         write_parquet(rows, out_dir / "replications.parquet")
     else:
         write_table(rows, out_dir / "replications")
-    outputs += [f"replications.{fmt}" for fmt in study.row_tables]
     for name, text in study.documents(summary).items():
+        files.add(name)
         atomic_write_text(out_dir / name, text)
-        outputs.append(name)
     for stem, fig in study.draw(summary).items():
+        files.add(f"{stem}.png", f"{stem}.pdf")
         paths = plotting.save(fig, out_dir / stem)
         if run.figures_dir:
             copy_figures(paths, run.figures_dir, run.study if stem == "figure" else f"{run.study}_{stem}")
-        outputs += [p.name for p in paths]
     summary["versions"] = versions()
     summary["seconds"] = time.perf_counter() - start
-    summary = finish_job(out_dir, summary, outputs)
-    _remove_stale(out_dir, previous, outputs)
-    return summary
-
-
-def _remove_stale(out_dir: Path, previous: dict, outputs: list[str]) -> None:
-    """Delete the files an earlier job in this directory listed that this job did not write
-    (e.g. table.md after a real-data job is rerun as another kind), so that nothing in the
-    directory outlives the config it came from. Only names a summary listed are touched."""
-    listed = previous.get("outputs")
-    if not isinstance(listed, dict):
-        return
-    for name in set(listed) - set(outputs):
-        path = out_dir / name
-        if isinstance(name, str) and path.parent == out_dir and path.is_file():
-            path.unlink()
+    return files.finish(summary)

@@ -43,6 +43,7 @@ keyed stable_key({"features": options, "dgp": dgp}), options being ``selection.f
 from __future__ import annotations
 
 import math
+import sys
 import time
 from dataclasses import asdict, replace
 from typing import NamedTuple
@@ -302,6 +303,16 @@ class VTSSStudy:
 
     def summarise(self, built: VTSSCell, rows: pd.DataFrame) -> dict:
         run, d = built.run, built.run.design
+        failed = rows[rows["error"] != ""]
+        if len(failed):
+            # kept with their errors (section 7), but a user must not read the means unaware
+            first = failed.iloc[0]
+            print(
+                f"simstudy: {len(failed)} selector fits of {rows['method'].ne('curve').sum()} failed and were "
+                f"recorded with their errors (n_errors per method in summary.json), e.g. {first['method']} in "
+                f"replication {first['replication']}: {first['error']}",
+                file=sys.stderr,
+            )
         return {
             "selection": as_plain(run.selection),
             "dgp": run.dgp["name"],

@@ -34,6 +34,9 @@ test-explore: $(STAMP)  ## the fast suite with fresh hypothesis examples each ru
 test-slow: $(STAMP)  ## the opt-in slow studies and real multirun sweeps
 	$(BIN)/python -m pytest -m slow
 
+test-slurm: $(STAMP)  ## sweeps on a local one-node Slurm cluster (as root; installs slurm-wlm and munge, else skips)
+	$(BIN)/python -m pytest -m slurm
+
 figures: $(STAMP)  ## every figure of THEORY.md section 6 at R = 100 (under an hour on 2 cores)
 	$(BIN)/python scripts/make_figures.py
 

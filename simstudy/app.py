@@ -35,6 +35,7 @@ from hydra.types import RunMode
 from omegaconf import OmegaConf
 
 from simstudy.aggregate import PlannedCell, aggregate, failures
+from simstudy.cluster import quiet_sacct
 from simstudy.composition import CONFIG_PATH, compose, config_hash, expand_jobs, sweep_jobs
 from simstudy.config import ConfigError, RunConfig, validate
 from simstudy.engine import one_blas_thread
@@ -296,6 +297,7 @@ def check_job(run: RunConfig) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     argv = sys.argv[1:] if argv is None else argv
+    quiet_sacct()  # a Slurm cluster without accounting: one line, not a warning per sacct call
     try:
         preflight(argv)
         sys.argv = [sys.argv[0], *argv]

@@ -37,9 +37,9 @@ from omegaconf import OmegaConf
 from simstudy.aggregate import PlannedCell, aggregate, failures
 from simstudy.cluster import quiet_sacct
 from simstudy.composition import CONFIG_PATH, compose, config_hash, expand_jobs, sweep_jobs
-from simstudy.config import ConfigError, RunConfig, validate
+from simstudy.config import ConfigError, RunConfig, plugin_study, validate
 from simstudy.engine import one_blas_thread
-from simstudy.jobfiles import SUMMARY, atomic_write_json, complete_summary, job_lock, read_summary
+from simstudy.jobfiles import SUMMARY, atomic_write_json, complete_summary, file_digest, job_lock, read_summary
 from simstudy.resources import check_budget
 from simstudy.studies import study_of
 from simstudy.studies.job import cell_descriptor, failure_summary, run_job
@@ -71,30 +71,41 @@ def record_failure(out_dir: Path, run: RunConfig, err: Exception) -> str:
     return summary["error"]
 
 
-def task(cfg) -> dict | None:
+def run_cell(cfg, out_dir: Path) -> str:
+    """One cell, a pure function of its composed config ``cfg`` writing only into ``out_dir``:
+    validated, skipped when complete for its config, else run (``run_job``) under the
+    directory's lock, a failure recorded in its summary. Returns "ok", "skipped" or
+    "failed: <error>"; a bad config raises ConfigError. The Hydra task and
+    ``simstudy.batch`` run cells through it."""
+    run = validate(cfg)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    with job_lock(out_dir):
+        if complete_summary(out_dir, config_hash(run)) is not None:
+            print(f"[{run.study}] {out_dir}: already complete for this config, skipped", file=sys.stderr)
+            return "skipped"
+        resolved = OmegaConf.to_yaml(cfg, resolve=True)
+        try:
+            with one_blas_thread():
+                run_job(run, out_dir, resolved)
+            return "ok"
+        except ConfigError:
+            raise
+        except Exception as err:  # a failing cell is recorded, and the sweep goes on
+            message = record_failure(out_dir, run, err)
+            print(f"simstudy: cell failed: {message}", file=sys.stderr)
+            return f"failed: {message}"
+
+
+def task(cfg) -> None:
     """The Hydra task function (see the module docstring)."""
     hydra_cfg = HydraConfig.get()
     out_dir = Path(hydra_cfg.runtime.output_dir)
     try:
-        run = validate(cfg)
+        outcome = run_cell(cfg, out_dir)
     except ConfigError as err:
         fail_config(err, out_dir)
-    with job_lock(out_dir):
-        previous = complete_summary(out_dir, config_hash(run))
-        if previous is not None:
-            print(f"[{run.study}] {out_dir}: already complete for this config, skipped", file=sys.stderr)
-            return previous
-        resolved = OmegaConf.to_yaml(cfg, resolve=True)
-        try:
-            with one_blas_thread():
-                return run_job(run, out_dir, resolved)
-        except ConfigError as err:
-            fail_config(err, out_dir)
-        except Exception as err:  # a failing cell is recorded, and the sweep goes on
-            print(f"simstudy: cell failed: {record_failure(out_dir, run, err)}", file=sys.stderr)
-            if hydra_cfg.mode != RunMode.MULTIRUN:
-                raise SystemExit(1) from None
-            return None
+    if outcome.startswith("failed") and hydra_cfg.mode != RunMode.MULTIRUN:
+        raise SystemExit(1)
 
 
 class ReplicationError(ValueError):
@@ -112,7 +123,22 @@ def _job_files(job_dir: Path) -> tuple[RunConfig, dict]:
         run = validate(OmegaConf.load(job_dir / "config.yaml"))
     except ConfigError as err:
         raise ReplicationError(f"{job_dir}: config.yaml does not validate ({err})") from None
+    if complete_summary(job_dir, config_hash(run)) is None:
+        raise ReplicationError(f"{job_dir}: {_mismatch(job_dir, summary)}; rerun the job")
     return run, summary
+
+
+def _mismatch(job_dir: Path, summary: dict) -> str:
+    """Why a finished summary does not vouch for the directory's files."""
+    outputs = summary.get("outputs") or {}
+    for name in sorted(outputs, key=lambda n: not n.startswith("replications.")):  # the rows first
+        digest = outputs[name]
+        if not (job_dir / name).is_file():
+            return f"{name}, listed in {SUMMARY}, is missing"
+        if file_digest(job_dir / name) != digest:
+            return f"{name} changed since {SUMMARY} listed it"
+    # e.g. a rerun with another config was stopped after writing its config.yaml
+    return f"config.yaml is not the config its {SUMMARY} ran"
 
 
 def _stored_rows(job_dir: Path, column: str, r: int):
@@ -192,6 +218,14 @@ class AggregateCallback:
         if not sweep_dir.is_dir():
             return
         loader = GlobalHydra.instance().config_loader()
+        if (sweep_dir / SUMMARY).is_file():
+            # a multirun whose overrides are all excluded from the job's subdir (e.g. only
+            # study=...) runs one job in the sweep dir itself: its files are the result
+            status = (read_summary(sweep_dir / SUMMARY) or {}).get("status")
+            print(f"simstudy: {sweep_dir} holds one job (no swept keys), its own result: {status}", file=sys.stderr)
+            if status != "ok":
+                raise SystemExit(1)
+            return
         try:
             planned = planned_cells(
                 config.hydra.sweeper.params,
@@ -292,7 +326,8 @@ def preflight(argv: list[str]) -> None:
 def check_job(run: RunConfig) -> None:
     """Build what a job builds first, so that a bad value fails here, not inside the job."""
     check_budget(run)  # builds the process, which checks the dgp's options
-    study_of(run.kind).build(run)
+    with plugin_study(run):
+        study_of(run.kind).build(run)
 
 
 def main(argv: list[str] | None = None) -> None:

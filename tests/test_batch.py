@@ -1,0 +1,90 @@
+"""simstudy.batch: a sweep's cells run several to a task give the files, numbers and resume of
+the same sweep run by Hydra, one job per cell."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from simstudy.batch import main
+from simstudy.jobfiles import SUMMARY, read_summary
+from simstudy.status import sweep_status
+
+SWEEP = ["study=quickstart", "design.reps=3", "design.gammas=[0.0,1.0]", "theory.refits=4", "seed=0,1,2"]
+
+
+def _env():
+    return dict(os.environ, JAX_PLATFORMS="cpu", MPLBACKEND="Agg")
+
+
+@pytest.fixture(scope="module")
+def hydra_sweep(tmp_path_factory):
+    sweep = tmp_path_factory.mktemp("hydra") / "sweep"
+    proc = subprocess.run(
+        [sys.executable, "-m", "simstudy", "-m", *SWEEP, "figures_dir=null", f"hydra.sweep.dir={sweep}"],
+        env=_env(),
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    return sweep
+
+
+def _cells(sweep: Path) -> dict[str, bytes]:
+    return {p.parent.name: p.read_bytes() for p in sweep.glob("*/replications.parquet")}
+
+
+def test_a_batch_gives_the_multiruns_numbers_and_resumes(hydra_sweep, tmp_path, capsys):
+    sweep = tmp_path / "batch"
+    args = ["--cluster", "inline", "--cells-per-task", "2", "-m", *SWEEP, "figures_dir=null"]
+    args.append(f"hydra.sweep.dir={sweep}")
+    assert main(args) == 0
+    assert "3 cells in 2 tasks" in capsys.readouterr().err
+    assert _cells(sweep) == _cells(hydra_sweep) and len(_cells(sweep)) == 3
+    assert {c.state for c in sweep_status(sweep)} == {"done"}
+    assert (sweep / "cells.parquet").is_file()
+    before = {p: p.read_bytes() for p in sweep.glob(f"*/{SUMMARY}")}
+    assert main(args) == 0
+    assert "3 of 3 cells finished (3 skipped)" in capsys.readouterr().err
+    assert {p: p.read_bytes() for p in sweep.glob(f"*/{SUMMARY}")} == before
+
+
+def test_a_batch_finishes_a_multirun_cut_short(hydra_sweep, tmp_path):
+    sweep = tmp_path / "mixed"
+    sweep.mkdir()
+    for name in _cells(hydra_sweep):  # one cell finished by Hydra, two never run
+        if "seed=1" in name.split(","):
+            (sweep / name).mkdir()
+            for f in (hydra_sweep / name).iterdir():
+                (sweep / name / f.name).write_bytes(f.read_bytes())
+    finished = {p: p.read_bytes() for p in sweep.glob(f"*/{SUMMARY}")}
+    args = ["--cluster", "inline", "--cells-per-task", "5", "-m", *SWEEP, "figures_dir=null"]
+    args.append(f"hydra.sweep.dir={sweep}")
+    assert main(args) == 0
+    assert _cells(sweep) == _cells(hydra_sweep)
+    assert len(finished) == 1 and all(p.read_bytes() == data for p, data in finished.items())
+    assert all(read_summary(p)["status"] == "ok" for p in sweep.glob(f"*/{SUMMARY}"))
+
+
+def test_bad_input_exits_2_before_anything_is_submitted(tmp_path, capsys):
+    with pytest.raises(SystemExit) as info:
+        main(["--cluster", "inline", "-m", "design.reps=0,1", f"hydra.sweep.dir={tmp_path / 's'}"])
+    assert info.value.code == 2
+    assert len(capsys.readouterr().err.strip().splitlines()) == 1
+    assert not (tmp_path / "s").exists()
+
+
+@pytest.mark.slow
+def test_a_batch_through_submitits_local_processes(hydra_sweep, tmp_path):
+    sweep = tmp_path / "local"
+    args = ["--cluster", "local", "--cells-per-task", "2", "-m", *SWEEP, "figures_dir=null", f"hydra.sweep.dir={sweep}"]
+    proc = subprocess.run(
+        [sys.executable, "-m", "simstudy.batch", *args], env=_env(), capture_output=True, text=True, timeout=900
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert _cells(sweep) == _cells(hydra_sweep)

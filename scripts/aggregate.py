@@ -29,7 +29,10 @@ def main() -> int:
     try:
         if not args.all:
             sweep = OmegaConf.load(sweep_dir / "multirun.yaml")
-            planned = planned_cells(sweep.hydra.sweeper.params, sweep.hydra.overrides.task, compose)
+            hydra_overrides = list(sweep.hydra.overrides.hydra)  # e.g. a user's hydra.searchpath
+            planned = planned_cells(
+                sweep.hydra.sweeper.params, sweep.hydra.overrides.task, lambda job: compose([*hydra_overrides, *job])
+            )
         return 1 if aggregate_sweep(sweep_dir, planned, args.figures_dir) else 0
     except (OSError, ValueError) as err:  # no sweep there, an unreadable multirun.yaml, a config error
         kind = "config error" if isinstance(err, ConfigError) else type(err).__name__

@@ -262,17 +262,22 @@ def aggregate(sweep_dir, figures_dir=None, planned: list[PlannedCell] | None = N
     if not summaries:
         raise FileNotFoundError(f"no job {SUMMARY} found under {sweep_dir}")
     cells = cell_table(summaries)
-    write_table(cells, sweep_dir / "cells")
     curves = curve_table(summaries)
-    write_table(curves, sweep_dir / "curves")
     kind = next((s["kind"] for s in summaries if s.get("kind")), "curve")
     figure = next((s["figure"] for s in summaries if s.get("figure")), "curve")
+    # everything is drawn before anything is written: a failure leaves the earlier aggregate
+    # whole, never new tables beside an old figure and report
     fig = plotting.sweep_figure(figure, cells, curves) if kind == "curve" else None
+    text = report(summaries, cells) if kind == "curve" else jobs_report(cells, kind)
+    write_table(cells, sweep_dir / "cells")
+    write_table(curves, sweep_dir / "curves")
     if fig is not None:
         paths = plotting.save(fig, sweep_dir / "figure")
         if figures_dir is not None:
             copy_figures(paths, figures_dir, next(s["study"] for s in summaries if s.get("study")))
-    text = report(summaries, cells) if kind == "curve" else jobs_report(cells, kind)
+    else:  # no figure for these cells: an earlier sweep's must not pass for theirs
+        for ext in ("png", "pdf"):
+            (sweep_dir / f"figure.{ext}").unlink(missing_ok=True)
     atomic_write_text(sweep_dir / "report.md", text)
     return cells
 

@@ -209,6 +209,23 @@ def aggregate_sweep(sweep_dir: Path, planned, figures_dir=None) -> int:
     return n_failed
 
 
+def conclude_sweep(sweep_dir: Path, planned, figures_dir=None) -> int:
+    """The end of a sweep (a multirun's callback, ``simstudy.batch``): aggregate its planned
+    cells (``planned()`` lists them) and say so in one line. Returns the exit status: 0, or 1
+    when a cell failed or is missing or the aggregation failed (one line naming the error)."""
+    if (sweep_dir / SUMMARY).is_file():
+        # a sweep whose overrides are all excluded from the job's subdir (e.g. only study=...)
+        # runs one job in the sweep dir itself: its files are the result
+        status = (read_summary(sweep_dir / SUMMARY) or {}).get("status")
+        print(f"simstudy: {sweep_dir} holds one job (no swept keys), its own result: {status}", file=sys.stderr)
+        return 0 if status == "ok" else 1
+    try:
+        return 1 if aggregate_sweep(sweep_dir, planned(), figures_dir) else 0
+    except Exception as err:  # noqa: BLE001 - under Hydra it would become a warning and exit 0
+        print(f"simstudy: aggregating {sweep_dir} failed: {type(err).__name__}: {err}", file=sys.stderr)
+        return 1
+
+
 class AggregateCallback:
     """Hydra callback: after a multirun, aggregate exactly the cells of the sweep that ran, and
     exit non-zero if any of them failed or is missing, or if the aggregation fails."""
@@ -218,26 +235,17 @@ class AggregateCallback:
         if not sweep_dir.is_dir():
             return
         loader = GlobalHydra.instance().config_loader()
-        if (sweep_dir / SUMMARY).is_file():
-            # a multirun whose overrides are all excluded from the job's subdir (e.g. only
-            # study=...) runs one job in the sweep dir itself: its files are the result
-            status = (read_summary(sweep_dir / SUMMARY) or {}).get("status")
-            print(f"simstudy: {sweep_dir} holds one job (no swept keys), its own result: {status}", file=sys.stderr)
-            if status != "ok":
-                raise SystemExit(1)
-            return
-        try:
-            planned = planned_cells(
+        status = conclude_sweep(
+            sweep_dir,
+            lambda: planned_cells(
                 config.hydra.sweeper.params,
                 config.hydra.overrides.task,
                 lambda job: loader.load_sweep_config(config, list(job)),
-            )
-            n_failed = aggregate_sweep(sweep_dir, planned, config.get("figures_dir"))
-        except Exception as err:  # Hydra would turn it into a warning and exit 0
-            print(f"simstudy: aggregating {sweep_dir} failed: {type(err).__name__}: {err}", file=sys.stderr)
-            raise SystemExit(1) from None
-        if n_failed:
-            raise SystemExit(1)
+            ),
+            config.get("figures_dir"),
+        )
+        if status:
+            raise SystemExit(status)
 
     def __getattr__(self, name):
         if name.startswith("on_"):

@@ -22,9 +22,10 @@ import sys
 from pathlib import Path
 
 import submitit
+from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import OmegaConf, open_dict
 
-from simstudy.app import aggregate_sweep, check_job, one_line, planned_cells, refuse, run_cell
+from simstudy.app import check_job, conclude_sweep, one_line, planned_cells, refuse, run_cell
 from simstudy.composition import compose, sweep_jobs
 from simstudy.config import ConfigError
 from simstudy.status import composed_job
@@ -57,8 +58,14 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _fixed(overrides: list[str]) -> list[str]:
+    """The overrides that are not sweeps (a list value such as design.gammas=[0,1] is one)."""
+    parsed = OverridesParser.create().parse_overrides(list(overrides))
+    return [o.input_line for o in parsed if not o.is_sweep_override()]
+
+
 def _sweep_dir(overrides: list[str]) -> Path:
-    base = compose([o for o in overrides if "," not in o], return_hydra_config=True)
+    base = compose(_fixed(overrides), return_hydra_config=True)
     return Path(str(base.hydra.sweep.dir))
 
 
@@ -67,7 +74,7 @@ def _write_multirun_yaml(sweep_dir: Path, overrides: list[str]) -> None:
     overrides (``hydra.overrides.task`` / ``hydra``), read by status and aggregate."""
     hydra_overrides = [o for o in overrides if o.startswith(("hydra.", "hydra/"))]
     task = [o for o in overrides if o not in hydra_overrides]
-    record = compose([o for o in overrides if "," not in o], return_hydra_config=True)
+    record = compose(_fixed(overrides), return_hydra_config=True)
     with open_dict(record):
         record.hydra.overrides.task = task
         record.hydra.overrides.hydra = hydra_overrides
@@ -120,9 +127,27 @@ def main(argv: list[str] | None = None) -> int:
     done, skipped = sum(o in ("ok", "skipped") for o in outcomes), outcomes.count("skipped")
     print(f"simstudy.batch: {done} of {len(cells)} cells finished ({skipped} skipped)", file=sys.stderr)
     sweep = OmegaConf.load(sweep_dir / "multirun.yaml")
-    planned = planned_cells(sweep.hydra.sweeper.params, sweep.hydra.overrides.task, compose)
-    return 1 if aggregate_sweep(sweep_dir, planned, sweep.get("figures_dir")) else 0
+    hydra_overrides = list(sweep.hydra.overrides.hydra)  # e.g. a user's hydra.searchpath
+    return conclude_sweep(
+        sweep_dir,
+        lambda: planned_cells(
+            sweep.hydra.sweeper.params, sweep.hydra.overrides.task, lambda job: compose([*hydra_overrides, *job])
+        ),
+        sweep.get("figures_dir"),
+    )
+
+
+def cli() -> int:
+    """The console entry point: ``main`` with Ctrl-C as one line (exit 130)."""
+    try:
+        return main()
+    except KeyboardInterrupt:
+        print(
+            "simstudy.batch: interrupted; finished cells are kept, and rerunning the same command resumes the rest",
+            file=sys.stderr,
+        )
+        return 130
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(cli())

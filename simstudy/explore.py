@@ -165,6 +165,7 @@ def overlay_agreement(cells: pd.DataFrame) -> list[dict]:
                 "prediction_in_ci": int(inside[sel].sum()),
                 "nearest_grid_point_in_ci": int(ok["gamma_star_in_ci"][sel].astype(bool).sum()),
                 "verdict_agree": int((ok["verdict"][sel] == "agree").sum()),
+                "verdict_undetermined": int((ok["verdict"][sel] == "undetermined").sum()),
             }
         )
     return rows
@@ -175,15 +176,16 @@ def overlay_markdown(study: str, rows: list[dict]) -> str:
     lines = [
         f"## {study}: the Monte Carlo cells on the theory's map",
         "",
-        "| regime | cells | predicted γ* in the empirical 95% CI | nearest grid point in the CI | verdict agrees |",
-        "|---|---|---|---|---|",
+        "| regime | cells | predicted γ* in the empirical 95% CI | nearest grid point in the CI | verdict agrees "
+        "| verdict undetermined |",
+        "|---|---|---|---|---|---|",
     ]
     for r in rows:
         n = max(r["cells"], 1)
         lines.append(
             f"| {r['regime']} | {r['cells']} | {r['prediction_in_ci']} ({r['prediction_in_ci'] / n:.0%}) | "
             f"{r['nearest_grid_point_in_ci']} ({r['nearest_grid_point_in_ci'] / n:.0%}) | "
-            f"{r['verdict_agree']} ({r['verdict_agree'] / n:.0%}) |"
+            f"{r['verdict_agree']} ({r['verdict_agree'] / n:.0%}) | {r['verdict_undetermined']} |"
         )
     return "\n".join(lines) + "\n"
 
@@ -336,9 +338,13 @@ def preflight(argv: list[str]) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     argv = sys.argv[1:] if argv is None else argv
-    preflight(argv)
-    sys.argv = [sys.argv[0], *argv]
-    hydra.main(version_base="1.3", config_path=CONFIG_PATH, config_name="explore")(_task)()
+    try:
+        preflight(argv)
+        sys.argv = [sys.argv[0], *argv]
+        hydra.main(version_base="1.3", config_path=CONFIG_PATH, config_name="explore")(_task)()
+    except KeyboardInterrupt:
+        print("simstudy.explore: interrupted; rerun the same command (it redoes the map)", file=sys.stderr)
+        raise SystemExit(130) from None
 
 
 if __name__ == "__main__":

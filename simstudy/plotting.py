@@ -330,13 +330,21 @@ def alignment_figure(cells: pd.DataFrame):
     ax.set_ylabel("empirical γ* (95% bootstrap CI)")
     ax.legend(fontsize=7, frameon=False)
     # each cell's max |z| against its own critical value: above 1 the curve leaves the band
-    # an undetermined verdict (critical z 0) has no ratio
-    t["band_ratio"] = (t["max_abs_z"] / t["critical_z"]).where(t["critical_z"] > 0)
-    pivot = t.pivot_table(index="cell.magnitude", columns="cell.angle_deg", values="band_ratio", aggfunc="max")
-    pivot = pivot.sort_index(ascending=False)
-    sns.heatmap(
-        pivot, ax=bx, cmap="magma_r", annot=True, fmt=".2f", annot_kws={"fontsize": 7}, cbar_kws={"shrink": 0.8}
+    # an undetermined verdict (too few replications) has no meaningful ratio
+    determined = t["verdict"].isin(["agree", "disagree"])
+    t["band_ratio"] = (t["max_abs_z"] / t["critical_z"]).where(determined)
+    pivot = t.pivot_table(
+        index="cell.magnitude", columns="cell.angle_deg", values="band_ratio", aggfunc="max", dropna=False
     )
+    pivot = pivot.sort_index(ascending=False)
+    if pivot.notna().any().any():
+        sns.heatmap(
+            pivot, ax=bx, cmap="magma_r", annot=True, fmt=".2f", annot_kws={"fontsize": 7}, cbar_kws={"shrink": 0.8}
+        )
+    else:
+        bx.text(0.5, 0.5, "every verdict undetermined\n(too few replications)", ha="center", va="center")
+        bx.set_xticks([])
+        bx.set_yticks([])
     bx.set_xlabel("mismatch angle φ to g (degrees)")
     bx.set_ylabel("mismatch magnitude r = ‖ψ‖")
     bx.set_title("max over γ of |z| / critical z of the family-wise band (> 1: outside)", fontsize=9)
@@ -620,7 +628,7 @@ def alignment_map_figure(table: pd.DataFrame, summary: dict, overlay=None, sprea
         # the argmin lives on the simulated grid: as the verdict, ask whether the grid point
         # nearest the prediction is in the CI
         miss = ~ok["gamma_star_in_ci"].to_numpy(bool)
-        curve_off = (ok["verdict"] != "agree").to_numpy()
+        curve_off = (ok["verdict"] == "disagree").to_numpy()
         ax.scatter(
             r * np.cos(a), r * np.sin(a), c=emp, cmap="RdBu_r", norm=norm, s=28, edgecolors="k", lw=0.6, zorder=3
         )

@@ -127,6 +127,7 @@ def test_overlay_agreement_counts_by_regime():
         "prediction_in_ci": 1,
         "nearest_grid_point_in_ci": 1,
         "verdict_agree": 1,
+        "verdict_undetermined": 0,
     }
     assert (rows["oblique"]["cells"], rows["oblique"]["prediction_in_ci"]) == (1, 0)
     assert (rows["anti-aligned"]["prediction_in_ci"], rows["anti-aligned"]["verdict_agree"]) == (1, 0)

@@ -88,3 +88,15 @@ def test_a_batch_through_submitits_local_processes(hydra_sweep, tmp_path):
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert _cells(sweep) == _cells(hydra_sweep)
+
+
+def test_a_batch_of_one_unswept_job_and_one_with_a_users_conf(tmp_path, capsys, monkeypatch):
+    # only keys the subdir excludes: the one job runs in the sweep dir itself
+    one = ["--cluster", "inline", "-m", "study=quickstart", "figures_dir=null", f"hydra.sweep.dir={tmp_path / 'one'}"]
+    assert main(one) == 0
+    assert "holds one job" in capsys.readouterr().err
+    monkeypatch.syspath_prepend(str(Path(__file__).resolve().parent / "plugins"))
+    users = ["--cluster", "inline", "-m", "hydra.searchpath=[pkg://mypkg.conf]", "generator=mine", "dgp=myprocess"]
+    users += ["design.reps=3", "design.gammas=[0.0,1.0]", "theory.refits=4", "seed=0,1", "figures_dir=null"]
+    assert main([*users, f"hydra.sweep.dir={tmp_path / 'users'}"]) == 0
+    assert "aggregated 2 cells" in capsys.readouterr().err

@@ -32,6 +32,7 @@ def _tables(cells: list[dict]) -> tuple[pd.DataFrame, pd.DataFrame]:
                 "gamma_star_empirical_ci_high": star + 0.5,
                 "max_abs_z": 1.0 + i,
                 "critical_z": 3.0,
+                "verdict": "agree",
                 **{f"cell.{k}": v for k, v in desc.items()},
             }
         )
@@ -100,3 +101,12 @@ def test_no_finished_cell_no_figure():
     cells, curves = _tables([{"generator": "a"}])
     cells["status"] = "failed"
     assert plotting.sweep_figure("curve", cells, curves) is None
+
+
+def test_an_alignment_sweep_of_undetermined_verdicts_draws_no_ratio():
+    cells, curves = _tables([{"magnitude": r, "angle_deg": a} for r in (0.1, 0.2) for a in (0.0, 90.0)])
+    cells["verdict"] = "undetermined"
+    cells["critical_z"] = 0.0  # R = 2: the band's bootstrap degenerates
+    fig = plotting.sweep_figure("alignment", cells, curves)
+    assert "undetermined" in " ".join(t.get_text() for t in fig.axes[1].texts)
+    plt.close(fig)

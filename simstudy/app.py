@@ -2,7 +2,7 @@
 
 A job is a pure function of its config: it validates the config (a bad value exits with status 2
 and one line, writing nothing), then the study of its ``study.kind`` (simstudy.studies) builds,
-runs and summarises the cell, and the one job writer (``simstudy.studies.job.run_study``)
+runs and summarises the cell, and the one job writer (``simstudy.studies.job.run_job``)
 writes into the job's output directory, atomically and in this order:
 
 * ``config.yaml``: the resolved config of the job;

@@ -1,4 +1,4 @@
-"""The protocol every kind of study implements; ``simstudy.studies.job.run_study`` runs any of
+"""The protocol every kind of study implements; ``simstudy.studies.job.run_job`` runs any of
 them the same way and writes the job's files in the contract's order."""
 
 from __future__ import annotations

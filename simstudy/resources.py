@@ -25,7 +25,8 @@ measured peak on every cell (the table: benchmarks/README.md). Time on one core 
 SECONDS_PER_REPLICATION per replication (draw, fit, rows, summaries) plus SECONDS_PER_FIT_NUMBER
 per G N p, and for the theory's generator refits SECONDS_PER_REFIT_NUMBER per row and feature
 of a refit's n0 + n1 rows (counted for every generator, although a fixed law takes a single
-fit).
+fit), plus SECONDS_PER_JOB for what every job pays whatever its size (compilation, the theory's
+fixed part, the figure and the files).
 
 ``check_budget`` refuses (``ConfigError``) a cell whose estimate exceeds ``MEMORY_SHARE`` of
 the memory available now, or ``MAX_HOURS`` hours. ``SIMSTUDY_NO_BUDGET=1`` in the environment
@@ -53,6 +54,8 @@ BOOTSTRAP_RESAMPLES = 2000
 """``n_boot`` of engine.empirical_optimum and engine.simultaneous_band."""
 BOOTSTRAP_COPIES = 4
 """The draws, their offsets, the counts and their float copy (engine.bootstrap_counts)."""
+SECONDS_PER_JOB = 2.0
+"""A job's cost at any size: 1.0-2.35 s recorded for two-replication cells of five presets."""
 SECONDS_PER_REPLICATION = 2.5e-3
 SECONDS_PER_FIT_NUMBER = 25e-9
 """Seconds per G N p of one replication's fits."""
@@ -145,7 +148,8 @@ def _worker_bytes(s: CellSizes) -> float:
 
 def _seconds(s: CellSizes) -> float:
     per_replication = SECONDS_PER_REPLICATION + SECONDS_PER_FIT_NUMBER * s.G * s.rows * s.p
-    return s.reps * per_replication + SECONDS_PER_REFIT_NUMBER * s.refits * (s.n0 + s.n1) * s.d
+    refits = SECONDS_PER_REFIT_NUMBER * s.refits * (s.n0 + s.n1) * s.d
+    return SECONDS_PER_JOB + s.reps * per_replication + refits
 
 
 def estimate(s: CellSizes) -> Estimate:
@@ -227,7 +231,7 @@ def vtss_estimate(run: RunConfig) -> tuple[float, float, dict[str, float]]:
     folds = 1 if cv == "holdout" else (cv[1] * cv[2] if isinstance(cv, tuple) else cv)
     test = 2 * sel.test_per_class if phi or sel.scoring == "test_set" else 0
     fit_numbers = 2 * (folds + 2) * candidates * rows * p
-    seconds = d.reps * (SECONDS_PER_REPLICATION + SECONDS_PER_FIT_NUMBER * fit_numbers)
+    seconds = SECONDS_PER_JOB + d.reps * (SECONDS_PER_REPLICATION + SECONDS_PER_FIT_NUMBER * fit_numbers)
     memory = BASE_BYTES + 8.0 * (2 * rows * (p + (FITTER_ARRAYS + p) * candidates) + 2 * test * p)
     excess = {
         "selection.test_per_class": test / 40000,

@@ -22,11 +22,10 @@ import sys
 from pathlib import Path
 
 import submitit
-from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import OmegaConf, open_dict
 
 from simstudy.app import check_job, conclude_sweep, one_line, planned_cells, refuse, run_cell
-from simstudy.composition import compose, sweep_jobs
+from simstudy.composition import compose, fixed_overrides, sweep_jobs
 from simstudy.config import ConfigError
 from simstudy.status import composed_job
 
@@ -58,14 +57,8 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _fixed(overrides: list[str]) -> list[str]:
-    """The overrides that are not sweeps (a list value such as design.gammas=[0,1] is one)."""
-    parsed = OverridesParser.create().parse_overrides(list(overrides))
-    return [o.input_line for o in parsed if not o.is_sweep_override()]
-
-
 def _sweep_dir(overrides: list[str]) -> Path:
-    base = compose(_fixed(overrides), return_hydra_config=True)
+    base = compose(fixed_overrides(overrides), return_hydra_config=True)
     return Path(str(base.hydra.sweep.dir))
 
 
@@ -74,7 +67,7 @@ def _write_multirun_yaml(sweep_dir: Path, overrides: list[str]) -> None:
     overrides (``hydra.overrides.task`` / ``hydra``), read by status and aggregate."""
     hydra_overrides = [o for o in overrides if o.startswith(("hydra.", "hydra/"))]
     task = [o for o in overrides if o not in hydra_overrides]
-    record = compose(_fixed(overrides), return_hydra_config=True)
+    record = compose(fixed_overrides(overrides), return_hydra_config=True)
     with open_dict(record):
         record.hydra.overrides.task = task
         record.hydra.overrides.hydra = hydra_overrides

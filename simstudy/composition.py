@@ -167,6 +167,24 @@ def expand_jobs(params: dict, overrides: list[str]) -> SweepJobs:
     return SweepJobs([list(job) for batch in batches for job in batch], replaced)
 
 
+def fixed_overrides(overrides) -> list[str]:
+    """The overrides that are not sweeps, as given (a list value such as
+    ``design.gammas=[0,1]`` is one; ``seed=0,1`` is a sweep).
+
+    Parameters
+    ----------
+    overrides : iterable of str
+        Command-line overrides.
+
+    Returns
+    -------
+    list of str
+        Those that compose into one config.
+    """
+    parsed = OverridesParser.create().parse_overrides(list(overrides))
+    return [o.input_line for o in parsed if not o.is_sweep_override()]
+
+
 def sweep_jobs(overrides: list[str], multirun: bool) -> SweepJobs:
     """The jobs a command launches.
 
@@ -195,7 +213,7 @@ def sweep_jobs(overrides: list[str], multirun: bool) -> SweepJobs:
         Hydra's own errors for overrides it cannot parse or compose.
     """
     parsed = OverridesParser.create().parse_overrides(list(overrides))
-    fixed = [o.input_line for o in parsed if not o.is_sweep_override()]
+    fixed = fixed_overrides(overrides)
     missing = [
         o.input_line
         for o in parsed

@@ -40,11 +40,10 @@ from pathlib import Path
 from typing import NamedTuple
 
 from hydra.core.hydra_config import HydraConfig
-from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import OmegaConf, open_dict
 
 from simstudy.app import RUN_FLAGS, check_job, one_line, refuse
-from simstudy.composition import compose, expand_jobs, sweep_jobs
+from simstudy.composition import compose, expand_jobs, fixed_overrides, sweep_jobs
 from simstudy.config import ConfigError, RunConfig, validate
 from simstudy.jobfiles import SUMMARY, complete_summary, read_summary
 from simstudy.resources import SECONDS_PER_REAL_DATA_FIT, cell_sizes, estimate, vtss_estimate
@@ -239,12 +238,6 @@ def composed_job(overrides: list[str], index: int, multirun: bool) -> tuple[RunC
 # a sweep directory
 
 
-def _fixed(overrides: list[str]) -> list[str]:
-    """The overrides that are not sweeps (those compose into one config)."""
-    parsed = OverridesParser.create().parse_overrides(list(overrides))
-    return [o.input_line for o in parsed if not o.is_sweep_override()]
-
-
 def sweep_status(sweep_dir: Path) -> list[CellStatus]:
     """The cells the sweep last run in sweep_dir planned, in its jobs' order, and their states.
 
@@ -283,7 +276,7 @@ def sweep_status(sweep_dir: Path) -> list[CellStatus]:
     except Exception as err:  # noqa: BLE001 - a YAML or a structure error alike: one line
         text = " ".join(str(err).split())  # YAML errors span lines; the command prints one
         raise StatusError(f"{path}: unreadable ({type(err).__name__}: {text})") from None
-    master = compose(hydra_overrides + _fixed(task), return_hydra_config=True)
+    master = compose(hydra_overrides + fixed_overrides(task), return_hydra_config=True)
     with _runtime_config(master):
         recorded_dir = str(master.hydra.sweep.dir)
     cells = []

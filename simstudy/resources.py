@@ -242,6 +242,32 @@ def vtss_estimate(run: RunConfig) -> tuple[float, float, dict[str, float]]:
     return memory, seconds, excess
 
 
+def estimated_seconds(run: RunConfig) -> float | None:
+    """A rough time on one core of run's job.
+
+    Parameters
+    ----------
+    run : RunConfig
+        A validated config.
+
+    Returns
+    -------
+    float or None
+        ``estimate`` for a curve cell, ``vtss_estimate`` for study 6, SECONDS_PER_REAL_DATA_FIT
+        per split, dataset and generator (or the baselines) for study 7; None for a user's kind
+        of study, which has no estimate.
+    """
+    if run.kind == "curve":
+        return estimate(cell_sizes(run)).seconds
+    if run.kind == "vtss":
+        return vtss_estimate(run)[1]
+    if run.kind == "real_data":
+        data = run.data
+        fits = run.design.reps * len(data.datasets or [data.path]) * (1 + len(data.generators))
+        return fits * SECONDS_PER_REAL_DATA_FIT
+    return None
+
+
 def check_budget(run: RunConfig) -> None:
     """Raise ConfigError when run's cell would need more than MEMORY_SHARE of the memory
     available now, or more than MAX_HOURS (estimates of ``estimate`` for a curve cell,
@@ -251,10 +277,7 @@ def check_budget(run: RunConfig) -> None:
         return
     override = f"{OVERRIDE}=1 skips this check (e.g. for a cluster's larger nodes)"
     if run.kind == "real_data":
-        data = run.data
-        seconds = (
-            run.design.reps * len(data.datasets or [data.path]) * (1 + len(data.generators)) * SECONDS_PER_REAL_DATA_FIT
-        )
+        seconds = estimated_seconds(run)
         if seconds / 3600 > MAX_HOURS:
             raise ConfigError(
                 "design.reps",

@@ -46,7 +46,7 @@ from simstudy.app import RUN_FLAGS, check_job, one_line, refuse
 from simstudy.composition import compose, expand_jobs, fixed_overrides, sweep_jobs
 from simstudy.config import ConfigError, RunConfig, validate
 from simstudy.jobfiles import SUMMARY, complete_summary, read_summary
-from simstudy.resources import SECONDS_PER_REAL_DATA_FIT, cell_sizes, estimate, vtss_estimate
+from simstudy.resources import estimated_seconds
 from simstudy.schema import config_hash
 
 STATES = ("done", "missing", "failed", "stale")
@@ -90,32 +90,6 @@ class StatusError(ValueError):
 
 # --------------------------------------------------------------------------------------------
 # one cell
-
-
-def estimated_seconds(run: RunConfig) -> float | None:
-    """A rough time on one core of run's job, as the preflight's budget check estimates it.
-
-    Parameters
-    ----------
-    run : simstudy.config.RunConfig
-        The job's validated config.
-
-    Returns
-    -------
-    float or None
-        ``resources.estimate`` for a curve cell, ``resources.vtss_estimate`` for study 6, the
-        per-fit rate of study 7; None for a user's kind of study, which has no estimate.
-    """
-    if run.kind == "curve":
-        return estimate(cell_sizes(run)).seconds
-    if run.kind == "vtss":
-        return vtss_estimate(run)[1]
-    if run.kind == "real_data":
-        # the formula of resources.check_budget, which does not expose it
-        data = run.data
-        fits = run.design.reps * len(data.datasets or [data.path]) * (1 + len(data.generators))
-        return fits * SECONDS_PER_REAL_DATA_FIT
-    return None
 
 
 def classify(job_dir: Path, config_hash_: str) -> tuple[str, dict | None, str]:
@@ -541,7 +515,6 @@ __all__ = [
     "cell_status",
     "classify",
     "composed_job",
-    "estimated_seconds",
     "main",
     "plan",
     "sweep_status",

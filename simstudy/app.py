@@ -39,7 +39,7 @@ from simstudy.cluster import quiet_sacct
 from simstudy.composition import CONFIG_PATH, compose, config_hash, expand_jobs, sweep_jobs
 from simstudy.config import ConfigError, RunConfig, plugin_study, validate
 from simstudy.engine import one_blas_thread
-from simstudy.jobfiles import SUMMARY, atomic_write_json, complete_summary, file_digest, job_lock, read_summary
+from simstudy.jobfiles import SUMMARY, atomic_write_json, complete_summary, job_lock, output_problem, read_summary
 from simstudy.resources import check_budget
 from simstudy.studies import study_of
 from simstudy.studies.job import cell_descriptor, failure_summary, run_job
@@ -130,15 +130,8 @@ def _job_files(job_dir: Path) -> tuple[RunConfig, dict]:
 
 def _mismatch(job_dir: Path, summary: dict) -> str:
     """Why a finished summary does not vouch for the directory's files."""
-    outputs = summary.get("outputs") or {}
-    for name in sorted(outputs, key=lambda n: not n.startswith("replications.")):  # the rows first
-        digest = outputs[name]
-        if not (job_dir / name).is_file():
-            return f"{name}, listed in {SUMMARY}, is missing"
-        if file_digest(job_dir / name) != digest:
-            return f"{name} changed since {SUMMARY} listed it"
-    # e.g. a rerun with another config was stopped after writing its config.yaml
-    return f"config.yaml is not the config its {SUMMARY} ran"
+    # with the files intact, config.yaml is another run's (a rerun stopped after writing it)
+    return output_problem(job_dir, summary) or f"config.yaml is not the config its {SUMMARY} ran"
 
 
 def _stored_rows(job_dir: Path, column: str, r: int):

@@ -304,8 +304,36 @@ def read_summary(path: Path) -> dict | None:
     return summary if isinstance(summary, dict) else None
 
 
+def output_problem(out_dir: Path, summary: dict) -> str | None:
+    """What keeps a summary from vouching for the job directory's files, or None.
+
+    Parameters
+    ----------
+    out_dir : str or pathlib.Path
+        The job directory.
+    summary : dict
+        A parsed summary.
+
+    Returns
+    -------
+    str or None
+        The first problem, the rows tables checked first: no ``outputs`` mapping, a listed file
+        missing, or one with another digest; None when every listed output is intact.
+    """
+    outputs = summary.get("outputs")
+    if not isinstance(outputs, dict):
+        return f"{SUMMARY} lists no outputs"
+    for name in sorted(outputs, key=lambda n: not n.startswith("replications.")):
+        path = Path(out_dir) / name
+        if not path.is_file():
+            return f"{name}, listed in {SUMMARY}, is missing"
+        if file_digest(path) != outputs[name]:
+            return f"{name} changed since {SUMMARY} listed it"
+    return None
+
+
 def outputs_intact(out_dir: Path, summary: dict) -> bool:
-    """Every output the summary lists is present with the digest it lists.
+    """Every output the summary lists is present with the digest it lists (``output_problem``).
 
     Parameters
     ----------
@@ -320,14 +348,7 @@ def outputs_intact(out_dir: Path, summary: dict) -> bool:
         False when the summary has no ``outputs`` mapping, or a listed file is missing or has
         another digest.
     """
-    outputs = summary.get("outputs")
-    if not isinstance(outputs, dict):
-        return False
-    for name, digest in outputs.items():
-        path = Path(out_dir) / name
-        if not path.is_file() or file_digest(path) != digest:
-            return False
-    return True
+    return output_problem(out_dir, summary) is None
 
 
 def complete_summary(out_dir: Path, config_hash: str) -> dict | None:

@@ -164,6 +164,16 @@ def grid_argmin(grid: np.ndarray, values: np.ndarray) -> np.ndarray:
     return np.where(inner, grid[j] + np.clip(shift, -h, h), grid[i])
 
 
+def total_optimum(
+    population: Population, laws: SyntheticLaws, n0: int, n1: int, gamma_max: float, points: int = GAMMA_POINTS
+) -> np.ndarray:
+    """Per cell, the argmin over [0, gamma_max] of the first-order predicted excess E (a grid of
+    ``points`` sizes refined by ``grid_argmin``); NaN where no mean shift reaches the cell."""
+    grid = np.linspace(0.0, gamma_max, points)
+    total = first_order(population, laws, n0, n1, grid).excess
+    return np.where(laws.reachable, grid_argmin(grid, total), np.nan)
+
+
 def bias_optimum(population: Population, laws: SyntheticLaws, n0: int, n1: int) -> np.ndarray:
     """THEORY.md's bias-optimal gamma* = <g, d>_M / ||d||_M^2, d = g - psi, at its fixed point
     in M (M at n~ = gamma* (n0 - n1)), per cell; NaN where no positive size reduces the bias
@@ -272,9 +282,7 @@ def alignment_map(
     a = np.asarray(angles_deg, dtype=np.float64)
     rr, aa = (x.ravel() for x in np.meshgrid(r, a, indexing="ij"))
     laws = mismatch_laws(population, rr, aa, cov_scale=cov_scale, direction=direction)
-    grid = np.linspace(0.0, gamma_max, points)
-    total = first_order(population, laws, n0, n1, grid).excess
-    gamma_total = np.where(laws.reachable, grid_argmin(grid, total), np.nan)
+    gamma_total = total_optimum(population, laws, n0, n1, gamma_max, points)
     excess_full = first_order(population, laws, n0, n1, [1.0]).excess[:, 0]
     excess_star = first_order(population, laws, n0, n1, np.nan_to_num(gamma_total)[:, None]).excess[:, 0]
     gamma_bias = bias_optimum(population, laws, n0, n1)

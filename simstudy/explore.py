@@ -32,7 +32,7 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import OmegaConf
 
 from simstudy import plotting
-from simstudy.alignment import GAMMA_POINTS, AlignmentMap, alignment_map, first_order, grid_argmin, mismatch_laws
+from simstudy.alignment import AlignmentMap, alignment_map, mismatch_laws, total_optimum
 from simstudy.app import RUN_FLAGS, fail_config, one_line, refuse
 from simstudy.cell import BuiltCell
 from simstudy.composition import CONFIG_PATH, compose
@@ -125,7 +125,6 @@ def direction_spread(built: BuiltCell, options: dict, ex: dict, seed: int) -> pd
     key = stable_key({"explore_directions": directions, "dgp": built.run.dgp, "model": str(built.run.model)})
     rng = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=key))
     angles = np.asarray(directions["angles"], dtype=float)
-    sizes = np.linspace(0.0, ex["gamma_max"], GAMMA_POINTS)
     rows = []
     for k in range(directions["count"]):
         v = rng.standard_normal(pop.p)
@@ -133,9 +132,8 @@ def direction_spread(built: BuiltCell, options: dict, ex: dict, seed: int) -> pd
         laws = mismatch_laws(
             pop, np.full(angles.size, directions["magnitude"]), angles, cov_scale=options["cov_scale"], direction=v
         )
-        best = grid_argmin(sizes, first_order(pop, laws, d.n0, d.n1, sizes).excess)
-        for phi, gamma, ok in zip(angles, best, laws.reachable):
-            rows.append({"direction": k, "angle_deg": phi, "gamma_star_total": gamma if ok else np.nan})
+        best = total_optimum(pop, laws, d.n0, d.n1, ex["gamma_max"])
+        rows += [{"direction": k, "angle_deg": phi, "gamma_star_total": gamma} for phi, gamma in zip(angles, best)]
     return pd.DataFrame(rows)
 
 

@@ -57,22 +57,16 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _sweep_dir(overrides: list[str]) -> Path:
-    base = compose(fixed_overrides(overrides), return_hydra_config=True)
-    return Path(str(base.hydra.sweep.dir))
-
-
-def _write_multirun_yaml(sweep_dir: Path, overrides: list[str]) -> None:
-    """The sweep's record as Hydra writes it: the sweep file's params and the command's own
-    overrides (``hydra.overrides.task`` / ``hydra``), read by status and aggregate."""
+def _sweep_record(overrides: list[str]):
+    """The sweep's record as Hydra writes it to multirun.yaml: the composed config with the
+    sweep file's params and the command's own overrides (``hydra.overrides.task`` / ``hydra``),
+    which status and aggregate read."""
     hydra_overrides = [o for o in overrides if o.startswith(("hydra.", "hydra/"))]
-    task = [o for o in overrides if o not in hydra_overrides]
     record = compose(fixed_overrides(overrides), return_hydra_config=True)
     with open_dict(record):
-        record.hydra.overrides.task = task
+        record.hydra.overrides.task = [o for o in overrides if o not in hydra_overrides]
         record.hydra.overrides.hydra = hydra_overrides
-    sweep_dir.mkdir(parents=True, exist_ok=True)
-    OmegaConf.save(record, sweep_dir / "multirun.yaml")
+    return record
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -87,7 +81,8 @@ def main(argv: list[str] | None = None) -> int:
         composed = [composed_job(job, index, multirun=True) for index, job in enumerate(jobs)]
         for run, _ in composed:
             check_job(run)  # the preflight: bad input fails here, before anything is submitted
-        sweep_dir = _sweep_dir(overrides)
+        sweep = _sweep_record(overrides)
+        sweep_dir = Path(str(sweep.hydra.sweep.dir))
     except ConfigError as err:
         refuse(str(err))
     except Exception as err:  # noqa: BLE001 - Hydra's composition and grammar errors, whatever their type
@@ -95,7 +90,8 @@ def main(argv: list[str] | None = None) -> int:
     cells = [(job, str(job_dir)) for job, (_, job_dir) in zip(jobs, composed, strict=True)]
     size = args.cells_per_task
     tasks = [cells[i : i + size] for i in range(0, len(cells), size)]
-    _write_multirun_yaml(sweep_dir, overrides)
+    sweep_dir.mkdir(parents=True, exist_ok=True)
+    OmegaConf.save(sweep, sweep_dir / "multirun.yaml")
     print(
         f"simstudy.batch: {len(cells)} cells in {len(tasks)} tasks of up to {size} "
         f"({math.ceil(len(cells) / max(len(tasks), 1))} on average) on {args.cluster}",
@@ -119,7 +115,6 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"simstudy.batch: task {job.job_id} failed: {type(err).__name__}: {err}", file=sys.stderr)
     done, skipped = sum(o in ("ok", "skipped") for o in outcomes), outcomes.count("skipped")
     print(f"simstudy.batch: {done} of {len(cells)} cells finished ({skipped} skipped)", file=sys.stderr)
-    sweep = OmegaConf.load(sweep_dir / "multirun.yaml")
     hydra_overrides = list(sweep.hydra.overrides.hydra)  # e.g. a user's hydra.searchpath
     return conclude_sweep(
         sweep_dir,

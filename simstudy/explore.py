@@ -239,7 +239,16 @@ def build(run: RunConfig) -> BuiltCell:
     return built
 
 
-def explore(built: BuiltCell, ex: dict, out_dir: Path, resolved_yaml: str) -> dict:
+def checked(cfg) -> tuple[BuiltCell, dict, pd.DataFrame | None]:
+    """A composed explorer config, checked: the cell (``build``), the ``explore`` section and the
+    overlay's cell table (None without one); a bad value is a ConfigError naming its key."""
+    config = plain(cfg)
+    ex = validate_explore(config.pop("explore", None))
+    built = build(validate(config))
+    return built, ex, read_overlay(ex["overlay"], built.run) if ex["overlay"] else None
+
+
+def explore(built: BuiltCell, ex: dict, overlay, out_dir: Path, resolved_yaml: str) -> dict:
     """Compute the map (and the direction spread), write the run's files, return the summary."""
     start = time.perf_counter()
     run = built.run
@@ -251,7 +260,6 @@ def explore(built: BuiltCell, ex: dict, out_dir: Path, resolved_yaml: str) -> di
     map_seconds = time.perf_counter() - start
     table = map_table(m)
     spread = direction_spread(built, options, ex, run.seed) if ex["directions"]["count"] else None
-    overlay = read_overlay(ex["overlay"], run) if ex["overlay"] else None
     summary = {
         "status": "ok",
         "study": run.study,
@@ -300,14 +308,10 @@ def explore(built: BuiltCell, ex: dict, out_dir: Path, resolved_yaml: str) -> di
 def _task(cfg) -> None:
     out_dir = Path(HydraConfig.get().runtime.output_dir)
     try:
-        config = plain(cfg)
-        ex = validate_explore(config.pop("explore", None))
-        built = build(validate(config))
-        if ex["overlay"]:
-            read_overlay(ex["overlay"], built.run)
+        built, ex, overlay = checked(cfg)
     except ConfigError as err:
         fail_config(err, out_dir)  # one line, exit 2, the (empty) run directory removed
-    summary = explore(built, ex, out_dir, OmegaConf.to_yaml(cfg, resolve=True))
+    summary = explore(built, ex, overlay, out_dir, OmegaConf.to_yaml(cfg, resolve=True))
     print(
         f"simstudy.explore: {summary['cells']} cells mapped in {summary['map_seconds']:.1f} s "
         f"({summary['seconds']:.1f} s with the figure) into {out_dir}",
@@ -323,11 +327,7 @@ def preflight(argv: list[str]) -> None:
     if any(a.startswith("-") for a in argv):
         return  # --help, --cfg ...: Hydra's own business
     try:
-        cfg = plain(compose(argv, config_name="explore"))
-        ex = validate_explore(cfg.pop("explore", None))
-        built = build(validate(cfg))
-        if ex["overlay"]:
-            read_overlay(ex["overlay"], built.run)
+        checked(compose(argv, config_name="explore"))
     except ConfigError as err:
         refuse(str(err))
     except Exception as err:  # Hydra's composition and override-grammar errors, whatever their type

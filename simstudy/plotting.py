@@ -13,7 +13,6 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
-import seaborn as sns  # noqa: E402
 from matplotlib.colors import TwoSlopeNorm  # noqa: E402
 from matplotlib.ticker import PercentFormatter  # noqa: E402
 
@@ -211,6 +210,8 @@ def curve_grid(cells: pd.DataFrame, curves: pd.DataFrame):
         curves = pd.read_parquet("multirun/ls_symmetric/curves.parquet")
         plotting.curve_grid(cells, curves)
     """
+    import seaborn as sns  # loaded with the first sweep figure: it brings scipy.stats (see LAZY_ALLOWED)
+
     ok = cells[cells["status"] == "ok"]
     varying = varying_columns(cells)
     row = varying[0] if len(varying) > 1 else None
@@ -291,6 +292,8 @@ def rates_figure(cells: pd.DataFrame, curves: pd.DataFrame):
     """Studies 3-4: excess and RMS parameter error against n1 (log-log), one facet per measure,
     one colour per choice of size (``rates_table``), with the first-order predictions dashed and
     the fitted slopes in the legend."""
+    import seaborn as sns  # loaded with the first sweep figure: it brings scipy.stats (see LAZY_ALLOWED)
+
     table = rates_table(cells, curves)
     grid = sns.FacetGrid(table, col="measure", hue="choice", sharey=False, height=4, aspect=1.25, despine=False)
     grid.map_dataframe(_facet_rates)
@@ -307,6 +310,8 @@ def rates_figure(cells: pd.DataFrame, curves: pd.DataFrame):
 def alignment_figure(cells: pd.DataFrame):
     """Study 5: predicted against empirical gamma* over (r, phi), and curve agreement (each cell's
     max |z| over its critical value, a seaborn heatmap of the cell table's verdict columns)."""
+    import seaborn as sns  # loaded with the first sweep figure: it brings scipy.stats (see LAZY_ALLOWED)
+
     fig, (ax, bx) = plt.subplots(1, 2, figsize=(10, 4.2))
     t = cells[cells["status"] == "ok"].copy()
     t["φ (degrees)"] = t["cell.angle_deg"]

@@ -42,6 +42,10 @@ LAZY_ALLOWED: dict[str, str] = {
     # is loaded by every command
     "imblearn": "only the imblearn generator and study 7 sample with it; loading it with "
     "simstudy.generators would add about a second to every command's start",
+    # seaborn imports scipy.stats at its top (about half a second); only the sweep figures use it,
+    # after a multirun, while simstudy.plotting is loaded by every command through the aggregate
+    "seaborn": "only the sweep figures (simstudy.plotting) draw with it, at a sweep's end; loaded "
+    "with plotting it would bring scipy.stats, about half a second, into every command's start",
     # scikit-learn's BaseEstimator and clone, for the imblearn adapter's reseeding of an
     # estimator option: the same reason as imbalanced-learn
     "sklearn": "only the imblearn generator's adapter uses it, to reseed an estimator option; "

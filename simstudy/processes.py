@@ -14,6 +14,8 @@ gaussian_classes        studies 3-5: N(mu0, cov) vs N(mu1, cov), labels 0/1
 tuned_logistic_mixture  study 2: X = T e1 + W, P(Y=1|X) = sigmoid(c X_1), alpha tuned so g = 0
 mixture_minority        study 6(a): N(0, I) vs 1/2 N(2 e1 + 1.75 e2, I) + 1/2 N(2 e1 - 1.75 e2, I)
 noisy_ring              study 6(b): a correlated two-component Gaussian vs a noisy ring
+bent_heavy_tailed       the network study (AUTHORS_DESIGNS.md E): heavy-tailed mixed
+                        marginals, the minority smoothly bent
 ======================  ==================================================================
 
 Coordinates are 0-based in code: THEORY.md's e1 is index 0, e2 index 1.
@@ -437,12 +439,122 @@ def noisy_ring(
     return Process("noisy_ring", majority, EmpiricalLaw(sampler=ring, n=mc_size, seed=seed))
 
 
+def _heavy_tailed_rows(n: int, rng: np.random.Generator, shifts, lognormal_mean: float, df: float, outlier):
+    """The unbent rows of ``bent_heavy_tailed``: (t, gaussian, latent) blocks, drawn in that order.
+
+    t: (n, 3) Student-t(df) + shifts[0]; gaussian: (n, 3) N(0, 1) entries, each multiplied by
+    outlier[1] with probability outlier[0], + shifts[1]; latent: (n, 4) N(lognormal_mean, 1.1^2),
+    the log-normal coordinates before exp.
+    """
+    probability, scale = outlier
+    t = rng.standard_t(df, size=(n, 3)) + shifts[0]
+    gaussian = rng.standard_normal((n, 3))
+    gaussian *= np.where(rng.random((n, 3)) < probability, scale, 1.0)
+    gaussian += shifts[1]
+    latent = lognormal_mean + 1.10 * rng.standard_normal((n, 4))
+    return t, gaussian, latent
+
+
+def bend(t: np.ndarray, gaussian: np.ndarray, latent: np.ndarray) -> None:
+    """The minority's smooth bend of ``bent_heavy_tailed``, in place and in the spec's order.
+
+    With t1 = t[:, 0], gate = sigmoid(2.2 (|t1| - 0.65)), s = 0.70 + 0.30 sigmoid(gaussian[:, 2])
+    and tail = tanh(0.9 t1) gate s:
+    t[:, 1] += 1.35 tanh(0.8 t1) s; t[:, 2] += 0.75 tanh(t[:, 1] - 0.45 t1);
+    gaussian[:, 0] += 1.45 tail; gaussian[:, 1] += 0.80 tanh(t[:, 1]); latent[:, 0] += 0.75 tail;
+    latent[:, 1] += 0.55 tanh(gaussian[:, 0]) (each right-hand side with the updates before it).
+    """
+    t1 = t[:, 0]
+    gate = expit(2.2 * (np.abs(t1) - 0.65))
+    s = 0.70 + 0.30 * expit(gaussian[:, 2])
+    tail = np.tanh(0.9 * t1) * gate * s
+    t[:, 1] += 1.35 * np.tanh(0.8 * t1) * s
+    t[:, 2] += 0.75 * np.tanh(t[:, 1] - 0.45 * t1)
+    gaussian[:, 0] += 1.45 * tail
+    gaussian[:, 1] += 0.80 * np.tanh(t[:, 1])
+    latent[:, 0] += 0.75 * tail
+    latent[:, 1] += 0.55 * np.tanh(gaussian[:, 0])
+
+
+def bent_heavy_tailed(
+    df: float = 2.2,
+    t_shift: float = 0.12,
+    gaussian_shift: float = 0.16,
+    lognormal_shift: float = 0.10,
+    outlier_probability: float = 0.10,
+    outlier_scale: float = 6.0,
+    bent: bool = True,
+    mc_size: int = 100_000,
+    seed: int = 0,
+) -> Process:
+    """The network study's process (AUTHORS_DESIGNS.md section E), d = 10, sampled class-wise exactly.
+
+    Each class: coordinates 1-3 Student-t with ``df`` degrees of freedom; 4-6 N(0, 1), each entry
+    multiplied by ``outlier_scale`` with probability ``outlier_probability``; 7-10 log-normal
+    exp(N(m, 1.10^2)). The majority has m = 0 and no shifts; the minority adds ``t_shift`` to the
+    t coordinates, ``gaussian_shift`` to the Gaussian ones (after the outlier scaling), has
+    m = ``lognormal_shift``, and is then smoothly bent (``bend``, applied to the latent
+    log-normal coordinates before exp) unless ``bent`` is false. Both laws are ``EmpiricalLaw``
+    with the exact sampler; their moments come from ``mc_size`` draws seeded by ``seed`` and
+    (seed, 1).
+
+    Parameters
+    ----------
+    df : float, default 2.2
+        Degrees of freedom of the t coordinates, > 0.
+    t_shift, gaussian_shift, lognormal_shift : float, default 0.12, 0.16, 0.10
+        The minority's shifts (finite).
+    outlier_probability : float, default 0.10
+        Probability that a Gaussian entry is scaled, in [0, 1].
+    outlier_scale : float, default 6.0
+        The outliers' scale factor, finite.
+    bent : bool, default True
+        Whether the minority is bent.
+    mc_size : int, default 100_000
+        Fixed draws behind each law's moments (>= 2).
+    seed : int, default 0
+        Seed of those draws.
+
+    Returns
+    -------
+    Process
+        Named "bent_heavy_tailed", labels 0/1.
+
+    Raises
+    ------
+    ValueError
+        If ``df`` is not a finite number > 0, a shift or the outlier scale is not finite,
+        ``outlier_probability`` is outside [0, 1], or ``mc_size`` is not an integer >= 2.
+    """
+    df = _finite(df, "df", positive=True)
+    shifts = tuple(_finite(v, name) for v, name in ((t_shift, "t_shift"), (gaussian_shift, "gaussian_shift")))
+    m1 = _finite(lognormal_shift, "lognormal_shift")
+    outlier = (_finite(outlier_probability, "outlier_probability"), _finite(outlier_scale, "outlier_scale"))
+    if not 0.0 <= outlier[0] <= 1.0:
+        raise ValueError(f"outlier_probability must lie in [0, 1], got {outlier_probability!r}")
+
+    def majority(n, rng):
+        t, gaussian, latent = _heavy_tailed_rows(n, rng, (0.0, 0.0), 0.0, df, outlier)
+        return np.hstack([t, gaussian, np.exp(latent)])
+
+    def minority(n, rng):
+        t, gaussian, latent = _heavy_tailed_rows(n, rng, shifts, m1, df, outlier)
+        if bent:
+            bend(t, gaussian, latent)
+        return np.hstack([t, gaussian, np.exp(latent)])
+
+    law0 = EmpiricalLaw(sampler=majority, n=mc_size, seed=np.random.SeedSequence(seed))
+    law1 = EmpiricalLaw(sampler=minority, n=mc_size, seed=np.random.SeedSequence(seed, spawn_key=(1,)))
+    return Process("bent_heavy_tailed", law0, law1)
+
+
 PROCESSES: dict[str, Callable[..., Process]] = {
     "symmetric_mean_shift": symmetric_mean_shift,
     "gaussian_classes": gaussian_classes,
     "tuned_logistic_mixture": tuned_logistic_mixture,
     "mixture_minority": mixture_minority,
     "noisy_ring": noisy_ring,
+    "bent_heavy_tailed": bent_heavy_tailed,
 }
 """Constructors ``(**kwargs) -> Process`` by catalog name."""
 
@@ -483,6 +595,8 @@ def make_process(name: str, **kwargs) -> Process:
 __all__ = [
     "PROCESSES",
     "Process",
+    "bend",
+    "bent_heavy_tailed",
     "gaussian_classes",
     "make_process",
     "mixture_minority",

@@ -420,6 +420,7 @@ def test_registry_builds_each_generator_with_its_options():
         "smote",
         "jitter",
         "feature_jitter",
+        "local_jitter",
         "imblearn",
         "mismatch",
     }

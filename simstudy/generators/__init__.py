@@ -11,6 +11,7 @@ name               generator                                    options
 "smote"            ``Smote`` (native numpy)                     k=5
 "jitter"           ``BootstrapJitter``                          sd=1.0
 "feature_jitter"   ``FeatureJitter``                            scale=0.1
+"local_jitter"     ``LocalJitter``                              scale=0.08, k=3
 "imblearn"         ``ImblearnGenerator``                        sampler="SMOTE", its kwargs
 "mismatch"         ``mismatch.MismatchGenerator``               population, magnitude,
                                                                 angle_deg, ... (passed through)
@@ -27,6 +28,7 @@ from simstudy.generators.classic import (
     BootstrapJitter,
     FeatureJitter,
     GaussianFit,
+    LocalJitter,
     Oracle,
     SemiOracle,
     Smote,
@@ -85,6 +87,7 @@ GENERATORS: dict[str, Callable[..., Generator]] = {
     "smote": _plain("smote", Smote),
     "jitter": _plain("jitter", BootstrapJitter),
     "feature_jitter": _plain("feature_jitter", FeatureJitter),
+    "local_jitter": _plain("local_jitter", LocalJitter),
     "imblearn": _plain("imblearn", ImblearnGenerator),
     "mismatch": _mismatch,
 }
@@ -132,6 +135,7 @@ __all__ = [
     "GaussianFit",
     "Generator",
     "ImblearnGenerator",
+    "LocalJitter",
     "Oracle",
     "SemiOracle",
     "Smote",

@@ -15,6 +15,8 @@ Gaussian fit's matrix product may round differently in the last place).
 * ``BootstrapJitter``  a resampled minority point plus N(0, sd^2 I) noise (study 6b).
 * ``FeatureJitter``    a resampled minority point plus N(0, diag(scale^2 s_j^2)) noise, s_j the
                        sample SD of feature j (study 7).
+* ``LocalJitter``      a resampled minority point x_i plus N(0, s_i^2 I) noise, s_i scaled by the
+                       distances to x_i's nearest minority neighbours (the network study).
 """
 
 from __future__ import annotations
@@ -598,13 +600,125 @@ class FeatureJitter(Generator):
         return FittedJitter(X1, float(self.scale) * X1.std(axis=0, ddof=1))
 
 
+@dataclass(frozen=True)
+class LocalJitter(Generator):
+    """Bootstrap plus isotropic noise scaled by each point's neighbourhood (AUTHORS_DESIGNS.md E).
+
+    A synthetic point is x_i + s_i Z with i uniform on the minority points, Z ~ N(0, I) and
+
+        s_i = scale * median(distances from x_i to its k nearest minority neighbours) / sqrt(d)
+
+    (Euclidean, x_i itself excluded; the design has scale = 0.08, k = 3): points in sparse
+    regions are jittered more. Rows are i.i.d. given the fit.
+
+    Parameters
+    ----------
+    scale : float, default 0.08
+        The noise SD per unit of median neighbour distance per sqrt(d), a finite number >= 0.
+    k : int, default 3
+        Number of neighbours, an integer >= 1.
+
+    Attributes
+    ----------
+    name : str
+        "local_jitter".
+    data_dependent : bool
+        True.
+
+    Raises
+    ------
+    ValueError
+        If ``scale`` is not a finite number >= 0 or ``k`` is not an integer >= 1.
+    """
+
+    scale: float = 0.08
+    k: int = 3
+    name: ClassVar[str] = "local_jitter"
+    data_dependent: ClassVar[bool] = True
+
+    def __post_init__(self):
+        _check_number(self.scale, "scale", 0.0)
+        if isinstance(self.k, bool) or not isinstance(self.k, (int, np.integer)) or self.k < 1:
+            raise ValueError(f"k must be an integer >= 1, got {self.k!r}")
+
+    def fit(self, X1, X0, rng) -> FittedGenerator:
+        """The per-point noise SDs s_i from the minority neighbour distances.
+
+        Parameters
+        ----------
+        X1 : array_like of shape (n1, d)
+            The real minority points, at least k + 1.
+        X0 : array_like of shape (n0, d) or None
+            The real majority points, only checked.
+        rng : numpy.random.Generator
+            Unused.
+
+        Returns
+        -------
+        FittedLocalJitter
+            The sampler with its (n1,) SDs.
+
+        Raises
+        ------
+        ValueError
+            If X1 or X0 is invalid or X1 has fewer than k + 1 rows.
+        """
+        X1, _ = check_pair(X1, X0, min_n1=1)
+        if X1.shape[0] < self.k + 1:
+            raise ValueError(
+                f"k = {self.k} neighbours need at least k + 1 = {self.k + 1} minority points, "
+                f"but X1 has {X1.shape[0]} rows"
+            )
+        neighbours = nearest_neighbours(X1, self.k)
+        distances = np.linalg.norm(X1[neighbours] - X1[:, None, :], axis=-1)
+        sd = float(self.scale) * np.median(distances, axis=1) / np.sqrt(X1.shape[1])
+        return FittedLocalJitter(X1, sd)
+
+
+class FittedLocalJitter(FittedGenerator):
+    """A uniformly resampled row x_i of X1 plus N(0, sd_i^2 I) noise.
+
+    Its law given the fit is the equal-weight mixture of N(x_i, sd_i^2 I), not built here
+    (``law`` is None). Each ``sample`` call draws from two substreams of its rng.
+
+    Parameters
+    ----------
+    X1 : ndarray of shape (n1, d)
+        The minority points.
+    sd : ndarray of shape (n1,)
+        Each point's noise SD.
+
+    Attributes
+    ----------
+    X1, sd
+        The constructor arguments.
+    dim : int
+        d.
+    """
+
+    def __init__(self, X1: np.ndarray, sd: np.ndarray):
+        self.X1 = X1
+        self.sd = sd
+        self.dim = X1.shape[1]
+
+    def _sample(self, m, rng):
+        idx_rng, noise_rng = substreams(rng, 2)
+        i = idx_rng.integers(self.X1.shape[0], size=m)
+        noise = noise_rng.standard_normal((m, self.dim))
+        noise *= self.sd[i, None]
+        noise += self.X1[i]
+        return noise
+
+
 __all__ = [
     "BootstrapJitter",
     "FeatureJitter",
     "FittedGaussian",
     "FittedJitter",
+    "FittedLocalJitter",
     "FittedSmote",
     "GaussianFit",
+    "LocalJitter",
     "Oracle",
     "SemiOracle",
     "Smote",

@@ -33,6 +33,7 @@ KINDS = {
     "curve": "simstudy.studies.curve",
     "vtss": "simstudy.studies.vtss",
     "real_data": "simstudy.studies.real_data",
+    "network": "simstudy.studies.network",
 }
 
 

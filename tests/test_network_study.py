@@ -1,0 +1,144 @@
+"""The network study (study.kind: network, AUTHORS_DESIGNS.md E) end to end on a tiny cell.
+
+Independent references used here:
+
+* the raw ERM network of a replication is retrained from the documented streams (data
+  SeedSequence(seed, spawn_key=(*data_key, r)), initial weights from the selectors' root) by a
+  plain optax loop, one Python step per epoch, and scored on the fixed test set;
+* the summary's means and Monte Carlo SEs are recomputed from the rows table;
+* one replication regenerates alone, bit for bit (``app.regenerate_replication``).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import simstudy  # noqa: F401
+from simstudy import network as nw
+from simstudy.app import regenerate_replication, same_rows
+from simstudy.config import ConfigError
+from simstudy.studies import network as ns
+from simstudy.studies.job import run_job
+from simstudy.studies.selectors import selector_seed
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from test_network import plain_optax  # noqa: E402
+from test_selection_study import compose_job  # noqa: E402
+
+TINY = [
+    "study=mlp_nonsyn",
+    "design.n0=160",
+    "design.n1=40",
+    "design.reps=2",
+    "selection.gammas=[0.0,0.5,1.0,1.5,2.0]",
+    "selection.cv=3",
+    "selection.test_per_class=300",
+    "selection.network.hidden=[8,4]",
+    "selection.network.epochs=15",
+    "selection.network.learning_rate=0.01",
+    "selection.cost_ratios=[1.0,4.0]",
+]
+
+
+@pytest.fixture(scope="module")
+def tiny_job(tmp_path_factory):
+    run, yaml = compose_job(TINY)
+    out = tmp_path_factory.mktemp("mlp_nonsyn")
+    summary = run_job(run, out, yaml)
+    return run, out, summary
+
+
+def test_job_writes_the_contract_and_the_summary_reads_the_rows(tiny_job):
+    run, out, summary = tiny_job
+    for name in ("config.yaml", "replications.parquet", "summary.json", "figure.png", "figure.pdf", "table.md"):
+        assert (out / name).is_file(), name
+    stored = json.loads((out / "summary.json").read_text())
+    assert stored["status"] == "ok" and stored["kind"] == "network"
+    rows = pd.read_parquet(out / "replications.parquet")
+    labels = ["smote", "local_jitter", "adasyn"]
+    expected = ["raw", "reweighting", "cost_sensitive"] + [f"{m}[{g}]" for g in labels for m in ("vtss", "tg_vtss")]
+    assert stored["method_order"] == expected and set(stored["methods"]) == set(expected)
+    assert len(rows) == 2 * len(expected) and (rows["error"] == "").all()
+    raw = rows[rows["method"] == "raw"].sort_values("replication")["test_loss"].to_numpy()
+    for g in labels:
+        sub = rows[(rows["method"] == "tg_vtss") & (rows["generator"] == g)].sort_values("replication")
+        entry = stored["methods"][f"tg_vtss[{g}]"]
+        np.testing.assert_allclose(entry["test_loss"]["mean"], sub["test_loss"].mean())
+        np.testing.assert_allclose(entry["test_loss"]["mcse"], sub["test_loss"].std(ddof=1) / np.sqrt(2))
+        np.testing.assert_allclose(entry["minus_raw"]["mean"], (sub["test_loss"].to_numpy() - raw).mean())
+        assert sum(entry["branches"].values()) == 2
+        assert set(sub["branch"]) <= {"symmetry", "low_gqs", "high_gqs", "diagnostics_failed"}
+        # n~ = round(gamma (n0 - n1)) and gamma on the candidate grids
+        np.testing.assert_array_equal(sub["n_tilde"], np.rint(sub["gamma"] * 120).astype(int))
+    vtss = rows[rows["method"] == "vtss"]
+    assert set(vtss["gamma"]) <= {0.0, 0.5, 1.0, 1.5, 2.0}
+    # SMOTE interpolates between minority points: never outside the positive coordinates' support
+    assert (vtss[vtss["generator"] == "smote"]["share_outside"] == 0).all()
+    assert set(rows.loc[rows["method"] == "cost_sensitive", "cost_ratio"]) <= {1.0, 4.0}
+    table = (out / "table.md").read_text()
+    assert "| raw |" in table and "| smote |" in table
+
+
+def test_raw_network_equals_a_plain_optax_retraining(tiny_job):
+    run, out, _ = tiny_job
+    nc = ns.build_network_cell(run)
+    r = 1
+    n0, n1 = run.design.n0, run.design.n1
+    data = np.random.default_rng(np.random.SeedSequence(run.seed, spawn_key=(*nc.data_key, r)))
+    X = np.vstack(nc.process.sample(n0, n1, data))
+    y = np.r_[np.zeros(n0), np.ones(n1)]
+    root = selector_seed(run.seed, nc.data_key, r)
+    init_rng = np.random.default_rng(np.random.SeedSequence(root.entropy, spawn_key=(*root.spawn_key, 0)))
+    params0 = nw.init_params(run.selection.network, 10, init_rng)
+    mean, sd = X.mean(0), X.std(0)
+    params = plain_optax(run.selection.network, params0, (X - mean) / sd, y, np.ones(len(y)))
+    T, ty = nc.test
+    eta = nw.logits([(W.astype(float), b.astype(float)) for W, b in params], (T - mean) / sd)
+    expected = nw.balanced_log_loss(eta, ty)
+    rows = pd.read_parquet(out / "replications.parquet")
+    got = rows[(rows["method"] == "raw") & (rows["replication"] == r)]["test_loss"].item()
+    np.testing.assert_allclose(got, expected, rtol=1e-4)
+
+
+def test_one_replication_regenerates_bit_for_bit(tiny_job):
+    _, out, _ = tiny_job
+    regenerated, stored = regenerate_replication(out, 1)
+    assert same_rows(regenerated, stored)
+
+
+def test_preset_defaults_are_the_design():
+    run, _ = compose_job(["study=mlp_nonsyn"])
+    sel = run.selection
+    assert (run.kind, run.design.n0, run.design.n1, sel.cv, sel.test_per_class) == ("network", 800, 100, 5, 5000)
+    assert sel.network == nw.MLPSpec((64, 32), 120, 2e-3, 1e-3)
+    assert sel.cost_ratios == (1.0, 1.5, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0, 10.0)
+    assert [ns.generator_label(g) for g in sel.generators] == ["smote", "local_jitter", "adasyn"]
+    assert (sel.gqs_folds, sel.gqs_threshold) == (3, 10.0)
+
+
+@pytest.mark.parametrize(
+    "override, key",
+    [
+        ("selection.cost_ratios=[0.0,1.0]", "selection.cost_ratios"),
+        ("selection.network.epochs=0", "selection.network.epochs"),
+        ("selection.network.hidden=[]", "selection.network.hidden"),
+        ("+selection.network.dropout=0.1", "selection.network.dropout"),
+        ("selection.generators=[{name:gan}]", "selection.generators[0]"),
+        ("selection.generators=[{name:smote,k:0}]", "selection.generators[0]"),
+        ("selection.generators=[{name:smote},{name:smote,k:3}]", "selection.generators"),
+        ("selection.gqs_folds=1", "selection.gqs_folds"),
+        ("selection.scoring=exact", "selection.scoring"),
+        ("+selection.colour=red", "selection.colour"),
+        ("model=least_squares", "model.family"),
+    ],
+)
+def test_bad_values_name_the_key(override, key):
+    with pytest.raises(ConfigError) as info:
+        compose_job(["study=mlp_nonsyn", override])
+    assert info.value.key == key

@@ -99,7 +99,7 @@ from simstudy.selection import (
 )
 from simstudy.studies.selectors import error_text, mean_sd_mcse, selector_seed
 
-CHUNK = 64
+CHUNK = 16
 """Most trainings per call of the compiled program (module docstring)."""
 
 # spawn keys below a replication's root (module docstring)

@@ -71,7 +71,8 @@ class WaldResult(NamedTuple):
     df : int
         p, the number of coefficients.
     p_value : ndarray of shape (...)
-        P(chi2_df > T); reject local symmetry at level alpha when p_value < alpha.
+        P(chi2_df > T), or the bootstrap p-value (``reference``); reject local symmetry at
+        level alpha when p_value <= alpha.
     g_phi_hat : ndarray of shape (..., p)
         m0 - m1 at the pilot, estimating g_phi = grad R0(theta*) - grad R1(theta*).
     V : ndarray of shape (..., p, p)
@@ -80,6 +81,10 @@ class WaldResult(NamedTuple):
         The balanced pilot.
     pilot_info : FitInfo
         Convergence / separation flags of the pilot fit (section 7: count failures).
+    reference : {"chi2", "bootstrap"}
+        The null distribution ``p_value`` refers T to.
+    boot_statistics : ndarray of shape (..., B) or None
+        The studentised bootstrap statistics T*_b (``reference`` "bootstrap"), else None.
     """
 
     statistic: np.ndarray
@@ -87,7 +92,7 @@ class WaldResult(NamedTuple):
     df: int
     """p, the number of coefficients."""
     p_value: np.ndarray
-    """P(chi2_df > T); reject local symmetry at level alpha when p_value < alpha."""
+    """P(chi2_df > T), or the bootstrap p-value (``reference``); reject when p_value <= alpha."""
     g_phi_hat: np.ndarray
     """m0 - m1 at the pilot, estimating g_phi = grad R0(theta*) - grad R1(theta*), (..., p)."""
     V: np.ndarray
@@ -96,6 +101,10 @@ class WaldResult(NamedTuple):
     """The balanced pilot, (..., p)."""
     pilot_info: FitInfo
     """Convergence / separation flags of the pilot fit (section 7: count failures)."""
+    reference: str = "chi2"
+    """The null distribution ``p_value`` refers T to: "chi2" or "bootstrap"."""
+    boot_statistics: np.ndarray | None = None
+    """The studentised bootstrap statistics T*_b, (..., B), when ``reference`` is "bootstrap"."""
 
 
 class GQSResult(NamedTuple):
@@ -125,6 +134,11 @@ class GQSResult(NamedTuple):
         Per-fold deltas; delta is their mean.
     theta_pilot : ndarray of shape (p,)
         The balanced pilot.
+    null_weights : ndarray of shape (p,)
+        The weights lambda of GQS's first-order law under an exact generator,
+        sum_j lambda_j chi2_1 (``exact_generator_null``).
+    p_value : float
+        P(sum_j lambda_j chi2_1 > gqs), the calibrated decision's p-value.
     """
 
     gqs: float
@@ -158,6 +172,27 @@ class GQSResult(NamedTuple):
     """Per-fold deltas, (K, p); delta is their mean."""
     theta_pilot: np.ndarray
     """The balanced pilot, (p,)."""
+    null_weights: np.ndarray
+    """lambda, (p,): under an exact generator (the minority's own law, same n0, n1, folds and
+    pool) GQS is distributed as sum_j lambda_j chi2_1 to first order (``exact_generator_null``)."""
+    p_value: float
+    """P(sum_j lambda_j chi2_1 > gqs): the calibrated decision calls the generator biased at
+    level alpha when p_value <= alpha, so that an exact generator is flagged at rate alpha."""
+
+    def threshold(self, level: float = 0.05) -> float:
+        """The calibrated threshold: the (1 - level) quantile of GQS under an exact generator.
+
+        Parameters
+        ----------
+        level : float, default 0.05
+            The false-alarm rate, in (0, 1).
+
+        Returns
+        -------
+        float
+            t with P(sum_j lambda_j chi2_1 > t) = level (``weighted_chi2_quantile``).
+        """
+        return weighted_chi2_quantile(1.0 - level, self.null_weights)
 
     @property
     def psi_hat(self) -> np.ndarray:
@@ -433,19 +468,102 @@ def _wald(pilot: _Pilot) -> WaldResult:
     return WaldResult(T, p, chi2.sf(T, p), g, V, pilot.fit.theta, pilot.fit.info)
 
 
-def wald_symmetry_test(X0, X1, model: GLM, labels=(0, 1)) -> WaldResult:
+REFERENCES = ("chi2", "bootstrap")
+"""The null distributions ``wald_symmetry_test`` can refer T to."""
+
+BOOTSTRAP_MEMORY = 4_000_000
+"""Floats of row-by-feature work per block of bootstrap resamples (bounds memory, not results)."""
+
+
+def _outer_rows(Z):
+    """The rows' outer products z_i z_i' flattened, (n, p^2), when that fits the memory bound, else None."""
+    n, p = Z.shape
+    if n * p * p > BOOTSTRAP_MEMORY:
+        return None
+    return (Z[:, :, None] * Z[:, None, :]).reshape(n, p * p)
+
+
+def _weighted_gram(W, Z, outer):
+    """sum_i W[b, i] z_i z_i' for every b, (b, p, p): one matrix product with the rows' outer
+    products when they are stored, else one per resample."""
+    p = Z.shape[1]
+    if outer is not None:
+        return (W @ outer).reshape(len(W), p, p)
+    return np.swapaxes(W[:, :, None] * Z, -1, -2) @ Z
+
+
+def _resampled_stats(theta, Z, outer, counts, label: float, model: GLM) -> ClassScoreStats:
+    """``class_score_stats`` of resamples given as row counts (b, n) of one class's rows Z."""
+    n = Z.shape[0]
+    eta = theta @ Z.T
+    score = np.asarray(model.family.score(eta, label))
+    curvature = np.asarray(model.family.curvature(eta, label))
+    mean = (counts * score) @ Z / n
+    hessian = _weighted_gram(counts * curvature, Z, outer) / n
+    second = _weighted_gram(counts * score * score, Z, outer) / n
+    cov = (second - mean[:, :, None] * mean[:, None, :]) * (n / (n - 1))
+    return ClassScoreStats(mean, hessian, cov, n)
+
+
+def _counts(idx, n: int) -> np.ndarray:
+    """Row counts (b, n) of resamples given by their row indices (b, n)."""
+    b = idx.shape[0]
+    return np.bincount((idx + n * np.arange(b)[:, None]).ravel(), minlength=b * n).reshape(b, n).astype(np.float64)
+
+
+def _bootstrap_statistics(X0, X1, model, y0, y1, g_hat, rng, n_boot: int) -> np.ndarray:
+    """T*_b = (g*_b - g_hat)' V*_b^{-1} (g*_b - g_hat) over n_boot class-wise resamples of one data set."""
+    n0, n1 = X0.shape[0], X1.shape[0]
+    # every index is drawn before any fit, so the block size below cannot move a resample
+    idx0 = rng.integers(0, n0, size=(n_boot, n0))
+    idx1 = rng.integers(0, n1, size=(n_boot, n1))
+    X = np.concatenate([X0, X1])[None]
+    y = np.concatenate([np.full(n0, y0), np.full(n1, y1)])
+    Z0, Z1 = np.asarray(model.features(X0)), np.asarray(model.features(X1))
+    outer0, outer1 = _outer_rows(Z0), _outer_rows(Z1)
+    p = Z0.shape[1]
+    penalty = np.full(p, model.ridge)
+    if model.intercept:
+        penalty[0] = 0.0
+    stored = outer0 is not None and outer1 is not None
+    block = max(1, BOOTSTRAP_MEMORY // ((n0 + n1) * (1 if stored else p)))
+    out = np.empty(n_boot)
+    for start in range(0, n_boot, block):
+        c0 = _counts(idx0[start : start + block], n0)
+        c1 = _counts(idx1[start : start + block], n1)
+        fit = fit_glm(X, y, np.concatenate([c0 * (0.5 / n0), c1 * (0.5 / n1)], axis=1), model=model)
+        s0 = _resampled_stats(fit.theta, Z0, outer0, c0, y0, model)
+        s1 = _resampled_stats(fit.theta, Z1, outer1, c1, y1, model)
+        boot = _wald(_Pilot(fit, s0, s1, (s0.hessian + s1.hessian) / 2 + np.diag(penalty)))
+        centred = boot.g_phi_hat - g_hat
+        solved = _solve(boot.V, centred[..., None], "a bootstrap Wald covariance V*")[..., 0]
+        out[start : start + len(c0)] = np.einsum("bp,bp->b", centred, solved)
+    return out
+
+
+def wald_symmetry_test(
+    X0, X1, model: GLM, labels=(0, 1), *, reference: str = "chi2", rng=None, n_boot: int = 199
+) -> WaldResult:
     """Local-symmetry Wald test (THEORY.md section 4).
 
     At the balanced pilot: g_phi_hat = m0 - m1, G = H0 - H1, A0 = I - G H^{-1}/2,
     A1 = -I - G H^{-1}/2, V = A0 S0 A0'/n0 + A1 S1 A1'/n1 (the delta-method covariance of
-    g_phi_hat, derived in the module docstring) and T = g_phi_hat' V^{-1} g_phi_hat, referred
-    to chi2_p under H0: g_phi = 0. T is invariant under invertible linear reparametrisations
-    of theta and under swapping the two classes with their labels.
+    g_phi_hat, derived in the module docstring) and T = g_phi_hat' V^{-1} g_phi_hat. T is
+    invariant under invertible linear reparametrisations of theta and under swapping the two
+    classes with their labels. Reject H0: g_phi = 0 at level alpha when p_value <= alpha.
 
-    The chi2 reference is asymptotic in n1 / p and liberal before that (measured sizes at
-    alpha = 0.05: squared loss, Gaussian study-1 design, p = 2: 0.087 at n1 = 50, 0.055 at
-    n1 = 500; p = 20, n1 = 100 (study 1's scale): about 0.5; logistic study-2 design with
-    p = 3, whose scores are skewed: 0.14 at n1 = 250, 0.06 at n1 = 1000).
+    ``reference`` "chi2" refers T to chi2_p, its limit under H0. That limit is reached slowly
+    in n1 / p: measured sizes at alpha = 0.05 (squared loss, Gaussian study-1 design, p = 2:
+    0.087 at n1 = 50, 0.055 at n1 = 500; p = 20, n1 = 100 (study 1's scale): about 0.5;
+    logistic study-2 design with p = 3, whose scores are skewed: 0.14 at n1 = 250, 0.06 at
+    n1 = 1000; README, "The symmetry test's size" for the whole grid).
+
+    ``reference`` "bootstrap" is the studentised (bootstrap-t) calibration: B resamples drawn
+    with replacement within each class (n0 and n1 rows), each refitting the pilot and
+    recomputing g* and V*, give T*_b = (g*_b - g_phi_hat)' V*_b^{-1} (g*_b - g_phi_hat), whose
+    law mimics that of T under H0 including V's own estimation error (the chi2's main fault
+    at small n1 / p). p_value = (1 + #{b: T*_b >= T}) / (B + 1); with B + 1 a multiple of
+    1 / alpha the test is exact when T is exchangeable with the T*_b.
 
     Parameters
     ----------
@@ -458,22 +576,51 @@ def wald_symmetry_test(X0, X1, model: GLM, labels=(0, 1)) -> WaldResult:
         The model of the pilot.
     labels : pair of float, default (0, 1)
         (y0, y1), two distinct finite numbers; (0, 1) or (1, 0) for a binary family.
+    reference : {"chi2", "bootstrap"}, default "chi2"
+        The null distribution of T (keyword only).
+    rng : numpy.random.Generator, optional
+        Draws the resamples; required for "bootstrap" (keyword only). A batch of tests is
+        resampled in its C order, all of one data set's resamples at once.
+    n_boot : int, default 199
+        B, the bootstrap resamples, an integer >= 19 (keyword only).
 
     Returns
     -------
     WaldResult
-        T, df = p, the p-value, g_phi_hat, V, the pilot and its FitInfo, with the batch shape.
+        T, df = p, the p-value, g_phi_hat, V, the pilot and its FitInfo, with the batch shape;
+        the reference and, for the bootstrap, the T*_b.
 
     Raises
     ------
     ValueError
-        If the inputs are invalid (as for ``balanced_pilot``), or the pilot Hessian H or the
-        covariance V is singular (a feature constant or collinear within the data).
+        If the inputs are invalid (as for ``balanced_pilot``), ``reference`` is unknown, the
+        bootstrap lacks a ``numpy.random.Generator`` or ``n_boot`` is not an integer >= 19, or
+        the pilot Hessian H or a covariance V is singular (a feature constant or collinear
+        within the data or a resample).
     """
     model = _check_model(model)
     X0, X1 = _check_classes(X0, X1)
     y0, y1 = _check_labels(labels, model)
-    return _wald(_pilot(X0, X1, model, y0, y1))
+    if reference not in REFERENCES:
+        raise ValueError(f"reference must be one of {REFERENCES}, got {reference!r}")
+    if reference == "bootstrap":
+        n_boot = _check_int(n_boot, "n_boot", 19)
+        if not isinstance(rng, np.random.Generator):
+            raise ValueError(f"the bootstrap reference needs rng, a numpy.random.Generator, got {type(rng).__name__}")
+    wald = _wald(_pilot(X0, X1, model, y0, y1))
+    if reference == "chi2":
+        return wald
+    batch = X0.shape[:-2]
+    flat0 = X0.reshape((-1,) + X0.shape[-2:])
+    flat1 = X1.reshape((-1,) + X1.shape[-2:])
+    g_hats = wald.g_phi_hat.reshape(len(flat0), -1)
+    boot = np.empty((len(flat0), n_boot))
+    for i in range(len(flat0)):
+        boot[i] = _bootstrap_statistics(flat0[i], flat1[i], model, y0, y1, g_hats[i], rng, n_boot)
+    boot = boot.reshape(batch + (n_boot,))
+    exceed = (boot >= np.asarray(wald.statistic)[..., None]).sum(axis=-1)
+    p_value = (1.0 + exceed) / (n_boot + 1.0)
+    return wald._replace(p_value=p_value, reference="bootstrap", boot_statistics=boot)
 
 
 def _check_int(value, name: str, low: int, high: int | None = None) -> int:
@@ -534,7 +681,123 @@ def _gqs(pilot: _Pilot, X0, X1, generator, model, rng, n_folds, y1, pool_size) -
     else:
         delta_cov = _delta_cov(pilot, folds, Sigma_tilde_folds, hessian_tilde_folds, pool_size)
         noise_floor = scale * np.trace(_solve(H, delta_cov, "the pilot Hessian H")) / variance
-    return GQSResult(float(gqs), delta, Sigma_aug, Sigma_tilde, H, delta_cov, float(noise_floor), delta_folds, theta)
+    weights = exact_generator_null(pilot, [len(f) for f in folds], pool_size)
+    return GQSResult(
+        float(gqs),
+        delta,
+        Sigma_aug,
+        Sigma_tilde,
+        H,
+        delta_cov,
+        float(noise_floor),
+        delta_folds,
+        theta,
+        weights,
+        weighted_chi2_sf(float(gqs), weights),
+    )
+
+
+def exact_generator_null(pilot: _Pilot, fold_sizes, pool_size: int) -> np.ndarray:
+    """Weights lambda of GQS's first-order null law, sum_j lambda_j chi2_1, for an exact generator.
+
+    An exact generator draws from the minority's own law, whatever the data: its synthetic
+    Hessian is H1 (so the pilot's error drops out of delta, B = 0 in ``_delta_cov``) and its
+    score covariance is S1, so delta ~ N(0, C) with C = S1 (sum_k 1/|fold k| + K / pool) / K^2
+    and Sigma_aug = S0/2 + S1/2. With GQS = c delta' H^{-1} delta, c = [(n0 - n1)^2 / (2 n0)] /
+    tr(H^{-1} Sigma_aug), GQS = sum_j lambda_j Z_j^2 where lambda are the eigenvalues of
+    c L' H^{-1} L, C = L L'. These use the data's S0, S1 and H, so the law is that of an exact
+    generator of this design's sizes; it is first order in the score means (the measured
+    false-alarm rates are in README, "Calibrated diagnostics").
+
+    Parameters
+    ----------
+    pilot : _Pilot
+        The balanced pilot with its class statistics.
+    fold_sizes : sequence of int
+        The held-out minority rows of each of the K folds.
+    pool_size : int
+        Synthetic rows per fold.
+
+    Returns
+    -------
+    ndarray of shape (p,)
+        lambda, >= 0, in increasing order.
+    """
+    s0, s1 = pilot.stats0, pilot.stats1
+    K = len(fold_sizes)
+    n0, n1 = s0.n, s1.n
+    C = s1.cov * (sum(1.0 / m for m in fold_sizes) + K / pool_size) / K**2
+    Sigma_aug = (s0.cov + s1.cov) / 2
+    c = (n0 - n1) ** 2 / (2 * n0) / np.trace(_solve(pilot.H, Sigma_aug, "the pilot Hessian H"))
+    values, vectors = np.linalg.eigh(C)
+    L = vectors * np.sqrt(np.clip(values, 0.0, None))
+    M = c * L.T @ _solve(pilot.H, L, "the pilot Hessian H")
+    return np.clip(np.linalg.eigvalsh((M + M.T) / 2), 0.0, None)
+
+
+def _pearson(weights) -> tuple[float, float, float]:
+    """(a, b, nu) of Pearson's three-moment fit a chi2_nu + b to sum_j lambda_j chi2_1."""
+    lam = np.asarray(weights, dtype=np.float64)
+    if lam.ndim != 1 or not np.all(np.isfinite(lam) & (lam >= 0)) or not lam.any():
+        raise ValueError(f"weights must be finite numbers >= 0, not all zero, got {weights!r}")
+    c1, c2, c3 = lam.sum(), (lam**2).sum(), (lam**3).sum()
+    a, nu = c3 / c2, c2**3 / c3**2
+    return a, c1 - a * nu, nu
+
+
+def weighted_chi2_sf(x: float, weights) -> float:
+    """P(Q > x) for Q = sum_j lambda_j Z_j^2 (Z_j i.i.d. N(0, 1)), by Pearson's three-moment fit.
+
+    With c_k = sum_j lambda_j^k, Q is approximated by a chi2_nu + b, nu = c2^3 / c3^2,
+    a = c3 / c2, b = c1 - a nu, which has Q's mean, variance and third cumulant (Pearson 1959;
+    Imhof 1961, section 4, finds it accurate in the upper tail). Exact when the nonzero
+    lambda are equal (a chi2 with their count as degrees of freedom).
+
+    Parameters
+    ----------
+    x : float
+        The point.
+    weights : array_like of shape (k,)
+        lambda, finite and >= 0, not all zero.
+
+    Returns
+    -------
+    float
+        The approximate survival function at x.
+
+    Raises
+    ------
+    ValueError
+        If the weights are not finite numbers >= 0, not all zero.
+    """
+    a, b, nu = _pearson(weights)
+    return float(chi2.sf((x - b) / a, nu))
+
+
+def weighted_chi2_quantile(q: float, weights) -> float:
+    """The q quantile of sum_j lambda_j chi2_1 by Pearson's fit (``weighted_chi2_sf``): b + a chi2_nu(q).
+
+    Parameters
+    ----------
+    q : float
+        The probability, in (0, 1).
+    weights : array_like of shape (k,)
+        lambda, finite and >= 0, not all zero.
+
+    Returns
+    -------
+    float
+        The approximate quantile.
+
+    Raises
+    ------
+    ValueError
+        If q is not in (0, 1) or the weights are invalid.
+    """
+    if not 0.0 < q < 1.0:
+        raise ValueError(f"q must lie in (0, 1), got {q!r}")
+    a, b, nu = _pearson(weights)
+    return float(b + a * chi2.ppf(q, nu))
 
 
 def _delta_cov(pilot: _Pilot, folds, Sigma_tilde_folds, hessian_tilde_folds, pool_size):

@@ -638,8 +638,23 @@ _MC_SIZE = 200_000
 """Sample size of the Monte Carlo fallbacks (``EmpiricalLaw`` default)."""
 
 
+def _noise_scale(scale, d: int):
+    """One scale (a float) or d of them (a read-only vector), all finite and > 0."""
+    values = np.asarray(scale, dtype=np.float64)
+    if values.shape not in ((), (d,)) or not np.all(np.isfinite(values) & (values > 0)):
+        raise ValueError(f"scale must be a finite number > 0 or {d} of them, got {scale!r}")
+    if values.ndim == 0:
+        return float(values)
+    values = values.copy()
+    values.flags.writeable = False
+    return values
+
+
 class SymmetricNoiseLaw(ClassLaw):
     """X = mean + scale * xi, xi with zero-mean unit-variance, sign-symmetric coordinates.
+
+    ``scale`` is one number or one per coordinate (X = mean + D xi, D = diag(scale): classes
+    whose covariances differ, as in the symmetry test's null of AUTHORS_DESIGNS.md section D).
 
     ``noise`` (THEORY.md section 6, study 1): "gaussian" N(0, I); "uniform_cube"
     Unif[-sqrt 3, sqrt 3]^d; "rademacher" +-1 coordinates; "uniform_sphere" uniform on the
@@ -650,11 +665,15 @@ class SymmetricNoiseLaw(ClassLaw):
 
     with (beta, kappa) = (1, 3), (1, 9/5), (1, 1), (d/(d+2), 3d/(d+2)) respectively.
 
-    Squared loss, closed form: with t the feature part of theta, e = theta' z(mean) - y,
+    Squared loss, closed form (one scale): with t the feature part of theta, e = theta' z(mean) - y,
     mu_z = z(mean) and J the feature embedding (``_embedding``),
     R = e^2 + scale^2 |t|^2, grad = 2 (e mu_z + scale^2 J t), hess = 2 (mu_z mu_z' + scale^2 J J'),
     Sigma = 4 scale^2 [e^2 J J' + e (J t mu_z' + mu_z t' J') + |t|^2 mu_z mu_z'] + 4 scale^4 J M J',
     M = Cov((xi xi' - I) t) = beta |t|^2 I + (2 beta - 1) t t' + (kappa - 3 beta) diag(t^2).
+    Per-coordinate scales reduce to it: with D = diag(scale), z' theta = theta_0 + mu' t + xi' D t
+    is the one-scale law of mean D^{-1} mu at theta' = (theta_0, D t), so the moments at theta are
+    those at theta' with the gradient mapped by T = diag(1, D) (intercept first), the Hessian
+    and score covariance by T . T.
 
     Other families: gaussian noise delegates to ``GaussianMixtureLaw`` (exact); the other
     noises fall back on an ``EmpiricalLaw`` of ``mc_size`` draws seeded by ``mc_seed``, whose
@@ -666,8 +685,8 @@ class SymmetricNoiseLaw(ClassLaw):
         The centre of the law, finite, d >= 1.
     noise : {"gaussian", "uniform_cube", "rademacher", "uniform_sphere"}, default "gaussian"
         The law of xi.
-    scale : float, default 1.0
-        A finite number > 0.
+    scale : float or array_like of shape (d,), default 1.0
+        Finite numbers > 0: one for every coordinate, or one each.
     mc_size : int, default 200_000
         Draws of the Monte Carlo fallback (keyword only; an integer >= 0, and the fallback itself
         needs at least 2).
@@ -680,8 +699,8 @@ class SymmetricNoiseLaw(ClassLaw):
         The centre (E X).
     noise : str
         The noise law's name.
-    scale : float
-        The scale.
+    scale : float or ndarray of shape (d,)
+        The scale (a float when one number was given).
     dim : int
         d.
     mc_size, mc_seed
@@ -691,7 +710,7 @@ class SymmetricNoiseLaw(ClassLaw):
     ------
     ValueError
         If ``mean`` is empty or not a finite vector, ``noise`` is unknown, ``scale`` is not a
-        finite number > 0 or ``mc_size`` is not an integer >= 0.
+        finite number > 0 or a vector of d of them, or ``mc_size`` is not an integer >= 0.
     """
 
     def __init__(
@@ -708,18 +727,16 @@ class SymmetricNoiseLaw(ClassLaw):
             raise ValueError("mean must have at least one coordinate")
         if noise not in _NOISES:
             raise ValueError(f"noise must be one of {_NOISES}, got {noise!r}")
-        scale = float(scale)
-        if not (np.isfinite(scale) and scale > 0):
-            raise ValueError(f"scale must be a finite number > 0, got {scale!r}")
-        self.noise = noise
-        self.scale = scale
         self.dim = self.mean.size
+        self.scale = _noise_scale(scale, self.dim)
+        self.noise = noise
         self.mc_size = _count(mc_size, "mc_size")
         self.mc_seed = mc_seed
         self._fallback: ClassLaw | None = None
 
     def __repr__(self) -> str:
-        return f"SymmetricNoiseLaw(dim={self.dim}, noise={self.noise!r}, scale={self.scale})"
+        scale = self.scale if np.ndim(self.scale) == 0 else self.scale.tolist()
+        return f"SymmetricNoiseLaw(dim={self.dim}, noise={self.noise!r}, scale={scale})"
 
     @property
     def beta(self) -> float:
@@ -831,7 +848,7 @@ class SymmetricNoiseLaw(ClassLaw):
         """The law used for non-squared families (built once)."""
         if self._fallback is None:
             if self.noise == "gaussian":
-                cov = self.scale**2 * np.eye(self.dim)
+                cov = self.scale**2 * np.eye(self.dim)  # diag(scale^2) for per-coordinate scales
                 self._fallback = GaussianMixtureLaw(np.ones(1), self.mean[None], cov[None])
             else:
                 self._fallback = EmpiricalLaw(sampler=self.sample, n=self.mc_size, seed=self.mc_seed)
@@ -868,6 +885,8 @@ class SymmetricNoiseLaw(ClassLaw):
             return self._delegate().moments(theta, label, model)
         theta = self._theta(theta, model)
         y = _check_label(label)
+        if np.ndim(self.scale):
+            return self._per_coordinate_moments(theta, y, model)
         mu_z = model.features(self.mean)
         J = _embedding(model, self.dim)
         t = theta[int(model.intercept) :]
@@ -886,6 +905,14 @@ class SymmetricNoiseLaw(ClassLaw):
             J @ M @ J.T
         )
         return Moments(risk, grad, hess, score_cov)
+
+    def _per_coordinate_moments(self, theta, y: float, model: GLM) -> Moments:
+        """Squared-loss moments with per-coordinate scales, by the reduction in the class docstring."""
+        one_scale = SymmetricNoiseLaw(self.mean / self.scale, self.noise)
+        T = np.concatenate([np.ones(int(model.intercept)), self.scale])
+        m = one_scale.moments(T * theta, y, model)
+        TT = np.outer(T, T)
+        return Moments(m.risk, T * m.grad, TT * m.hess, TT * m.score_cov)
 
     def moments_se(self, theta, label, model):
         """Standard errors of ``moments``.
@@ -922,6 +949,8 @@ class SymmetricNoiseLaw(ClassLaw):
             return self._delegate()._risk_rows(thetas, label, model)
         e = thetas @ model.features(self.mean) - label
         t = thetas[:, int(model.intercept) :]
+        if np.ndim(self.scale):
+            return e * e + np.einsum("bi,bi->b", t, self.scale**2 * t)
         return e * e + self.scale**2 * np.einsum("bi,bi->b", t, t)
 
 

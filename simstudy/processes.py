@@ -548,12 +548,122 @@ def bent_heavy_tailed(
     return Process("bent_heavy_tailed", law0, law1)
 
 
+def local_g1(b: float) -> float:
+    """g_phi's first coordinate in ``unequal_covariance``: g1(b) = 2 (5 b - (1 + b^2)) / (6 + b^2).
+
+    Parameters
+    ----------
+    b : float
+        The minority's mean on coordinate 1.
+
+    Returns
+    -------
+    float
+        g1(b); zero at b0 = (5 - sqrt 21) / 2.
+    """
+    return 2.0 * (5.0 * b - (1.0 + b * b)) / (6.0 + b * b)
+
+
+def local_b(g1: float) -> float:
+    """The b of ``unequal_covariance`` with g1(b) = ``g1``, on the branch through the null b0.
+
+    g1(b) = c is (2 + c) b^2 - 10 b + (2 + 6 c) = 0; the root that is b0 = (5 - sqrt 21) / 2
+    at c = 0 is b = (10 - sqrt(100 - 4 (2 + c)(2 + 6 c))) / (2 (2 + c)), real for c in about
+    (-1.83, 0.86).
+
+    Parameters
+    ----------
+    g1 : float
+        The target c.
+
+    Returns
+    -------
+    float
+        b.
+
+    Raises
+    ------
+    ValueError
+        If no real b on that branch gives c.
+    """
+    c = _finite(g1, "g1")
+    disc = 100.0 - 4.0 * (2.0 + c) * (2.0 + 6.0 * c)
+    if c <= -2.0 or disc < 0:
+        raise ValueError(f"no minority mean b gives g1 = {c!r}: the local alternative is too far from the null")
+    return (10.0 - math.sqrt(disc)) / (2.0 * (2.0 + c))
+
+
+def unequal_covariance(d: int = 5, b=None, h: float = 0.0, n1=None, kappa=None) -> Process:
+    """The symmetry test's design (AUTHORS_DESIGNS.md section D): unequal class covariances.
+
+    Coordinates of U0, U1 are i.i.d. Unif[-sqrt 3, sqrt 3] (mean 0, variance 1). Majority
+    X0 = -e1 + D0 U0 with D0 = diag(2, 1, ..., 1); minority X1 = b e1 + U1. Labels are -1/2 and
+    1/2: with the squared loss without intercept, l = (x' theta - (y - 1/2))^2 for labels 0/1.
+    Then theta* = ((1 + b) / (2 (6 + b^2)), 0, ..., 0) and g_phi = (g1(b), 0, ..., 0),
+    g1 = ``local_g1``, which vanishes at the null b0 = (5 - sqrt 21) / 2.
+
+    Local alternatives: without ``b``, b solves g1(b) = h / sqrt(n_eff) (``local_b``) with
+    n_eff = n0 n1 / (n0 + n1) and n0 = round(kappa n1) (simstudy's design.n0); h = 0 is the null
+    whatever n1 and kappa.
+
+    Parameters
+    ----------
+    d : int, default 5
+        Dimension, an integer >= 1.
+    b : float, optional
+        The minority's mean on coordinate 1; default from ``h``.
+    h : float, default 0.0
+        The local alternative's size; only without ``b``.
+    n1 : int, optional
+        The minority's size, needed when h != 0.
+    kappa : float, optional
+        n0 / n1, needed when h != 0.
+
+    Returns
+    -------
+    Process
+        Named "unequal_covariance", labels (-1/2, 1/2), ``info`` {"b": b, "g1": g1(b)}.
+
+    Raises
+    ------
+    ValueError
+        If ``d`` is not an integer >= 1, both ``b`` and a nonzero ``h`` are given, h != 0
+        without n1 and kappa (n1 >= 1, kappa > 0), or no b gives the local alternative.
+    """
+    d = _dimension(d)
+    h = _finite(h, "h")
+    if b is not None:
+        if h != 0.0:
+            raise ValueError(f"give the minority's mean b or the local alternative h, not both (b={b!r}, h={h!r})")
+        b = _finite(b, "b")
+    elif h == 0.0:
+        b = (5.0 - math.sqrt(21.0)) / 2.0
+    else:
+        if n1 is None or kappa is None:
+            raise ValueError("a local alternative h != 0 needs n1 and kappa (n_eff = n0 n1 / (n0 + n1))")
+        n1 = _finite(n1, "n1", positive=True)
+        n0 = round(_finite(kappa, "kappa", positive=True) * n1)
+        b = local_b(h / math.sqrt(n0 * n1 / (n0 + n1)))
+    scale0 = np.ones(d)
+    scale0[0] = 2.0
+    mean0, mean1 = np.zeros(d), np.zeros(d)
+    mean0[0], mean1[0] = -1.0, b
+    return Process(
+        "unequal_covariance",
+        SymmetricNoiseLaw(mean0, "uniform_cube", scale0),
+        SymmetricNoiseLaw(mean1, "uniform_cube"),
+        labels=(-0.5, 0.5),
+        info={"b": b, "g1": local_g1(b)},
+    )
+
+
 PROCESSES: dict[str, Callable[..., Process]] = {
     "symmetric_mean_shift": symmetric_mean_shift,
     "gaussian_classes": gaussian_classes,
     "tuned_logistic_mixture": tuned_logistic_mixture,
     "mixture_minority": mixture_minority,
     "noisy_ring": noisy_ring,
+    "unequal_covariance": unequal_covariance,
     "bent_heavy_tailed": bent_heavy_tailed,
 }
 """Constructors ``(**kwargs) -> Process`` by catalog name."""
@@ -598,10 +708,13 @@ __all__ = [
     "bend",
     "bent_heavy_tailed",
     "gaussian_classes",
+    "local_b",
+    "local_g1",
     "make_process",
     "mixture_minority",
     "noisy_ring",
     "symmetric_mean_shift",
     "tuned_alpha",
     "tuned_logistic_mixture",
+    "unequal_covariance",
 ]

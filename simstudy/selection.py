@@ -55,7 +55,7 @@ from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.utils.validation import check_is_fitted, column_or_1d, validate_data
 
 import simstudy  # noqa: F401  (float64 before any array)
-from simstudy.diagnostics import diagnose, wald_symmetry_test
+from simstudy.diagnostics import REFERENCES, diagnose, wald_symmetry_test
 from simstudy.families import Family, get_family
 from simstudy.fitting import GLM, FitInfo, fit_glm
 from simstudy.generators import FittedGenerator, Generator, ImblearnGenerator, make_generator
@@ -70,7 +70,10 @@ WINDOW_OFFSETS = np.round(np.arange(-0.2, 0.2001, 0.05), 10)
 """TG-VTSS window: the offsets -0.2, ..., 0.2 added to 1 and to the plug-in target."""
 
 # spawn keys of the streams derived from random_state
-_SPLIT, _FOLD, _FINAL, _DIAGNOSTICS = 0, 1, 2, 3
+_SPLIT, _FOLD, _FINAL, _DIAGNOSTICS, _SYMMETRY_BOOTSTRAP = 0, 1, 2, 3, 4
+
+GQS_RULES = ("threshold", "calibrated")
+"""TG-VTSS's rules for calling a generator biased (``theory_guided_grid``)."""
 
 _IMBLEARN_RESERVED = ("sampling_strategy", "random_state")
 
@@ -831,17 +834,79 @@ class VTSSClassifier(_GLMClassifier):
         )
 
 
+def theory_guided_grid(
+    wald_p: float,
+    alpha: float,
+    gqs=None,
+    gamma_tg=None,
+    wide=None,
+    *,
+    gqs_rule: str = "threshold",
+    gqs_threshold: float = 10.0,
+    gqs_level: float = 0.05,
+) -> tuple[str, np.ndarray]:
+    """TG-VTSS's branch and candidate grid from the section 4 diagnostics (THEORY.md section 5).
+
+    Symmetry not rejected (wald_p > alpha): {0, 0.05, ..., 0.2}, branch "symmetry". Otherwise
+    the generator is called biased by ``gqs_rule``: "threshold" when GQS > gqs_threshold (the
+    authors' 10), "calibrated" when the GQS's p-value under an exact generator
+    (``GQSResult.p_value``) is <= gqs_level. Not biased: 1 + {-0.2, ..., 0.2} and, when gamma_TG
+    exists, gamma_TG + the same offsets (negatives dropped), branch "low_gqs"; biased: the wide
+    grid, branch "high_gqs".
+
+    Parameters
+    ----------
+    wald_p : float
+        The symmetry test's p-value.
+    alpha : float
+        Its level.
+    gqs : simstudy.diagnostics.GQSResult, optional
+        Needed when symmetry is rejected.
+    gamma_tg : float, optional
+        The plug-in target, if any.
+    wide : array_like, optional
+        The wide grid; default 0, 0.05, ..., 2.
+    gqs_rule : {"threshold", "calibrated"}, default "threshold"
+        How the GQS decides (keyword only).
+    gqs_threshold : float, default 10.0
+        The "threshold" rule's bound (keyword only).
+    gqs_level : float, default 0.05
+        The "calibrated" rule's false-alarm rate (keyword only).
+
+    Returns
+    -------
+    branch : {"symmetry", "low_gqs", "high_gqs"}
+    candidates : ndarray
+        Sorted, de-duplicated.
+    """
+    if not wald_p > alpha:
+        if gqs is None:
+            raise ValueError("symmetry is rejected: the branch needs the GQS")
+        biased = gqs.gqs > gqs_threshold if gqs_rule == "threshold" else gqs.p_value <= gqs_level
+        if biased:
+            return "high_gqs", np.unique(_check_gammas(wide))
+        centres = [1.0] + ([gamma_tg] if gamma_tg is not None else [])
+        window = np.round(np.add.outer(centres, WINDOW_OFFSETS).ravel(), 10)
+        return "low_gqs", np.unique(window[window >= 0])
+    return "symmetry", SYMMETRY_GAMMAS.copy()
+
+
 class TGVTSSClassifier(VTSSClassifier):
     """Theory-guided VTSS (THEORY.md section 5): the section 4 diagnostics pick the grid.
 
-    1. The local-symmetry Wald test on the training data (``wald_symmetry_test``). p-value
-       >= alpha (symmetry not rejected): candidates {0, 0.05, ..., 0.2}, branch "symmetry".
+    1. The local-symmetry Wald test on the training data (``wald_symmetry_test``, its null
+       distribution ``symmetry_test``). p-value > alpha (symmetry not rejected): candidates
+       {0, 0.05, ..., 0.2}, branch "symmetry".
     2. Otherwise ``diagnose`` (balanced pilot, cross-fitted GQS with 5 folds, plug-in target
-       gamma_TG = n_TG / (n0 - n1) = 1 / (1 - c_hat)). GQS <= gqs_threshold: candidates
-       1 + {-0.2, -0.15, ..., 0.2} and, when gamma_TG exists, gamma_TG + the same offsets
-       (negative values dropped), branch "low_gqs". GQS > gqs_threshold: the wide grid
-       ``gammas``, branch "high_gqs".
+       gamma_TG = n_TG / (n0 - n1) = 1 / (1 - c_hat)). Generator not called biased by
+       ``gqs_rule``: candidates 1 + {-0.2, -0.15, ..., 0.2} and, when gamma_TG exists,
+       gamma_TG + the same offsets (negative values dropped), branch "low_gqs". Biased: the
+       wide grid ``gammas``, branch "high_gqs" (``theory_guided_grid``).
     3. Validation and refit as ``VTSSClassifier``.
+
+    The defaults are THEORY.md's rules (chi2 reference, GQS > 10), which are miscalibrated at
+    the paper's sizes (README, "Calibrated diagnostics"); ``symmetry_test="bootstrap"`` and
+    ``gqs_rule="calibrated"`` hold their nominal error rates there.
 
     Parameters
     ----------
@@ -850,12 +915,21 @@ class TGVTSSClassifier(VTSSClassifier):
     alpha : float, default 0.05
         Level of the Wald test, in [0, 1].
     gqs_threshold : float, default 10.0
-        The GQS at or below which the windows around 1 and gamma_TG are used.
+        The GQS above which the "threshold" rule calls the generator biased.
+    symmetry_test : {"chi2", "bootstrap"}, default "chi2"
+        The Wald statistic's null distribution (``wald_symmetry_test``'s ``reference``).
+    n_boot : int, default 199
+        Bootstrap resamples of the "bootstrap" test, >= 19.
+    gqs_rule : {"threshold", "calibrated"}, default "threshold"
+        "calibrated": biased when the GQS's p-value under an exact generator of the data's
+        sizes is <= gqs_level (``GQSResult.p_value``).
+    gqs_level : float, default 0.05
+        The calibrated rule's false-alarm rate, in (0, 1).
 
     Attributes
     ----------
     wald_ : simstudy.diagnostics.WaldResult
-        The Wald test on the training data.
+        The Wald test on the training data (its ``reference`` says which null ran).
     diagnostics_ : simstudy.diagnostics.Diagnostics or None
         The section 4 diagnostics, None in the symmetry branch.
     gqs_ : float or None
@@ -866,6 +940,8 @@ class TGVTSSClassifier(VTSSClassifier):
         The candidate grid, sorted and de-duplicated.
     branch_ : {"symmetry", "low_gqs", "high_gqs"}
         The branch taken.
+    rules_ : str
+        The decision rules that chose it, "<symmetry_test>/<gqs_rule>" (e.g. "chi2/threshold").
     gamma_, n_synthetic_, cv_results_, generator_
         As for ``VTSSClassifier``.
     theta_, coef_, intercept_, model_, family_, classes_, fit_info_, n_features_in_
@@ -886,6 +962,10 @@ class TGVTSSClassifier(VTSSClassifier):
         alpha=0.05,
         gqs_threshold=10.0,
         feature_map=None,
+        symmetry_test="chi2",
+        n_boot=199,
+        gqs_rule="threshold",
+        gqs_level=0.05,
     ):
         super().__init__(
             generator=generator,
@@ -901,8 +981,12 @@ class TGVTSSClassifier(VTSSClassifier):
         )
         self.alpha = alpha
         self.gqs_threshold = gqs_threshold
+        self.symmetry_test = symmetry_test
+        self.n_boot = n_boot
+        self.gqs_rule = gqs_rule
+        self.gqs_level = gqs_level
 
-    def _candidates(self, X, y, model, generator, root) -> np.ndarray:
+    def _check_rules(self) -> None:
         if isinstance(self.alpha, bool) or not isinstance(self.alpha, Real) or not 0 <= self.alpha <= 1:
             raise ValueError(f"alpha must be a number in [0, 1], got {self.alpha!r}")
         if (
@@ -911,28 +995,46 @@ class TGVTSSClassifier(VTSSClassifier):
             or np.isnan(self.gqs_threshold)
         ):
             raise ValueError(f"gqs_threshold must be a number, got {self.gqs_threshold!r}")
+        if self.symmetry_test not in REFERENCES:
+            raise ValueError(f"symmetry_test must be one of {REFERENCES}, got {self.symmetry_test!r}")
+        if self.gqs_rule not in GQS_RULES:
+            raise ValueError(f"gqs_rule must be one of {GQS_RULES}, got {self.gqs_rule!r}")
+        level = self.gqs_level
+        if isinstance(level, bool) or not isinstance(level, Real) or not 0 < level < 1:
+            raise ValueError(f"gqs_level must be a number in (0, 1), got {level!r}")
+        if self.symmetry_test == "bootstrap":
+            _check_int(self.n_boot, "n_boot", 19)
+
+    def _candidates(self, X, y, model, generator, root) -> np.ndarray:
+        self._check_rules()
         wide = _check_gammas(self.gammas)
         X0, X1 = X[y == 0], X[y == 1]
-        self.wald_ = wald_symmetry_test(X0, X1, model)
+        self.wald_ = wald_symmetry_test(
+            X0,
+            X1,
+            model,
+            reference=self.symmetry_test,
+            rng=_stream(root, _SYMMETRY_BOOTSTRAP),
+            n_boot=self.n_boot,
+        )
+        self.rules_ = f"{self.symmetry_test}/{self.gqs_rule}"
         self.diagnostics_ = self.gqs_ = self.gamma_tg_ = None
-        if not self.wald_.p_value < self.alpha:
-            self.branch_ = "symmetry"
-            candidates = SYMMETRY_GAMMAS
-        else:
+        if self.wald_.p_value <= self.alpha:
             self.diagnostics_ = diagnose(
                 X0, X1, generator, model, _stream(root, _DIAGNOSTICS), n_folds=min(5, X1.shape[0])
             )
             self.gqs_ = self.diagnostics_.gqs.gqs
             self.gamma_tg_ = self.diagnostics_.target.gamma
-            if self.gqs_ <= self.gqs_threshold:
-                self.branch_ = "low_gqs"
-                centres = [1.0] + ([self.gamma_tg_] if self.gamma_tg_ is not None else [])
-                window = np.round(np.add.outer(centres, WINDOW_OFFSETS).ravel(), 10)
-                candidates = window[window >= 0]
-            else:
-                self.branch_ = "high_gqs"
-                candidates = wide
-        self.candidate_gammas_ = np.unique(candidates)
+        self.branch_, self.candidate_gammas_ = theory_guided_grid(
+            float(self.wald_.p_value),
+            self.alpha,
+            None if self.diagnostics_ is None else self.diagnostics_.gqs,
+            self.gamma_tg_,
+            wide,
+            gqs_rule=self.gqs_rule,
+            gqs_threshold=self.gqs_threshold,
+            gqs_level=self.gqs_level,
+        )
         return self.candidate_gammas_
 
 
@@ -1165,6 +1267,7 @@ class CostSensitiveClassifier(_GLMClassifier):
 
 __all__ = [
     "DEFAULT_GAMMAS",
+    "GQS_RULES",
     "CostSensitiveClassifier",
     "FeatureGLM",
     "FixedSizeClassifier",
@@ -1175,4 +1278,5 @@ __all__ = [
     "balanced_loss",
     "resolve_generator",
     "stratified_splits",
+    "theory_guided_grid",
 ]

@@ -272,6 +272,35 @@ def train(spec: MLPSpec, params0: Params, X, y, w, chunk: int = 64) -> tuple[Par
     return params, np.concatenate(losses)
 
 
+def train_grid(spec: MLPSpec, params0: Params, X, y, W, chunk: int = 16) -> tuple[Params, np.ndarray]:
+    """S data sets with G weight vectors each (e.g. validation splits x candidate sizes, the
+    candidates' synthetic prefixes switched on by 0/1 weights), all trained by ``train``.
+
+    Parameters
+    ----------
+    spec, params0, chunk
+        As for ``train``.
+    X : array_like of shape (S, N, d)
+        The data sets' rows (zero-weight padding allowed).
+    y : array_like of shape (S, N)
+        Labels 0/1.
+    W : array_like of shape (S, G, N)
+        Row weights of each candidate.
+
+    Returns
+    -------
+    params : list of (ndarray, ndarray)
+        Trained weights with a leading axis of length S G, training s G + g for data set s and
+        weights g.
+    losses : ndarray of shape (S, G, epochs)
+        The training loss at each epoch.
+    """
+    W = np.asarray(W)
+    S, G, N = W.shape
+    params, losses = train(spec, params0, np.repeat(X, G, axis=0), np.repeat(y, G, axis=0), W.reshape(S * G, N), chunk)
+    return params, losses.reshape(S, G, -1)
+
+
 def batch_logits(params: Params, X) -> np.ndarray:
     """eta of B networks (params with a leading B axis) on their own rows X (B, n, d): (B, n)."""
     return np.asarray(_batched_logits(as_device(params), jnp.asarray(X, dtype=DTYPE)))
@@ -405,6 +434,13 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
     def _spec(self) -> MLPSpec:
         return MLPSpec(tuple(self.hidden), self.epochs, float(self.learning_rate), float(self.weight_decay))
 
+    def initial_params(self, d: int) -> Params:
+        """The initial weights of a fit on d columns: ``init``, or drawn with ``random_state``
+        (the same on every call, so batched trainings of a selector start where ``fit`` does)."""
+        if self.init is not None:
+            return self.init
+        return init_params(self._spec(), d, np.random.default_rng(self.random_state))
+
     def fit(self, X, y, sample_weight=None):
         """Train one network (class docstring).
 
@@ -438,12 +474,7 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
         else:
             self.mean_, self.scale_ = np.zeros(X.shape[1]), np.ones(X.shape[1])
         Z = (X - self.mean_) / self.scale_
-        if self.init is None:
-            rng = np.random.default_rng(self.random_state)
-            start = init_params(spec, X.shape[1], rng)
-        else:
-            start = self.init
-        params, losses = train(spec, start, Z[None], y[None], w[None], chunk=1)
+        params, losses = train(spec, self.initial_params(X.shape[1]), Z[None], y[None], w[None], chunk=1)
         self.params_ = take(params, 0)
         self.loss_curve_ = losses[0]
         self.feature_map_ = HiddenLayer(self.params_, tuple(range(spec.hidden[-1])), self.mean_, self.scale_)
@@ -497,5 +528,6 @@ __all__ = [
     "stack_rows",
     "take",
     "train",
+    "train_grid",
     "weighted_loss",
 ]

@@ -282,3 +282,20 @@ def test_hidden_layer_is_a_feature_map_for_the_diagnostics():
     model = FeatureGLM("logistic", True, 1e-3, feature_map=phi)
     wald = wald_symmetry_test(X[y == 0], X[y == 1], model)
     assert wald.df == len(phi.units) + 1 and np.isfinite(wald.statistic)
+
+
+def test_train_grid_is_train_on_the_flattened_grid():
+    X, y, w = batch(B=3, seed=6)
+    W = np.stack([w, 0.5 * w[::-1]], axis=1)  # (S = 3, G = 2, N)
+    params0 = nw.init_params(SPEC, X.shape[-1], np.random.default_rng(4))
+    grid, losses = nw.train_grid(SPEC, params0, X, y, W, chunk=4)
+    flat, flat_losses = nw.train(
+        SPEC, params0, np.repeat(X, 2, axis=0), np.repeat(y, 2, axis=0), W.reshape(6, -1), chunk=4
+    )
+    assert losses.shape == (3, 2, SPEC.epochs)
+    np.testing.assert_array_equal(losses.reshape(6, -1), flat_losses)
+    for (Wg, _), (Wf, _) in zip(grid, flat):
+        np.testing.assert_array_equal(Wg, Wf)
+    # training s G + g is data set s with weights g: against a training of that one alone
+    alone, _ = nw.train(SPEC, params0, X[2:3], y[2:3], W[2, 1][None], chunk=1)
+    np.testing.assert_allclose(nw.take(grid, 5)[0][0], alone[0][0][0], rtol=1e-5, atol=1e-6)

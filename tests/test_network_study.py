@@ -142,3 +142,23 @@ def test_bad_values_name_the_key(override, key):
     with pytest.raises(ConfigError) as info:
         compose_job(["study=mlp_nonsyn", override])
     assert info.value.key == key
+
+
+def test_geometry_of_a_pool_against_hand_computations():
+    rng = np.random.default_rng(0)
+    raw = np.column_stack([rng.normal(size=400), np.exp(rng.normal(size=400))])
+    scaler = ns.Scaler.fit(raw)
+    Z = scaler(raw)
+    Z1 = Z[:100]
+    same = ns.geometry(Z1, Z1, Z, scaler)
+    assert same == {"share_outside": 0.0, "mean_shift": 0.0, "cov_distortion": 0.0}
+    # shift coordinate 0 by half the minority SD, push every 4th point below 0 in the raw scale
+    pool = Z1.copy()
+    pool[:, 0] += 0.5 * Z1[:, 0].std(ddof=1)
+    pool[::4, 1] = (-1.0 - scaler.mean[1]) / scaler.sd[1]
+    shape = ns.geometry(pool, Z1, Z, scaler)
+    assert shape["share_outside"] == 0.25
+    shift1 = (pool[:, 1].mean() - Z1[:, 1].mean()) / Z1[:, 1].std(ddof=1)
+    np.testing.assert_allclose(shape["mean_shift"], np.sqrt((0.5**2 + shift1**2) / 2), rtol=1e-12)
+    C1, Cs = np.cov(Z1.T), np.cov(pool.T)
+    np.testing.assert_allclose(shape["cov_distortion"], np.sqrt(((Cs - C1) ** 2).sum() / (C1**2).sum()), rtol=1e-12)

@@ -65,7 +65,7 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import dataclass, fields, replace
 from typing import NamedTuple
 
 import matplotlib.pyplot as plt
@@ -657,10 +657,8 @@ class NetworkStudy:
 
     def summarise(self, built: NetworkCell, rows: pd.DataFrame) -> dict:
         run, d = built.run, built.run.design
-        selection = as_plain(run.selection)
-        selection["network"] = asdict(run.selection.network)
         return {
-            "selection": selection,
+            "selection": as_plain(run.selection),
             "dgp": run.dgp["name"],
             "n0": d.n0,
             "n1": d.n1,

@@ -19,15 +19,16 @@ One replication r of the cell:
    (mean one); **cost-sensitive**, minority-to-majority cost ratio c from
    ``selection.cost_ratios`` tuned by the validation; for each generator of
    ``selection.generators``, **VTSS** over the grid ``selection.gammas`` and **TG-VTSS**
-   (THEORY.md section 5, the candidate rule of ``selection.TGVTSSClassifier``). An augmented
+   (THEORY.md section 5, the candidate rule ``selection.theory_guided_grid`` with the GQS
+   threshold rule). An augmented
    training set of n real and m synthetic rows gives every row the weight n / (n + m), so the
    total weight is n whatever m (with the loss normalised by the sum of weights this is the
    same fit as unit weights).
 5. TG-VTSS's diagnostics (THEORY.md section 4) run on the reweighting network's last hidden
    layer (the balanced pilot: its weights are the pilot's 1/(2 n_k) up to a constant), that
    feature map fixed (``network.HiddenLayer``, units constant on the training rows dropped),
-   plus an intercept when ``model.intercept``: ``diagnostics.wald_symmetry_test`` and, when
-   symmetry is rejected at ``selection.alpha``, ``diagnostics.diagnose`` with
+   plus an intercept when ``model.intercept``: ``diagnostics.wald_symmetry_test`` (chi2
+   reference) and, when symmetry is rejected at ``selection.alpha``, ``diagnostics.diagnose`` with
    ``selection.gqs_folds`` folds, through ``selection.FeatureGLM`` (logistic, ridge
    ``model.ridge`` in simstudy's convention (lambda / 2) ||theta||^2). If the diagnostics fail
    (a singular Hessian or Wald covariance), the error is recorded and TG-VTSS uses the wide grid.
@@ -90,13 +91,7 @@ from simstudy.schema import (
     number,
     selection_config,
 )
-from simstudy.selection import (
-    DEFAULT_GAMMAS,
-    SYMMETRY_GAMMAS,
-    WINDOW_OFFSETS,
-    FeatureGLM,
-    stratified_splits,
-)
+from simstudy.selection import DEFAULT_GAMMAS, FeatureGLM, stratified_splits, theory_guided_grid
 from simstudy.studies.selectors import error_text, mean_sd_mcse, selector_seed
 
 CHUNK = 16
@@ -300,16 +295,19 @@ def augmented(Z, y, pool, m: int):
 
 
 def tg_candidates(sel: NetworkSelection, wide, wald, diag) -> tuple[str, np.ndarray]:
-    """TG-VTSS's branch and candidate grid (THEORY.md section 5, as ``TGVTSSClassifier``)."""
-    if diag is None and wald is not None and not wald.p_value < sel.alpha:
-        return "symmetry", SYMMETRY_GAMMAS
-    if diag is None:
-        return "diagnostics_failed", wide
-    if diag.gqs.gqs <= sel.gqs_threshold:
-        centres = [1.0] + ([diag.target.gamma] if diag.target.gamma is not None else [])
-        window = np.round(np.add.outer(centres, WINDOW_OFFSETS).ravel(), 10)
-        return "low_gqs", np.unique(window[window >= 0])
-    return "high_gqs", wide
+    """TG-VTSS's branch and candidates (``selection.theory_guided_grid``, THEORY.md section 5);
+    "diagnostics_failed" and the wide grid when the diagnostics raised."""
+    if wald is None or (diag is None and not wald.p_value > sel.alpha):
+        return "diagnostics_failed", np.asarray(wide)
+    gamma_tg = None if diag is None else diag.target.gamma
+    return theory_guided_grid(
+        float(wald.p_value),
+        sel.alpha,
+        None if diag is None else diag.gqs,
+        gamma_tg,
+        wide,
+        gqs_threshold=sel.gqs_threshold,
+    )
 
 
 def geometry(pool, Z1, Z_real, scaler: Scaler) -> dict:
@@ -366,7 +364,7 @@ def _diagnostics(nc: NetworkCell, Z, y, pilot, root):
         return len(phi.units), None, {label: (None, error_text(err)) for label in nc.generators}
     out = {}
     for g, (label, generator) in enumerate(nc.generators.items()):
-        if not wald.p_value < sel.alpha:
+        if wald.p_value > sel.alpha:  # symmetry not rejected: no GQS (theory_guided_grid)
             out[label] = (None, "")
             continue
         try:

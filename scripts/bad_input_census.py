@@ -168,6 +168,14 @@ for option, value in (
     ("bogus", "1"),
 ):
     _add("dgp", option, "study=vtss_ring", f"+dgp.{option}={value}")
+# bent_heavy_tailed (the network study, AUTHORS_DESIGNS.md section E)
+for option, value in (("df", "-1"), ("outlier_probability", "2"), ("mc_size", "abc")):
+    _add("dgp", option, "study=mlp_nonsyn", f"dgp.{option}={value}")
+# unequal_covariance (the symmetry test's design, AUTHORS_DESIGNS.md section D)
+SZ = "study=symmetry_test_size"
+for option, value in (("d", "0"), ("h", "abc"), ("b", "abc"), ("h", "100")):
+    _add("dgp", option, SZ, f"dgp.{option}={value}")
+_add("dgp", "b|h", SZ, "dgp.b=0.5", "dgp.h=1", id="unequal_covariance with both b and h")
 
 # ------------------------------------------------------------------------------------------
 # generator.* of every generator in conf/generator (quickstart: n1 = 50)
@@ -177,6 +185,8 @@ _add("generator", "scale", "generator=feature_jitter", "generator.scale=nan")
 _add("generator", "shrinkage", "generator=gaussian_fit", "generator.shrinkage=2")
 _add("generator", "shrinkage", "generator=gaussian_fit", "generator.shrinkage=-0.5")
 _add("generator", "shrinkage", "generator=gaussian_fit", "generator.shrinkage=abc")
+_add("generator", "scale", "generator=local_jitter", "generator.scale=-1")
+_add("generator", "k", "generator=local_jitter", "generator.k=0")
 _add("generator", "sd", "generator=jitter", "generator.sd=-1")
 _add("generator", "sd", "generator=jitter", "generator.sd=abc")
 _add("generator", "sd", "generator=jitter", "generator.sd=inf")
@@ -291,6 +301,19 @@ _add("selection", "pilot_per_class", VR, "selection.feature_map.pilot_per_class=
 _add("selection", "scoring", VR, "selection.scoring=exact")
 _add("selection", "selection.cv", VR, "selection.cv=500")
 _add("size", "n_features", VR, "selection.feature_map.n_features=1000000000")
+# TG-VTSS's decision rules (issue 17) and the diagnostics study
+for option, value in (
+    ("symmetry_test", "exact"),
+    ("gqs_rule", "sometimes"),
+    ("n_boot", "5"),
+    ("n_boot", "abc"),
+    ("gqs_level", "0"),
+    ("gqs_level", "1"),
+):
+    _add("selection", f"selection.{option}", VL, f"selection.{option}={value}")
+_add("selection", "selection.n_boot", VL, "selection.symmetry_test=bootstrap", "selection.n_boot=0")
+_add("selection", "selection.feature_map", SZ, "+selection.feature_map={name: rff}", id="a symmetry test on features")
+_add("size", "design.n0", "study=gqs_calibration", "design.n0=50", id="a GQS without a majority")
 
 # ------------------------------------------------------------------------------------------
 # data.* for study=real_data (bundled datasets)

@@ -19,6 +19,7 @@ import pandas as pd
 from simstudy import plotting
 from simstudy.engine import MIN_VERDICT_REPLICATIONS
 from simstudy.jobfiles import SUMMARY, atomic_write_text, copy_figures, read_summary, write_table
+from simstudy.studies import study_of
 
 
 class PlannedCell(NamedTuple):
@@ -245,6 +246,18 @@ def jobs_report(cells: pd.DataFrame, kind: str) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _kind_sweep(kind: str, summaries: list[dict], cells: pd.DataFrame):
+    """A kind without a theory verdict: its own sweep figure and report section when it has
+    them (an optional ``sweep(summaries) -> (figure or None, markdown)`` of its Study), after
+    the table of jobs."""
+    text = jobs_report(cells, kind)
+    sweep = getattr(study_of(kind), "sweep", None)
+    if sweep is None:
+        return None, text
+    fig, section = sweep(summaries)
+    return fig, text + ("\n## Results\n\n" + section if section else "")
+
+
 def aggregate(sweep_dir, figures_dir=None, planned: list[PlannedCell] | None = None) -> pd.DataFrame:
     """Combine a sweep directory's job summaries (those of the ``planned`` cells when given, see
     the module docstring); returns the cell table.
@@ -252,7 +265,7 @@ def aggregate(sweep_dir, figures_dir=None, planned: list[PlannedCell] | None = N
     Writes cells.{parquet,csv}, curves.{parquet,csv} and report.md into sweep_dir; for curve
     studies (``kind`` curve) also the sweep figure.{png,pdf} (``study.figure`` says which) and a
     copy of it in figures_dir/<study>.{png,pdf} when given. Other kinds draw their figures per
-    job.
+    job, and a sweep figure when their Study has ``sweep`` (the diagnostics kind).
     """
     sweep_dir = Path(sweep_dir)
     if (sweep_dir / SUMMARY).is_file():
@@ -267,8 +280,10 @@ def aggregate(sweep_dir, figures_dir=None, planned: list[PlannedCell] | None = N
     figure = next((s["figure"] for s in summaries if s.get("figure")), "curve")
     # everything is drawn before anything is written: a failure leaves the earlier aggregate
     # whole, never new tables beside an old figure and report
-    fig = plotting.sweep_figure(figure, cells, curves) if kind == "curve" else None
-    text = report(summaries, cells) if kind == "curve" else jobs_report(cells, kind)
+    if kind == "curve":
+        fig, text = plotting.sweep_figure(figure, cells, curves), report(summaries, cells)
+    else:
+        fig, text = _kind_sweep(kind, summaries, cells)
     write_table(cells, sweep_dir / "cells")
     write_table(curves, sweep_dir / "curves")
     if fig is not None:

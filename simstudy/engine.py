@@ -186,6 +186,7 @@ STREAM_TAGS = MappingProxyType(
         "verdict_refined": 4,  # the refined prediction's verdict
         # after (data key, replication): a key one word shorter than the above, never equal
         "selectors": 2,  # the selectors of studies 6 and 7
+        "symmetry_bootstrap": 5,  # the symmetry test's bootstrap resamples (study.kind diagnostics)
     }
 )
 """The last word of every auxiliary spawn key, in one table (``auxiliary_seed``). The values

@@ -374,6 +374,7 @@ def sweep_figure(figure: str, cells: pd.DataFrame, curves: pd.DataFrame):
 METHOD_COLOURS = {
     "vtss": "#d35400",
     "tg_vtss": "#27ae60",
+    "tg_vtss_calibrated": "#16a085",
     "reweighting": "#8e44ad",
     "cost_sensitive": "#7f8c8d",
     "raw": "#2c3e50",
@@ -385,6 +386,7 @@ METHOD_LABELS = {
     "oracle_best": "oracle-best size",
     "vtss": "VTSS",
     "tg_vtss": "TG-VTSS",
+    "tg_vtss_calibrated": "TG-VTSS (calibrated rules)",
     "reweighting": "reweighting",
     "cost_sensitive": "cost-sensitive",
     "raw": "raw (γ = 0)",
@@ -409,9 +411,9 @@ def _vtss_panel(ax, summary: dict, legend: bool):
         ms=11,
         label=f"oracle-best size (γ = {best['gamma']:.2f})",
     )
-    for name in ("vtss", "tg_vtss"):
-        m = methods[name]
-        if m["n_tilde"]["mean"] is None:
+    for name in ("vtss", "tg_vtss", "tg_vtss_calibrated"):
+        m = methods.get(name)
+        if m is None or m["n_tilde"]["mean"] is None:
             continue
         ax.errorbar(
             m["n_tilde"]["mean"],
@@ -720,5 +722,216 @@ def alignment_map_figure(table: pd.DataFrame, summary: dict, overlay=None, sprea
         f"{summary['study']}: {summary['model']}, n0 = {summary['n0']}, n1 = {summary['n1']}, ‖g‖ = {g_norm:.3g}",
         fontsize=10,
     )
+    fig.tight_layout()
+    return fig
+
+
+def _qq_panel(ax, s: dict, title: str):
+    qq = s["qq"]
+    ax.plot(qq["chi2"], qq["statistic"], ".", color=SIM, ms=3)
+    top = max(max(qq["chi2"]), max(qq["statistic"]))
+    ax.plot([0, top], [0, top], color=THEORY, lw=1)
+    ax.set_title(title, fontsize=8)
+    ax.set_xlabel(f"χ²_{s['df']} quantile", fontsize=8)
+    ax.set_ylabel("T quantile", fontsize=8)
+
+
+def _gqs_rates_text(s: dict) -> str:
+    a, b = s["biased_threshold"], s["biased_calibrated"]
+    return (
+        f"called biased: GQS > {s['selection']['gqs_threshold']:g} {a['rate']:.3f} ± {a['mcse']:.3f}; "
+        f"calibrated (level {s['selection']['gqs_level']:g}) {b['rate']:.3f} ± {b['mcse']:.3f}"
+    )
+
+
+def diagnostics_cell_figure(summary: dict):
+    """One cell of ``study.kind: diagnostics``: the Q-Q plot of T against chi2_p with both
+    rejection rates (symmetry), or the GQS decisions' rates (gqs)."""
+    fig, ax = plt.subplots(figsize=(5.2, 4.2))
+    if summary["measure"] == "symmetry":
+        _qq_panel(ax, summary, "")
+        boot = summary.get("reject_bootstrap")
+        chi = summary["reject_chi2"]
+        lines = [f"rejection at {summary['alpha']:g}: χ² {chi['rate']:.3f} ± {chi['mcse']:.3f}"]
+        if boot:
+            lines.append(f"bootstrap {boot['rate']:.3f} ± {boot['mcse']:.3f}")
+        lines.append(f"first-order prediction {summary['population']['power']:.3f}")
+        ax.text(0.03, 0.97, "\n".join(lines), transform=ax.transAxes, va="top", fontsize=7)
+    else:
+        ax.axis("off")
+        ax.text(
+            0.02,
+            0.6,
+            f"mean GQS {summary['gqs_mean']:.2f} ± {summary['gqs_mcse']:.2f}\n" + _gqs_rates_text(summary),
+            fontsize=8,
+        )
+    fig.suptitle(
+        f"{summary['study']}: {summary['dgp']}, {summary['model']}, n0 = {summary['n0']}, n1 = {summary['n1']}, "
+        f"R = {summary['reps']}",
+        fontsize=8,
+    )
+    fig.tight_layout()
+    return fig
+
+
+def _cell_value(s: dict, key: str, default=None):
+    return s.get("cell", {}).get(key, default)
+
+
+def diagnostics_sweep_figure(summaries: list[dict]):
+    """A sweep of ``study.kind: diagnostics``.
+
+    Symmetry, null cells (every cell's population noncentrality 0): rejection rate at alpha
+    against n1, one panel per n0 / n1 ratio, chi2 (open) and bootstrap (filled) by dimension
+    with ±1.96 MCSE bars and the band [0.035, 0.065]; below, the Q-Q plots of the largest and
+    smallest n1 per panel. Symmetry, local alternatives: power against h with the first-order
+    noncentral chi2 prediction, one panel per (n1, n0 / n1). GQS: the rate of "biased" calls
+    by generator and n1 for both rules."""
+    measure = summaries[0]["measure"]
+    if measure == "gqs":
+        return _gqs_sweep_figure(summaries)
+    if not all(s["population"]["null"] for s in summaries):
+        return _power_figure(summaries)
+    return _size_figure(summaries)
+
+
+def _ratio(s: dict) -> int:
+    return round(s["n0"] / s["n1"])
+
+
+def _size_figure(summaries):
+    ratios = sorted({_ratio(s) for s in summaries})
+    fig, axes = plt.subplots(2, len(ratios), figsize=(4.6 * len(ratios), 7.2), squeeze=False)
+    palette = plt.get_cmap("viridis")
+    dfs = sorted({s["df"] for s in summaries})
+    for j, ratio in enumerate(ratios):
+        ax = axes[0, j]
+        cells = [s for s in summaries if _ratio(s) == ratio]
+        ax.axhspan(0.035, 0.065, color="0.9", lw=0)
+        ax.axhline(summaries[0]["alpha"], color=THEORY, lw=0.8, ls="--")
+        for k, df in enumerate(dfs):
+            mine = sorted((s for s in cells if s["df"] == df), key=lambda s: s["n1"])
+            if not mine:
+                continue
+            colour = palette(k / max(1, len(dfs) - 1) * 0.85)
+            n1 = np.array([s["n1"] for s in mine], dtype=float) * (1 + 0.03 * (k - len(dfs) / 2))
+            for key, marker, label in (("reject_chi2", "o", "χ²"), ("reject_bootstrap", "s", "bootstrap")):
+                entries = [s.get(key) for s in mine]
+                if not all(entries):
+                    continue
+                rate = np.array([e["rate"] for e in entries])
+                err = 1.96 * np.array([e["mcse"] for e in entries])
+                ax.errorbar(
+                    n1,
+                    rate,
+                    yerr=err,
+                    fmt=marker + ("-" if key == "reject_bootstrap" else "--"),
+                    color=colour,
+                    mfc=colour if key == "reject_bootstrap" else "white",
+                    ms=5,
+                    capsize=2,
+                    lw=1,
+                    label=f"p = {df}, {label}",
+                )
+        ax.set_xscale("log")
+        ax.set_xlabel("n1")
+        ax.set_ylabel(f"rejection rate at {summaries[0]['alpha']:g}")
+        ax.set_title(f"n0 = {ratio} n1", fontsize=9)
+        ax.legend(fontsize=6, frameon=False, ncol=2)
+        bx = axes[1, j]
+        for k, df in enumerate(dfs):
+            mine = sorted((s for s in cells if s["df"] == df), key=lambda s: s["n1"])
+            if not mine:
+                continue
+            colour = palette(k / max(1, len(dfs) - 1) * 0.85)
+            for s, style in ((mine[0], ":"), (mine[-1], "-")):
+                qq = s["qq"]
+                bx.plot(
+                    np.asarray(qq["chi2"]) / df,
+                    np.asarray(qq["statistic"]) / df,
+                    style,
+                    color=colour,
+                    lw=1.1,
+                    label=f"p = {df}, n1 = {s['n1']}",
+                )
+        bx.plot([0, 3], [0, 3], color=THEORY, lw=0.8)
+        bx.set_xlabel("χ²_p quantile / p")
+        bx.set_ylabel("T quantile / p")
+        bx.set_title("Q-Q against χ²_p (scaled by p)", fontsize=9)
+        bx.legend(fontsize=6, frameon=False)
+    fig.suptitle(
+        f"{summaries[0]['study']}: size of the local-symmetry Wald test, R = {summaries[0]['reps']}", fontsize=10
+    )
+    fig.tight_layout()
+    return fig
+
+
+def _power_figure(summaries):
+    panels = sorted({(s["n1"], _ratio(s)) for s in summaries})
+    fig, axes = plt.subplots(1, len(panels), figsize=(3.6 * len(panels), 3.6), squeeze=False)
+    for ax, (n1, ratio) in zip(axes[0], panels):
+        mine = sorted(
+            (s for s in summaries if (s["n1"], _ratio(s)) == (n1, ratio)), key=lambda s: _cell_value(s, "h", 0)
+        )
+        h = np.array([_cell_value(s, "h", 0.0) for s in mine], dtype=float)
+        ax.plot(
+            h, [s["population"]["power"] for s in mine], "-", color=THEORY, lw=1.2, label="noncentral χ² prediction"
+        )
+        for key, marker, label in (("reject_chi2", "o", "χ²"), ("reject_bootstrap", "s", "bootstrap")):
+            entries = [s.get(key) for s in mine]
+            if all(entries):
+                ax.errorbar(
+                    h,
+                    [e["rate"] for e in entries],
+                    yerr=[1.96 * e["mcse"] for e in entries],
+                    fmt=marker,
+                    color=SIM if key == "reject_chi2" else "#16a085",
+                    ms=4,
+                    capsize=2,
+                    label=label,
+                )
+        ax.axhline(mine[0]["alpha"], color="0.6", lw=0.8, ls="--")
+        ax.set_xlabel("h  (g1 = h / √n_eff)")
+        ax.set_ylim(0, 1.02)
+        ax.set_title(f"n1 = {n1}, n0 = {ratio} n1", fontsize=9)
+    axes[0, 0].set_ylabel("rejection rate")
+    axes[0, 0].legend(fontsize=7, frameon=False)
+    fig.suptitle(
+        f"{summaries[0]['study']}: local power of the Wald test, p = {summaries[0]['df']}, R = {summaries[0]['reps']}",
+        fontsize=10,
+    )
+    fig.tight_layout()
+    return fig
+
+
+def _gqs_sweep_figure(summaries):
+    generators = sorted({s["generator"] for s in summaries})
+    fig, axes = plt.subplots(1, len(generators), figsize=(4.2 * len(generators), 3.6), squeeze=False)
+    for ax, name in zip(axes[0], generators):
+        mine = sorted((s for s in summaries if s["generator"] == name), key=lambda s: s["n1"])
+        n1 = np.array([s["n1"] for s in mine], dtype=float)
+        for key, marker, label in (
+            ("biased_threshold", "o--", "GQS > threshold"),
+            ("biased_calibrated", "s-", "calibrated"),
+        ):
+            ax.errorbar(
+                n1,
+                [s[key]["rate"] for s in mine],
+                yerr=[1.96 * s[key]["mcse"] for s in mine],
+                fmt=marker,
+                color=SIM if key == "biased_threshold" else "#16a085",
+                ms=4,
+                capsize=2,
+                lw=1,
+                label=label,
+            )
+        ax.axhline(mine[0]["selection"]["gqs_level"], color="0.6", lw=0.8, ls="--")
+        ax.set_ylim(-0.02, 1.02)
+        ax.set_xscale("log")
+        ax.set_xlabel("n1")
+        ax.set_title(f"{name} ({mine[0]['dgp']})", fontsize=9)
+    axes[0, 0].set_ylabel('share called "biased"')
+    axes[0, 0].legend(fontsize=7, frameon=False)
+    fig.suptitle(f"{summaries[0]['study']}: the GQS decision, R = {summaries[0]['reps']}", fontsize=10)
     fig.tight_layout()
     return fig

@@ -643,7 +643,12 @@ def unequal_covariance(d: int = 5, b=None, h: float = 0.0, n1=None, kappa=None) 
             raise ValueError("a local alternative h != 0 needs n1 and kappa (n_eff = n0 n1 / (n0 + n1))")
         n1 = _finite(n1, "n1", positive=True)
         n0 = round(_finite(kappa, "kappa", positive=True) * n1)
-        b = local_b(h / math.sqrt(n0 * n1 / (n0 + n1)))
+        try:
+            b = local_b(h / math.sqrt(n0 * n1 / (n0 + n1)))
+        except ValueError:
+            raise ValueError(
+                f"h = {h!r} is too far from the null at n1 = {n1:g}, n0 = {n0}: no minority mean b gives it"
+            ) from None
     scale0 = np.ones(d)
     scale0[0] = 2.0
     mean0, mean1 = np.zeros(d), np.zeros(d)

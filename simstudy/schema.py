@@ -157,7 +157,10 @@ class SelectionConfig:
 
     ``gammas`` are the selectors' candidates (None: 0, 0.05, ..., 2); ``cv`` is ``"holdout"``,
     K, or ``("repeated", K, n_repeats)``; ``test_size`` the holdout's validation fraction;
-    ``alpha`` and ``gqs_threshold`` TG-VTSS's Wald level and GQS threshold; ``feature_map``
+    ``alpha`` and ``gqs_threshold`` TG-VTSS's Wald level and GQS threshold, ``symmetry_test``
+    ("chi2" or "bootstrap", with ``n_boot`` resamples; 0 turns the diagnostics study's bootstrap
+    off) and ``gqs_rule`` ("threshold" or "calibrated", at false-alarm rate ``gqs_level``) its
+    decision rules (``simstudy.selection.theory_guided_grid``); ``feature_map``
     a feature map or None; ``scoring`` ``"auto"``, ``"exact"`` or ``"test_set"`` and
     ``test_per_class`` the test set's rows per class (study 6)."""
 
@@ -169,6 +172,10 @@ class SelectionConfig:
     feature_map: FeatureMapConfig | None
     scoring: str
     test_per_class: int
+    symmetry_test: str = "chi2"
+    n_boot: int = 199
+    gqs_rule: str = "threshold"
+    gqs_level: float = 0.05
 
     @property
     def folds(self) -> int:
@@ -185,7 +192,13 @@ SELECTION_DEFAULTS = {
     "feature_map": None,
     "scoring": "auto",
     "test_per_class": 20000,
+    "symmetry_test": "chi2",
+    "n_boot": 199,
+    "gqs_rule": "threshold",
+    "gqs_level": 0.05,
 }
+SYMMETRY_TESTS = ("chi2", "bootstrap")
+GQS_RULES = ("threshold", "calibrated")
 FEATURE_MAP_DEFAULTS = {"name": "rff", "n_features": 100, "lengthscale": "median", "pilot_per_class": 1000}
 SCORINGS = ("auto", "exact", "test_set")
 
@@ -225,6 +238,14 @@ def selection_config(section) -> SelectionConfig:
     sel = known_keys(section, SELECTION_DEFAULTS, "selection")
     if sel["scoring"] not in SCORINGS:
         raise ConfigError("selection.scoring", sel["scoring"], f"must be one of {list(SCORINGS)}")
+    for key, allowed in (("symmetry_test", SYMMETRY_TESTS), ("gqs_rule", GQS_RULES)):
+        if sel[key] not in allowed:
+            raise ConfigError(f"selection.{key}", sel[key], f"must be one of {list(allowed)}")
+    n_boot = integer(sel["n_boot"], "selection.n_boot", 0)
+    if 0 < n_boot < 19 or (n_boot == 0 and sel["symmetry_test"] == "bootstrap"):
+        raise ConfigError(
+            "selection.n_boot", n_boot, "must be 0 (no bootstrap) or >= 19 (>= 19 for symmetry_test=bootstrap)"
+        )
     return SelectionConfig(
         gammas=None if sel["gammas"] is None else grid(sel["gammas"], "selection.gammas"),
         cv=_cv(sel["cv"]),
@@ -234,6 +255,10 @@ def selection_config(section) -> SelectionConfig:
         feature_map=_feature_map(sel["feature_map"]),
         scoring=sel["scoring"],
         test_per_class=integer(sel["test_per_class"], "selection.test_per_class", 2),
+        symmetry_test=sel["symmetry_test"],
+        n_boot=n_boot,
+        gqs_rule=sel["gqs_rule"],
+        gqs_level=number(sel["gqs_level"], "selection.gqs_level", low=0.0, high=1.0, low_open=True, high_open=True),
     )
 
 

@@ -130,15 +130,22 @@ def test_vtss_job_writes_the_contract(linear_job):
     methods = stored["methods"]
     np.testing.assert_allclose(methods["full_balancing"]["test_loss"]["mean"], values[:, 2].mean())
     np.testing.assert_allclose(methods["no_augmentation"]["test_loss"]["mean"], values[:, 0].mean())
-    for name in ("vtss", "tg_vtss", "reweighting", "cost_sensitive"):
+    for name in ("vtss", "tg_vtss", "tg_vtss_calibrated", "reweighting", "cost_sensitive"):
         sub = rows[rows["method"] == name].sort_values("replication")
         assert len(sub) == 3 and (sub["error"] == "").all()
         np.testing.assert_allclose(methods[name]["test_loss"]["mean"], sub["test_loss"].mean())
         np.testing.assert_allclose(methods[name]["test_loss"]["mcse"], sub["test_loss"].std(ddof=1) / np.sqrt(3))
-    for name in ("vtss", "tg_vtss"):
+    for name in ("vtss", "tg_vtss", "tg_vtss_calibrated"):
         sub = rows[rows["method"] == name]
         np.testing.assert_allclose(methods[name]["gamma"]["mean"], sub["gamma"].mean())
         np.testing.assert_allclose(methods[name]["gamma"]["sd"], sub["gamma"].std(ddof=1))
+    # the two rule sets side by side (issue 17): branch counts and each branch's loss from the rows
+    for name, rules in (("tg_vtss", "chi2/threshold"), ("tg_vtss_calibrated", "bootstrap/calibrated")):
+        sub = rows[rows["method"] == name]
+        assert methods[name]["rules"] == rules and set(sub["rules"]) == {rules}
+        assert methods[name]["branches"] == sub["branch"].value_counts().to_dict()
+        for branch, part in sub.groupby("branch"):
+            np.testing.assert_allclose(methods[name]["branch_test_loss"][branch]["mean"], part["test_loss"].mean())
 
 
 def test_curve_at_full_balancing_equals_an_independent_refit(linear_job):
@@ -394,7 +401,8 @@ def test_real_data_split_rows_match_sklearn_refits(holey):
     )
     rows = real_data_split(holey, run, 0)
     sd = outer_split(holey, run.seed, 0, 0.2)
-    assert set(rows["method"]) == {"raw", "reweighting", "cost_sensitive", "curve", "balanced", "vtss", "tg_vtss"}
+    methods = {"raw", "reweighting", "cost_sensitive", "curve", "balanced", "vtss", "tg_vtss", "tg_vtss_calibrated"}
+    assert set(rows["method"]) == methods
     assert (rows["error"] == "").all()
     assert (rows["n_test_per_class"] == 8).all()
     for method, weight in (("raw", None), ("reweighting", np.where(sd.y_train == 1, 160 / 64, 160 / 256))):

@@ -1,12 +1,19 @@
 """The symmetry test's design (AUTHORS_DESIGNS.md section D), its bootstrap calibration and
 TG-VTSS's decision rules, against closed forms and independent recomputations."""
 
+import json
 import math
 
 import numpy as np
+import pandas as pd
 import pytest
-from scipy.stats import chi2
+from hydra import compose, initialize_config_dir
+from omegaconf import OmegaConf
+from scipy.stats import chi2, ncx2
 
+from simstudy.aggregate import aggregate
+from simstudy.app import CONFIG_PATH
+from simstudy.config import ConfigError, validate
 from simstudy.diagnostics import _counts, _resampled_stats, class_score_stats, diagnose, wald_symmetry_test
 from simstudy.fitting import GLM
 from simstudy.generators.classic import Oracle
@@ -14,6 +21,9 @@ from simstudy.laws import GaussianMixtureLaw, SymmetricNoiseLaw
 from simstudy.population import Population
 from simstudy.processes import local_b, local_g1, make_process
 from simstudy.selection import TGVTSSClassifier, theory_guided_grid
+from simstudy.studies.diagnostics import STUDY as DIAGNOSTICS
+from simstudy.studies.diagnostics import population_prediction
+from simstudy.studies.job import run_job
 
 SQUARED = GLM("squared", intercept=False, ridge=0.0)
 
@@ -201,3 +211,102 @@ def test_tg_vtss_records_the_rules_that_ran(symmetry_test, gqs_rule):
         TGVTSSClassifier(gqs_rule="sometimes").fit(X, y)
     with pytest.raises(ValueError, match="symmetry_test"):
         TGVTSSClassifier(symmetry_test="exact").fit(X, y)
+
+
+# ---------------------------------------------------------------- the diagnostics study
+
+
+def _compose(overrides):
+    with initialize_config_dir(config_dir=CONFIG_PATH, version_base="1.3"):
+        cfg = compose("config", overrides=list(overrides))
+    return validate(OmegaConf.to_container(cfg, resolve=True)), OmegaConf.to_yaml(cfg)
+
+
+SIZE = ["study=symmetry_test_size", "design.reps=40", "design.chunk=15", "selection.n_boot=19", "dgp.d=2"]
+
+
+@pytest.fixture(scope="module")
+def size_job(tmp_path_factory):
+    run, yaml = _compose(SIZE)
+    out = tmp_path_factory.mktemp("symmetry_size")
+    return run, out, run_job(run, out, yaml)
+
+
+def test_symmetry_job_rates_and_quantiles_come_from_its_rows(size_job):
+    run, out, summary = size_job
+    rows = pd.read_parquet(out / "replications.parquet")
+    assert list(rows["replication"]) == list(range(40))
+    for column, key in (("p_chi2", "reject_chi2"), ("p_bootstrap", "reject_bootstrap")):
+        rate = float(np.mean(rows[column] <= 0.05))
+        assert summary[key]["rate"] == rate and summary[key]["n"] == 40
+        assert summary[key]["mcse"] == pytest.approx(math.sqrt(rate * (1 - rate) / 40))
+    np.testing.assert_allclose(rows["p_chi2"], chi2.sf(rows["statistic"], 2), rtol=1e-12)
+    np.testing.assert_allclose(
+        summary["qq"]["statistic"], np.quantile(rows["statistic"], summary["qq"]["probabilities"])
+    )
+    assert summary["population"]["null"] and summary["population"]["power"] == 0.05
+    stored = json.loads((out / "summary.json").read_text())
+    assert stored["reject_chi2"] == summary["reject_chi2"] and (out / "figure.png").is_file()
+
+
+def test_one_replication_regenerates_alone_and_chunks_do_not_move_numbers(size_job, tmp_path):
+    run, out, summary = size_job
+    rows = pd.read_parquet(out / "replications.parquet")
+    study = DIAGNOSTICS
+    again = study.replicate(run, summary, 17)
+    pd.testing.assert_frame_equal(again.reset_index(drop=True), rows.iloc[[17]].reset_index(drop=True))
+    other, yaml = _compose(SIZE[:2] + ["design.chunk=40"] + SIZE[3:])
+    pd.testing.assert_frame_equal(study.run(study.build(other), lambda *a: None), rows)
+
+
+def test_population_prediction_is_the_covariance_of_g_phi_hat_and_the_noncentral_power():
+    """V of the prediction against the spread of g_phi_hat over 400 exact draws (each entry of
+    V^{-1/2} Cov V^{-1/2} is a sample covariance of near-standard variables: MCSE about
+    sqrt(2 / R) on the diagonal), and the power against scipy's noncentral chi2."""
+    run, _ = _compose(["study=symmetry_test_power", "dgp.h=3", "design.n1=250", "design.kappa=5", "dgp.d=3"])
+    built = DIAGNOSTICS.build(run)
+    pred = population_prediction(built.built, 0.05)
+    V, g = np.array(pred["V"]).reshape(3, 3), np.array(pred["g_phi"])
+    rng = _rng(30)
+    X0, X1 = zip(*(built.built.process.sample(1250, 250, rng) for _ in range(400)))
+    wald = wald_symmetry_test(np.stack(X0), np.stack(X1), SQUARED, (-0.5, 0.5))
+    L = np.linalg.cholesky(np.linalg.inv(V))
+    whitened = (wald.g_phi_hat - g) @ L
+    np.testing.assert_allclose(np.cov(whitened, rowvar=False), np.eye(3), atol=4 * math.sqrt(2 / 400))
+    assert np.all(np.abs(whitened.mean(0)) < 4 / math.sqrt(400))
+    lam = g @ np.linalg.solve(V, g)
+    assert pred["noncentrality"] == pytest.approx(lam, rel=1e-12) and not pred["null"]
+    assert pred["power"] == pytest.approx(ncx2.sf(chi2.ppf(0.95, 3), 3, lam))
+
+
+def test_gqs_job_rates_come_from_its_rows(tmp_path):
+    run, yaml = _compose(["study=gqs_calibration", "design.reps=12", "design.n1=40", "generator=shifted"])
+    summary = run_job(run, tmp_path, yaml)
+    rows = pd.read_parquet(tmp_path / "replications.parquet")
+    assert summary["biased_threshold"]["rate"] == float(np.mean(rows["gqs"] > 10.0))
+    assert summary["biased_calibrated"]["rate"] == float(np.mean(rows["p_gqs"] <= 0.05))
+    np.testing.assert_array_equal(rows["biased_calibrated"], rows["gqs"] > rows["threshold_calibrated"])
+
+
+def test_a_sweep_of_diagnostics_cells_draws_its_figure_and_reports_its_rates(tmp_path):
+    for n1 in (30, 60):
+        run, yaml = _compose(SIZE[:1] + [f"design.n1={n1}", "design.reps=12", "selection.n_boot=19", "dgp.d=2"])
+        run_job(run, tmp_path / f"n1={n1}", yaml)
+    aggregate(tmp_path, figures_dir=tmp_path / "figures")
+    report = (tmp_path / "report.md").read_text()
+    assert "## Results" in report and report.count("| unequal_covariance | 2 |") == 2
+    assert (tmp_path / "figure.png").is_file() and (tmp_path / "figures" / "symmetry_test_size.png").is_file()
+
+
+@pytest.mark.parametrize(
+    "overrides, key",
+    [
+        (["study=symmetry_test_size", "+selection.feature_map={name: rff}"], "selection.feature_map"),
+        (["study=gqs_calibration", "design.n0=50"], "design.n0"),
+        (["study=symmetry_test_size", "selection.n_boot=7"], "selection.n_boot"),
+    ],
+)
+def test_bad_diagnostics_configs_name_their_key(overrides, key):
+    with pytest.raises(ConfigError) as info:
+        _compose(overrides)
+    assert info.value.key == key

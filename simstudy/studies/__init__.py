@@ -8,7 +8,9 @@ one job writer they share (``simstudy.studies.job``).
   (THEORY.md section 6, studies 1-5): exact risks over a grid of synthetic sizes, the
   theory's predicted curve and optimal size, and a calibrated verdict;
 * ``vtss`` (``simstudy.studies.vtss``): study 6, VTSS end to end;
-* ``real_data`` (``simstudy.studies.real_data``): study 7, the section 5 protocol on tables.
+* ``real_data`` (``simstudy.studies.real_data``): study 7, the section 5 protocol on tables;
+* ``diagnostics`` (``simstudy.studies.diagnostics``): the error rates of the symmetry test and
+  the GQS (AUTHORS_DESIGNS.md section D), chi2 and threshold rules beside calibrated ones.
 
 A new kind of study is a new module here with a ``STUDY`` object that implements the
 protocol, and a line in ``KINDS``; or it lives in the user's own package: ``study._target_:
@@ -33,6 +35,7 @@ KINDS = {
     "curve": "simstudy.studies.curve",
     "vtss": "simstudy.studies.vtss",
     "real_data": "simstudy.studies.real_data",
+    "diagnostics": "simstudy.studies.diagnostics",
     "network": "simstudy.studies.network",
 }
 

@@ -76,7 +76,7 @@ DATA_DEFAULTS = {
 }
 DATA_CATALOG = ("smote", "jitter", "gaussian_fit", "feature_jitter")
 """simstudy catalog generators that need no process (study 7 has none)."""
-METHOD_ORDER = ("raw", "balanced", "vtss", "tg_vtss", "reweighting", "cost_sensitive")
+METHOD_ORDER = ("raw", "balanced", "vtss", "tg_vtss", "tg_vtss_calibrated", "reweighting", "cost_sensitive")
 
 
 def _generator_entry(entry) -> dict:

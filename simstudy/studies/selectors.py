@@ -43,7 +43,9 @@ def selector_seed(seed: int, data_key, r: int) -> np.random.SeedSequence:
 
 
 def size_selectors(generator, model_args: dict, sel: SelectionConfig, root) -> dict:
-    """VTSS and TG-VTSS of one replication or split, on the shared ``random_state`` ``root``."""
+    """VTSS, TG-VTSS with the selection section's rules and TG-VTSS with the calibrated rules
+    (bootstrap symmetry test, calibrated GQS: issue 17's side-by-side) of one replication or
+    split, on the shared ``random_state`` ``root``."""
     common = dict(
         generator=generator,
         gammas=None if sel.gammas is None else list(sel.gammas),
@@ -54,7 +56,23 @@ def size_selectors(generator, model_args: dict, sel: SelectionConfig, root) -> d
     )
     return {
         "vtss": VTSSClassifier(**common),
-        "tg_vtss": TGVTSSClassifier(alpha=sel.alpha, gqs_threshold=sel.gqs_threshold, **common),
+        "tg_vtss": TGVTSSClassifier(
+            alpha=sel.alpha,
+            gqs_threshold=sel.gqs_threshold,
+            symmetry_test=sel.symmetry_test,
+            n_boot=sel.n_boot,
+            gqs_rule=sel.gqs_rule,
+            gqs_level=sel.gqs_level,
+            **common,
+        ),
+        "tg_vtss_calibrated": TGVTSSClassifier(
+            alpha=sel.alpha,
+            symmetry_test="bootstrap",
+            n_boot=max(sel.n_boot, 199),
+            gqs_rule="calibrated",
+            gqs_level=sel.gqs_level,
+            **common,
+        ),
     }
 
 
@@ -86,6 +104,7 @@ def facts(method: str, **values) -> dict:
         "converged": False,
         "separated": False,
         "branch": "",
+        "rules": "",
         "gqs": math.nan,
         "gamma_tg": math.nan,
         "wald_p_value": math.nan,
@@ -106,8 +125,9 @@ def selector_facts(name: str, est) -> dict:
         converged=bool(est.fit_info_.converged),
         separated=bool(est.fit_info_.separated),
         branch=getattr(est, "branch_", ""),
+        rules=getattr(est, "rules_", ""),
     )
-    if name == "tg_vtss":
+    if name.startswith("tg_vtss"):
         row.update(
             gqs=math.nan if est.gqs_ is None else est.gqs_,
             gamma_tg=math.nan if est.gamma_tg_ is None else est.gamma_tg_,

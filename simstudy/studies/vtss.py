@@ -212,7 +212,7 @@ def summarise_vtss(vc: VTSSCell, rows: pd.DataFrame) -> dict:
             "test_loss": mean_sd_mcse(values[:, best]),
         },
     }
-    for name in ("vtss", "tg_vtss", "reweighting", "cost_sensitive"):
+    for name in ("vtss", "tg_vtss", "tg_vtss_calibrated", "reweighting", "cost_sensitive"):
         sub = rows[rows["method"] == name].sort_values("replication")
         loss = sub["test_loss"].to_numpy()
         entry = {
@@ -223,11 +223,16 @@ def summarise_vtss(vc: VTSSCell, rows: pd.DataFrame) -> dict:
             "n_separated": int(sub["separated"].sum()),
             "n_not_converged": int((~sub["converged"] & (sub["error"] == "")).sum()),
         }
-        if name in ("vtss", "tg_vtss"):
+        if name in ("vtss", "tg_vtss", "tg_vtss_calibrated"):
             entry["gamma"] = mean_sd_mcse(sub["gamma"])
             entry["n_tilde"] = mean_sd_mcse(sub["n_tilde"].where(sub["n_tilde"] >= 0))
-        if name == "tg_vtss":
+        if name.startswith("tg_vtss"):
+            entry["rules"] = next((r for r in sub["rules"] if r), "")
             entry["branches"] = {str(k): int(v) for k, v in sub["branch"].value_counts().items() if k}
+            # the loss each branch leads to (issue 17: a branch is only as good as its decision)
+            entry["branch_test_loss"] = {
+                str(k): mean_sd_mcse(part["test_loss"]) for k, part in sub.groupby("branch") if k
+            }
         if name == "cost_sensitive":
             entry["weight"] = mean_sd_mcse(sub["weight"])
         methods[name] = entry

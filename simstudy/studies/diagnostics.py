@@ -1,0 +1,308 @@
+"""``study.kind: diagnostics``: the error rates of THEORY.md section 4's two decisions in one
+simulated cell (AUTHORS_DESIGNS.md section D, and issue 17's calibrated versions).
+
+``study.figure`` says which decision the cell measures:
+
+* ``symmetry``: the local-symmetry Wald test. Replication r draws n0 majority and n1 minority
+  rows (``engine.replication_streams``, so every number regenerates from config + r) and
+  records T, its chi2_p p-value and, with ``selection.n_boot`` > 0, the studentised bootstrap
+  p-value (``diagnostics.wald_symmetry_test``; resamples from the stream keyed
+  (data key, r, ``STREAM_TAGS["symmetry_bootstrap"]``)). The chi2 statistics of a chunk of
+  replications are one batched call. The summary holds each reference's rejection rate at
+  ``selection.alpha`` with its Monte Carlo SE sqrt(rate (1 - rate) / R), T's quantiles beside
+  chi2_p's (the Q-Q plot), and the population's prediction: g_phi = grad R0 - grad R1 at
+  theta*, V from the class moments at theta* (module docstring of simstudy.diagnostics) and
+  the first-order power P(chi2_p(lambda) > chi2_p(1 - alpha)), lambda = g_phi' V^{-1} g_phi
+  (the size alpha under the null).
+* ``gqs``: the generator quality score of the cell's generator (``diagnostics.diagnose``, K =
+  min(5, n1) folds, its fits and draws from the replication's fit stream), called biased by
+  the authors' rule (GQS > ``selection.gqs_threshold``) and by the calibrated rule (p-value
+  under an exact generator <= ``selection.gqs_level``): the false-alarm rate for an exact
+  generator (``generator=oracle``), the detection rate for a biased one.
+
+A sweep of either draws one figure from its cells' summaries (``sweep``): rejection rates
+against n1 by dimension with the band [0.035, 0.065] and Q-Q panels, power against the local
+alternative h beside the prediction, or the GQS decisions' rates by generator and n1.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import replace
+from typing import NamedTuple
+
+import numpy as np
+import pandas as pd
+from scipy.stats import chi2, ncx2
+
+import simstudy  # noqa: F401  (float64 before any array)
+from simstudy import plotting
+from simstudy.cell import BuiltCell
+from simstudy.diagnostics import diagnose, wald_symmetry_test
+from simstudy.engine import auxiliary_seed, replication_streams
+from simstudy.fitting import GLM
+from simstudy.jobfiles import json_numbers
+from simstudy.schema import ConfigError, RunConfig, as_plain, selection_config
+from simstudy.selection import FeatureGLM
+from simstudy.studies.selectors import model_label
+from simstudy.studies.vtss import feature_map
+
+QQ_PROBABILITIES = np.round(np.arange(0.01, 1.0, 0.01), 2)
+"""Where the Q-Q plot compares T's empirical quantiles with chi2_p's."""
+
+SIZE_BAND = (0.035, 0.065)
+"""The rejection rates at nominal 0.05 a calibrated test must stay within (issue 17)."""
+
+
+class DiagnosticsCell(NamedTuple):
+    """A built cell: the run, its objects, what it measures ("symmetry" or "gqs") and the
+    model of the diagnostics (``built.model``, or a ``FeatureGLM`` on ``selection.feature_map``)."""
+
+    run: RunConfig
+    built: BuiltCell
+    measure: str
+    model: GLM
+
+
+def _rate(flags) -> dict:
+    """Rate of True among finite flags with its binomial Monte Carlo SE."""
+    flags = np.asarray(flags, dtype=bool)
+    n = len(flags)
+    rate = float(flags.mean()) if n else float("nan")
+    return {"rate": rate, "mcse": float(np.sqrt(rate * (1 - rate) / n)) if n else float("nan"), "n": n}
+
+
+def population_prediction(built: BuiltCell, alpha: float) -> dict:
+    """g_phi, V and the first-order power of the chi2 test at the population (module docstring)."""
+    pop, (n0, n1) = built.population, (built.run.design.n0, built.run.design.n1)
+    m0, m1 = pop.moments(pop.theta_star)
+    p = len(pop.theta_star)
+    g = np.asarray(m0.grad) - np.asarray(m1.grad)
+    H = (np.asarray(m0.hess) + np.asarray(m1.hess)) / 2
+    half_GHinv = np.linalg.solve(H, (np.asarray(m0.hess) - np.asarray(m1.hess)).T).T / 2
+    A0, A1 = np.eye(p) - half_GHinv, -np.eye(p) - half_GHinv
+    V = A0 @ np.asarray(m0.score_cov) @ A0.T / n0 + A1 @ np.asarray(m1.score_cov) @ A1.T / n1
+    null = pop.regime == "symmetry"
+    noncentrality = 0.0 if null else float(g @ np.linalg.solve(V, g))
+    critical = chi2.ppf(1 - alpha, p)
+    return {
+        "null": null,
+        "g_phi": json_numbers(g),
+        "V": json_numbers(V),
+        "noncentrality": noncentrality,
+        "power": alpha if null else float(ncx2.sf(critical, p, noncentrality)),
+    }
+
+
+def symmetry_rows(dc: DiagnosticsCell, reps) -> pd.DataFrame:
+    """The Wald test of replications ``reps``: T, its chi2 and bootstrap p-values."""
+    run, built = dc.run, dc.built
+    d, sel = run.design, run.selection
+    X0s, X1s = [], []
+    for r in reps:
+        X0, X1 = built.process.sample(d.n0, d.n1, _data_stream(dc, r))
+        X0s.append(X0)
+        X1s.append(X1)
+    X0s, X1s = np.stack(X0s), np.stack(X1s)
+    wald = wald_symmetry_test(X0s, X1s, built.model, built.process.labels)
+    p_boot = np.full(len(reps), np.nan)
+    if sel.n_boot:
+        for i, r in enumerate(reps):
+            rng = np.random.default_rng(auxiliary_seed(run.seed, (*built.cell.data_key, r), "symmetry_bootstrap"))
+            boot = wald_symmetry_test(
+                X0s[i], X1s[i], built.model, built.process.labels, reference="bootstrap", rng=rng, n_boot=sel.n_boot
+            )
+            p_boot[i] = boot.p_value
+    return pd.DataFrame(
+        {
+            "replication": list(reps),
+            "statistic": np.asarray(wald.statistic, dtype=float),
+            "p_chi2": np.asarray(wald.p_value, dtype=float),
+            "p_bootstrap": p_boot,
+            "pilot_converged": np.asarray(wald.pilot_info.converged, dtype=bool),
+        }
+    )
+
+
+def gqs_rows(dc: DiagnosticsCell, reps) -> pd.DataFrame:
+    """The GQS of replications ``reps`` and both rules' decisions."""
+    run, built = dc.run, dc.built
+    d, sel = run.design, run.selection
+    rows = []
+    for r in reps:
+        streams = replication_streams(run.seed, built.cell.data_key, built.cell.generator_key, r)
+        X0, X1 = built.process.sample(d.n0, d.n1, streams.data)
+        labels = built.process.labels
+        diag = diagnose(X0, X1, built.generator, dc.model, streams.fit, n_folds=min(5, d.n1), labels=labels)
+        g = diag.gqs
+        rows.append(
+            {
+                "replication": r,
+                "gqs": g.gqs,
+                "p_gqs": g.p_value,
+                "threshold_calibrated": g.threshold(sel.gqs_level),
+                "null_mean": float(g.null_weights.sum()),
+                "biased_threshold": g.gqs > sel.gqs_threshold,
+                "biased_calibrated": g.p_value <= sel.gqs_level,
+                "wald_p_chi2": float(diag.wald.p_value),
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def _data_stream(dc: DiagnosticsCell, r: int) -> np.random.Generator:
+    built = dc.built
+    return replication_streams(dc.run.seed, built.cell.data_key, built.cell.generator_key, r).data
+
+
+def _check_sizes(run: RunConfig, measure: str) -> None:
+    d = run.design
+    if measure == "gqs" and d.n0 <= d.n1:
+        raise ConfigError("design.n0", d.n0, f"the GQS needs a majority: n0 > n1 = {d.n1}")
+    if d.n1 < 2 or d.n0 < 2:
+        raise ConfigError("design.n1", d.n1, "the Wald test needs at least 2 rows per class")
+
+
+class DiagnosticsStudy:
+    """Error rates of the symmetry test or the GQS (module docstring); implements ``Study``."""
+
+    kind = "diagnostics"
+    figures = ("symmetry", "gqs")
+    unit = "replication"
+    row_tables = ("parquet",)
+
+    def validate(self, run: RunConfig, sections: dict) -> RunConfig:
+        if "data" in sections:
+            raise ConfigError("data", sections["data"], "only the real_data study (study.kind=real_data) reads data")
+        sel = selection_config(sections.get("selection"))
+        _check_sizes(run, run.figure)
+        if sel.feature_map is not None and run.figure == "symmetry":
+            raise ConfigError(
+                "selection.feature_map",
+                as_plain(sel.feature_map),
+                "only the GQS (study.figure=gqs) takes a feature map",
+            )
+        return replace(run, selection=sel)
+
+    def build(self, run: RunConfig) -> DiagnosticsCell:
+        built = BuiltCell(run)
+        model = built.model
+        if run.selection.feature_map is not None:
+            phi, _ = feature_map(run, built.process)
+            model = FeatureGLM(model.family, model.intercept, model.ridge, feature_map=phi)
+        return DiagnosticsCell(run, built, run.figure, model)
+
+    def label(self, built: DiagnosticsCell) -> tuple[str, str]:
+        run = built.run
+        what = "symmetry test" if built.measure == "symmetry" else f"GQS of {run.generator['name']}"
+        return f"{run.study} {run.dgp['name']} n1={run.design.n1} {what}", "replications"
+
+    def run(self, built: DiagnosticsCell, progress) -> pd.DataFrame:
+        d = built.run.design
+        rows = symmetry_rows if built.measure == "symmetry" else gqs_rows
+        frames, start = [], time.perf_counter()
+        for first in range(0, d.reps, d.chunk):
+            reps = range(first, min(first + d.chunk, d.reps))
+            frames.append(rows(built, reps))
+            progress(reps[-1] + 1, d.reps, time.perf_counter() - start)
+        return pd.concat(frames, ignore_index=True)
+
+    def summarise(self, built: DiagnosticsCell, rows: pd.DataFrame) -> dict:
+        run, d, sel = built.run, built.run.design, built.run.selection
+        out = {
+            "selection": as_plain(sel),
+            "dgp": run.dgp["name"],
+            "dgp_info": {k: float(v) for k, v in built.built.process.info.items()},
+            "generator": run.generator["name"],
+            "model": model_label(run),
+            "n0": d.n0,
+            "n1": d.n1,
+            "reps": d.reps,
+            "measure": built.measure,
+        }
+        if built.measure == "gqs":
+            out.update(
+                gqs_mean=float(rows["gqs"].mean()),
+                gqs_mcse=float(rows["gqs"].std(ddof=1) / np.sqrt(len(rows))),
+                null_mean=float(rows["null_mean"].mean()),
+                threshold_calibrated_mean=float(rows["threshold_calibrated"].mean()),
+                biased_threshold=_rate(rows["biased_threshold"]),
+                biased_calibrated=_rate(rows["biased_calibrated"]),
+            )
+            return out
+        p = len(built.built.population.theta_star)
+        T = rows["statistic"].to_numpy()
+        out.update(
+            df=p,
+            alpha=sel.alpha,
+            n_boot=sel.n_boot,
+            reject_chi2=_rate(rows["p_chi2"] <= sel.alpha),
+            reject_bootstrap=_rate(rows["p_bootstrap"].dropna() <= sel.alpha) if sel.n_boot else None,
+            pilot_failures=int((~rows["pilot_converged"]).sum()),
+            qq={
+                "probabilities": json_numbers(QQ_PROBABILITIES),
+                "statistic": json_numbers(np.quantile(T, QQ_PROBABILITIES)),
+                "chi2": json_numbers(chi2.ppf(QQ_PROBABILITIES, p)),
+            },
+            population=population_prediction(built.built, sel.alpha),
+        )
+        return out
+
+    def documents(self, summary: dict) -> dict[str, str]:
+        return {}
+
+    def draw(self, summary: dict) -> dict:
+        return {"figure": plotting.diagnostics_cell_figure(summary)}
+
+    def replicate(self, run: RunConfig, summary: dict, r: int) -> pd.DataFrame:
+        built = self.build(run)
+        rows = symmetry_rows if built.measure == "symmetry" else gqs_rows
+        return rows(built, [r])
+
+    def sweep(self, summaries: list[dict]):
+        """The sweep's figure and report section, from its finished cells' summaries."""
+        done = [s for s in summaries if s.get("status", "ok") == "ok"]
+        if not done:
+            return None, ""
+        return plotting.diagnostics_sweep_figure(done), sweep_report(done)
+
+
+def _pct(entry) -> str:
+    if not entry:
+        return "—"
+    return f"{entry['rate']:.3f} ± {entry['mcse']:.3f}"
+
+
+def sweep_report(summaries: list[dict]) -> str:
+    """Markdown: one row per cell with its rates and their Monte Carlo SEs."""
+    if summaries[0]["measure"] == "gqs":
+        lines = [
+            "| generator | dgp | n1 | n0 | R | mean GQS | exact-generator mean | calibrated threshold | "
+            "biased (GQS > threshold) | biased (calibrated) |",
+            "|---|---|---|---|---|---|---|---|---|---|",
+        ]
+        for s in summaries:
+            lines.append(
+                f"| {s['generator']} | {s['dgp']} | {s['n1']} | {s['n0']} | {s['reps']} | "
+                f"{s['gqs_mean']:.2f} ± {s['gqs_mcse']:.2f} | {s['null_mean']:.2f} | "
+                f"{s['threshold_calibrated_mean']:.2f} | {_pct(s['biased_threshold'])} | "
+                f"{_pct(s['biased_calibrated'])} |"
+            )
+        return "\n".join(lines) + "\n"
+    lines = [
+        "| dgp | d (p) | n1 | n0 | h | R | predicted | chi2 | bootstrap | bootstrap in band |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for s in summaries:
+        boot = s.get("reject_bootstrap")
+        inside = "—" if not boot else ("yes" if SIZE_BAND[0] <= boot["rate"] <= SIZE_BAND[1] else "**no**")
+        if not s["population"]["null"]:
+            inside = "—"  # the band is a size requirement, not a power one
+        lines.append(
+            f"| {s['dgp']} | {s['df']} | {s['n1']} | {s['n0']} | {s.get('cell', {}).get('h', 0)} | {s['reps']} | "
+            f"{s['population']['power']:.3f} | {_pct(s['reject_chi2'])} | {_pct(boot)} | {inside} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+STUDY = DiagnosticsStudy()

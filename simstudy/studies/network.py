@@ -56,7 +56,8 @@ compiles a handful of shapes once and reuses them in every replication.
 
 Config keys of this kind (all under ``selection``; conf/study/mlp_nonsyn.yaml documents them):
 the keys of ``schema.SELECTION_DEFAULTS`` (``feature_map`` must be null and ``scoring``
-``auto`` or ``test_set``) and ``network`` (hidden, epochs, learning_rate, weight_decay),
+``auto`` or ``test_set``; the Wald test's chi2 reference and the GQS threshold rule) and
+``network`` (hidden, epochs, learning_rate, weight_decay),
 ``cost_ratios``, ``generators`` (a list of generator sections, each a catalog ``name`` and its
 options) and ``gqs_folds``. ``generator``, ``design.gammas`` are not read (the generators are
 ``selection.generators``, the candidates ``selection.gammas``).
@@ -114,10 +115,11 @@ EXTRA_DEFAULTS = {
 """The keys this kind adds to ``selection`` and their defaults (design E)."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class NetworkSelection(SelectionConfig):
     """``selection`` for the network study: the shared keys plus ``network`` (the MLP),
-    ``cost_ratios``, ``generators`` (generator sections) and ``gqs_folds``."""
+    ``cost_ratios``, ``generators`` (generator sections) and ``gqs_folds`` (keyword-only, so
+    they may follow SelectionConfig's defaulted fields)."""
 
     network: nw.MLPSpec
     cost_ratios: tuple[float, ...]
@@ -181,6 +183,10 @@ def network_selection(section, n1: int) -> NetworkSelection:
         raise ConfigError("selection.scoring", "exact", "the network study scores on a test set: use auto or test_set")
     if base.folds > n1:
         raise ConfigError("selection.cv", base.cv, f"needs K <= design.n1 = {n1}")
+    for key, rule in (("symmetry_test", "chi2"), ("gqs_rule", "threshold")):
+        # design E's rules; the other references are not wired into this kind
+        if getattr(base, key, rule) != rule:
+            raise ConfigError(f"selection.{key}", getattr(base, key), f"the network study uses {rule}")
     ratios = grid(extra["cost_ratios"], "selection.cost_ratios")
     if ratios[0] <= 0:
         raise ConfigError("selection.cost_ratios", list(ratios), "must be numbers > 0")

@@ -33,9 +33,11 @@ padded with copies of the first, so every call has one shape.
 
 Precision: float32. The networks run in float32 although simstudy switches JAX to float64
 (simstudy/__init__.py): training is an iterative optimisation whose error is not rounding, and
-float32 halves memory and roughly halves the time. Results are deterministic: the same inputs
-on the same machine give the same bits (tests/test_network.py checks it); they may differ in the
-last bits across machines or XLA versions.
+float32 halves the memory and trains faster (benchmarks/README.md). Results are deterministic:
+the same inputs on the same machine give the same bits (tests/test_network.py checks it); they
+may differ in the last bits across machines or XLA versions, and between a training run in a
+batch and alone (a vmapped product may round differently; AdamW's normalised steps can grow such
+differences in weights whose gradients are near zero, so the tests compare at 1e-5).
 """
 
 from __future__ import annotations

@@ -36,7 +36,7 @@ from omegaconf import OmegaConf
 
 from simstudy.aggregate import PlannedCell, aggregate, failures
 from simstudy.cluster import quiet_sacct
-from simstudy.composition import CONFIG_PATH, compose, config_hash, expand_jobs, sweep_jobs
+from simstudy.composition import CONFIG_PATH, compose, config_hash, expand_jobs, sweep_jobs, without_hydra
 from simstudy.config import ConfigError, RunConfig, plugin_study, validate
 from simstudy.engine import one_blas_thread
 from simstudy.jobfiles import SUMMARY, atomic_write_json, complete_summary, job_lock, output_problem, read_summary
@@ -184,9 +184,7 @@ def planned_cells(params, task_overrides, compose_job) -> list:
     ``task_overrides``; ``compose_job(overrides)`` gives a job's composed config."""
     out = []
     for job in expand_jobs(params, list(task_overrides)).jobs:
-        cfg = OmegaConf.to_container(compose_job(job), resolve=False)
-        cfg.pop("hydra", None)
-        run = validate(cfg)
+        run = validate(without_hydra(compose_job(job)))
         out.append(PlannedCell(tuple(job), config_hash(run), cell_descriptor(run)))
     return out
 

@@ -20,6 +20,7 @@ from hydra import compose as hydra_compose
 from hydra import initialize_config_dir
 from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
 from hydra.core.override_parser.overrides_parser import OverridesParser
+from omegaconf import DictConfig, OmegaConf
 
 from simstudy.config import ConfigError, RunConfig, validate
 from simstudy.schema import config_hash
@@ -231,6 +232,28 @@ def sweep_jobs(overrides: list[str], multirun: bool) -> SweepJobs:
     return expand_jobs(base.hydra.sweeper.params, overrides)
 
 
+def without_hydra(cfg) -> DictConfig:
+    """A composed config without its ``hydra`` node, its other interpolations left to resolve.
+
+    Converting with resolve=True would fail on the hydra node's ``${hydra:...}`` resolvers
+    outside a Hydra run, and resolve=False alone would leave a section's ``${design.n1}`` as
+    text (a different config hash from the job's own, resolved, config).
+
+    Parameters
+    ----------
+    cfg : omegaconf.DictConfig
+        A composed config (with or without its hydra node).
+
+    Returns
+    -------
+    omegaconf.DictConfig
+        The rest of it, for ``simstudy.config.validate``.
+    """
+    container = OmegaConf.to_container(cfg, resolve=False)
+    container.pop("hydra", None)
+    return OmegaConf.create(container)
+
+
 def job_identity(overrides: list[str]) -> tuple[RunConfig, str]:
     """A job's validated config and its config hash, from its overrides.
 
@@ -260,6 +283,7 @@ def job_identity(overrides: list[str]) -> tuple[RunConfig, str]:
 __all__ = [
     "CONFIG_PATH",
     "DuplicateOverride",
+    "without_hydra",
     "SweepJobs",
     "compose",
     "config_dir",

@@ -43,7 +43,7 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import OmegaConf, open_dict
 
 from simstudy.app import RUN_FLAGS, check_job, one_line, refuse
-from simstudy.composition import compose, expand_jobs, fixed_overrides, sweep_jobs
+from simstudy.composition import compose, expand_jobs, fixed_overrides, sweep_jobs, without_hydra
 from simstudy.config import ConfigError, RunConfig, validate
 from simstudy.jobfiles import SUMMARY, complete_summary, read_summary
 from simstudy.resources import estimated_seconds
@@ -194,9 +194,7 @@ def composed_job(overrides: list[str], index: int, multirun: bool) -> tuple[RunC
     """
     cfg = compose(overrides, return_hydra_config=True)
     # as app.planned_cells (the aggregate's cells): the job's config without its hydra node
-    container = OmegaConf.to_container(cfg, resolve=False)
-    container.pop("hydra", None)
-    run = validate(container)
+    run = validate(without_hydra(cfg))
     with open_dict(cfg):  # the launchers number the jobs before resolving their directories
         cfg.hydra.job.id = str(index)
         cfg.hydra.job.num = index

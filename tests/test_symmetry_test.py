@@ -12,7 +12,9 @@ from omegaconf import OmegaConf
 from scipy.stats import chi2, ncx2
 
 from simstudy.aggregate import aggregate
-from simstudy.app import CONFIG_PATH
+from simstudy.app import CONFIG_PATH, planned_cells
+from simstudy.composition import compose as compose_overrides
+from simstudy.composition import job_identity
 from simstudy.config import ConfigError, validate
 from simstudy.diagnostics import _counts, _resampled_stats, class_score_stats, diagnose, wald_symmetry_test
 from simstudy.fitting import GLM
@@ -310,3 +312,16 @@ def test_bad_diagnostics_configs_name_their_key(overrides, key):
     with pytest.raises(ConfigError) as info:
         _compose(overrides)
     assert info.value.key == key
+
+
+def test_a_sweep_plans_the_hash_its_jobs_write_when_a_section_interpolates_another():
+    """dgp.n1: ${design.n1}: the planned cells resolve it as the jobs do (they were all
+    reported missing when the plan kept the interpolation as text)."""
+    planned = planned_cells(
+        {"design.n1": "50,60"},
+        ["study=symmetry_test_size"],
+        lambda job: compose_overrides(job, return_hydra_config=True),
+    )
+    for cell, n1 in zip(planned, (50, 60)):
+        run, digest = job_identity(["study=symmetry_test_size", f"design.n1={n1}"])
+        assert cell.config_hash == digest and run.dgp["n1"] == n1

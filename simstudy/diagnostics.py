@@ -324,7 +324,16 @@ def _check_classes(X0, X1, min_rows: int = 2) -> tuple[np.ndarray, np.ndarray]:
     return (np.broadcast_to(X0, batch + X0.shape[-2:]), np.broadcast_to(X1, batch + X1.shape[-2:]))
 
 
-def _solve(A, B, what: str):
+STABILISER = 1e-8
+"""The reference variant's ridge, relative to the matrix's scale (AUTHORS_DESIGNS.md section C)."""
+
+
+def _solve(A, B, what: str, stabilised: bool = False):
+    if stabilised:
+        # pinv(A + 1e-8 s I) B, s = tr(A) / p: never raises on a singular A (section C)
+        p = A.shape[-1]
+        scale = np.abs(np.trace(A, axis1=-2, axis2=-1))[..., None, None] / p
+        return np.linalg.pinv(A + STABILISER * scale * np.eye(p)) @ B
     try:
         return np.linalg.solve(A, B)
     except np.linalg.LinAlgError:
@@ -334,9 +343,9 @@ def _solve(A, B, what: str):
         ) from None
 
 
-def _right_solve(B, A, what: str):
+def _right_solve(B, A, what: str, stabilised: bool = False):
     """B A^{-1} for symmetric A, as (A^{-1} B')'."""
-    return np.swapaxes(_solve(A, np.swapaxes(B, -1, -2), what), -1, -2)
+    return np.swapaxes(_solve(A, np.swapaxes(B, -1, -2), what, stabilised), -1, -2)
 
 
 def _row_scores(theta, X, label: float, model: GLM):
@@ -444,29 +453,38 @@ def _fit_pilot(X0, X1, model, y0, y1) -> Fit:
     return fit_glm(X, y, w, model=model)
 
 
+def _ridge(model: GLM, p: int) -> np.ndarray:
+    """lambda P: the ridge's Hessian, the intercept's entry zero."""
+    penalty = np.full(p, model.ridge)
+    if model.intercept:
+        penalty[0] = 0.0
+    return np.diag(penalty)
+
+
 def _pilot(X0, X1, model, y0, y1) -> _Pilot:
     fit = _fit_pilot(X0, X1, model, y0, y1)
     stats0 = class_score_stats(fit.theta, X0, y0, model)
     stats1 = class_score_stats(fit.theta, X1, y1, model)
-    penalty = np.full(fit.theta.shape[-1], model.ridge)
-    if model.intercept:
-        penalty[0] = 0.0
-    H = (stats0.hessian + stats1.hessian) / 2 + np.diag(penalty)
+    H = (stats0.hessian + stats1.hessian) / 2 + _ridge(model, fit.theta.shape[-1])
     return _Pilot(fit, stats0, stats1, H)
 
 
-def _wald(pilot: _Pilot) -> WaldResult:
+def _wald(pilot: _Pilot, stabilised: bool = False) -> WaldResult:
     s0, s1 = pilot.stats0, pilot.stats1
     p = pilot.H.shape[-1]
     g = s0.mean - s1.mean
-    half_GHinv = _right_solve(s0.hessian - s1.hessian, pilot.H, "the pilot Hessian H") / 2
+    half_GHinv = _right_solve(s0.hessian - s1.hessian, pilot.H, "the pilot Hessian H", stabilised) / 2
     eye = np.eye(p)
     A0 = eye - half_GHinv
     A1 = -eye - half_GHinv
     V = A0 @ s0.cov @ np.swapaxes(A0, -1, -2) / s0.n + A1 @ s1.cov @ np.swapaxes(A1, -1, -2) / s1.n
-    T = np.einsum("...p,...p->...", g, _solve(V, g[..., None], "the Wald covariance V")[..., 0])
+    T = np.einsum("...p,...p->...", g, _solve(V, g[..., None], "the Wald covariance V", stabilised)[..., 0])
     return WaldResult(T, p, chi2.sf(T, p), g, V, pilot.fit.theta, pilot.fit.info)
 
+
+VARIANTS = ("simstudy", "reference")
+"""How ``diagnose`` computes the diagnostics: THEORY.md section 4, or the authors' reference
+implementation (AUTHORS_DESIGNS.md section C)."""
 
 REFERENCES = ("chi2", "bootstrap")
 """The null distributions ``wald_symmetry_test`` can refer T to."""
@@ -511,7 +529,7 @@ def _counts(idx, n: int) -> np.ndarray:
     return np.bincount((idx + n * np.arange(b)[:, None]).ravel(), minlength=b * n).reshape(b, n).astype(np.float64)
 
 
-def _bootstrap_statistics(X0, X1, model, y0, y1, g_hat, rng, n_boot: int) -> np.ndarray:
+def _bootstrap_statistics(X0, X1, model, y0, y1, g_hat, rng, n_boot: int, stabilised: bool) -> np.ndarray:
     """T*_b = (g*_b - g_hat)' V*_b^{-1} (g*_b - g_hat) over n_boot class-wise resamples of one data set."""
     n0, n1 = X0.shape[0], X1.shape[0]
     # every index is drawn before any fit, so the block size below cannot move a resample
@@ -522,9 +540,7 @@ def _bootstrap_statistics(X0, X1, model, y0, y1, g_hat, rng, n_boot: int) -> np.
     Z0, Z1 = np.asarray(model.features(X0)), np.asarray(model.features(X1))
     outer0, outer1 = _outer_rows(Z0), _outer_rows(Z1)
     p = Z0.shape[1]
-    penalty = np.full(p, model.ridge)
-    if model.intercept:
-        penalty[0] = 0.0
+    ridge = _ridge(model, p)
     stored = outer0 is not None and outer1 is not None
     block = max(1, BOOTSTRAP_MEMORY // ((n0 + n1) * (1 if stored else p)))
     out = np.empty(n_boot)
@@ -534,15 +550,23 @@ def _bootstrap_statistics(X0, X1, model, y0, y1, g_hat, rng, n_boot: int) -> np.
         fit = fit_glm(X, y, np.concatenate([c0 * (0.5 / n0), c1 * (0.5 / n1)], axis=1), model=model)
         s0 = _resampled_stats(fit.theta, Z0, outer0, c0, y0, model)
         s1 = _resampled_stats(fit.theta, Z1, outer1, c1, y1, model)
-        boot = _wald(_Pilot(fit, s0, s1, (s0.hessian + s1.hessian) / 2 + np.diag(penalty)))
+        boot = _wald(_Pilot(fit, s0, s1, (s0.hessian + s1.hessian) / 2 + ridge), stabilised)
         centred = boot.g_phi_hat - g_hat
-        solved = _solve(boot.V, centred[..., None], "a bootstrap Wald covariance V*")[..., 0]
+        solved = _solve(boot.V, centred[..., None], "a bootstrap Wald covariance V*", stabilised)[..., 0]
         out[start : start + len(c0)] = np.einsum("bp,bp->b", centred, solved)
     return out
 
 
 def wald_symmetry_test(
-    X0, X1, model: GLM, labels=(0, 1), *, reference: str = "chi2", rng=None, n_boot: int = 199
+    X0,
+    X1,
+    model: GLM,
+    labels=(0, 1),
+    *,
+    reference: str = "chi2",
+    rng=None,
+    n_boot: int = 199,
+    variant: str = "simstudy",
 ) -> WaldResult:
     """Local-symmetry Wald test (THEORY.md section 4).
 
@@ -583,6 +607,9 @@ def wald_symmetry_test(
         resampled in its C order, all of one data set's resamples at once.
     n_boot : int, default 199
         B, the bootstrap resamples, an integer >= 19 (keyword only).
+    variant : {"simstudy", "reference"}, default "simstudy"
+        "reference": every inverse a stabilised pseudo-inverse (as ``diagnose``), so a singular
+        H or V does not raise (keyword only).
 
     Returns
     -------
@@ -603,11 +630,14 @@ def wald_symmetry_test(
     y0, y1 = _check_labels(labels, model)
     if reference not in REFERENCES:
         raise ValueError(f"reference must be one of {REFERENCES}, got {reference!r}")
+    if variant not in VARIANTS:
+        raise ValueError(f"variant must be one of {VARIANTS}, got {variant!r}")
+    stabilised = variant == "reference"
     if reference == "bootstrap":
         n_boot = _check_int(n_boot, "n_boot", 19)
         if not isinstance(rng, np.random.Generator):
             raise ValueError(f"the bootstrap reference needs rng, a numpy.random.Generator, got {type(rng).__name__}")
-    wald = _wald(_pilot(X0, X1, model, y0, y1))
+    wald = _wald(_pilot(X0, X1, model, y0, y1), stabilised)
     if reference == "chi2":
         return wald
     batch = X0.shape[:-2]
@@ -616,7 +646,7 @@ def wald_symmetry_test(
     g_hats = wald.g_phi_hat.reshape(len(flat0), -1)
     boot = np.empty((len(flat0), n_boot))
     for i in range(len(flat0)):
-        boot[i] = _bootstrap_statistics(flat0[i], flat1[i], model, y0, y1, g_hats[i], rng, n_boot)
+        boot[i] = _bootstrap_statistics(flat0[i], flat1[i], model, y0, y1, g_hats[i], rng, n_boot, stabilised)
     boot = boot.reshape(batch + (n_boot,))
     exceed = (boot >= np.asarray(wald.statistic)[..., None]).sum(axis=-1)
     p_value = (1.0 + exceed) / (n_boot + 1.0)
@@ -697,7 +727,7 @@ def _gqs(pilot: _Pilot, X0, X1, generator, model, rng, n_folds, y1, pool_size) -
     )
 
 
-def exact_generator_null(pilot: _Pilot, fold_sizes, pool_size: int) -> np.ndarray:
+def exact_generator_null(pilot: _Pilot, fold_sizes, pool_size: int, stabilised: bool = False) -> np.ndarray:
     """Weights lambda of GQS's first-order null law, sum_j lambda_j chi2_1, for an exact generator.
 
     An exact generator draws from the minority's own law, whatever the data: its synthetic
@@ -717,6 +747,8 @@ def exact_generator_null(pilot: _Pilot, fold_sizes, pool_size: int) -> np.ndarra
         The held-out minority rows of each of the K folds.
     pool_size : int
         Synthetic rows per fold.
+    stabilised : bool, default False
+        Stabilised pseudo-inverses instead of solves (the reference variant, ``diagnose``).
 
     Returns
     -------
@@ -728,10 +760,10 @@ def exact_generator_null(pilot: _Pilot, fold_sizes, pool_size: int) -> np.ndarra
     n0, n1 = s0.n, s1.n
     C = s1.cov * (sum(1.0 / m for m in fold_sizes) + K / pool_size) / K**2
     Sigma_aug = (s0.cov + s1.cov) / 2
-    c = (n0 - n1) ** 2 / (2 * n0) / np.trace(_solve(pilot.H, Sigma_aug, "the pilot Hessian H"))
+    c = (n0 - n1) ** 2 / (2 * n0) / np.trace(_solve(pilot.H, Sigma_aug, "the pilot Hessian H", stabilised))
     values, vectors = np.linalg.eigh(C)
     L = vectors * np.sqrt(np.clip(values, 0.0, None))
-    M = c * L.T @ _solve(pilot.H, L, "the pilot Hessian H")
+    M = c * L.T @ _solve(pilot.H, L, "the pilot Hessian H", stabilised)
     return np.clip(np.linalg.eigvalsh((M + M.T) / 2), 0.0, None)
 
 
@@ -743,6 +775,72 @@ def _pearson(weights) -> tuple[float, float, float]:
     c1, c2, c3 = lam.sum(), (lam**2).sum(), (lam**3).sum()
     a, nu = c3 / c2, c2**3 / c3**2
     return a, c1 - a * nu, nu
+
+
+def _stratified_folds(n0: int, n1: int, n_folds: int, rng) -> list[tuple[np.ndarray, np.ndarray]]:
+    """K folds of (majority rows, minority rows), each class permuted and split evenly."""
+    return list(zip(np.array_split(rng.permutation(n0), n_folds), np.array_split(rng.permutation(n1), n_folds)))
+
+
+def _reference_gqs(pilot: _Pilot, X0, X1, generator, model, rng, n_folds, y0, y1, pool_size) -> GQSResult:
+    """The GQS as the authors' reference implementation cross-fits it (AUTHORS_DESIGNS.md
+    section C): stratified K-fold over both classes; in fold k a balanced pilot theta_k on the
+    fold's training rows, the generator fitted on them, and delta_k, the class Hessians and
+    score covariances at theta_k from the held-out rows of both classes (the synthetic ones
+    from the fold's pool); every matrix inverted by the stabilised pseudo-inverse. The GQS
+    formula is section 4's with these fold averages; the exact-generator null is
+    ``exact_generator_null`` at the same averages (C and the noise floor are not derived for
+    per-fold pilots: NaN)."""
+    n0, n1, p = X0.shape[0], X1.shape[0], pilot.H.shape[-1]
+    folds = _stratified_folds(n0, n1, n_folds, rng)
+    delta_folds = np.empty((n_folds, p))
+    tilde, held0, held1 = [], [], []
+    for k, (out0, out1) in enumerate(folds):
+        in0 = np.setdiff1d(np.arange(n0), out0, assume_unique=True)
+        in1 = np.setdiff1d(np.arange(n1), out1, assume_unique=True)
+        theta = _fit_pilot(X0[in0], X1[in1], model, y0, y1).theta
+        fitted = generator.fit(X1[in1], X0[in0], rng)
+        synthetic = np.asarray(fitted.sample(pool_size, rng), dtype=np.float64)
+        if synthetic.shape != (pool_size, X1.shape[1]) or not np.all(np.isfinite(synthetic)):
+            raise ValueError(
+                f"generator {generator!r} returned a sample of shape {synthetic.shape} (or with "
+                f"non-finite values); expected finite ({pool_size}, {X1.shape[1]})"
+            )
+        tilde.append(class_score_stats(theta, synthetic, y1, model))
+        held0.append(class_score_stats(theta, X0[out0], y0, model))
+        held1.append(class_score_stats(theta, X1[out1], y1, model))
+        delta_folds[k] = tilde[-1].mean - held1[-1].mean
+
+    def average(stats, n):
+        return ClassScoreStats(
+            np.mean([s.mean for s in stats], axis=0),
+            np.mean([s.hessian for s in stats], axis=0),
+            np.mean([s.cov for s in stats], axis=0),
+            n,
+        )
+
+    stats0, stats1, synth = average(held0, n0), average(held1, n1), average(tilde, pool_size)
+    H = (stats0.hessian + stats1.hessian) / 2 + _ridge(model, p)
+    folded = _Pilot(pilot.fit, stats0, stats1, H)
+    delta = delta_folds.mean(axis=0)
+    Sigma_aug = stats0.cov / 2 + n1 / (2 * n0) * stats1.cov + (n0 - n1) / (2 * n0) * synth.cov
+    scale = (n0 - n1) ** 2 / (2 * n0)
+    variance = np.trace(_solve(H, Sigma_aug, "the pilot Hessian H", True))
+    gqs = float(scale * delta @ _solve(H, delta, "the pilot Hessian H", True) / variance)
+    weights = exact_generator_null(folded, [len(out1) for _, out1 in folds], pool_size, stabilised=True)
+    return GQSResult(
+        gqs,
+        delta,
+        Sigma_aug,
+        synth.cov,
+        H,
+        np.full((p, p), np.nan),
+        float("nan"),
+        delta_folds,
+        pilot.fit.theta,
+        weights,
+        weighted_chi2_sf(gqs, weights),
+    )
 
 
 def weighted_chi2_sf(x: float, weights) -> float:
@@ -1020,11 +1118,16 @@ def diagnose(
     n_folds: int = 5,
     labels=(0, 1),
     pool_size: int | None = None,
+    variant: str = "simstudy",
 ) -> Diagnostics:
     """All of section 4 from one balanced pilot.
 
     The Wald test, the GQS, the alignment of psi_hat with g_phi_hat and the plug-in target.
-    Arguments as ``generator_quality_score``.
+    Arguments as ``generator_quality_score``. ``variant`` "reference" computes them as the
+    authors' reference implementation does (AUTHORS_DESIGNS.md section C): the GQS cross-fitted
+    over stratified folds of both classes with a pilot per fold (``_reference_gqs``), and every
+    inverse a stabilised pseudo-inverse pinv(M + 1e-8 s I), s = tr(M) / p, so that a singular H
+    or V does not raise.
 
     Parameters
     ----------
@@ -1044,6 +1147,9 @@ def diagnose(
         (y0, y1) (keyword only).
     pool_size : int, optional
         Synthetic points per fold, >= 2; default max(n0 - n1, 2) (keyword only).
+    variant : {"simstudy", "reference"}, default "simstudy"
+        THEORY.md section 4's diagnostics, or the authors' reference implementation's (keyword
+        only).
 
     Returns
     -------
@@ -1058,8 +1164,14 @@ def diagnose(
     model, X0, X1, y0, y1, n_folds, pool_size = _check_gqs_args(
         X0, X1, generator, model, rng, n_folds, labels, pool_size
     )
+    if variant not in VARIANTS:
+        raise ValueError(f"variant must be one of {VARIANTS}, got {variant!r}")
     pilot = _pilot(X0, X1, model, y0, y1)
-    wald = _wald(pilot)
-    gqs = _gqs(pilot, X0, X1, generator, model, rng, n_folds, y1, pool_size)
+    if variant == "reference":
+        wald = _wald(pilot, stabilised=True)
+        gqs = _reference_gqs(pilot, X0, X1, generator, model, rng, n_folds, y0, y1, pool_size)
+    else:
+        wald = _wald(pilot)
+        gqs = _gqs(pilot, X0, X1, generator, model, rng, n_folds, y1, pool_size)
     n0, n1 = X0.shape[0], X1.shape[0]
     return Diagnostics(wald, gqs, _alignment(gqs.delta, wald.g_phi_hat), _target(gqs.delta, wald.g_phi_hat, n0, n1))

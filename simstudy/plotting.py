@@ -14,7 +14,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from matplotlib.colors import TwoSlopeNorm  # noqa: E402
-from matplotlib.ticker import PercentFormatter  # noqa: E402
+from matplotlib.ticker import NullLocator, PercentFormatter, ScalarFormatter  # noqa: E402
 
 from simstudy.jobfiles import temporary_sibling  # noqa: E402
 
@@ -375,6 +375,7 @@ METHOD_COLOURS = {
     "vtss": "#d35400",
     "tg_vtss": "#27ae60",
     "tg_vtss_calibrated": "#16a085",
+    "tg_vtss_reference": "#7dcea0",
     "reweighting": "#8e44ad",
     "cost_sensitive": "#7f8c8d",
     "raw": "#2c3e50",
@@ -387,6 +388,7 @@ METHOD_LABELS = {
     "vtss": "VTSS",
     "tg_vtss": "TG-VTSS",
     "tg_vtss_calibrated": "TG-VTSS (calibrated rules)",
+    "tg_vtss_reference": "TG-VTSS (authors' reference variant)",
     "reweighting": "reweighting",
     "cost_sensitive": "cost-sensitive",
     "raw": "raw (γ = 0)",
@@ -411,7 +413,7 @@ def _vtss_panel(ax, summary: dict, legend: bool):
         ms=11,
         label=f"oracle-best size (γ = {best['gamma']:.2f})",
     )
-    for name in ("vtss", "tg_vtss", "tg_vtss_calibrated"):
+    for name in ("vtss", "tg_vtss", "tg_vtss_reference", "tg_vtss_calibrated"):
         m = methods.get(name)
         if m is None or m["n_tilde"]["mean"] is None:
             continue
@@ -795,6 +797,15 @@ def diagnostics_sweep_figure(summaries: list[dict]):
     return _size_figure(summaries)
 
 
+def _n1_axis(ax, n1):
+    """A log n1 axis labelled at the design's own n1 values."""
+    ax.set_xscale("log")
+    ax.set_xticks(sorted(set(n1)))
+    ax.xaxis.set_major_formatter(ScalarFormatter())
+    ax.xaxis.set_minor_locator(NullLocator())
+    ax.set_xlabel("n1")
+
+
 def _ratio(s: dict) -> int:
     return round(s["n0"] / s["n1"])
 
@@ -833,8 +844,7 @@ def _size_figure(summaries):
                     lw=1,
                     label=f"p = {df}, {label}",
                 )
-        ax.set_xscale("log")
-        ax.set_xlabel("n1")
+        _n1_axis(ax, [s["n1"] for s in cells])
         ax.set_ylabel(f"rejection rate at {summaries[0]['alpha']:g}")
         ax.set_title(f"n0 = {ratio} n1", fontsize=9)
         ax.legend(fontsize=6, frameon=False, ncol=2)
@@ -905,10 +915,10 @@ def _power_figure(summaries):
 
 
 def _gqs_sweep_figure(summaries):
-    generators = sorted({s["generator"] for s in summaries})
+    generators = sorted({s.get("generator_label", s["generator"]) for s in summaries})
     fig, axes = plt.subplots(1, len(generators), figsize=(4.2 * len(generators), 3.6), squeeze=False)
     for ax, name in zip(axes[0], generators):
-        mine = sorted((s for s in summaries if s["generator"] == name), key=lambda s: s["n1"])
+        mine = sorted((s for s in summaries if s.get("generator_label", s["generator"]) == name), key=lambda s: s["n1"])
         n1 = np.array([s["n1"] for s in mine], dtype=float)
         for key, marker, label in (
             ("biased_threshold", "o--", "GQS > threshold"),
@@ -927,9 +937,8 @@ def _gqs_sweep_figure(summaries):
             )
         ax.axhline(mine[0]["selection"]["gqs_level"], color="0.6", lw=0.8, ls="--")
         ax.set_ylim(-0.02, 1.02)
-        ax.set_xscale("log")
-        ax.set_xlabel("n1")
-        ax.set_title(f"{name} ({mine[0]['dgp']})", fontsize=9)
+        _n1_axis(ax, n1)
+        ax.set_title(f"{name}\n({mine[0]['dgp']})", fontsize=7)
     axes[0, 0].set_ylabel('share called "biased"')
     axes[0, 0].legend(fontsize=7, frameon=False)
     fig.suptitle(f"{summaries[0]['study']}: the GQS decision, R = {summaries[0]['reps']}", fontsize=10)

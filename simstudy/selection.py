@@ -72,6 +72,12 @@ WINDOW_OFFSETS = np.round(np.arange(-0.2, 0.2001, 0.05), 10)
 # spawn keys of the streams derived from random_state
 _SPLIT, _FOLD, _FINAL, _DIAGNOSTICS, _SYMMETRY_BOOTSTRAP = 0, 1, 2, 3, 4
 
+WINDOW_FACTORS = np.round(np.arange(0.8, 1.2001, 0.05), 10)
+"""The reference variant's multiplicative windows (AUTHORS_DESIGNS.md section C)."""
+
+TG_VARIANTS = ("simstudy", "reference")
+"""TG-VTSS as THEORY.md section 5 states it, or as the authors' reference implementation runs it."""
+
 GQS_RULES = ("threshold", "calibrated")
 """TG-VTSS's rules for calling a generator biased (``theory_guided_grid``)."""
 
@@ -844,6 +850,8 @@ def theory_guided_grid(
     gqs_rule: str = "threshold",
     gqs_threshold: float = 10.0,
     gqs_level: float = 0.05,
+    windows: str = "additive",
+    gap: int | None = None,
 ) -> tuple[str, np.ndarray]:
     """TG-VTSS's branch and candidate grid from the section 4 diagnostics (THEORY.md section 5).
 
@@ -852,7 +860,9 @@ def theory_guided_grid(
     authors' 10), "calibrated" when the GQS's p-value under an exact generator
     (``GQSResult.p_value``) is <= gqs_level. Not biased: 1 + {-0.2, ..., 0.2} and, when gamma_TG
     exists, gamma_TG + the same offsets (negatives dropped), branch "low_gqs"; biased: the wide
-    grid, branch "high_gqs".
+    grid, branch "high_gqs". ``windows`` "multiplicative" (the reference variant) takes the
+    sizes round(f n) for f in 0.80, 0.85, ..., 1.20 around n = gap (balancing) and
+    n = gamma_TG gap, as gammas size / gap.
 
     Parameters
     ----------
@@ -872,6 +882,10 @@ def theory_guided_grid(
         The "threshold" rule's bound (keyword only).
     gqs_level : float, default 0.05
         The "calibrated" rule's false-alarm rate (keyword only).
+    windows : {"additive", "multiplicative"}, default "additive"
+        The windows of the "low_gqs" branch (keyword only).
+    gap : int, optional
+        n0 - n1, needed by multiplicative windows (keyword only).
 
     Returns
     -------
@@ -879,6 +893,7 @@ def theory_guided_grid(
     candidates : ndarray
         Sorted, de-duplicated.
     """
+    _check_windows(windows)
     if not wald_p > alpha:
         if gqs is None:
             raise ValueError("symmetry is rejected: the branch needs the GQS")
@@ -886,9 +901,19 @@ def theory_guided_grid(
         if biased:
             return "high_gqs", np.unique(_check_gammas(wide))
         centres = [1.0] + ([gamma_tg] if gamma_tg is not None else [])
+        if windows == "multiplicative":
+            if gap is None or gap < 1:
+                raise ValueError(f"multiplicative windows need gap = n0 - n1 >= 1, got {gap!r}")
+            sizes = np.round(np.multiply.outer(np.asarray(centres) * gap, WINDOW_FACTORS)).ravel()
+            return "low_gqs", np.unique(sizes / gap)
         window = np.round(np.add.outer(centres, WINDOW_OFFSETS).ravel(), 10)
         return "low_gqs", np.unique(window[window >= 0])
     return "symmetry", SYMMETRY_GAMMAS.copy()
+
+
+def _check_windows(windows) -> None:
+    if windows not in ("additive", "multiplicative"):
+        raise ValueError(f"windows must be 'additive' or 'multiplicative', got {windows!r}")
 
 
 class TGVTSSClassifier(VTSSClassifier):
@@ -925,6 +950,13 @@ class TGVTSSClassifier(VTSSClassifier):
         sizes is <= gqs_level (``GQSResult.p_value``).
     gqs_level : float, default 0.05
         The calibrated rule's false-alarm rate, in (0, 1).
+    variant : {"simstudy", "reference"}, default "simstudy"
+        "reference": as the authors' reference implementation (AUTHORS_DESIGNS.md section C):
+        the GQS cross-fitted over stratified folds of both classes with a pilot per fold,
+        multiplicative windows round(f n), f in 0.80, ..., 1.20, and stabilised pseudo-inverses
+        (``diagnose(variant="reference")``, ``theory_guided_grid(windows="multiplicative")``).
+    gqs_folds : int, optional
+        K of the GQS's cross-fitting, >= 2; default 5 (simstudy) or 3 (reference), at most n1.
 
     Attributes
     ----------
@@ -966,6 +998,8 @@ class TGVTSSClassifier(VTSSClassifier):
         n_boot=199,
         gqs_rule="threshold",
         gqs_level=0.05,
+        variant="simstudy",
+        gqs_folds=None,
     ):
         super().__init__(
             generator=generator,
@@ -985,8 +1019,14 @@ class TGVTSSClassifier(VTSSClassifier):
         self.n_boot = n_boot
         self.gqs_rule = gqs_rule
         self.gqs_level = gqs_level
+        self.variant = variant
+        self.gqs_folds = gqs_folds
 
     def _check_rules(self) -> None:
+        if self.variant not in TG_VARIANTS:
+            raise ValueError(f"variant must be one of {TG_VARIANTS}, got {self.variant!r}")
+        if self.gqs_folds is not None:
+            _check_int(self.gqs_folds, "gqs_folds", 2)
         if isinstance(self.alpha, bool) or not isinstance(self.alpha, Real) or not 0 <= self.alpha <= 1:
             raise ValueError(f"alpha must be a number in [0, 1], got {self.alpha!r}")
         if (
@@ -1016,12 +1056,21 @@ class TGVTSSClassifier(VTSSClassifier):
             reference=self.symmetry_test,
             rng=_stream(root, _SYMMETRY_BOOTSTRAP),
             n_boot=self.n_boot,
+            variant=self.variant,
         )
         self.rules_ = f"{self.symmetry_test}/{self.gqs_rule}"
         self.diagnostics_ = self.gqs_ = self.gamma_tg_ = None
+        reference = self.variant == "reference"
         if self.wald_.p_value <= self.alpha:
+            folds = self.gqs_folds if self.gqs_folds is not None else (3 if reference else 5)
             self.diagnostics_ = diagnose(
-                X0, X1, generator, model, _stream(root, _DIAGNOSTICS), n_folds=min(5, X1.shape[0])
+                X0,
+                X1,
+                generator,
+                model,
+                _stream(root, _DIAGNOSTICS),
+                n_folds=min(folds, X1.shape[0]),
+                variant=self.variant,
             )
             self.gqs_ = self.diagnostics_.gqs.gqs
             self.gamma_tg_ = self.diagnostics_.target.gamma
@@ -1034,6 +1083,8 @@ class TGVTSSClassifier(VTSSClassifier):
             gqs_rule=self.gqs_rule,
             gqs_threshold=self.gqs_threshold,
             gqs_level=self.gqs_level,
+            windows="multiplicative" if reference else "additive",
+            gap=X0.shape[0] - X1.shape[0],
         )
         return self.candidate_gammas_
 
@@ -1268,6 +1319,7 @@ class CostSensitiveClassifier(_GLMClassifier):
 __all__ = [
     "DEFAULT_GAMMAS",
     "GQS_RULES",
+    "TG_VARIANTS",
     "CostSensitiveClassifier",
     "FeatureGLM",
     "FixedSizeClassifier",

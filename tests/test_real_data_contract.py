@@ -98,7 +98,7 @@ def test_a_generator_failing_on_every_split_is_reported_and_the_rest_kept(tmp_pa
     assert failed == {
         (g, m, s)
         for g in ("BorderlineSMOTE", "ADASYN")
-        for m in ("curve", "balanced", "vtss", "tg_vtss", "tg_vtss_calibrated")
+        for m in ("curve", "balanced", "vtss", "tg_vtss", "tg_vtss_reference", "tg_vtss_calibrated")
         for s in (0, 1)
     }
     assert all(f["dataset"] == "separated" and f["error"].startswith("RuntimeError: ") for f in summary["failures"])

@@ -130,17 +130,18 @@ def test_vtss_job_writes_the_contract(linear_job):
     methods = stored["methods"]
     np.testing.assert_allclose(methods["full_balancing"]["test_loss"]["mean"], values[:, 2].mean())
     np.testing.assert_allclose(methods["no_augmentation"]["test_loss"]["mean"], values[:, 0].mean())
-    for name in ("vtss", "tg_vtss", "tg_vtss_calibrated", "reweighting", "cost_sensitive"):
+    for name in ("vtss", "tg_vtss", "tg_vtss_reference", "tg_vtss_calibrated", "reweighting", "cost_sensitive"):
         sub = rows[rows["method"] == name].sort_values("replication")
         assert len(sub) == 3 and (sub["error"] == "").all()
         np.testing.assert_allclose(methods[name]["test_loss"]["mean"], sub["test_loss"].mean())
         np.testing.assert_allclose(methods[name]["test_loss"]["mcse"], sub["test_loss"].std(ddof=1) / np.sqrt(3))
-    for name in ("vtss", "tg_vtss", "tg_vtss_calibrated"):
+    for name in ("vtss", "tg_vtss", "tg_vtss_reference", "tg_vtss_calibrated"):
         sub = rows[rows["method"] == name]
         np.testing.assert_allclose(methods[name]["gamma"]["mean"], sub["gamma"].mean())
         np.testing.assert_allclose(methods[name]["gamma"]["sd"], sub["gamma"].std(ddof=1))
     # the two rule sets side by side (issue 17): branch counts and each branch's loss from the rows
-    for name, rules in (("tg_vtss", "chi2/threshold"), ("tg_vtss_calibrated", "bootstrap/calibrated")):
+    rule_sets = ("chi2/threshold", "chi2/threshold", "bootstrap/calibrated")
+    for name, rules in zip(("tg_vtss", "tg_vtss_reference", "tg_vtss_calibrated"), rule_sets):
         sub = rows[rows["method"] == name]
         assert methods[name]["rules"] == rules and set(sub["rules"]) == {rules}
         assert methods[name]["branches"] == sub["branch"].value_counts().to_dict()
@@ -401,7 +402,8 @@ def test_real_data_split_rows_match_sklearn_refits(holey):
     )
     rows = real_data_split(holey, run, 0)
     sd = outer_split(holey, run.seed, 0, 0.2)
-    methods = {"raw", "reweighting", "cost_sensitive", "curve", "balanced", "vtss", "tg_vtss", "tg_vtss_calibrated"}
+    methods = {"raw", "reweighting", "cost_sensitive", "curve", "balanced", "vtss"}
+    methods |= {"tg_vtss", "tg_vtss_reference", "tg_vtss_calibrated"}
     assert set(rows["method"]) == methods
     assert (rows["error"] == "").all()
     assert (rows["n_test_per_class"] == 8).all()

@@ -22,7 +22,7 @@ from simstudy.generators.classic import Oracle
 from simstudy.laws import GaussianMixtureLaw, SymmetricNoiseLaw
 from simstudy.population import Population
 from simstudy.processes import local_b, local_g1, make_process
-from simstudy.selection import TGVTSSClassifier, theory_guided_grid
+from simstudy.selection import WINDOW_FACTORS, TGVTSSClassifier, theory_guided_grid
 from simstudy.studies.diagnostics import STUDY as DIAGNOSTICS
 from simstudy.studies.diagnostics import population_prediction
 from simstudy.studies.job import run_job
@@ -325,3 +325,101 @@ def test_a_sweep_plans_the_hash_its_jobs_write_when_a_section_interpolates_anoth
     for cell, n1 in zip(planned, (50, 60)):
         run, digest = job_identity(["study=symmetry_test_size", f"design.n1={n1}"])
         assert cell.config_hash == digest and run.dgp["n1"] == n1
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("d, n1, kappa", [(5, 50, 20), (2, 50, 5)])
+def test_bootstrap_holds_the_size_where_the_chi2_does_not(d, n1, kappa):
+    """1000 null replications (seed 1, not the preset's): the bootstrap's rejection rate at 0.05
+    is within 3 MCSEs of 0.05 (MCSE sqrt(0.05 0.95 / 1000) = 0.0069). The chi2 reference's
+    size there was measured at 0.176 and 0.094 (README); it must sit above 0.05 by more."""
+    run, _ = _compose(
+        ["study=symmetry_test_size", f"dgp.d={d}", f"design.n1={n1}", f"design.kappa={kappa}", "design.reps=1000"]
+        + ["seed=1"]
+    )
+    rows = DIAGNOSTICS.run(DIAGNOSTICS.build(run), lambda *a: None)
+    mcse = math.sqrt(0.05 * 0.95 / 1000)
+    boot = float(np.mean(rows["p_bootstrap"] <= 0.05))
+    assert abs(boot - 0.05) / mcse < 3, boot
+    assert (float(np.mean(rows["p_chi2"] <= 0.05)) - 0.05) / mcse > 3
+
+
+# ---------------------------------------------------------------- the reference variant (section C)
+
+
+def test_stabilised_inverse_matches_the_solve_and_survives_a_singular_matrix():
+    from simstudy.diagnostics import _solve
+
+    A = np.array([[2.0, 0.3], [0.3, 1.0]])
+    b = np.array([1.0, -2.0])
+    np.testing.assert_allclose(_solve(A, b, "A", stabilised=True), np.linalg.solve(A, b), rtol=1e-7)
+    singular = np.array([[1.0, 1.0], [1.0, 1.0]])
+    with pytest.raises(ValueError, match="singular"):
+        _solve(singular, b, "H")
+    assert np.all(np.isfinite(_solve(singular, b, "H", stabilised=True)))
+
+
+def test_reference_gqs_replays_its_stratified_folds_with_a_pilot_per_fold():
+    """Fold 0's delta recomputed by hand from the same random stream: both classes permuted and
+    split into K = 3 folds, a balanced pilot on the fold's training rows, the generator fitted
+    there, delta = mean synthetic score - mean held-out minority score at that pilot."""
+    law = GaussianMixtureLaw(np.ones(1), np.array([[0.7, 0.0]]), np.eye(2)[None])
+    X0, X1 = make_process("gaussian_classes").sample(300, 40, _rng(20))
+    model = GLM("squared", intercept=False, ridge=1e-8)
+    diag = diagnose(X0, X1, Oracle(law), model, _rng(21), n_folds=3, variant="reference", pool_size=500)
+    rng = _rng(21)
+    out0, out1 = np.array_split(rng.permutation(300), 3)[0], np.array_split(rng.permutation(40), 3)[0]
+    in0, in1 = np.setdiff1d(np.arange(300), out0), np.setdiff1d(np.arange(40), out1)
+    X = np.vstack([X0[in0], X1[in1]])
+    y = np.r_[np.zeros(len(in0)), np.ones(len(in1))]
+    w = np.r_[np.full(len(in0), 0.5 / len(in0)), np.full(len(in1), 0.5 / len(in1))]
+    theta = np.linalg.solve(X.T @ (w[:, None] * X) + 0.5e-8 * np.eye(2), X.T @ (w * y))
+    synthetic = Oracle(law).fit(X1[in1], X0[in0], rng).sample(500, rng)
+    score = lambda Z, label: (2 * (Z @ theta - label))[:, None] * Z  # noqa: E731
+    np.testing.assert_allclose(
+        diag.gqs.delta_folds[0], score(synthetic, 1).mean(0) - score(X1[out1], 1).mean(0), rtol=1e-6
+    )
+    assert np.isnan(diag.gqs.noise_floor) and 0 < diag.gqs.p_value <= 1
+
+
+def test_reference_variant_does_not_raise_on_a_constant_zero_feature():
+    X0, X1 = make_process("gaussian_classes").sample(200, 30, _rng(22))
+    X0, X1 = np.c_[X0, np.zeros(200)], np.c_[X1, np.zeros(30)]
+    model = GLM("squared", intercept=False, ridge=0.0)
+    gen = Oracle(GaussianMixtureLaw(np.ones(1), np.array([[1.0, 0.0, 0.0]]), np.diag([1.0, 1.0, 0.0])[None]))
+    with pytest.raises(ValueError, match="singular"):
+        diagnose(X0, X1, gen, model, _rng(23))
+    diag = diagnose(X0, X1, gen, model, _rng(23), n_folds=3, variant="reference")
+    assert np.isfinite(diag.wald.statistic) and np.isfinite(diag.gqs.gqs)
+
+
+def test_multiplicative_windows_are_rounded_sizes_around_balancing_and_the_target():
+    X0, X1 = make_process("gaussian_classes").sample(400, 40, _rng(24))
+    gqs = diagnose(
+        X0,
+        X1,
+        Oracle(GaussianMixtureLaw(np.ones(1), np.array([[1.0, 0.0]]), np.eye(2)[None])),
+        GLM("squared"),
+        _rng(25),
+    ).gqs
+    branch, grid = theory_guided_grid(0.0, 0.05, gqs, 1.37, gqs_threshold=np.inf, windows="multiplicative", gap=360)
+    f = WINDOW_FACTORS
+    assert branch == "low_gqs"
+    np.testing.assert_allclose(grid, np.unique(np.r_[np.round(f * 360), np.round(f * 1.37 * 360)] / 360))
+    with pytest.raises(ValueError, match="gap"):
+        theory_guided_grid(0.0, 0.05, gqs, None, gqs_threshold=np.inf, windows="multiplicative")
+    with pytest.raises(ValueError, match="windows"):
+        theory_guided_grid(0.0, 0.05, gqs, None, windows="geometric")
+
+
+def test_tg_vtss_reference_variant_runs_its_diagnostics_and_windows():
+    rng = _rng(26)
+    X = np.concatenate([rng.standard_normal((300, 2)), rng.standard_normal((30, 2)) + [1.0, 0.0]])
+    y = np.r_[np.zeros(300), np.ones(30)]
+    common = dict(generator="gaussian_fit", family="squared", intercept=False, cv=3, random_state=0, alpha=1.0)
+    est = TGVTSSClassifier(variant="reference", gqs_threshold=np.inf, **common).fit(X, y)
+    assert est.branch_ == "low_gqs" and est.diagnostics_.gqs.delta_folds.shape[0] == 3
+    f = WINDOW_FACTORS
+    assert set(np.round(np.round(f * 270) / 270, 12)) <= set(np.round(est.candidate_gammas_, 12))
+    with pytest.raises(ValueError, match="variant"):
+        TGVTSSClassifier(variant="authors", **common).fit(X, y)

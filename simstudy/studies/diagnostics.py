@@ -150,6 +150,12 @@ def gqs_rows(dc: DiagnosticsCell, reps) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def generator_label(section: dict) -> str:
+    """The generator's name with its options, e.g. "shifted(rate=inv_sqrt_log_n1, shift=[-1.0, 0.0])"."""
+    options = ", ".join(f"{k}={v}" for k, v in sorted(section.items()) if k != "name")
+    return f"{section['name']}({options})" if options else section["name"]
+
+
 def _data_stream(dc: DiagnosticsCell, r: int) -> np.random.Generator:
     built = dc.built
     return replication_streams(dc.run.seed, built.cell.data_key, built.cell.generator_key, r).data
@@ -214,6 +220,7 @@ class DiagnosticsStudy:
             "dgp": run.dgp["name"],
             "dgp_info": {k: float(v) for k, v in built.built.process.info.items()},
             "generator": run.generator["name"],
+            "generator_label": generator_label(run.generator),
             "model": model_label(run),
             "n0": d.n0,
             "n1": d.n1,
@@ -283,7 +290,7 @@ def sweep_report(summaries: list[dict]) -> str:
         ]
         for s in summaries:
             lines.append(
-                f"| {s['generator']} | {s['dgp']} | {s['n1']} | {s['n0']} | {s['reps']} | "
+                f"| {s.get('generator_label', s['generator'])} | {s['dgp']} | {s['n1']} | {s['n0']} | {s['reps']} | "
                 f"{s['gqs_mean']:.2f} ± {s['gqs_mcse']:.2f} | {s['null_mean']:.2f} | "
                 f"{s['threshold_calibrated_mean']:.2f} | {_pct(s['biased_threshold'])} | "
                 f"{_pct(s['biased_calibrated'])} |"

@@ -54,6 +54,7 @@ from simstudy.preprocessing import Preprocessor, preprocess
 from simstudy.schema import ConfigError, DataConfig, RunConfig, as_plain, known_keys, number, selection_config
 from simstudy.selection import stratified_splits
 from simstudy.studies.selectors import (
+    TG_METHODS,
     error_text,
     facts,
     mean_sd_mcse,
@@ -76,7 +77,7 @@ DATA_DEFAULTS = {
 }
 DATA_CATALOG = ("smote", "jitter", "gaussian_fit", "feature_jitter")
 """simstudy catalog generators that need no process (study 7 has none)."""
-METHOD_ORDER = ("raw", "balanced", "vtss", "tg_vtss", "tg_vtss_calibrated", "reweighting", "cost_sensitive")
+METHOD_ORDER = ("raw", "balanced", "vtss", *TG_METHODS, "reweighting", "cost_sensitive")
 
 
 def _generator_entry(entry) -> dict:

@@ -42,10 +42,15 @@ def selector_seed(seed: int, data_key, r: int) -> np.random.SeedSequence:
     return auxiliary_seed(seed, (*data_key, r), "selectors")
 
 
+TG_METHODS = ("tg_vtss", "tg_vtss_reference", "tg_vtss_calibrated")
+"""The TG-VTSS variants every selection study runs side by side (``size_selectors``)."""
+
+
 def size_selectors(generator, model_args: dict, sel: SelectionConfig, root) -> dict:
-    """VTSS, TG-VTSS with the selection section's rules and TG-VTSS with the calibrated rules
-    (bootstrap symmetry test, calibrated GQS: issue 17's side-by-side) of one replication or
-    split, on the shared ``random_state`` ``root``."""
+    """VTSS, TG-VTSS with the selection section's rules, TG-VTSS with the calibrated rules
+    (bootstrap symmetry test, calibrated GQS) and TG-VTSS as the authors' reference
+    implementation runs it (AUTHORS_DESIGNS.md section C, with the section's rules) of one
+    replication or split, side by side on the shared ``random_state`` ``root``."""
     common = dict(
         generator=generator,
         gammas=None if sel.gammas is None else list(sel.gammas),
@@ -63,6 +68,16 @@ def size_selectors(generator, model_args: dict, sel: SelectionConfig, root) -> d
             n_boot=sel.n_boot,
             gqs_rule=sel.gqs_rule,
             gqs_level=sel.gqs_level,
+            **common,
+        ),
+        "tg_vtss_reference": TGVTSSClassifier(
+            alpha=sel.alpha,
+            gqs_threshold=sel.gqs_threshold,
+            symmetry_test=sel.symmetry_test,
+            n_boot=sel.n_boot,
+            gqs_rule=sel.gqs_rule,
+            gqs_level=sel.gqs_level,
+            variant="reference",
             **common,
         ),
         "tg_vtss_calibrated": TGVTSSClassifier(
@@ -127,7 +142,7 @@ def selector_facts(name: str, est) -> dict:
         branch=getattr(est, "branch_", ""),
         rules=getattr(est, "rules_", ""),
     )
-    if name.startswith("tg_vtss"):
+    if name in TG_METHODS:
         row.update(
             gqs=math.nan if est.gqs_ is None else est.gqs_,
             gamma_tg=math.nan if est.gamma_tg_ is None else est.gamma_tg_,

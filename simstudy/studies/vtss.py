@@ -71,6 +71,7 @@ from simstudy.laws import EmpiricalLaw
 from simstudy.schema import ConfigError, RunConfig, as_plain, selection_config
 from simstudy.selection import FeatureGLM, balanced_loss
 from simstudy.studies.selectors import (
+    TG_METHODS,
     error_text,
     facts,
     mean_sd_mcse,
@@ -212,7 +213,7 @@ def summarise_vtss(vc: VTSSCell, rows: pd.DataFrame) -> dict:
             "test_loss": mean_sd_mcse(values[:, best]),
         },
     }
-    for name in ("vtss", "tg_vtss", "tg_vtss_calibrated", "reweighting", "cost_sensitive"):
+    for name in ("vtss", *TG_METHODS, "reweighting", "cost_sensitive"):
         sub = rows[rows["method"] == name].sort_values("replication")
         loss = sub["test_loss"].to_numpy()
         entry = {
@@ -223,10 +224,10 @@ def summarise_vtss(vc: VTSSCell, rows: pd.DataFrame) -> dict:
             "n_separated": int(sub["separated"].sum()),
             "n_not_converged": int((~sub["converged"] & (sub["error"] == "")).sum()),
         }
-        if name in ("vtss", "tg_vtss", "tg_vtss_calibrated"):
+        if name == "vtss" or name in TG_METHODS:
             entry["gamma"] = mean_sd_mcse(sub["gamma"])
             entry["n_tilde"] = mean_sd_mcse(sub["n_tilde"].where(sub["n_tilde"] >= 0))
-        if name.startswith("tg_vtss"):
+        if name in TG_METHODS:
             entry["rules"] = next((r for r in sub["rules"] if r), "")
             entry["branches"] = {str(k): int(v) for k, v in sub["branch"].value_counts().items() if k}
             # the loss each branch leads to (issue 17: a branch is only as good as its decision)

@@ -44,7 +44,7 @@ from simstudy.fitting import GLM
 from simstudy.jobfiles import json_numbers
 from simstudy.schema import ConfigError, RunConfig, as_plain, selection_config
 from simstudy.selection import FeatureGLM
-from simstudy.studies.selectors import model_label
+from simstudy.studies.selectors import generator_label, model_label
 from simstudy.studies.vtss import feature_map
 
 QQ_PROBABILITIES = np.round(np.arange(0.01, 1.0, 0.01), 2)
@@ -148,12 +148,6 @@ def gqs_rows(dc: DiagnosticsCell, reps) -> pd.DataFrame:
             }
         )
     return pd.DataFrame(rows)
-
-
-def generator_label(section: dict) -> str:
-    """The generator's name with its options, e.g. "shifted(rate=inv_sqrt_log_n1, shift=[-1.0, 0.0])"."""
-    options = ", ".join(f"{k}={v}" for k, v in sorted(section.items()) if k != "name")
-    return f"{section['name']}({options})" if options else section["name"]
 
 
 def _data_stream(dc: DiagnosticsCell, r: int) -> np.random.Generator:

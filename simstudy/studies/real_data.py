@@ -57,6 +57,7 @@ from simstudy.studies.selectors import (
     TG_METHODS,
     error_text,
     facts,
+    generator_label,
     mean_sd_mcse,
     model_label,
     selector_facts,
@@ -248,14 +249,6 @@ def data_generator(spec: dict):
     if spec["name"] in DATA_CATALOG:
         return make_generator(spec["name"], **options)
     return ImblearnGenerator(spec["name"], **options)
-
-
-def generator_label(spec: dict) -> str:
-    """A generator entry as a label: its name, with its options in brackets."""
-    options = {k: v for k, v in spec.items() if k != "name"}
-    if not options:
-        return spec["name"]
-    return spec["name"] + "(" + ", ".join(f"{k}={v}" for k, v in sorted(options.items())) + ")"
 
 
 class RealDataset(NamedTuple):

@@ -186,6 +186,14 @@ def mean_sd_mcse(values) -> dict:
     }
 
 
+def generator_label(spec: dict) -> str:
+    """A generator section as a label: its name, with its options in brackets."""
+    options = {k: v for k, v in spec.items() if k != "name"}
+    if not options:
+        return spec["name"]
+    return spec["name"] + "(" + ", ".join(f"{k}={v}" for k, v in sorted(options.items())) + ")"
+
+
 def model_label(run: RunConfig) -> str:
     """The model in words, e.g. "logistic + intercept on 100 random Fourier features"."""
     base = f"{run.model.family}{' + intercept' if run.model.intercept else ''}"

@@ -233,7 +233,7 @@ def jobs_report(cells: pd.DataFrame, kind: str) -> str:
         "# Sweep report",
         "",
         f"{len(cells)} cells of a {kind} study: each job directory holds "
-        "its own figures, summary.json (and table.md for real data); there is no theory verdict.",
+        "its own figures and summary.json (real data also its table.md); there is no theory verdict.",
         "",
         "| job | status |",
         "|---|---|",

@@ -192,6 +192,8 @@ class GQSResult(NamedTuple):
         float
             t with P(sum_j lambda_j chi2_1 > t) = level (``weighted_chi2_quantile``).
         """
+        if not 0.0 < level < 1.0:
+            raise ValueError(f"level must lie in (0, 1), got {level!r}")
         return weighted_chi2_quantile(1.0 - level, self.null_weights)
 
     @property
@@ -550,11 +552,34 @@ def _bootstrap_statistics(X0, X1, model, y0, y1, g_hat, rng, n_boot: int, stabil
         fit = fit_glm(X, y, np.concatenate([c0 * (0.5 / n0), c1 * (0.5 / n1)], axis=1), model=model)
         s0 = _resampled_stats(fit.theta, Z0, outer0, c0, y0, model)
         s1 = _resampled_stats(fit.theta, Z1, outer1, c1, y1, model)
-        boot = _wald(_Pilot(fit, s0, s1, (s0.hessian + s1.hessian) / 2 + ridge), stabilised)
+        out[start : start + len(c0)] = _studentised(
+            _Pilot(fit, s0, s1, (s0.hessian + s1.hessian) / 2 + ridge), g_hat, stabilised
+        )
+    return out
+
+
+def _studentised(pilot: _Pilot, g_hat, stabilised: bool) -> np.ndarray:
+    """T*_b of a block of resamples; a resample whose H* or V* is singular (repeated rows can
+    leave a class with fewer distinct rows than features) cannot be studentised and gets
+    T*_b = inf, which counts against the data's T (the conservative side)."""
+    try:
+        boot = _wald(pilot, stabilised)
         centred = boot.g_phi_hat - g_hat
         solved = _solve(boot.V, centred[..., None], "a bootstrap Wald covariance V*", stabilised)[..., 0]
-        out[start : start + len(c0)] = np.einsum("bp,bp->b", centred, solved)
-    return out
+        return np.einsum("bp,bp->b", centred, solved)
+    except ValueError:
+        if len(pilot.H) == 1:
+            return np.array([np.inf])
+        return np.concatenate([_studentised(_one(pilot, b), g_hat, stabilised) for b in range(len(pilot.H))])
+
+
+def _one(pilot: _Pilot, b: int) -> _Pilot:
+    """Resample b of a block, as a block of one."""
+
+    def take(s: ClassScoreStats) -> ClassScoreStats:
+        return ClassScoreStats(s.mean[b : b + 1], s.hessian[b : b + 1], s.cov[b : b + 1], s.n)
+
+    return _Pilot(pilot.fit, take(pilot.stats0), take(pilot.stats1), pilot.H[b : b + 1])
 
 
 def wald_symmetry_test(

@@ -731,7 +731,7 @@ def alignment_map_figure(table: pd.DataFrame, summary: dict, overlay=None, sprea
 def _qq_panel(ax, s: dict, title: str):
     qq = s["qq"]
     ax.plot(qq["chi2"], qq["statistic"], ".", color=SIM, ms=3)
-    top = max(max(qq["chi2"]), max(qq["statistic"]))
+    top = max(max(qq["chi2"]), max(v for v in qq["statistic"] if v is not None))
     ax.plot([0, top], [0, top], color=THEORY, lw=1)
     ax.set_title(title, fontsize=8)
     ax.set_xlabel(f"χ²_{s['df']} quantile", fontsize=8)
@@ -818,8 +818,9 @@ def _size_figure(summaries):
     for j, ratio in enumerate(ratios):
         ax = axes[0, j]
         cells = [s for s in summaries if _ratio(s) == ratio]
-        ax.axhspan(0.035, 0.065, color="0.9", lw=0)
-        ax.axhline(summaries[0]["alpha"], color=THEORY, lw=0.8, ls="--")
+        alpha = summaries[0]["alpha"]
+        ax.axhspan(0.7 * alpha, 1.3 * alpha, color="0.9", lw=0)  # studies.diagnostics.size_band
+        ax.axhline(alpha, color=THEORY, lw=0.8, ls="--")
         for k, df in enumerate(dfs):
             mine = sorted((s for s in cells if s["df"] == df), key=lambda s: s["n1"])
             if not mine:
@@ -835,7 +836,7 @@ def _size_figure(summaries):
                 ax.errorbar(
                     n1,
                     rate,
-                    yerr=err,
+                    yerr=[np.minimum(err, rate), err],  # a rate is never below 0
                     fmt=marker + ("-" if key == "reject_bootstrap" else "--"),
                     color=colour,
                     mfc=colour if key == "reject_bootstrap" else "white",
@@ -864,7 +865,8 @@ def _size_figure(summaries):
                     lw=1.1,
                     label=f"p = {df}, n1 = {s['n1']}",
                 )
-        bx.plot([0, 3], [0, 3], color=THEORY, lw=0.8)
+        top = max(max(np.asarray(s["qq"]["statistic"], dtype=float)) / s["df"] for s in cells)
+        bx.plot([0, top], [0, top], color=THEORY, lw=0.8)
         bx.set_xlabel("χ²_p quantile / p")
         bx.set_ylabel("T quantile / p")
         bx.set_title("Q-Q against χ²_p (scaled by p)", fontsize=9)
@@ -877,12 +879,15 @@ def _size_figure(summaries):
 
 
 def _power_figure(summaries):
-    panels = sorted({(s["n1"], _ratio(s)) for s in summaries})
-    fig, axes = plt.subplots(1, len(panels), figsize=(3.6 * len(panels), 3.6), squeeze=False)
-    for ax, (n1, ratio) in zip(axes[0], panels):
+    n1s, ratios = sorted({s["n1"] for s in summaries}), sorted({_ratio(s) for s in summaries})
+    fig, axes = plt.subplots(len(ratios), len(n1s), figsize=(3.6 * len(n1s), 3.3 * len(ratios)), squeeze=False)
+    for (n1, ratio), ax in zip(((n1, r) for r in ratios for n1 in n1s), axes.ravel()):
         mine = sorted(
             (s for s in summaries if (s["n1"], _ratio(s)) == (n1, ratio)), key=lambda s: _cell_value(s, "h", 0)
         )
+        if not mine:  # a sweep without this (n1, ratio) pair
+            ax.axis("off")
+            continue
         h = np.array([_cell_value(s, "h", 0.0) for s in mine], dtype=float)
         ax.plot(
             h, [s["population"]["power"] for s in mine], "-", color=THEORY, lw=1.2, label="noncentral χ² prediction"
@@ -904,7 +909,8 @@ def _power_figure(summaries):
         ax.set_xlabel("h  (g1 = h / √n_eff)")
         ax.set_ylim(0, 1.02)
         ax.set_title(f"n1 = {n1}, n0 = {ratio} n1", fontsize=9)
-    axes[0, 0].set_ylabel("rejection rate")
+    for row in axes:
+        row[0].set_ylabel("rejection rate")
     axes[0, 0].legend(fontsize=7, frameon=False)
     fig.suptitle(
         f"{summaries[0]['study']}: local power of the Wald test, p = {summaries[0]['df']}, R = {summaries[0]['reps']}",

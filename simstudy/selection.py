@@ -894,6 +894,14 @@ def theory_guided_grid(
         Sorted, de-duplicated.
     """
     _check_windows(windows)
+    if gqs_rule not in GQS_RULES:
+        raise ValueError(f"gqs_rule must be one of {GQS_RULES}, got {gqs_rule!r}")
+    if not 0.0 < gqs_level < 1.0:
+        raise ValueError(f"gqs_level must lie in (0, 1), got {gqs_level!r}")
+    if np.isnan(gqs_threshold) or np.isnan(wald_p):
+        raise ValueError(f"gqs_threshold and wald_p must be numbers, got {gqs_threshold!r} and {wald_p!r}")
+    if gamma_tg is not None and not (np.isfinite(gamma_tg) and gamma_tg > 0):
+        raise ValueError(f"gamma_tg must be a finite number > 0 or None, got {gamma_tg!r}")
     if not wald_p > alpha:
         if gqs is None:
             raise ValueError("symmetry is rejected: the branch needs the GQS")

@@ -423,3 +423,44 @@ def test_tg_vtss_reference_variant_runs_its_diagnostics_and_windows():
     assert set(np.round(np.round(f * 270) / 270, 12)) <= set(np.round(est.candidate_gammas_, 12))
     with pytest.raises(ValueError, match="variant"):
         TGVTSSClassifier(variant="authors", **common).fit(X, y)
+
+
+def test_a_resample_that_cannot_be_studentised_counts_against_the_data():
+    """n1 = 8 rows in d = 5: some resamples repeat rows until V* is singular; they get T* = inf
+    (counted as exceeding T) instead of failing the test."""
+    process = make_process("unequal_covariance", d=5)
+    X0, X1 = process.sample(40, 8, _rng(40))
+    res = wald_symmetry_test(X0, X1, SQUARED, process.labels, reference="bootstrap", rng=_rng(41), n_boot=199)
+    infinite = np.isinf(res.boot_statistics)
+    assert infinite.any() and np.all(np.isfinite(res.boot_statistics[~infinite]))
+    assert res.p_value == (1 + np.sum(res.boot_statistics >= res.statistic)) / 200
+
+
+@pytest.mark.parametrize(
+    "overrides, key",
+    [
+        (["study=symmetry_test_size", "design.n1=5"], "design.n1"),
+        (["study=symmetry_test_size", "selection.n_boot=1000000000"], "selection.n_boot"),
+    ],
+)
+def test_sizes_the_test_cannot_take_are_refused_before_running(overrides, key):
+    with pytest.raises(ConfigError) as info:
+        DIAGNOSTICS.build(_compose(overrides)[0])
+    assert info.value.key == key
+
+
+def test_theory_guided_grid_refuses_bad_rules():
+    X0, X1 = make_process("gaussian_classes").sample(400, 40, _rng(42))
+    law = GaussianMixtureLaw(np.ones(1), np.array([[1.0, 0.0]]), np.eye(2)[None])
+    gqs = diagnose(X0, X1, Oracle(law), GLM("squared"), _rng(43)).gqs
+    for kwargs, match in (
+        (dict(gqs_rule="Threshold"), "gqs_rule"),
+        (dict(gqs_level=5.0), "gqs_level"),
+        (dict(gqs_threshold=np.nan), "gqs_threshold"),
+    ):
+        with pytest.raises(ValueError, match=match):
+            theory_guided_grid(0.0, 0.05, gqs, None, **kwargs)
+    with pytest.raises(ValueError, match="gamma_tg"):
+        theory_guided_grid(0.0, 0.05, gqs, np.inf)
+    with pytest.raises(ValueError, match="level"):
+        gqs.threshold(0.0)

@@ -100,7 +100,12 @@ class CurveStudy:
     def validate(self, run: RunConfig, sections: dict) -> RunConfig:
         if sections:
             key = next(iter(sections))
-            raise ConfigError(key, sections[key], "only study.kind=vtss or real_data reads this section")
+            raise ConfigError(
+                key,
+                sections[key],
+                "a curve study reads no such section (selection: the vtss, real_data, diagnostics and network "
+                "kinds; data: real_data)",
+            )
         return run
 
     def build(self, run: RunConfig) -> CurveCell:

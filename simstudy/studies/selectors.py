@@ -83,7 +83,7 @@ def size_selectors(generator, model_args: dict, sel: SelectionConfig, root) -> d
         "tg_vtss_calibrated": TGVTSSClassifier(
             alpha=sel.alpha,
             symmetry_test="bootstrap",
-            n_boot=max(sel.n_boot, 199),
+            n_boot=sel.n_boot or 199,
             gqs_rule="calibrated",
             gqs_level=sel.gqs_level,
             **common,

@@ -37,7 +37,7 @@ test-slow: $(STAMP)  ## the opt-in slow studies and real multirun sweeps
 test-slurm: $(STAMP)  ## sweeps on a local one-node Slurm cluster (as root; installs slurm-wlm and munge, else skips)
 	$(BIN)/python -m pytest -m slurm
 
-figures: $(STAMP)  ## every figure of THEORY.md section 6 at R = 100 (under an hour on 2 cores)
+figures: $(STAMP)  ## every figure of THEORY.md section 6 (R = 100) and of AUTHORS_DESIGNS.md D and E (about 3 hours on 2 cores)
 	$(BIN)/python scripts/make_figures.py
 
 bench: $(STAMP)  ## the benchmarks in benchmarks/

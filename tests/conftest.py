@@ -12,15 +12,14 @@ import os
 
 os.environ.setdefault("MPLBACKEND", "Agg")
 
-import jax  # noqa: E402
-
-import simstudy  # noqa: E402,F401  (enables float64)
-
 # optax imports absl.logging, whose handler keeps the sys.stderr of the moment it is imported:
 # imported inside a test, that is the test's capture stream, closed when the test ends, and a
 # later in-process Hydra run that logs through it dies with "I/O operation on closed file".
 # Imported here, it keeps the session's stream.
+import jax  # noqa: E402
 import optax  # noqa: E402,F401
+
+import simstudy  # noqa: E402,F401  (enables float64)
 
 jax.config.update("jax_numpy_dtype_promotion", "strict")
 

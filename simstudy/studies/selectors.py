@@ -59,27 +59,18 @@ def size_selectors(generator, model_args: dict, sel: SelectionConfig, root) -> d
         random_state=root,
         **model_args,
     )
+    rules = dict(
+        alpha=sel.alpha,
+        gqs_threshold=sel.gqs_threshold,
+        symmetry_test=sel.symmetry_test,
+        n_boot=sel.n_boot,
+        gqs_rule=sel.gqs_rule,
+        gqs_level=sel.gqs_level,
+    )
     return {
         "vtss": VTSSClassifier(**common),
-        "tg_vtss": TGVTSSClassifier(
-            alpha=sel.alpha,
-            gqs_threshold=sel.gqs_threshold,
-            symmetry_test=sel.symmetry_test,
-            n_boot=sel.n_boot,
-            gqs_rule=sel.gqs_rule,
-            gqs_level=sel.gqs_level,
-            **common,
-        ),
-        "tg_vtss_reference": TGVTSSClassifier(
-            alpha=sel.alpha,
-            gqs_threshold=sel.gqs_threshold,
-            symmetry_test=sel.symmetry_test,
-            n_boot=sel.n_boot,
-            gqs_rule=sel.gqs_rule,
-            gqs_level=sel.gqs_level,
-            variant="reference",
-            **common,
-        ),
+        "tg_vtss": TGVTSSClassifier(**rules, **common),
+        "tg_vtss_reference": TGVTSSClassifier(**rules, variant="reference", **common),
         "tg_vtss_calibrated": TGVTSSClassifier(
             alpha=sel.alpha,
             symmetry_test="bootstrap",

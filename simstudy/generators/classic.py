@@ -37,6 +37,21 @@ from simstudy.generators.base import (
 from simstudy.laws import ClassLaw, GaussianMixtureLaw
 
 
+def _check_neighbour_count(k) -> None:
+    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
+        raise ValueError(f"k must be an integer >= 1, got {k!r}")
+
+
+def _minority_neighbours(X1, X0, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """The checked minority rows and each one's k nearest minority neighbours (n1, k)."""
+    X1, _ = check_pair(X1, X0, min_n1=1)
+    if X1.shape[0] < k + 1:
+        raise ValueError(
+            f"k = {k} neighbours need at least k + 1 = {k + 1} minority points, but X1 has {X1.shape[0]} rows"
+        )
+    return X1, nearest_neighbours(X1, k)
+
+
 def _check_number(value, name: str, low: float, high: float = np.inf) -> float:
     """value as a float in [low, high], or a ValueError naming the argument."""
     try:
@@ -364,8 +379,7 @@ class Smote(Generator):
     data_dependent: ClassVar[bool] = True
 
     def __post_init__(self):
-        if isinstance(self.k, bool) or not isinstance(self.k, (int, np.integer)) or self.k < 1:
-            raise ValueError(f"k must be an integer >= 1, got {self.k!r}")
+        _check_neighbour_count(self.k)
 
     def fit(self, X1, X0, rng) -> FittedGenerator:
         """Compute the neighbour table of the minority points.
@@ -389,13 +403,8 @@ class Smote(Generator):
         ValueError
             If X1 or X0 is invalid or X1 has fewer than k + 1 rows.
         """
-        X1, _ = check_pair(X1, X0, min_n1=1)
-        if X1.shape[0] < self.k + 1:
-            raise ValueError(
-                f"k = {self.k} neighbours need at least k + 1 = {self.k + 1} minority points, "
-                f"but X1 has {X1.shape[0]} rows"
-            )
-        return FittedSmote(X1, nearest_neighbours(X1, self.k))
+        X1, neighbours = _minority_neighbours(X1, X0, self.k)
+        return FittedSmote(X1, neighbours)
 
 
 class FittedSmote(FittedGenerator):
@@ -638,8 +647,7 @@ class LocalJitter(Generator):
 
     def __post_init__(self):
         _check_number(self.scale, "scale", 0.0)
-        if isinstance(self.k, bool) or not isinstance(self.k, (int, np.integer)) or self.k < 1:
-            raise ValueError(f"k must be an integer >= 1, got {self.k!r}")
+        _check_neighbour_count(self.k)
 
     def fit(self, X1, X0, rng) -> FittedGenerator:
         """The per-point noise SDs s_i from the minority neighbour distances.
@@ -663,13 +671,7 @@ class LocalJitter(Generator):
         ValueError
             If X1 or X0 is invalid or X1 has fewer than k + 1 rows.
         """
-        X1, _ = check_pair(X1, X0, min_n1=1)
-        if X1.shape[0] < self.k + 1:
-            raise ValueError(
-                f"k = {self.k} neighbours need at least k + 1 = {self.k + 1} minority points, "
-                f"but X1 has {X1.shape[0]} rows"
-            )
-        neighbours = nearest_neighbours(X1, self.k)
+        X1, neighbours = _minority_neighbours(X1, X0, self.k)
         distances = np.linalg.norm(X1[neighbours] - X1[:, None, :], axis=-1)
         sd = float(self.scale) * np.median(distances, axis=1) / np.sqrt(X1.shape[1])
         return FittedLocalJitter(X1, sd)

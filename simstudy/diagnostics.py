@@ -471,15 +471,39 @@ def _pilot(X0, X1, model, y0, y1) -> _Pilot:
     return _Pilot(fit, stats0, stats1, H)
 
 
-def _wald(pilot: _Pilot, stabilised: bool = False) -> WaldResult:
-    s0, s1 = pilot.stats0, pilot.stats1
-    p = pilot.H.shape[-1]
-    g = s0.mean - s1.mean
-    half_GHinv = _right_solve(s0.hessian - s1.hessian, pilot.H, "the pilot Hessian H", stabilised) / 2
+def wald_covariance(s0: ClassScoreStats, s1: ClassScoreStats, H, stabilised: bool = False):
+    """g_phi_hat = m0 - m1 and its delta-method covariance V (module docstring).
+
+    With G = H0 - H1, A0 = I - G H^{-1}/2 and A1 = -I - G H^{-1}/2,
+    V = A0 S0 A0'/n0 + A1 S1 A1'/n1; at population moments (n0, n1 the design's sizes) it is
+    the covariance the Wald test's power is predicted with.
+
+    Parameters
+    ----------
+    s0, s1 : ClassScoreStats
+        The classes' mean scores, Hessians, score covariances and sizes (batch shape ...).
+    H : ndarray of shape (..., p, p)
+        The pilot's Hessian.
+    stabilised : bool, default False
+        Stabilised pseudo-inverses instead of solves (``diagnose``'s reference variant).
+
+    Returns
+    -------
+    g : ndarray of shape (..., p)
+    V : ndarray of shape (..., p, p)
+    """
+    p = H.shape[-1]
+    half_GHinv = _right_solve(s0.hessian - s1.hessian, H, "the pilot Hessian H", stabilised) / 2
     eye = np.eye(p)
     A0 = eye - half_GHinv
     A1 = -eye - half_GHinv
     V = A0 @ s0.cov @ np.swapaxes(A0, -1, -2) / s0.n + A1 @ s1.cov @ np.swapaxes(A1, -1, -2) / s1.n
+    return s0.mean - s1.mean, V
+
+
+def _wald(pilot: _Pilot, stabilised: bool = False) -> WaldResult:
+    p = pilot.H.shape[-1]
+    g, V = wald_covariance(pilot.stats0, pilot.stats1, pilot.H, stabilised)
     T = np.einsum("...p,...p->...", g, _solve(V, g[..., None], "the Wald covariance V", stabilised)[..., 0])
     return WaldResult(T, p, chi2.sf(T, p), g, V, pilot.fit.theta, pilot.fit.info)
 

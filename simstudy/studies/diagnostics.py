@@ -38,7 +38,7 @@ from scipy.stats import chi2, ncx2
 import simstudy  # noqa: F401  (float64 before any array)
 from simstudy import plotting
 from simstudy.cell import BuiltCell
-from simstudy.diagnostics import diagnose, wald_symmetry_test
+from simstudy.diagnostics import ClassScoreStats, diagnose, wald_covariance, wald_symmetry_test
 from simstudy.engine import auxiliary_seed, replication_streams
 from simstudy.fitting import GLM
 from simstudy.jobfiles import json_numbers
@@ -80,11 +80,11 @@ def population_prediction(built: BuiltCell, alpha: float) -> dict:
     pop, (n0, n1) = built.population, (built.run.design.n0, built.run.design.n1)
     m0, m1 = pop.moments(pop.theta_star)
     p = len(pop.theta_star)
-    g = np.asarray(m0.grad) - np.asarray(m1.grad)
-    H = (np.asarray(m0.hess) + np.asarray(m1.hess)) / 2
-    half_GHinv = np.linalg.solve(H, (np.asarray(m0.hess) - np.asarray(m1.hess)).T).T / 2
-    A0, A1 = np.eye(p) - half_GHinv, -np.eye(p) - half_GHinv
-    V = A0 @ np.asarray(m0.score_cov) @ A0.T / n0 + A1 @ np.asarray(m1.score_cov) @ A1.T / n1
+    s0, s1 = (
+        ClassScoreStats(np.asarray(m.grad), np.asarray(m.hess), np.asarray(m.score_cov), n)
+        for m, n in ((m0, n0), (m1, n1))
+    )
+    g, V = wald_covariance(s0, s1, (s0.hessian + s1.hessian) / 2)
     null = pop.regime == "symmetry"
     noncentrality = 0.0 if null else float(g @ np.linalg.solve(V, g))
     critical = chi2.ppf(1 - alpha, p)

@@ -46,13 +46,13 @@ def preset(reps: int):
 def study_seconds(reps: int) -> list[float]:
     nc = ns.build_network_cell(preset(reps))
     counts = []  # trainings per stage of the replication being timed
-    run_stage = ns.Trainings.run
+    run_stage = nw.Trainings.run
 
     def counted(self, spec, params0):
         counts.append(len(self.blocks))
         return run_stage(self, spec, params0)
 
-    ns.Trainings.run = counted
+    nw.Trainings.run = counted
     seconds = []
     for r in range(reps):
         counts.clear()
@@ -60,7 +60,7 @@ def study_seconds(reps: int) -> list[float]:
         ns.network_replication(nc, r)
         seconds.append(time.perf_counter() - start)
         print(f"  replication {r}: {seconds[-1]:.1f} s, trainings per stage {counts} ({sum(counts)})", flush=True)
-    ns.Trainings.run = run_stage
+    nw.Trainings.run = run_stage
     return seconds
 
 

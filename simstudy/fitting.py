@@ -545,6 +545,20 @@ def choose_method(method: str, problems: int, n: int, p: int) -> str:
     return "quasi_newton" if 8 <= p <= _QUASI_NEWTON_MAX_P and problems * n * p * p >= _QUASI_NEWTON_WORK else "newton"
 
 
+def padded_size(n: int) -> int:
+    """The smallest m 2^k >= n with 8 <= m < 16 (n itself below 16).
+
+    Array sizes are padded up to these buckets (at most 1/8 extra work) so that sizes that
+    vary with the data -- TG-VTSS's candidate windows, a selector's final refit, a stage of
+    network trainings -- still share a handful of compiled programs across the replications
+    of a study.
+    """
+    if n < 16:
+        return n
+    k = n.bit_length() - 4
+    return -(-n >> k) << k
+
+
 def fit_glm(
     X,
     y,

@@ -55,9 +55,13 @@ from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.utils.validation import check_is_fitted
 
 import simstudy  # noqa: F401  (float64 is the default; the networks ask for float32 explicitly)
+from simstudy.fitting import padded_size
 
 DTYPE = np.float32
 """The networks' precision (module docstring)."""
+
+CHUNK = 16
+"""Most trainings per call of the compiled program (module docstring)."""
 
 TRACES = {"train": 0, "logits": 0}
 """How many times each jitted program was traced (a test counts retraces)."""
@@ -470,11 +474,7 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
         y = np.asarray(y)
         w = np.ones(len(y)) if sample_weight is None else np.asarray(sample_weight, dtype=np.float64)
         spec = self._spec()
-        if self.standardise:
-            self.mean_, sd = X.mean(axis=0), X.std(axis=0)
-            self.scale_ = np.where(sd > 0, sd, 1.0)
-        else:
-            self.mean_, self.scale_ = np.zeros(X.shape[1]), np.ones(X.shape[1])
+        self.mean_, self.scale_ = self._standardisation(X)
         Z = (X - self.mean_) / self.scale_
         params, losses = train(spec, self.initial_params(X.shape[1]), Z[None], y[None], w[None], chunk=1)
         self.params_ = take(params, 0)
@@ -483,6 +483,57 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
         self.classes_ = np.array([0, 1])
         self.n_features_in_ = X.shape[1]
         return self
+
+    def _standardisation(self, X) -> tuple[np.ndarray, np.ndarray]:
+        if not self.standardise:
+            return np.zeros(X.shape[1]), np.ones(X.shape[1])
+        sd = X.std(axis=0)
+        return X.mean(axis=0), np.where(sd > 0, sd, 1.0)
+
+    def candidate_logits(self, blocks, held) -> list[np.ndarray]:
+        """The held-out logits of many fits at once, each as ``fit`` would train it.
+
+        Block s is (X_s, y_s, W_s) with G_s weight vectors W_s[g] (e.g. a validation split's
+        fitting rows plus a synthetic pool, the candidates' prefixes switched on by 0/1
+        weights). Its fit g is ``clone(self).fit(X_s[on], y_s[on], W_s[g][on])`` with
+        on = W_s[g] > 0 -- the standardisation learnt on the rows it trains on -- and all fits
+        of all blocks run in a few calls of the compiled trainer (``Trainings``); fits with the
+        same rows and weights are trained once.
+
+        Parameters
+        ----------
+        blocks : sequence of (ndarray (N_s, d), ndarray (N_s,), ndarray (G_s, N_s))
+            The fits' rows, labels 0/1 and weights.
+        held : sequence of ndarray (n_s, d)
+            Block s's held-out rows.
+
+        Returns
+        -------
+        list of ndarray of float64, shape (G_s, n_s)
+            eta of fit g of block s on ``held[s]``.
+        """
+        d = blocks[0][0].shape[1]
+        trainings, scalings, ids = Trainings(), [], []
+        for s, (X, y, W) in enumerate(blocks):
+            X = np.asarray(X, dtype=np.float64)
+            block_ids = []
+            for w in np.asarray(W, dtype=np.float64):
+                on = w > 0
+                key = (s, on.tobytes(), w[on].tobytes())
+                if key not in trainings.index:
+                    scalings.append(self._standardisation(X[on]))
+                    mean, scale = scalings[-1]
+                    trainings.add(key, (X[on] - mean) / scale, np.asarray(y)[on], w[on])
+                block_ids.append(trainings.index[key])
+            ids.append(block_ids)
+        params, _ = trainings.run(self._spec(), self.initial_params(d))
+        out = []
+        for block_ids, rows in zip(ids, held, strict=True):
+            rows = np.asarray(rows, dtype=np.float64)
+            out.append(
+                np.array([stacked_logits([params[i]], (rows - scalings[i][0]) / scalings[i][1])[0] for i in block_ids])
+            )
+        return out
 
     def decision_function(self, X) -> np.ndarray:
         """eta(x) of each row (float64 from the float32 weights)."""
@@ -514,9 +565,54 @@ def stack_rows(blocks: Sequence[tuple[np.ndarray, np.ndarray, np.ndarray]], rows
     return X, y, w
 
 
+class Trainings:
+    """A list of trainings to run together: (X, y, w) blocks, each kept once by its key.
+
+    ``run`` sorts them by their number of rows and trains them ``CHUNK`` at a time, each chunk
+    padded with zero-weight rows (which change nothing) up to ``fitting.padded_size`` of its
+    longest block, so the trainings of a study compile a handful of shapes once.
+    """
+
+    def __init__(self):
+        self.blocks, self.index = [], {}
+
+    def add(self, key, X, y, w) -> int:
+        if key not in self.index:
+            self.index[key] = len(self.blocks)
+            self.blocks.append((X, y, w))
+        return self.index[key]
+
+    def run(self, spec: MLPSpec, params0) -> tuple[list, np.ndarray]:
+        """Train every block from ``params0``; the trained weights (a list in the order added)
+        and each training's final loss."""
+        order = np.argsort([len(b[1]) for b in self.blocks], kind="stable")
+        B = len(order)
+        chunk = min(CHUNK, 1 << (B - 1).bit_length())
+        params, last = [None] * B, np.empty(B)
+        for lo in range(0, B, chunk):
+            ids = order[lo : lo + chunk]
+            X, y, w = stack_rows([self.blocks[i] for i in ids], padded_size(max(len(self.blocks[i][1]) for i in ids)))
+            trained, losses = train(spec, params0, X, y, w, chunk=chunk)
+            for j, i in enumerate(ids):
+                params[i] = take(trained, j)
+                last[i] = losses[j, -1]
+        return params, last
+
+
+def stacked_logits(params: list, X: np.ndarray) -> np.ndarray:
+    """eta of each network of ``params`` (a list of weights) on the rows X (n, d), float64: (B, n)."""
+    out = []
+    for p in params:
+        p64 = [(np.asarray(W, np.float64), np.asarray(b, np.float64)) for W, b in p]
+        out.append(logits(p64, X))
+    return np.array(out)
+
+
 __all__ = [
     "DTYPE",
+    "CHUNK",
     "TRACES",
+    "Trainings",
     "HiddenLayer",
     "MLPClassifier",
     "MLPSpec",
@@ -527,6 +623,7 @@ __all__ = [
     "init_params",
     "logits",
     "single_trainer",
+    "stacked_logits",
     "stack_rows",
     "take",
     "train",

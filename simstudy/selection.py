@@ -37,6 +37,16 @@ The generator still works in the raw space; phi is applied to every real and syn
 augmentation, before fitting, and again in prediction, so the design is z(x) = phi(x), or
 (1, phi(x)) with an intercept (``FeatureGLM``). With ``feature_map=None``, z(x) = x (or (1, x)).
 
+Networks (``model``, ``VTSSClassifier`` and ``TGVTSSClassifier``): a
+``simstudy.network.MLPClassifier`` replaces the GLM. Every (split, candidate) network is the
+one ``clone(model).fit`` would train on that candidate's rows (its standardisation learnt on
+them, the generator working in the raw space), and all of them train together in a few calls
+of one vmapped program (``MLPClassifier.candidate_logits``); the final model is
+``clone(model)`` fitted on the real rows plus the chosen synthetic rows (``model_``).
+TG-VTSS's diagnostics then run on a balanced pilot network's last hidden layer, that map
+fixed, as a ``FeatureGLM`` (AUTHORS_DESIGNS.md section E). The networks train in float32
+(``simstudy.network``); ``cv_results_`` has no fit-failure counts for them.
+
 Predictions use the linear predictor eta = z(x)' theta: ``predict_proba`` is sigmoid(eta)
 (logistic), Phi(eta) (probit) or eta clipped to [0, 1] (squared loss on 0/1 labels, a linear
 probability model); ``predict`` thresholds it at 1/2.
@@ -51,14 +61,15 @@ from typing import NamedTuple
 
 import numpy as np
 from imblearn.over_sampling.base import BaseOverSampler
-from sklearn.base import BaseEstimator, ClassifierMixin
+from sklearn.base import BaseEstimator, ClassifierMixin, clone
 from sklearn.utils.validation import check_is_fitted, column_or_1d, validate_data
 
 import simstudy  # noqa: F401  (float64 before any array)
 from simstudy.diagnostics import REFERENCES, diagnose, wald_symmetry_test
 from simstudy.families import Family, get_family
-from simstudy.fitting import GLM, FitInfo, fit_glm
+from simstudy.fitting import GLM, FitInfo, fit_glm, padded_size
 from simstudy.generators import FittedGenerator, Generator, ImblearnGenerator, make_generator
+from simstudy.network import HiddenLayer, MLPClassifier
 
 DEFAULT_GAMMAS = np.round(np.arange(0.0, 2.0001, 0.05), 10)
 """The wide grid of section 5: gamma = 0, 0.05, ..., 2."""
@@ -389,19 +400,6 @@ def _balanced_mean(loss: np.ndarray, y: np.ndarray) -> np.ndarray:
 # batched validation
 
 
-def _bucket(n: int) -> int:
-    """The smallest m 2^k >= n with 8 <= m < 16 (n itself below 16).
-
-    Array sizes are padded up to these buckets (at most 1/8 extra work) so that sizes that
-    vary with the data -- TG-VTSS's candidate windows, a selector's final refit -- still share
-    a handful of compiled fits across the replications of a study.
-    """
-    if n < 16:
-        return n
-    k = n.bit_length() - 4
-    return -(-n >> k) << k
-
-
 def _pad_stack(blocks, rows: int, candidates: int | None = None):
     """Stack (X, y, w) blocks of different lengths into (S, rows, ...) arrays, padding with
     zero-weight rows so that every split shares one compiled fit, and the candidate axis of w
@@ -417,11 +415,16 @@ def _pad_stack(blocks, rows: int, candidates: int | None = None):
     return X, y, w
 
 
-def _validation_losses(X, y, model: GLM, splits, blocks):
+def _validation_losses(X, y, model: GLM | MLPClassifier, splits, blocks):
     """Fit every (split, candidate) at once; return the (S, G) validation L_bal on the
-    held-out real rows and the fits' FitInfo."""
+    held-out real rows and the fits' FitInfo (None for a network)."""
+    if isinstance(model, MLPClassifier):
+        etas = model.candidate_logits(blocks, [X[s.validation] for s in splits])
+        return np.stack(
+            [balanced_loss("logistic", eta.T, y[s.validation]) for eta, s in zip(etas, splits, strict=True)]
+        ), None
     G = blocks[0][2].shape[0]
-    Xs, ys, ws = _pad_stack(blocks, _bucket(max(len(b[1]) for b in blocks)), _bucket(G))
+    Xs, ys, ws = _pad_stack(blocks, padded_size(max(len(b[1]) for b in blocks)), padded_size(G))
     fit = fit_glm(Xs[:, None], ys[:, None], ws, model=model)
     theta = fit.theta[:, :G]
     info = FitInfo(*(a[:, :G] for a in fit.info))
@@ -486,17 +489,21 @@ def _select(means: np.ndarray) -> int:
     return int(np.argmin(finite))
 
 
-def _curve(name: str, values, losses, info: FitInfo, **extra) -> dict:
+def _curve(name: str, values, losses, info: FitInfo | None, **extra) -> dict:
     """cv_results_: the candidates, the mean and SD over splits of the validation loss, the
-    per-split losses and the per-candidate count of separated / non-converged fits."""
+    per-split losses and, for GLM fits (``info`` not None), the per-candidate count of
+    separated / non-converged fits."""
     return {
         name: values,
         **extra,
         "mean_validation_loss": losses.mean(axis=0),
         "std_validation_loss": losses.std(axis=0),
         "split_validation_loss": losses,
-        "n_separated": info.separated.sum(axis=0),
-        "n_not_converged": (~info.converged).sum(axis=0),
+        **(
+            {}
+            if info is None
+            else {"n_separated": info.separated.sum(axis=0), "n_not_converged": (~info.converged).sum(axis=0)}
+        ),
     }
 
 
@@ -540,6 +547,13 @@ class _GLMClassifier(ClassifierMixin, BaseEstimator):
             X = np.vstack([X, synthetic])
             y = np.r_[y, np.ones(synthetic.shape[0], dtype=np.int64)]
             weights = np.r_[weights, np.ones(synthetic.shape[0])]
+        self.classes_ = np.array([0, 1])
+        if isinstance(model, MLPClassifier):
+            for stale in ("theta_", "coef_", "intercept_", "fit_info_"):  # of an earlier GLM fit
+                self.__dict__.pop(stale, None)
+            self.model_ = clone(model).fit(X, y, sample_weight=weights)
+            self.family_ = get_family("logistic")
+            return
         (X,), (y,), (weights,) = _pad_stack([(X, y, weights[None])], max(rows, len(y)))
         fit = fit_glm(X, y, weights[0], model=model)
         self.theta_ = fit.theta
@@ -547,7 +561,6 @@ class _GLMClassifier(ClassifierMixin, BaseEstimator):
         self.fit_info_ = fit.info
         self.coef_ = fit.theta[int(model.intercept) :][None, :]
         self.intercept_ = np.array([fit.theta[0] if model.intercept else 0.0])
-        self.classes_ = np.array([0, 1])
         self.family_ = model.family
 
     def _refit_augmented(self, X, y, model, generator, m: int, root, rows: int = 0):
@@ -562,8 +575,10 @@ class _GLMClassifier(ClassifierMixin, BaseEstimator):
         self._fit_final(X, y, model, synthetic=synthetic, rows=rows)
 
     def _eta(self, X) -> np.ndarray:
-        check_is_fitted(self, "theta_")
+        check_is_fitted(self, "model_")
         X = validate_data(self, X, dtype=np.float64, reset=False)
+        if isinstance(self.model_, MLPClassifier):
+            return self.model_.decision_function(X)
         return self.model_.features(X) @ self.theta_
 
     def decision_function(self, X) -> np.ndarray:
@@ -735,6 +750,9 @@ class VTSSClassifier(_GLMClassifier):
         The root of every stream (module docstring).
     feature_map : callable, optional
         None or a feature map phi (module docstring).
+    model : simstudy.network.MLPClassifier, optional
+        A network instead of the GLM (module docstring, "Networks"); ``family`` must then be
+        "logistic" and ``feature_map`` None.
 
     Attributes
     ----------
@@ -748,13 +766,13 @@ class VTSSClassifier(_GLMClassifier):
         "split_gap" (S,) n0 - n1 within each fitting part, "n_separated" and "n_not_converged"
         (G,) fit-failure counts over splits.
     theta_ : ndarray of shape (p,)
-        The final coefficients, intercept first.
+        The final coefficients, intercept first (GLMs only).
     coef_ : ndarray of shape (1, D)
-        The coefficients of the covariates (D = d without a feature map).
+        The coefficients of the covariates (D = d without a feature map; GLMs only).
     intercept_ : ndarray of shape (1,)
-        The intercept (0.0 without one).
-    model_ : simstudy.fitting.GLM
-        The GLM or FeatureGLM fitted.
+        The intercept (0.0 without one; GLMs only).
+    model_ : simstudy.fitting.GLM or simstudy.network.MLPClassifier
+        The GLM or FeatureGLM fitted, or the fitted clone of ``model``.
     family_ : simstudy.families.Family
         The fitted model's family.
     classes_ : ndarray of shape (2,)
@@ -762,7 +780,7 @@ class VTSSClassifier(_GLMClassifier):
     generator_ : simstudy.generators.base.FittedGenerator or None
         The final fitted generator, None when n_synthetic_ = 0.
     fit_info_ : simstudy.fitting.FitInfo
-        The final fit's FitInfo.
+        The final fit's FitInfo (GLMs only).
     n_features_in_ : int
         d, the number of raw columns (scikit-learn's name).
     """
@@ -779,6 +797,7 @@ class VTSSClassifier(_GLMClassifier):
         test_size=0.2,
         random_state=None,
         feature_map=None,
+        model=None,
     ):
         self.generator = generator
         self.generator_params = generator_params
@@ -790,6 +809,17 @@ class VTSSClassifier(_GLMClassifier):
         self.test_size = test_size
         self.random_state = random_state
         self.feature_map = feature_map
+        self.model = model
+
+    def _model(self) -> GLM | MLPClassifier:
+        if self.model is None:
+            return super()._model()
+        if not isinstance(self.model, MLPClassifier):
+            raise ValueError(f"model must be None (a GLM) or a simstudy.network.MLPClassifier, got {self.model!r}")
+        if self.feature_map is not None or get_family(self.family).name != "logistic":
+            raise ValueError("a network model needs family='logistic' and feature_map=None (it learns its features)")
+        super()._model()  # intercept and ridge still configure the TG diagnostics' GLM
+        return self.model
 
     def fit(self, X, y):
         """Select gamma on the validation splits, then refit on all the data (see class).
@@ -811,8 +841,8 @@ class VTSSClassifier(_GLMClassifier):
         ValueError
             If X or y is invalid, a parameter is invalid (``generator``, ``generator_params``,
             ``family``, ``intercept`` not a bool, ``ridge``, ``gammas``, ``cv``, ``test_size``,
-            ``random_state``, ``feature_map`` not callable), K > n1, the generator returns a bad
-            sample, or every candidate's validation loss is non-finite.
+            ``random_state``, ``feature_map`` not callable, ``model``), K > n1, the generator
+            returns a bad sample, or every candidate's validation loss is non-finite.
         """
         X, y = self._check_fit_data(X, y)
         model = self._model()
@@ -836,7 +866,7 @@ class VTSSClassifier(_GLMClassifier):
         self.gamma_ = float(gammas[best])
         self.n_synthetic_ = int(n_tilde[best])
         self._refit_augmented(
-            X, y, model, generator, self.n_synthetic_, root, rows=_bucket(len(y) + int(n_tilde.max()))
+            X, y, model, generator, self.n_synthetic_, root, rows=padded_size(len(y) + int(n_tilde.max()))
         )
 
 
@@ -943,8 +973,10 @@ class TGVTSSClassifier(VTSSClassifier):
 
     Parameters
     ----------
-    generator, generator_params, family, intercept, ridge, gammas, cv, test_size, random_state, feature_map
-        As for ``VTSSClassifier``; ``gammas`` is the wide grid of the "high_gqs" branch.
+    generator, generator_params, family, intercept, ridge, gammas, cv, test_size, random_state, feature_map, model
+        As for ``VTSSClassifier``; ``gammas`` is the wide grid of the "high_gqs" branch. With a
+        network ``model`` the diagnostics run on the last hidden layer of a balanced pilot
+        network (``pilot_``) plus an intercept when ``intercept``, ridge ``ridge``.
     alpha : float, default 0.05
         Level of the Wald test, in [0, 1].
     gqs_threshold : float, default 10.0
@@ -982,6 +1014,10 @@ class TGVTSSClassifier(VTSSClassifier):
         The branch taken.
     rules_ : str
         The decision rules that chose it, "<symmetry_test>/<gqs_rule>" (e.g. "chi2/threshold").
+    pilot_ : simstudy.network.MLPClassifier
+        With a network ``model`` only: the balanced pilot, ``model`` fitted on all rows with
+        the inverse-frequency weights n / (2 n_k); its ``HiddenLayer`` (units constant on the
+        training rows dropped) is the diagnostics' feature map.
     gamma_, n_synthetic_, cv_results_, generator_
         As for ``VTSSClassifier``.
     theta_, coef_, intercept_, model_, family_, classes_, fit_info_, n_features_in_
@@ -1008,6 +1044,7 @@ class TGVTSSClassifier(VTSSClassifier):
         gqs_level=0.05,
         variant="simstudy",
         gqs_folds=None,
+        model=None,
     ):
         super().__init__(
             generator=generator,
@@ -1020,6 +1057,7 @@ class TGVTSSClassifier(VTSSClassifier):
             test_size=test_size,
             random_state=random_state,
             feature_map=feature_map,
+            model=model,
         )
         self.alpha = alpha
         self.gqs_threshold = gqs_threshold
@@ -1056,6 +1094,9 @@ class TGVTSSClassifier(VTSSClassifier):
     def _candidates(self, X, y, model, generator, root) -> np.ndarray:
         self._check_rules()
         wide = _check_gammas(self.gammas)
+        self.__dict__.pop("pilot_", None)  # of an earlier network fit
+        if isinstance(model, MLPClassifier):
+            model = self._hidden_layer_glm(X, y, model)
         X0, X1 = X[y == 0], X[y == 1]
         self.wald_ = wald_symmetry_test(
             X0,
@@ -1095,6 +1136,17 @@ class TGVTSSClassifier(VTSSClassifier):
             gap=X0.shape[0] - X1.shape[0],
         )
         return self.candidate_gammas_
+
+    def _hidden_layer_glm(self, X, y, network: MLPClassifier) -> FeatureGLM:
+        """The logistic GLM on the balanced pilot network's last hidden layer (its units
+        constant on X dropped), the feature map fixed: the GLM the diagnostics run on."""
+        n1 = int(y.sum())
+        weights = np.where(y == 1, len(y) / (2 * n1), len(y) / (2 * (len(y) - n1)))
+        self.pilot_ = clone(network).fit(X, y, sample_weight=weights)
+        feature_map = HiddenLayer.of(self.pilot_.params_, X, self.pilot_.mean_, self.pilot_.scale_)
+        return FeatureGLM(
+            get_family("logistic"), intercept=bool(self.intercept), ridge=self.ridge, feature_map=feature_map
+        )
 
 
 class FixedSizeClassifier(_GLMClassifier):

@@ -51,7 +51,8 @@ One replication r of the cell:
 The trainings of a stage (the two full-data networks; all validation trainings; all final
 trainings) are one list, sorted by their number of rows (a candidate's rows beyond its prefix
 have weight 0 and are dropped, which changes nothing) and trained in chunks of up to
-``CHUNK`` networks, each padded with zero-weight rows to ``_bucket`` sizes, so a study
+``network.CHUNK`` networks, each padded with zero-weight rows to ``fitting.padded_size``
+sizes, so a study
 compiles a handful of shapes once and reuses them in every replication.
 
 Config keys of this kind (all under ``selection``; conf/study/mlp_nonsyn.yaml documents them):
@@ -95,9 +96,6 @@ from simstudy.schema import (
 from simstudy.selection import DEFAULT_GAMMAS, FeatureGLM, stratified_splits, theory_guided_grid
 from simstudy.studies.selectors import error_text, mean_sd_mcse, selector_seed
 
-CHUNK = 16
-"""Most trainings per call of the compiled program (module docstring)."""
-
 # spawn keys below a replication's root (module docstring)
 _INIT, _SPLITS, _FOLD_POOL, _FINAL_POOL, _GQS = 0, 1, 2, 3, 4
 
@@ -125,15 +123,6 @@ class NetworkSelection(SelectionConfig):
     cost_ratios: tuple[float, ...]
     generators: tuple[dict, ...]
     gqs_folds: int
-
-
-def _bucket(n: int) -> int:
-    """The smallest m 2^k >= n with 8 <= m < 16 (n itself below 16): padded sizes, at most 1/8
-    extra rows, shared by every replication (as ``selection``'s batched fits)."""
-    if n < 16:
-        return n
-    k = n.bit_length() - 4
-    return -(-n >> k) << k
 
 
 def _network_spec(section) -> nw.MLPSpec:
@@ -256,44 +245,6 @@ class Scaler(NamedTuple):
         return (X - self.mean) / self.sd
 
 
-class Trainings:
-    """The trainings of one stage: (X, y, w) blocks, each kept once by its key."""
-
-    def __init__(self):
-        self.blocks, self.index = [], {}
-
-    def add(self, key, X, y, w) -> int:
-        if key not in self.index:
-            self.index[key] = len(self.blocks)
-            self.blocks.append((X, y, w))
-        return self.index[key]
-
-    def run(self, spec: nw.MLPSpec, params0) -> tuple[list, np.ndarray]:
-        """Train every block (sorted by rows, chunked, padded: module docstring); the trained
-        weights (leading axis in the order added) and each training's final loss."""
-        order = np.argsort([len(b[1]) for b in self.blocks], kind="stable")
-        B = len(order)
-        chunk = min(CHUNK, 1 << (B - 1).bit_length())
-        params, last = [None] * B, np.empty(B)
-        for lo in range(0, B, chunk):
-            ids = order[lo : lo + chunk]
-            X, y, w = nw.stack_rows([self.blocks[i] for i in ids], _bucket(max(len(self.blocks[i][1]) for i in ids)))
-            trained, losses = nw.train(spec, params0, X, y, w, chunk=chunk)
-            for j, i in enumerate(ids):
-                params[i] = nw.take(trained, j)
-                last[i] = losses[j, -1]
-        return params, last
-
-
-def stacked_logits(params: list, X: np.ndarray) -> np.ndarray:
-    """eta of each network of ``params`` (a list of weights) on the rows X (n, d), float64: (B, n)."""
-    out = []
-    for p in params:
-        p64 = [(np.asarray(W, np.float64), np.asarray(b, np.float64)) for W, b in p]
-        out.append(nw.logits(p64, X))
-    return np.array(out)
-
-
 def augmented(Z, y, pool, m: int):
     """Real rows plus the first m pool rows, every row weighing n / (n + m) (module docstring)."""
     n = len(y)
@@ -396,7 +347,7 @@ def network_replication(nc: NetworkCell, r: int) -> pd.DataFrame:
     gap = n0 - n1
 
     # stage 1: raw ERM and the reweighting network, the balanced pilot of the diagnostics
-    first = Trainings()
+    first = nw.Trainings()
     first.add("raw", Z, y, np.ones(len(y)))
     first.add("reweighting", Z, y, np.where(y == 1, len(y) / (2 * n1), len(y) / (2 * n0)))
     (raw, pilot), first_loss = first.run(spec, params0)
@@ -407,7 +358,7 @@ def network_replication(nc: NetworkCell, r: int) -> pd.DataFrame:
     branches = {}
     for label, (diag, _) in diags.items():
         branches[label] = tg_candidates(sel, nc.wide, wald, diag)
-    cv = Trainings()
+    cv = nw.Trainings()
     held = []  # per split: (scaled held-out rows, labels)
     cost_ids = np.empty((len(splits), len(sel.cost_ratios)), dtype=np.int64)
     size_ids = {label: [] for label in nc.generators}  # per split: {fold size: training}
@@ -437,7 +388,7 @@ def network_replication(nc: NetworkCell, r: int) -> pd.DataFrame:
     val = np.empty(len(cv_params))
     for s, (Zv, yv) in enumerate(held):
         ids = sorted({i for key, i in cv.index.items() if key[1] == s})  # every key holds its split second
-        val[ids] = nw.balanced_log_loss(stacked_logits([cv_params[i] for i in ids], Zv), yv)
+        val[ids] = nw.balanced_log_loss(nw.stacked_logits([cv_params[i] for i in ids], Zv), yv)
 
     def mean_loss(label, gamma) -> float:
         # candidate gamma's mean validation loss over the splits, at each split's rescaled size
@@ -456,7 +407,7 @@ def network_replication(nc: NetworkCell, r: int) -> pd.DataFrame:
     chosen = {label: (choose(label, nc.wide), choose(label, branches[label][1])) for label in nc.generators}
 
     # stage 3: the final fits on all training rows
-    final = Trainings()
+    final = nw.Trainings()
     cost_id = final.add("cost", Z, y, np.where(y == 1, ratio_hat, 1.0))
     final_ids, pools = {}, {}
     for g, (label, generator) in enumerate(nc.generators.items()):
@@ -465,7 +416,7 @@ def network_replication(nc: NetworkCell, r: int) -> pd.DataFrame:
         pools[label] = fitted.sample(max(*sizes, gap), _rng(root, _FINAL_POOL, g, 1))
         final_ids[label] = [final.add((label, m), *augmented(Z, y, pools[label], m)) for m in sizes]
     final_params, final_loss = final.run(spec, params0)
-    test_loss = nw.balanced_log_loss(stacked_logits([raw, pilot, *final_params], test_X), test_y)
+    test_loss = nw.balanced_log_loss(nw.stacked_logits([raw, pilot, *final_params], test_X), test_y)
 
     rows = [
         row("raw", train_loss=first_loss[0], test_loss=test_loss[0]),

@@ -21,6 +21,7 @@ from simstudy.studies.diagnostics import sweep_report
 SWEEPS = (
     "asym_biased",
     "asym_consistent",
+    "asym_consistent_vtss",
     "alignment_map",
     "alignment_dense",
     "alignment_logistic",

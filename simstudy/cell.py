@@ -3,7 +3,6 @@ generator, design and the engine's Cell with its stream keys (THEORY.md section 
 
 from __future__ import annotations
 
-import math
 from dataclasses import asdict
 
 import numpy as np
@@ -12,7 +11,7 @@ import simstudy  # noqa: F401  (float64 before any array)
 from simstudy.engine import Cell, Design, stable_key
 from simstudy.fitting import GLM
 from simstudy.generators import make_generator
-from simstudy.generators.classic import Oracle
+from simstudy.generators.classic import ConsistentShift, Oracle
 from simstudy.plugins import build_generator, build_process, is_plugin
 from simstudy.population import Population
 from simstudy.processes import make_process
@@ -61,14 +60,14 @@ class BuiltCell:
         spec = dict(self.run.generator)
         name = spec.pop("name")
         if name == "shifted":
-            factor = 1.0
-            if spec.get("rate", "constant") == "inv_sqrt_log_n1":
-                factor = 1.0 / math.sqrt(math.log(self.run.design.n1))
-            shift = np.asarray(spec["shift"], dtype=float) * factor
+            shift = np.asarray(spec["shift"], dtype=float)
             if shift.shape != (self.process.dim,):
                 raise ConfigError(
                     "generator.shift", spec["shift"], f"must have {self.process.dim} entries (the dgp's dimension)"
                 )
+            if spec.get("rate", "constant") == "inv_sqrt_log_n1":
+                # its accuracy follows the minority rows it is fitted on (a selector's folds)
+                return ConsistentShift(self.process.law1, shift)
             return Oracle(self.process.law1.shifted(shift))
         if name == "mismatch":
             spec["population"] = self.population

@@ -472,6 +472,74 @@ def vtss_figure(summary: dict):
     return fig
 
 
+SWEEP_METHODS = ("full_balancing", "vtss", "tg_vtss", "tg_vtss_reference", "tg_vtss_calibrated", "theory")
+"""The arms of a study-6 sweep over n1 (AUTHORS_DESIGNS.md A), in drawing order."""
+
+BRANCH_COLOURS = {"symmetry": "#95a5a6", "low_gqs": "#27ae60", "high_gqs": "#c0392b"}
+
+
+def vtss_sweep_figure(summaries: list[dict]):
+    """A study-6 sweep over n1 (AUTHORS_DESIGNS.md A): the exact excess balanced risk and the
+    parameter error ||theta_hat - theta*|| of each arm against n1 (log-log; mean with the
+    empirical 2.5% / 97.5% band over replications), and each TG-VTSS variant's branch shares
+    per n1 (stacked bars, one bar per variant)."""
+    cells = sorted(summaries, key=lambda s: s["n1"])
+    n1 = np.array([s["n1"] for s in cells], dtype=float)
+    colours = {**METHOD_COLOURS, "full_balancing": SIM, "theory": THEORY}
+    labels = {**METHOD_LABELS, "theory": "theory's γ*"}
+    fig, axes = plt.subplots(1, 3, figsize=(15, 4.4))
+    for ax, key, title in (
+        (axes[0], "test_loss", "excess balanced risk"),
+        (axes[1], "param_error", "parameter error ‖θ̂ − θ*‖"),
+    ):
+        for name in SWEEP_METHODS:
+            # an arm may be absent from some cells (the theory's gamma* does not always exist)
+            have = [i for i, s in enumerate(cells) if s["methods"].get(name, {}).get(key, {}).get("mean") is not None]
+            if not have:
+                continue
+            entries = [cells[i]["methods"][name] for i in have]
+            shift = np.array([cells[i]["risk_star"] if key == "test_loss" else 0.0 for i in have])
+            mean = np.array([e[key]["mean"] for e in entries]) - shift
+            band = np.array([e[f"{key}_band"] for e in entries], dtype=float) - shift[:, None]
+            ax.fill_between(n1[have], band[:, 0], band[:, 1], color=colours[name], alpha=0.12, lw=0)
+            ax.plot(n1[have], mean, "o-", color=colours[name], ms=3, lw=1.2, label=labels[name])
+        ax.set_yscale("log")
+        _n1_axis(ax, n1)
+        ax.set_title(f"{title} (mean, 2.5-97.5% band)", fontsize=9)
+    axes[0].legend(fontsize=7)
+    variants = [m for m in SWEEP_METHODS if m.startswith("tg_") and all(m in s["methods"] for s in cells)]
+    width = 0.8 / max(len(variants), 1)
+    for v, name in enumerate(variants):
+        bottom = np.zeros(len(cells))
+        for branch, colour in BRANCH_COLOURS.items():
+            share = np.array([s["methods"][name]["branches"].get(branch, 0) / s["reps"] for s in cells])
+            x = np.arange(len(cells)) + (v - (len(variants) - 1) / 2) * width
+            axes[2].bar(
+                x,
+                share,
+                width * 0.95,
+                bottom=bottom,
+                color=colour,
+                edgecolor="white",
+                lw=0.5,
+                label=branch if v == 0 else None,
+            )
+            bottom += share
+    axes[2].set_xticks(np.arange(len(cells)), [str(s["n1"]) for s in cells])
+    axes[2].set_xlabel("n1 (bars: " + ", ".join(labels[m] for m in variants) + ")", fontsize=7)
+    axes[2].set_ylabel("share of replications")
+    axes[2].set_title("TG-VTSS branch shares", fontsize=9)
+    axes[2].legend(fontsize=7)
+    first = cells[0]
+    fig.suptitle(
+        f"{first['study']}: {first['dgp']}, {first['generator']}, {first['model']}, "
+        f"n0 = {round(first['n0'] / first['n1'])} n1, R = {first['reps']}",
+        fontsize=9,
+    )
+    fig.tight_layout()
+    return fig
+
+
 def real_data_curves_figure(summary: dict):
     """Study 7: balanced test log-loss against γ (mean ± 1.96 SE over splits), one panel per
     dataset × generator, with VTSS's and TG-VTSS's mean choice (± 1 SD of γ̂) at their mean

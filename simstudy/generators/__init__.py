@@ -26,6 +26,7 @@ from collections.abc import Callable
 from simstudy.generators.base import FittedGenerator, Generator
 from simstudy.generators.classic import (
     BootstrapJitter,
+    ConsistentShift,
     FeatureJitter,
     GaussianFit,
     LocalJitter,
@@ -130,6 +131,7 @@ def make_generator(name: str, process=None, **options) -> Generator:
 __all__ = [
     "GENERATORS",
     "BootstrapJitter",
+    "ConsistentShift",
     "FeatureJitter",
     "FittedGenerator",
     "GaussianFit",

@@ -8,6 +8,8 @@ class law's own ``sample``), each one also draws from a fixed number of substrea
 Gaussian fit's matrix product may round differently in the last place).
 
 * ``Oracle``        fresh draws from the true minority law P1 (psi = 0 exactly).
+* ``ConsistentShift``  P1 shifted by shift / sqrt(log m), m the minority rows it is fitted on
+                    (study 4's slowly consistent generator).
 * ``SemiOracle``    the minority sample mean plus fresh noise from the true noise law: the law of
                     X + (x̄1 - E X), X ~ P1 (study 1).
 * ``GaussianFit``   N(x̄1, (1 - s) S + s (tr S / d) I), S the sample covariance (studies 1-2).
@@ -21,6 +23,7 @@ Gaussian fit's matrix product may round differently in the last place).
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from functools import cached_property
 from typing import ClassVar
@@ -142,6 +145,76 @@ class Oracle(Generator):
         """
         _check_law_dim(self.law1, X1, X0, min_n1=0)
         return _LawSampler(self.law1)
+
+
+@dataclass(frozen=True, eq=False)
+class ConsistentShift(Generator):
+    """P1 shifted by ``shift / sqrt(log m)``, m the number of minority rows it is fitted on.
+
+    THEORY.md study 4's slowly consistent generator, synthetic mean mu1 + shift / sqrt(log m),
+    as AUTHORS_DESIGNS.md section A runs it inside the selectors: fitted on a CV or GQS fold it
+    is as accurate as that fold's minority count allows. Fitted on the cell's n1 rows it is
+    ``Oracle(law1.shifted(shift / sqrt(log n1)))``, draw for draw. Only the count of X1 matters,
+    not its values (``data_dependent`` is False: given n1 the law is fixed).
+
+    Parameters
+    ----------
+    law1 : simstudy.laws.ClassLaw
+        The true minority law P1.
+    shift : array_like of shape (d,)
+        The shift at log m = 1.
+
+    Attributes
+    ----------
+    name : str
+        "shifted".
+    data_dependent : bool
+        False.
+
+    Raises
+    ------
+    ValueError
+        If ``law1`` is not a ClassLaw or ``shift`` is not a finite vector of its dimension.
+    """
+
+    law1: ClassLaw
+    shift: np.ndarray
+    name: ClassVar[str] = "shifted"
+    data_dependent: ClassVar[bool] = False
+
+    def __post_init__(self):
+        _check_law(self.law1)
+        shift = np.asarray(self.shift, dtype=np.float64)
+        if shift.shape != (self.law1.dim,) or not np.all(np.isfinite(shift)):
+            raise ValueError(f"shift must be a finite vector of length {self.law1.dim}, got {self.shift!r}")
+        object.__setattr__(self, "shift", shift)
+
+    def fit(self, X1, X0, rng) -> FittedGenerator:
+        """A sampler of law1 shifted by shift / sqrt(log m), m = X1's number of rows.
+
+        Parameters
+        ----------
+        X1 : array_like of shape (m, d)
+            The real minority points, m >= 2 (log 1 = 0); only their count is used.
+        X0 : array_like of shape (n0, d) or None
+            The real majority points, only checked.
+        rng : numpy.random.Generator
+            Unused.
+
+        Returns
+        -------
+        FittedGenerator
+            I.i.d. draws from the shifted law, which is its ``law``.
+
+        Raises
+        ------
+        ValueError
+            If X1 has fewer than 2 rows, or X1 or X0 is invalid.
+        """
+        _check_law_dim(self.law1, X1, X0, min_n1=2)
+        # multiplied by the reciprocal, as the curve study has always computed it (same bits)
+        factor = 1.0 / math.sqrt(math.log(np.shape(X1)[0]))
+        return _LawSampler(self.law1.shifted(self.shift * factor))
 
 
 @dataclass(frozen=True)

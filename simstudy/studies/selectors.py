@@ -115,6 +115,7 @@ def facts(method: str, **values) -> dict:
         "gamma_tg": math.nan,
         "wald_p_value": math.nan,
         "n_candidates": -1,
+        "candidate_max": math.nan,
         "error": "",
     }
     row.update(values)
@@ -139,6 +140,7 @@ def selector_facts(name: str, est) -> dict:
             gamma_tg=math.nan if est.gamma_tg_ is None else est.gamma_tg_,
             wald_p_value=float(est.wald_.p_value),
             n_candidates=len(est.candidate_gammas_),
+            candidate_max=float(np.max(est.candidate_gammas_)),
         )
     elif name == "vtss":
         row["n_candidates"] = len(est.cv_results_["gamma"])

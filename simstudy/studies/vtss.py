@@ -21,6 +21,15 @@ regenerates from config + r) and computes
   gamma_oracle = argmin_gamma of the mean curve (with a bootstrap CI over replications;
   its mean loss is optimistic, being chosen on the replications it is reported on).
 
+Where the theory's bias-optimal size is exact -- exact scoring and a generator whose law is
+fixed given n1 (``data_dependent`` False, e.g. study 4's ``ConsistentShift``) -- the study also
+runs the **theory** arm: gamma* = ``Theory.optimal_sizes(...).gamma_star_bias`` for the cell's
+sizes (search range the curve's grid), fitted in each replication on the real rows plus the
+first round(gamma* (n0 - n1)) rows of the curve's pool. With exact scoring every row also has
+its **parameter error** ||theta_hat - theta*||; the summary gives each method's mean, MCSE and
+empirical 2.5% / 97.5% band of the test loss and of the parameter error, and for each TG-VTSS
+how many replications' candidate grids stop below gamma* (``grid_excludes_gamma_star``).
+
 Every selector of replication r gets the same ``random_state`` (``selectors.selector_seed``):
 they validate on the same splits (common random numbers).
 
@@ -81,6 +90,10 @@ from simstudy.studies.selectors import (
     size_selectors,
     weight_selectors,
 )
+from simstudy.theory import Theory, synthetic_moments
+
+BAND = (0.025, 0.975)
+"""The empirical band of a method's test loss and parameter error over replications."""
 
 
 class VTSSCell(NamedTuple):
@@ -93,6 +106,7 @@ class VTSSCell(NamedTuple):
     lengthscale: float | None
     test: tuple | None  # (Z_test, y_test) of the fixed balanced test set, else None
     scoring: str  # "exact" or "test_set"
+    gamma_star: float | None  # the theory's bias-optimal gamma* where it is exact, else None
 
 
 def feature_map(run: RunConfig, process) -> tuple[RandomFourierFeatures, float]:
@@ -141,7 +155,21 @@ def build_vtss_cell(run: RunConfig) -> VTSSCell:
         y0, y1 = process.labels
         test = (np.asarray(model.features(np.vstack([T0, T1]))), np.r_[np.full(m, y0), np.full(m, y1)])
     population = built.population if scoring == "exact" else None
-    return VTSSCell(run, built.cell._replace(model=model), population, phi, ell, test, scoring)
+    gamma_star = None
+    if population is not None and not built.generator.data_dependent:
+        design = built.design
+        synthetic = synthetic_moments(
+            population,
+            built.generator,
+            design.n1,
+            np.random.default_rng(
+                auxiliary_seed(run.seed, (*built.cell.data_key, *built.cell.generator_key), "theory_refits")
+            ),
+            n0=design.n0,
+        )
+        theory = Theory(population, synthetic, design.n0, design.n1)
+        gamma_star = theory.optimal_sizes(gamma_max=max(design.gammas)).gamma_star_bias
+    return VTSSCell(run, built.cell._replace(model=model), population, phi, ell, test, scoring, gamma_star)
 
 
 def test_losses(vc: VTSSCell, thetas) -> np.ndarray:
@@ -154,16 +182,60 @@ def test_losses(vc: VTSSCell, thetas) -> np.ndarray:
     return balanced_loss(vc.cell.model.family, Z @ flat.T, y).reshape(thetas.shape[:-1])
 
 
+def parameter_errors(vc: VTSSCell, thetas) -> np.ndarray:
+    """||theta - theta*|| at thetas (..., p) when the scoring is exact, else NaN."""
+    thetas = np.asarray(thetas, dtype=np.float64)
+    if vc.population is None:
+        return np.full(thetas.shape[:-1], math.nan)
+    return np.linalg.norm(thetas - vc.population.theta_star, axis=-1)
+
+
+def _theory_row(vc: VTSSCell, X, y) -> dict:
+    """The fit at the theory's gamma* on the replication's real rows and pool prefix."""
+    design = vc.cell.design
+    n_star = int(np.rint(vc.gamma_star * (design.n0 - design.n1)))
+    if n_star > int(design.n_tilde.max()):
+        error = (
+            f"gamma* = {vc.gamma_star:.3f} lies beyond the curve's largest gamma {max(design.gammas)} "
+            "(its pool): extend design.gammas past it"
+        )
+        return {**facts("theory", gamma=vc.gamma_star, error=error), "test_loss": math.nan, "param_error": math.nan}
+    real = design.n0 + design.n1
+    weights = np.r_[np.ones(real), np.arange(len(y) - real) < n_star].astype(np.float64)
+    fit = fit_glm(X, y, weights[None], model=vc.cell.model)
+    theta = fit.theta[0]
+    return {
+        **facts(
+            "theory",
+            gamma=vc.gamma_star,
+            n_tilde=n_star,
+            converged=bool(fit.info.converged[0]),
+            separated=bool(fit.info.separated[0]),
+        ),
+        "test_loss": float(test_losses(vc, theta)),
+        "param_error": float(parameter_errors(vc, theta)),
+    }
+
+
 def vtss_replication(vc: VTSSCell, r: int) -> pd.DataFrame:
     """Replication r of study 6: the curve rows and one row per selector (module docstring)."""
     cell, design, sel = vc.cell, vc.cell.design, vc.run.selection
     X, y = draw_replication(cell, r)
     fit = fit_glm(X, y, prefix_weights(design), model=cell.model)
     curve_loss = test_losses(vc, fit.theta)
+    curve_error = parameter_errors(vc, fit.theta)
     rows = [
-        {**facts("curve", gamma=g, n_tilde=int(n), converged=bool(c), separated=bool(s)), "test_loss": float(v)}
-        for g, n, v, c, s in zip(design.gammas, design.n_tilde, curve_loss, fit.info.converged, fit.info.separated)
+        {
+            **facts("curve", gamma=g, n_tilde=int(n), converged=bool(c), separated=bool(s)),
+            "test_loss": float(v),
+            "param_error": float(e),
+        }
+        for g, n, v, e, c, s in zip(
+            design.gammas, design.n_tilde, curve_loss, curve_error, fit.info.converged, fit.info.separated
+        )
     ]
+    if vc.gamma_star is not None:
+        rows.append(_theory_row(vc, X, y))
     real = design.n0 + design.n1
     X, y = X[:real], (y[:real] == cell.process.labels[1]).astype(np.int64)
     model_args = dict(
@@ -181,9 +253,15 @@ def vtss_replication(vc: VTSSCell, r: int) -> pd.DataFrame:
         try:
             est.fit(X, y)
         except (ValueError, RuntimeError) as err:
-            rows.append({**facts(name, error=error_text(err)), "test_loss": math.nan})
+            rows.append({**facts(name, error=error_text(err)), "test_loss": math.nan, "param_error": math.nan})
             continue
-        rows.append({**selector_facts(name, est), "test_loss": float(test_losses(vc, est.theta_))})
+        rows.append(
+            {
+                **selector_facts(name, est),
+                "test_loss": float(test_losses(vc, est.theta_)),
+                "param_error": float(parameter_errors(vc, est.theta_)),
+            }
+        )
     frame = pd.DataFrame(rows)
     frame.insert(0, "replication", r)
     return frame
@@ -204,27 +282,31 @@ def summarise_vtss(vc: VTSSCell, rows: pd.DataFrame) -> dict:
     best = int(np.argmin(values.mean(axis=0)))
     zero, one = int(np.flatnonzero(gammas == 0.0)[0]), int(np.flatnonzero(gammas == 1.0)[0])
     full = values[:, one]
+    errors = curve["param_error"].to_numpy().reshape(design.reps, len(gammas))
     methods = {
-        "no_augmentation": {"gamma": 0.0, "test_loss": mean_sd_mcse(values[:, zero])},
-        "full_balancing": {"gamma": 1.0, "test_loss": mean_sd_mcse(full)},
+        "no_augmentation": {"gamma": 0.0, **_spread(values[:, zero], errors[:, zero])},
+        "full_balancing": {"gamma": 1.0, **_spread(full, errors[:, one])},
         "oracle_best": {
             "gamma": float(gammas[best]),
             "gamma_ci": list(optimum.ci),
-            "test_loss": mean_sd_mcse(values[:, best]),
+            **_spread(values[:, best], errors[:, best]),
         },
     }
-    for name in ("vtss", *TG_METHODS, "reweighting", "cost_sensitive"):
+    names = ("vtss", *TG_METHODS, "reweighting", "cost_sensitive")
+    for name in names + (("theory",) if vc.gamma_star is not None else ()):
         sub = rows[rows["method"] == name].sort_values("replication")
         loss = sub["test_loss"].to_numpy()
         entry = {
-            "test_loss": mean_sd_mcse(loss),
+            **_spread(loss, sub["param_error"].to_numpy()),
             "minus_full_balancing": mean_sd_mcse(loss - full),
             "minus_oracle_best": mean_sd_mcse(loss - values[:, best]),
             "n_errors": int((sub["error"] != "").sum()),
             "n_separated": int(sub["separated"].sum()),
             "n_not_converged": int((~sub["converged"] & (sub["error"] == "")).sum()),
         }
-        if name == "vtss" or name in TG_METHODS:
+        if name == "theory":
+            entry["gamma"] = vc.gamma_star
+        elif name == "vtss" or name in TG_METHODS:
             entry["gamma"] = mean_sd_mcse(sub["gamma"])
             entry["n_tilde"] = mean_sd_mcse(sub["n_tilde"].where(sub["n_tilde"] >= 0))
         if name in TG_METHODS:
@@ -234,6 +316,9 @@ def summarise_vtss(vc: VTSSCell, rows: pd.DataFrame) -> dict:
             entry["branch_test_loss"] = {
                 str(k): mean_sd_mcse(part["test_loss"]) for k, part in sub.groupby("branch") if k
             }
+            if vc.gamma_star is not None:
+                # AUTHORS_DESIGNS.md A: the candidate grid can stop below the bias-optimal size
+                entry["grid_excludes_gamma_star"] = int((sub["candidate_max"] < vc.gamma_star).sum())
         if name == "cost_sensitive":
             entry["weight"] = mean_sd_mcse(sub["weight"])
         methods[name] = entry
@@ -246,6 +331,7 @@ def summarise_vtss(vc: VTSSCell, rows: pd.DataFrame) -> dict:
         "scoring": vc.scoring,
         "test_per_class": vc.run.selection.test_per_class if vc.scoring == "test_set" else None,
         "risk_star": None if vc.population is None else float(vc.population.risk_star),
+        "gamma_star": vc.gamma_star,
         "curve_mean": json_numbers(summary.mean),
         "curve_sd": json_numbers(sd),
         "curve_mcse": json_numbers(summary.mcse),
@@ -256,6 +342,18 @@ def summarise_vtss(vc: VTSSCell, rows: pd.DataFrame) -> dict:
         "n_curve_separated": int(curve["separated"].sum()),
         "n_curve_not_converged": int((~curve["converged"]).sum()),
     }
+
+
+def _spread(loss, param_error) -> dict:
+    """A method's test loss and parameter error over replications: mean, SD, MCSE, and the
+    empirical 2.5% / 97.5% band of each (AUTHORS_DESIGNS.md A's bands)."""
+    out = {}
+    for key, values in (("test_loss", loss), ("param_error", param_error)):
+        values = np.asarray(values, dtype=float)
+        finite = values[np.isfinite(values)]
+        out[key] = mean_sd_mcse(values)
+        out[f"{key}_band"] = json_numbers(np.quantile(finite, BAND)) if finite.size else [None, None]
+    return out
 
 
 def check_grid_ends(run: RunConfig) -> None:
@@ -342,6 +440,60 @@ class VTSSStudy:
 
     def replicate(self, run: RunConfig, summary: dict, r: int) -> pd.DataFrame:
         return vtss_replication(build_vtss_cell(run), r)
+
+    def sweep(self, summaries: list[dict]):
+        """A sweep over n1 with exact scoring (AUTHORS_DESIGNS.md A): the figure of
+        ``plotting.vtss_sweep_figure`` and a table per n1 (``sweep_report``)."""
+        done = [s for s in summaries if s.get("status", "ok") == "ok" and s.get("risk_star") is not None]
+        if len({s["n1"] for s in done}) < 2:
+            return None, ""
+        return plotting.vtss_sweep_figure(done), sweep_report(done)
+
+
+def _mean_mcse(entry: dict | None, shift: float = 0.0) -> str:
+    """mean ± MCSE to 3 significant digits (excess risks span four decades over a sweep)."""
+    value = None if entry is None else entry["mean"]
+    if value is None:
+        return "—"
+    return f"{value - shift:.3g} ± {entry['mcse'] or 0.0:.2g}"
+
+
+def sweep_report(summaries: list[dict]) -> str:
+    """Markdown: per n1, each arm's exact excess risk and parameter error (mean ± MCSE), the
+    theory's gamma*, and per TG-VTSS variant its branch shares and how many replications'
+    candidate grids stop below gamma*."""
+    cells = sorted(summaries, key=lambda s: s["n1"])
+    arms = [m for m in plotting.SWEEP_METHODS if any(m in s["methods"] for s in cells)]
+    head = " | ".join(plotting.METHOD_LABELS.get(m, "theory's γ*") for m in arms)
+    lines = ["Excess balanced risk (mean ± MCSE over replications):", "", f"| n1 | n0 | R | γ* | {head} |"]
+    lines.append("|" + "---|" * (4 + len(arms)))
+    for s in cells:
+        star = "—" if s.get("gamma_star") is None else f"{s['gamma_star']:.2f}"
+        values = " | ".join(_mean_mcse(s["methods"].get(m, {}).get("test_loss"), s["risk_star"]) for m in arms)
+        lines.append(f"| {s['n1']} | {s['n0']} | {s['reps']} | {star} | {values} |")
+    lines += ["", "Parameter error ‖θ̂ − θ*‖ (mean ± MCSE):", "", f"| n1 | {head} |", "|" + "---|" * (1 + len(arms))]
+    for s in cells:
+        lines.append(
+            f"| {s['n1']} | " + " | ".join(_mean_mcse(s["methods"].get(m, {}).get("param_error")) for m in arms) + " |"
+        )
+    variants = [m for m in arms if m in TG_METHODS]
+    lines += [
+        "",
+        "TG-VTSS branches (replications per branch) and grids that stop below γ*:",
+        "",
+        "| n1 | variant | rules | symmetry | low_gqs | high_gqs | grid max < γ* | mean γ̂ |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for s in cells:
+        for m in (v for v in variants if v in s["methods"]):
+            e = s["methods"][m]
+            branches = e["branches"]
+            lines.append(
+                f"| {s['n1']} | {plotting.METHOD_LABELS[m]} | {e['rules']} | {branches.get('symmetry', 0)} | "
+                f"{branches.get('low_gqs', 0)} | {branches.get('high_gqs', 0)} | "
+                f"{e.get('grid_excludes_gamma_star', '—')} of {s['reps']} | {_mean_mcse(e['gamma'])} |"
+            )
+    return "\n".join(lines) + "\n"
 
 
 STUDY = VTSSStudy()

@@ -535,8 +535,8 @@ class TableError(ValueError):
     Parameters
     ----------
     argument : str
-        The argument at fault: ``"path"`` (the file or its contents), ``"target"`` or
-        ``"positive"``.
+        The argument at fault: ``"path"`` (the file or its contents), ``"target"``,
+        ``"positive"``, ``"drop"`` or ``"features"``.
     message : str
         The error message.
 
@@ -624,10 +624,40 @@ def _positive_label(labels: pd.Series, target: str, positive: Any) -> Any:
     return positive
 
 
-def load_table(path: str | Path, target: str, positive: Any = None) -> Dataset:
+def _column_list(value, argument: str, columns, exclude: dict) -> list[str]:
+    """``drop`` or ``features`` of :func:`load_table` checked against the file's columns:
+    distinct names of its columns, none of them in ``exclude`` (column: why it cannot be named)."""
+    if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) for v in value):
+        raise TableError(argument, f"{argument} must be a list of column names (strings), got {value!r}")
+    names = list(value)
+    repeated = sorted({v for v in names if names.count(v) > 1})
+    if repeated:
+        raise TableError(argument, f"{argument} names {repeated} more than once")
+    unknown = [v for v in names if v not in columns]
+    if unknown:
+        raise TableError(
+            argument, f"{argument} names {unknown}, not columns of the file; its columns are {list(columns)}"
+        )
+    named = [v for v in names if v in exclude]
+    if named:
+        raise TableError(argument, f"{argument} names {named}: {exclude[named[0]]}")
+    return names
+
+
+def load_table(
+    path: str | Path,
+    target: str,
+    positive: Any = None,
+    *,
+    drop=(),
+    features=None,
+    other_targets=(),
+    name: str | None = None,
+) -> Dataset:
     """A user's CSV (``.csv``, ``.csv.gz``) or parquet (``.parquet``, ``.pq``) file as a Dataset.
 
-    Every column other than the target is a feature: numbers as float, booleans as 0/1, text
+    The feature columns are ``features`` when given, else every column other than the target,
+    the ``other_targets`` and the ``drop`` columns: numbers as float, booleans as 0/1, text
     and categorical columns one-hot against their most frequent level (:func:`one_hot`);
     missing values stay NaN for the downstream imputer. Features with a distinct value in every
     row that hold text or whole numbers (row identifiers, most likely) are named in the
@@ -636,7 +666,7 @@ def load_table(path: str | Path, target: str, positive: Any = None) -> Dataset:
     Parameters
     ----------
     path : str or pathlib.Path
-        The file; its name up to the first dot names the Dataset.
+        The file; its name up to the first dot names the Dataset unless ``name`` is given.
     target : str
         The label column, which must take exactly two distinct values and have no missing
         entries.
@@ -644,6 +674,18 @@ def load_table(path: str | Path, target: str, positive: Any = None) -> Dataset:
         The value that becomes y = 1; it must be the minority class (THEORY.md section 1).
         ``positive=None`` picks the rarer value, and is refused when the two values are equally
         frequent.
+    drop : sequence of str, default ()
+        Columns that are not features (identifiers, outcomes other than the target); each a
+        distinct column of the file other than a target. Must be empty when ``features`` is
+        given.
+    features : sequence of str, optional
+        The feature columns, each a distinct column of the file other than a target; None:
+        every column not excluded above.
+    other_targets : sequence of str, default ()
+        The table's other outcome columns, which are never features; each must be a column of
+        the file.
+    name : str, optional
+        The Dataset's name (default: the file's name up to the first dot).
 
     Returns
     -------
@@ -657,31 +699,44 @@ def load_table(path: str | Path, target: str, positive: Any = None) -> Dataset:
     TableError
         Naming the argument at fault, for any other unusable file (extension, contents, no rows,
         no feature column, a feature dtype that is not numeric, boolean, text or categorical),
-        target or positive.
+        target (missing, not binary, or one of ``other_targets`` missing), positive, drop or
+        features (not a list of distinct column names, naming a target, or both given).
     """
     path = Path(path)
     frame = _read_table(path)
-    if target not in frame.columns:
-        raise TableError(
-            "target",
-            f"target column {target!r} is not in {str(path)!r}; its columns are {list(frame.columns)}",
-        )
+    for column in (target, *other_targets):
+        if column not in frame.columns:
+            raise TableError(
+                "target",
+                f"target column {column!r} is not in {str(path)!r}; its columns are {list(frame.columns)}",
+            )
     labels = frame[target]
     positive = _positive_label(labels, target, positive)
-    features = frame.drop(columns=[target])
-    if features.shape[1] == 0:
-        raise TableError("path", f"{str(path)!r} has no column besides the target {target!r}")
+    targets = {t: f"{t!r} is a target column (targets are never features)" for t in (target, *other_targets)}
+    dropped = _column_list(drop, "drop", frame.columns, targets)
+    if features is None:
+        features = frame.drop(columns=[*targets, *dropped])
+        if features.shape[1] == 0:
+            culprit = "drop" if dropped else "path"
+            raise TableError(culprit, f"{str(path)!r} has no column besides the targets {list(targets)} and drop")
+    else:
+        if dropped:
+            raise TableError("drop", "drop must be empty when features is given (features names every column used)")
+        chosen = _column_list(features, "features", frame.columns, targets)
+        if not chosen:
+            raise TableError("features", "features must name at least one column (null: all but the targets)")
+        features = frame[chosen]
     try:
         feature_frame = _feature_frame(features)
     except ValueError as err:
         raise TableError("path", str(err)) from None
     return _as_dataset(
-        path.name.split(".")[0],
+        path.name.split(".")[0] if name is None else name,
         feature_frame,
         (labels == positive).astype(np.int64),
         f"user file {str(path.resolve())}",
         "user-supplied (not checked)",
-        f"y = 1 where {target} == {positive!r}; other columns are features.",
+        f"y = 1 where {target} == {positive!r}; features: {', '.join(map(str, features.columns))}.",
         _identifiers(features),
     )
 

@@ -540,8 +540,23 @@ def vtss_sweep_figure(summaries: list[dict]):
     return fig
 
 
+def _real_data_band(summary: dict, mean, half_width, low, high):
+    """(lower, upper, words) of study 7's band: mean ± 1.96 SE, or the splits' 2.5% / 97.5%
+    quantiles when the summary's ``data.bands`` is "quantile"; NaN where a number is missing."""
+
+    def numbers(values, missing):
+        return np.asarray([missing if v is None else v for v in values], dtype=float)
+
+    mean = numbers(mean, np.nan)
+    if (summary.get("data") or {}).get("bands") == "quantile":
+        return numbers(low, np.nan), numbers(high, np.nan), "2.5–97.5% of splits"
+    hw = numbers(half_width, 0.0)
+    return mean - hw, mean + hw, "± 1.96 SE"
+
+
 def real_data_curves_figure(summary: dict):
-    """Study 7: balanced test log-loss against γ (mean ± 1.96 SE over splits), one panel per
+    """Study 7: balanced test log-loss against γ (mean over splits with the band of the
+    summary's ``data.bands``: ± 1.96 SE, or the splits' 2.5% / 97.5% quantiles), one panel per
     dataset × generator, with VTSS's and TG-VTSS's mean choice (± 1 SD of γ̂) at their mean
     loss, and the raw and reweighted fits as horizontal lines. The x range is the curve's grid."""
     curves = summary["curves"]
@@ -555,9 +570,9 @@ def real_data_curves_figure(summary: dict):
         ax = axes[datasets.index(c["dataset"]), generators.index(c["generator"])]
         g = np.asarray(c["gammas"])
         mean = np.asarray([np.nan if v is None else v for v in c["mean"]], dtype=float)
-        hw = np.asarray([0.0 if v is None else v for v in c["half_width"]], dtype=float)
-        ax.fill_between(g, mean - hw, mean + hw, color=SIM, alpha=0.2, lw=0)
-        ax.plot(g, mean, "o-", color=SIM, ms=3, lw=1.1, label="augmented fit (± 1.96 SE)")
+        low, high, words = _real_data_band(summary, c["mean"], c["half_width"], c.get("q025"), c.get("q975"))
+        ax.fill_between(g, low, high, color=SIM, alpha=0.2, lw=0)
+        ax.plot(g, mean, "o-", color=SIM, ms=3, lw=1.1, label=f"augmented fit ({words})")
         for name in ("vtss", "tg_vtss"):
             m = methods.get((c["dataset"], c["generator"], name))
             if m and m["gamma"]["mean"] is not None:
@@ -586,7 +601,9 @@ def real_data_curves_figure(summary: dict):
         # allowed to squash the curve
         span = g.max() - g.min()
         ax.set_xlim(g.min() - 0.05 * span, g.max() + 0.05 * span)
-        ax.set_title(f"{c['dataset']} · {c['generator']}", fontsize=8)
+        title = f"{c['dataset']} · {c['generator']}"
+        # a generator with options (SMOTE(cap_neighbors=True, k_neighbors=10)) gets its own line
+        ax.set_title(title if len(title) <= 40 else f"{c['dataset']}\n{c['generator']}", fontsize=8)
         ax.set_xlabel("γ", fontsize=8)
         ax.set_ylabel("balanced log-loss", fontsize=8)
         ax.tick_params(labelsize=7)
@@ -596,19 +613,28 @@ def real_data_curves_figure(summary: dict):
 
 
 def real_data_methods_figure(summary: dict):
-    """Study 7: every method's balanced test log-loss (mean ± 1.96 SE over splits), one panel
-    per dataset, in the summary's order."""
+    """Study 7: every method's balanced test log-loss (mean over splits with the band of the
+    summary's ``data.bands``), one panel per dataset, in the summary's order."""
     entries = summary["methods"]
     datasets = list(dict.fromkeys(m["dataset"] for m in entries))
-    fig, axes = plt.subplots(1, len(datasets), squeeze=False, figsize=(3.6 * len(datasets), 4.2))
+    # the row labels carry the generator's options (e.g. SMOTE(cap_neighbors=True, ...)):
+    # each panel widens with the longest one, so tight_layout can fit them
+    longest = max((len(m["generator"]) for m in entries), default=0)
+    width = max(3.6, 2.2 + 0.055 * (42 + longest))
+    fig, axes = plt.subplots(1, len(datasets), squeeze=False, figsize=(width * len(datasets), 4.2))
     for ax, dataset in zip(axes[0], datasets):
         rows = [m for m in entries if m["dataset"] == dataset and m["balanced_log_loss"]["mean"] is not None]
         y = np.arange(len(rows))
         for i, m in enumerate(rows):
+            loss = m["balanced_log_loss"]
+            low, high, words = _real_data_band(
+                summary, [loss["mean"]], [loss["half_width"]], [loss.get("q025")], [loss.get("q975")]
+            )
             ax.errorbar(
-                m["balanced_log_loss"]["mean"],
+                loss["mean"],
                 i,
-                xerr=m["balanced_log_loss"]["half_width"] or 0.0,
+                # a mean outside its quantile band (a far outlier) draws no bar on that side
+                xerr=np.clip(np.nan_to_num([loss["mean"] - low, high - loss["mean"]]), 0.0, None),
                 fmt="o",
                 ms=4,
                 capsize=2,
@@ -625,7 +651,7 @@ def real_data_methods_figure(summary: dict):
         )
         ax.invert_yaxis()
         ax.set_xlabel("balanced test log-loss", fontsize=8)
-        ax.set_title(dataset, fontsize=9)
+        ax.set_title(f"{dataset} ({words})" if rows else dataset, fontsize=9)
         ax.tick_params(axis="x", labelsize=7)
     fig.tight_layout()
     return fig

@@ -15,7 +15,7 @@ import hashlib
 import json
 import math
 import warnings
-from dataclasses import asdict, dataclass
+from dataclasses import MISSING, asdict, dataclass, fields
 from typing import Any
 
 import numpy as np
@@ -264,9 +264,11 @@ def selection_config(section) -> SelectionConfig:
 
 @dataclass(frozen=True)
 class DataConfig:
-    """``data`` (study 7): the bundled ``datasets`` or a user's table (``path``, ``target``,
-    ``positive``, with ``sha256`` of its bytes filled in by validation), the ``generators``
-    (each a dict: ``name`` and options) and the outer split's ``test_size``."""
+    """``data`` (study 7): the bundled ``datasets`` or a user's table (``path``, its label
+    column ``target`` or several ``targets``, ``positive``, the columns that are not features
+    ``drop`` or those that are ``features``, with ``sha256`` of its bytes filled in by
+    validation), the ``generators`` (each a dict: ``name`` and options), the outer split's
+    ``test_size``, the ``imputation`` rule and the summaries' ``bands``."""
 
     datasets: tuple[str, ...] | None
     generators: tuple[dict, ...]
@@ -275,6 +277,20 @@ class DataConfig:
     target: str | None
     positive: Any
     sha256: str | None
+    targets: tuple[str, ...] | None = None
+    drop: tuple[str, ...] = ()
+    features: tuple[str, ...] | None = None
+    imputation: str = "median"
+    bands: str = "se"
+
+    def identity(self) -> dict:
+        """The fields as a dict, less those added after the first published runs while they
+        keep their defaults, so that those runs keep their config hashes."""
+        out = asdict(self)
+        for f in fields(self):
+            if f.default is not MISSING and out[f.name] == f.default:
+                del out[f.name]
+        return out
 
 
 @dataclass(frozen=True)
@@ -305,6 +321,8 @@ class RunConfig:
         out = asdict(self)
         out.pop("figures_dir")
         out.pop("workers")
+        if self.data is not None:
+            out["data"] = self.data.identity()
         return out
 
 

@@ -13,7 +13,8 @@ Independent references used here:
   kernel (E phi(x)'phi(x') = exp(-|x - x'|^2 / (2 ell^2))) by Monte Carlo over many features;
 * the feature-map selectors are compared with scikit-learn fits on explicitly mapped rows;
 * real-data preprocessing is compared with sklearn's SimpleImputer(median) + StandardScaler
-  fitted on the training rows, and the metrics with sklearn.metrics on a scikit-learn refit.
+  fitted on the training rows, and the metrics with sklearn.metrics on a scikit-learn refit
+  (the excess risk's reference with a scikit-learn fit, C = 1e8, on the test rows).
 """
 
 from __future__ import annotations
@@ -371,7 +372,7 @@ def test_outer_split_balances_the_test_set_and_preprocesses_on_training_rows(hol
     mangled[sd.test_idx] = 1e6
     again = outer_split(RealDataset("holey", mangled, holey.y, holey.key), seed=0, s=1, test_size=0.2)
     np.testing.assert_array_equal(again.X_train, sd.X_train)
-    assert again.preprocessor.median.tolist() == sd.preprocessor.median.tolist()
+    assert again.preprocessor.fill.tolist() == sd.preprocessor.fill.tolist()
 
 
 def test_preprocess_rejects_an_empty_table():
@@ -384,7 +385,7 @@ def test_classification_metrics_match_sklearn():
     y = np.r_[np.zeros(50, int), np.ones(50, int)]
     eta = rng.standard_normal(100) + y
     p = expit(eta)
-    got = classification_metrics("logistic", eta, y)
+    got = classification_metrics("logistic", eta, y, 0.25)
     pred = (p > 0.5).astype(int)
     assert got["balanced_log_loss"] == pytest.approx(skm.log_loss(y, p), rel=1e-10)
     assert got["accuracy"] == skm.accuracy_score(y, pred)
@@ -393,7 +394,8 @@ def test_classification_metrics_match_sklearn():
     assert got["mcc"] == pytest.approx(skm.matthews_corrcoef(y, pred))
     assert got["auroc"] == skm.roc_auc_score(y, p)
     assert got["auprc"] == skm.average_precision_score(y, p)
-    assert classification_metrics("logistic", -np.ones(100), y)["f1"] == 0.0
+    assert got["excess_risk"] == pytest.approx(skm.log_loss(y, p) - 0.25, rel=1e-10)
+    assert classification_metrics("logistic", -np.ones(100), y, 0.25)["f1"] == 0.0
 
 
 def test_real_data_split_rows_match_sklearn_refits(holey):
@@ -419,6 +421,16 @@ def test_real_data_split_rows_match_sklearn_refits(holey):
         assert row["mcc"] == pytest.approx(skm.matthews_corrcoef(sd.y_test, pred))
         assert row["auroc"] == pytest.approx(skm.roc_auc_score(sd.y_test, p))
         assert row["auprc"] == pytest.approx(skm.average_precision_score(sd.y_test, p))
+        assert row["precision"] == pytest.approx(skm.precision_score(sd.y_test, pred, zero_division=0.0))
+        assert row["recall"] == pytest.approx(skm.recall_score(sd.y_test, pred))
+        assert row["jaccard"] == pytest.approx(skm.jaccard_score(sd.y_test, pred))
+        assert row["youden"] == pytest.approx(2 * skm.balanced_accuracy_score(sd.y_test, pred) - 1)
+        # the reference: a nearly unpenalised fit (C = 1 / ridge = 1e8) on the balanced test rows
+        best = LogisticRegression(C=1e8, solver="newton-cholesky", tol=1e-12, max_iter=200).fit(sd.X_test, sd.y_test)
+        best_loss = skm.log_loss(sd.y_test, best.predict_proba(sd.X_test)[:, 1])
+        assert row["excess_risk"] == pytest.approx(skm.log_loss(sd.y_test, p) - best_loss, rel=1e-6, abs=1e-9)
+    # every fit is linear in the test rows' features: none beats the reference on them
+    assert (rows["excess_risk"] > -1e-9).all()
     curve = rows[rows["method"] == "curve"]
     balanced = rows[rows["method"] == "balanced"].iloc[0]
     assert curve["gamma"].tolist() == [0.0, 1.0, 2.0]

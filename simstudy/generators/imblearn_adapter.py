@@ -79,6 +79,11 @@ class ImblearnGenerator(Generator):
     ----------
     sampler : str, default "SMOTE"
         The class name of an over-sampler in ``imblearn.over_sampling`` (``available_samplers``).
+    cap_neighbors : bool, default False
+        Lower the sampler's integer ``k_neighbors`` / ``n_neighbors`` k (given or default) to
+        n1 - 1 when a fit has n1 <= k minority points, i.e. use k' = min(k, n1 - 1) (the
+        authors' k = min(10, n1 - 1) is ``k_neighbors=10, cap_neighbors=True``); n1 is the
+        count of the fit, so every fold of a selector gets the largest k it can use.
     **sampler_kwargs
         Its keyword arguments, except ``sampling_strategy`` and ``random_state``, which the
         adapter sets on every call.
@@ -89,6 +94,8 @@ class ImblearnGenerator(Generator):
         The sampler's class name.
     sampler_kwargs : dict
         A copy of its keyword arguments.
+    cap_neighbors : bool
+        As given.
     name : str
         "imblearn_<sampler>".
     data_dependent : bool
@@ -103,7 +110,7 @@ class ImblearnGenerator(Generator):
 
     data_dependent = True
 
-    def __init__(self, sampler: str = "SMOTE", **sampler_kwargs):
+    def __init__(self, sampler: str = "SMOTE", *, cap_neighbors: bool = False, **sampler_kwargs):
         samplers = available_samplers()
         if sampler not in samplers:
             raise ValueError(
@@ -125,13 +132,17 @@ class ImblearnGenerator(Generator):
         # here refuses k_neighbors="abc" or -1 when the generator is made (InvalidParameterError,
         # a ValueError naming the argument), not on every draw of a running job
         cls(**sampler_kwargs)._validate_params()
+        if not isinstance(cap_neighbors, bool):
+            raise ValueError(f"cap_neighbors must be true or false, got {cap_neighbors!r}")
         self.sampler = sampler
         self.sampler_kwargs = dict(sampler_kwargs)
+        self.cap_neighbors = cap_neighbors
         self.name = f"imblearn_{sampler}"
 
     def __repr__(self) -> str:
         args = "".join(f", {k}={v!r}" for k, v in self.sampler_kwargs.items())
-        return f"ImblearnGenerator({self.sampler!r}{args})"
+        cap = ", cap_neighbors=True" if self.cap_neighbors else ""
+        return f"ImblearnGenerator({self.sampler!r}{args}{cap})"
 
     def fit(self, X1, X0, rng) -> FittedGenerator:
         """Keep the real data of both classes, after checking the neighbour counts against n1.
@@ -154,17 +165,27 @@ class ImblearnGenerator(Generator):
         ------
         ValueError
             If X1 or X0 is invalid or missing, or X1 has fewer than k + 1 rows for the sampler's
-            integer ``k_neighbors`` or ``n_neighbors`` k (given or default).
+            integer ``k_neighbors`` or ``n_neighbors`` k (given or default; with
+            ``cap_neighbors``, fewer than 2 rows).
         """
         X1, X0 = check_pair(X1, X0, min_n1=1, require_X0=True)
+        kwargs = dict(self.sampler_kwargs)
         for key in _MINORITY_NEIGHBOUR_ARGS:
-            k = self.sampler_kwargs.get(key, _default(self.sampler, key))
-            if isinstance(k, (int, np.integer)) and X1.shape[0] < k + 1:
+            k = kwargs.get(key, _default(self.sampler, key))
+            if not isinstance(k, (int, np.integer)):
+                continue
+            if self.cap_neighbors:
+                if X1.shape[0] < 2:
+                    raise ValueError(
+                        f"{self.sampler} with cap_neighbors needs at least 2 minority points, but X1 has 1 row"
+                    )
+                k = kwargs[key] = min(k, X1.shape[0] - 1)
+            if X1.shape[0] < k + 1:
                 raise ValueError(
                     f"{self.sampler} with {key} = {k} needs at least {k + 1} minority points, "
                     f"but X1 has {X1.shape[0]} rows"
                 )
-        return FittedImblearn(self.sampler, self.sampler_kwargs, X1, X0)
+        return FittedImblearn(self.sampler, kwargs, X1, X0)
 
 
 def _default(sampler: str, key: str):

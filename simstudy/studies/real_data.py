@@ -2,30 +2,44 @@
 
 For each dataset and each generator, R = ``design.reps`` repeated stratified 80/20 splits; the
 test part is balanced by downsampling its majority to its minority count; missing values are
-imputed by the training medians and the columns standardised by the training means and SDs
-(``simstudy.preprocessing``; columns constant or empty in the training part are dropped);
-logistic regression with intercept. Methods: raw (gamma = 0), fully balanced (gamma = 1, off
-the curve), VTSS, TG-VTSS, reweighting and cost-sensitive weights; metrics on the balanced test
-set: balanced log-loss, accuracy, balanced accuracy, F1, MCC, AUROC and AUPRC
-(``simstudy.metrics``), summarised as mean +- 1.96 SE over splits. The splits overlap, so that
-SE understates the variability of a new-sample estimate (Nadeau and Bengio 2003); it measures
-only the Monte Carlo error over splits. A method that raises on a split is recorded with its
-error and NaN metrics, never dropped (section 7), and listed in summary.json's ``failures`` and
-in table.md; the other methods and generators are kept.
+imputed by the training medians (``data.imputation: mean``: means) and the columns standardised
+by the training means and SDs (``simstudy.preprocessing``; columns constant or empty in the
+training part are dropped); logistic regression with intercept. The transform is fitted once
+per outer split: the selectors' CV and GQS folds see the outer training part's transform, not
+one refitted on each fold. Methods: raw (gamma = 0), fully balanced (gamma = 1, off the curve),
+VTSS, TG-VTSS (three variants), reweighting and cost-sensitive weights; metrics on the balanced
+test set (``simstudy.metrics``): balanced log-loss, accuracy, balanced accuracy, F1, MCC,
+AUROC, AUPRC, precision, recall, Jaccard index, Youden's index and the empirical balanced excess
+risk (the balanced log-loss minus that of a nearly unpenalised fit of the same model class on
+the balanced test set itself, ``reference_loss``), summarised per method as mean, SD, 1.96 SE
+and the empirical 2.5% / 97.5% quantiles over splits; table.md and the figures show mean +-
+1.96 SE (``data.bands: se``) or the quantiles (``data.bands: quantile``), and table.md counts
+the branches each TG-VTSS took. The splits overlap, so the SE understates the variability of a
+new-sample estimate (Nadeau and Bengio 2003); it measures only the Monte Carlo error over
+splits. A method that raises on a split is recorded with its error and NaN metrics, never
+dropped (section 7), and listed in summary.json's ``failures`` and in table.md; the other
+methods and generators are kept.
+
+A user's table (``data.path``) has one label column (``data.target``: the dataset is named after
+the file) or several (``data.targets``: one dataset ``<file stem>:<target>`` each, the other
+targets never features); ``data.drop`` lists columns that are not features (identifiers, other
+outcomes) and ``data.features``, instead, the columns that are.
 
 Streams of split s, with K = stable_key of the dataset's identity (a bundled dataset: its name
-and ``data.test_size``; a user's file: the SHA-256 of its bytes, ``data.target``,
-``data.positive`` and ``data.test_size``, so that the same file gives the same draws wherever
-it lies and an edited file new ones): the two children of SeedSequence(seed, spawn_key=(K, s))
-draw the split and the test downsampling; generator G fits and draws from
+and ``data.test_size``; a user's file: the SHA-256 of its bytes, the target, ``data.positive``
+and ``data.test_size``, so that the same file gives the same draws wherever it lies and an
+edited file new ones; which columns are features and the imputation do not enter, so a job
+that drops a column sees the same splits): the two children of SeedSequence(seed,
+spawn_key=(K, s)) draw the split and the test downsampling; generator G fits and draws from
 ``replication_streams(seed, K, stable_key(G), s)``; the selectors share SeedSequence(seed,
 spawn_key=(K, s, 2)) across generators (common random numbers). The curve's grid is
 ``design.gammas``; ``design.n0`` / ``design.n1`` are unused.
 
-Validation loads every table the study reads: a bad file, target or positive label, a class
-too small for the splits, or a generator option that cannot work at the table's sizes is a
-``ConfigError`` before any job starts. A user's file enters the job's identity through the
-SHA-256 of its bytes (``data.sha256``, filled in by validation), so an edited file is a new job.
+Validation loads every table the study reads: a bad file, target, positive label or column
+name, a class too small for the splits, or a generator option that cannot work at the table's
+sizes is a ``ConfigError`` before any job starts. A user's file enters the job's identity
+through the SHA-256 of its bytes (``data.sha256``, filled in by validation), so an edited file
+is a new job.
 """
 
 from __future__ import annotations
@@ -49,8 +63,8 @@ from simstudy.fitting import GLM, fit_glm
 from simstudy.generators import ImblearnGenerator, make_generator
 from simstudy.generators.imblearn_adapter import available_samplers
 from simstudy.jobfiles import file_digest
-from simstudy.metrics import METRICS, classification_metrics
-from simstudy.preprocessing import Preprocessor, preprocess
+from simstudy.metrics import METRICS, classification_metrics, reference_loss
+from simstudy.preprocessing import IMPUTATIONS, Preprocessor, preprocess
 from simstudy.schema import ConfigError, DataConfig, RunConfig, as_plain, known_keys, number, selection_config
 from simstudy.selection import stratified_splits
 from simstudy.studies.selectors import (
@@ -73,12 +87,24 @@ DATA_DEFAULTS = {
     "test_size": 0.2,  # the outer split's test fraction
     "path": None,  # a user's CSV/parquet file instead of the bundled datasets
     "target": None,  # its label column
+    "targets": None,  # or several label columns, each a dataset of the study (not with target)
     "positive": None,  # its minority label (None: the rarer value)
+    "drop": (),  # columns of data.path that are not features (identifiers, other outcomes)
+    "features": None,  # or the columns that are (None: all but the targets and drop)
     "sha256": None,  # the SHA-256 of data.path's bytes: filled in; given, it pins the file
+    "imputation": "median",  # what a missing feature value becomes (simstudy.preprocessing)
+    "bands": "se",  # table.md's and the figures' bands: mean +- 1.96 SE, or 2.5% / 97.5% quantiles
 }
 DATA_CATALOG = ("smote", "jitter", "gaussian_fit", "feature_jitter")
 """simstudy catalog generators that need no process (study 7 has none)."""
 METHOD_ORDER = ("raw", "balanced", "vtss", *TG_METHODS, "reweighting", "cost_sensitive")
+BANDS = ("se", "quantile")
+"""``data.bands``: mean +- 1.96 SE over splits, or the splits' empirical 2.5% / 97.5% quantiles."""
+QUANTILES = (0.025, 0.975)
+BRANCHES = ("symmetry", "low_gqs", "high_gqs")
+"""TG-VTSS's branches (``simstudy.selection.theory_guided_grid``), in table.md's order."""
+TABLE_COLUMNS = ("balanced_log_loss", "accuracy", "balanced_accuracy", "f1", "mcc", "auroc", "auprc")
+"""The metrics of table.md's first table per dataset; the others of ``METRICS`` are in its second."""
 
 
 def _generator_entry(entry) -> dict:
@@ -101,6 +127,9 @@ def data_config(section, sel) -> DataConfig:
     SelectionConfig) and the generators (``_check_table``)."""
     data = known_keys(section, DATA_DEFAULTS, "data")
     data["test_size"] = number(data["test_size"], "data.test_size", low=0.0, high=1.0, low_open=True, high_open=True)
+    for key, allowed in (("imputation", IMPUTATIONS), ("bands", BANDS)):
+        if data[key] not in allowed:
+            raise ConfigError(f"data.{key}", data[key], f"must be one of {list(allowed)}")
     generators = data["generators"]
     if not isinstance(generators, list) or not generators:
         raise ConfigError("data.generators", generators, "must be a non-empty list")
@@ -109,14 +138,22 @@ def data_config(section, sel) -> DataConfig:
     if len(set(labels)) != len(labels):
         raise ConfigError("data.generators", generators, "must not repeat a generator")
     if data["path"] is not None:
-        data["sha256"], table = _user_table(data)
+        data["sha256"], tables = _user_tables(data)
         if data["datasets"] is not None:
             raise ConfigError("data.datasets", data["datasets"], "must be null when data.path is given")
-        _check_table(table, data["path"], "data.path", data, sel)
+        for target, table in tables.items():
+            name = data["path"] if data["targets"] is None else f"{data['path']} (target {target})"
+            class_key = ("data.path", data["path"]) if data["targets"] is None else ("data.targets", target)
+            _check_table(table, name, "data.path", data, sel, class_key)
         return _typed(data)
-    for key in ("target", "positive"):
+    for key in ("target", "targets", "positive"):
         if data[key] is not None:
-            raise ConfigError(f"data.{key}", data[key], "data.target and data.positive need data.path")
+            raise ConfigError(f"data.{key}", data[key], "data.target(s) and data.positive need data.path")
+    fixed = "needs data.path (the bundled datasets' features are fixed)"
+    if not isinstance(data["drop"], (list, tuple)) or data["drop"]:
+        raise ConfigError("data.drop", data["drop"], fixed)
+    if data["features"] is not None:
+        raise ConfigError("data.features", data["features"], fixed)
     if data["sha256"] is not None:
         raise ConfigError("data.sha256", data["sha256"], "needs data.path (it pins a user's file)")
     names = list(DATASETS) if data["datasets"] is None else data["datasets"]
@@ -136,20 +173,68 @@ def data_config(section, sel) -> DataConfig:
 
 
 def _typed(data: dict) -> DataConfig:
-    datasets = data["datasets"]
+    def optional(value):
+        return None if value is None else tuple(value)
+
     return DataConfig(
-        **{**data, "datasets": None if datasets is None else tuple(datasets), "generators": tuple(data["generators"])}
+        **{
+            **data,
+            "datasets": optional(data["datasets"]),
+            "generators": tuple(data["generators"]),
+            "targets": optional(data["targets"]),
+            "drop": tuple(data["drop"]),
+            "features": optional(data["features"]),
+        }
     )
 
 
-def _user_table(data: dict):
-    """(SHA-256 of the file's bytes, its Dataset) for ``data.path``, ``data.target`` and
-    ``data.positive``; an unusable file or label names its key."""
+def _names(value, key: str, what: str, allow_empty: bool) -> list[str]:
+    """A list of distinct strings from a config value, else a ConfigError naming ``key``."""
+    if (
+        not isinstance(value, (list, tuple))
+        or not all(isinstance(v, str) for v in value)
+        or len(set(value)) != len(value)
+        or not (value or allow_empty)
+    ):
+        raise ConfigError(key, value, f"must be a list of distinct {what} (strings)")
+    return list(value)
+
+
+def _table_targets(data: dict) -> list[str]:
+    """The label columns of a user's table: ``data.targets``, else ``[data.target]``."""
+    return [data["target"]] if data["targets"] is None else list(data["targets"])
+
+
+def _load_user_table(data: dict, target: str):
+    """One target's Dataset of a user's table (``data`` as a plain dict): named after the file,
+    or ``<file stem>:<target>`` under ``data.targets``; the other targets are not features."""
+    return load_table(
+        data["path"],
+        target,
+        data["positive"],
+        drop=list(data["drop"]),
+        features=None if data["features"] is None else list(data["features"]),
+        other_targets=[t for t in _table_targets(data) if t != target],
+        name=None if data["targets"] is None else f"{Path(data['path']).name.split('.')[0]}:{target}",
+    )
+
+
+def _user_tables(data: dict):
+    """(SHA-256 of the file's bytes, {target: Dataset}) for ``data.path``, ``data.target`` or
+    ``data.targets``, ``data.positive``, ``data.drop`` and ``data.features``; an unusable file,
+    label or column names its key."""
     path, positive = data["path"], data["positive"]
     if not isinstance(path, str) or not Path(path).is_file():
         raise ConfigError("data.path", path, "must be an existing CSV or parquet file")
-    if not isinstance(data["target"], str):
+    if data["targets"] is not None:
+        if data["target"] is not None:
+            raise ConfigError("data.targets", data["targets"], "give data.target (one) or data.targets, not both")
+        data["targets"] = _names(data["targets"], "data.targets", "label columns of data.path", allow_empty=False)
+    elif not isinstance(data["target"], str):
         raise ConfigError("data.target", data["target"], "must name the label column of data.path")
+    data["drop"] = _names(data["drop"], "data.drop", "column names", allow_empty=True)
+    if data["features"] is not None:
+        data["features"] = _names(data["features"], "data.features", "column names", allow_empty=False)
     if positive is not None and not isinstance(positive, (str, int, float)):
         raise ConfigError("data.positive", positive, "must be one value of the target column (null: the rarer one)")
     try:
@@ -160,24 +245,31 @@ def _user_table(data: dict):
         raise ConfigError(
             "data.sha256", data["sha256"], f"must be null or the SHA-256 of data.path's bytes, which is now {digest}"
         )
-    try:
-        return digest, load_table(path, data["target"], positive)
-    except TableError as err:
-        raise ConfigError(f"data.{err.argument}", data[err.argument], str(err)) from None
+    tables = {}
+    for target in _table_targets(data):
+        try:
+            tables[target] = _load_user_table(data, target)
+        except TableError as err:
+            if err.argument == "target" and data["targets"] is not None:
+                raise ConfigError("data.targets", target, str(err)) from None
+            raise ConfigError(f"data.{err.argument}", data[err.argument], str(err)) from None
+    return digest, tables
 
 
-def _check_table(table, name: str, key: str, data: dict, sel) -> None:
-    """Refuse a table study 7 cannot run on: no usable feature column, classes too small for
-    the splits (``_fewest_fit_minority``), or a generator that cannot be fitted at its sizes.
+def _check_table(table, name: str, key: str, data: dict, sel, class_key: tuple | None = None) -> None:
+    """Refuse a table study 7 cannot run on: no usable feature column (naming ``key``), classes
+    too small for the splits (``_fewest_fit_minority``; a table too small names ``class_key``,
+    a (key, value) pair, by default (key, name)), or a generator that cannot be fitted at its
+    sizes.
 
     Each generator is fitted once on placeholder rows with the fewest minority rows any of its
     fits will see, so that the generator's own size rule (e.g. k_neighbors < minority rows)
     decides."""
     try:
-        preprocess(table.X)
+        preprocess(table.X, data["imputation"])
     except ValueError as err:
         raise ConfigError(key, name, f"{err}: nothing to fit on") from None
-    fewest = _fewest_fit_minority(table.n0, table.n1, name, key, data, sel)
+    fewest = _fewest_fit_minority(table.n0, table.n1, name, class_key or (key, name), data, sel)
     rng = np.random.default_rng(0)
     X1, X0 = rng.standard_normal((fewest, 2)), rng.standard_normal((fewest + 1, 2))
     for spec in data["generators"]:
@@ -191,7 +283,7 @@ def _check_table(table, name: str, key: str, data: dict, sel) -> None:
             ) from None
 
 
-def _fewest_fit_minority(n0: int, n1: int, name: str, key: str, data: dict, sel) -> int:
+def _fewest_fit_minority(n0: int, n1: int, name: str, class_key: tuple, data: dict, sel) -> int:
     """The fewest minority rows a generator is fitted on in one split of a table with n0 / n1
     rows; refuses sizes the outer split (``data.test_size``) or the selectors' ``selection.cv``
     cannot cut.
@@ -209,7 +301,7 @@ def _fewest_fit_minority(n0: int, n1: int, name: str, key: str, data: dict, sel)
     if test1 < 1 or test0 < test1 or train1 < 2:
         # from 3 minority rows up some test size leaves 1 test and 2 training rows: the test
         # size is at fault; below, the table
-        culprit, value = (key, name) if n1 < 3 else ("data.test_size", data["test_size"])
+        culprit, value = class_key if n1 < 3 else ("data.test_size", data["test_size"])
         raise ConfigError(
             culprit,
             value,
@@ -260,26 +352,30 @@ class RealDataset(NamedTuple):
 
 def load_real_datasets(data: DataConfig) -> list[RealDataset]:
     """The datasets of a validated ``data`` section, each with its stream key (module
-    docstring). A user's file must still have the bytes validation hashed into the job's
-    identity; each of its columns that looks like a row identifier gets a warning line on
-    stderr (it is a feature all the same)."""
+    docstring): a bundled dataset each, a user's file one per target. The file must still have
+    the bytes validation hashed into the job's identity; each of its feature columns that looks
+    like a row identifier gets a warning line on stderr (it is a feature all the same)."""
     if data.path is not None:
         if file_digest(data.path) != data.sha256:
             raise ValueError(f"data.path {data.path!r} changed after the job's config was validated; run the job again")
-        ds = load_table(data.path, data.target, data.positive)
-        for column in ds.identifiers:
-            print(
-                f"simstudy: warning: column {column!r} of {data.path} has a distinct value in every "
-                "row (an identifier?) and is used as a feature; drop it from the file if it names rows",
-                file=sys.stderr,
-            )
-        identity = {
-            "sha256": data.sha256,
-            "target": data.target,
-            "positive": data.positive,
-            "test_size": data.test_size,
-        }
-        return [RealDataset(ds.name, ds.X, ds.y, stable_key(identity))]
+        plain = asdict(data)
+        out = []
+        for target in _table_targets(plain):
+            ds = _load_user_table(plain, target)
+            # every target has the same features (all targets are excluded from each): one warning
+            for column in ds.identifiers if not out else ():
+                print(
+                    f"simstudy: warning: column {column!r} of {data.path} has a distinct value in every "
+                    "row (an identifier?) and is used as a feature; list it in data.drop if it names rows",
+                    file=sys.stderr,
+                )
+            # the draws depend on the file, the label and the split, not on which columns are
+            # features, so a job that drops columns or changes the imputation sees the same
+            # splits (common random numbers), and data.targets=[a, b] the splits of
+            # data.target=a and of data.target=b
+            identity = {"sha256": data.sha256, "target": target, "positive": data.positive, "test_size": data.test_size}
+            out.append(RealDataset(ds.name, ds.X, ds.y, stable_key(identity)))
+        return out
     out = []
     for name in data.datasets:
         ds = load_dataset(name)
@@ -299,13 +395,13 @@ class SplitData(NamedTuple):
     preprocessor: Preprocessor
 
 
-def outer_split(ds: RealDataset, seed: int, s: int, test_size: float) -> SplitData:
-    """Split s of a dataset: stratified 80/20, balanced test part, preprocessing fitted on the
-    training rows (module docstring)."""
+def outer_split(ds: RealDataset, seed: int, s: int, test_size: float, imputation: str = "median") -> SplitData:
+    """Split s of a dataset: stratified 80/20, balanced test part, preprocessing (``imputation``:
+    median or mean) fitted on the training rows (module docstring)."""
     split_ss, test_ss = np.random.SeedSequence(seed, spawn_key=(*ds.key, s)).spawn(2)
     split = stratified_splits(ds.y, "holdout", test_size, split_ss)[0]
     test = balanced_test_indices(split.validation, ds.y, np.random.default_rng(test_ss))
-    prep = preprocess(ds.X[split.train])
+    prep = preprocess(ds.X[split.train], imputation)
     return SplitData(
         prep.transform(ds.X[split.train]),
         ds.y[split.train],
@@ -324,13 +420,14 @@ def _eta(est, X) -> np.ndarray:
 def real_data_split(ds: RealDataset, run: RunConfig, s: int) -> pd.DataFrame:
     """Every method and generator on split s of one dataset: the tidy rows."""
     data, sel = run.data, run.selection
-    sd = outer_split(ds, run.seed, s, data.test_size)
+    sd = outer_split(ds, run.seed, s, data.test_size, data.imputation)
     design = Design(int((sd.y_train == 0).sum()), int(sd.y_train.sum()), run.design.gammas, run.design.reps, run.seed)
     model = GLM(run.model.family, run.model.intercept, run.model.ridge)
     model_args = dict(family=run.model.family, intercept=run.model.intercept, ridge=run.model.ridge)
     root = selector_seed(run.seed, ds.key, s)
     X0, X1 = sd.X_train[sd.y_train == 0], sd.X_train[sd.y_train == 1]
     Z_test = model.features(sd.X_test)
+    reference = reference_loss(model.family, sd.X_test, sd.y_test, model.intercept)
     base = {
         "dataset": ds.name,
         "split": s,
@@ -342,7 +439,8 @@ def real_data_split(ds: RealDataset, run: RunConfig, s: int) -> pd.DataFrame:
     rows = []
 
     def scored(generator: str, facts: dict, eta) -> None:
-        rows.append({**base, "generator": generator, **facts, **classification_metrics(model.family, eta, sd.y_test)})
+        metrics = classification_metrics(model.family, eta, sd.y_test, reference)
+        rows.append({**base, "generator": generator, **facts, **metrics})
 
     def failed(generator: str, method: str, err: Exception) -> None:
         rows.append(
@@ -400,15 +498,25 @@ def real_data_split(ds: RealDataset, run: RunConfig, s: int) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def _quantiles(values) -> list:
+    """The empirical 2.5% and 97.5% quantiles (numpy's linear rule) of the finite values; None
+    for each when there is none."""
+    values = np.asarray(values, dtype=float)
+    finite = values[np.isfinite(values)]
+    return [float(q) for q in np.quantile(finite, QUANTILES)] if finite.size else [None, None]
+
+
 def summarise_real_data(rows: pd.DataFrame, gammas) -> dict:
     """Study 7's numbers from its tidy rows.
 
-    * ``methods``: per (dataset, generator, method) mean and 1.96 SE of every metric and of the
-      chosen gamma, over the splits where the method worked, and its number of errors (ordered
-      by dataset, then ``METHOD_ORDER``, then generator);
-    * ``curves``: per (dataset, generator) the balanced log-loss against gamma; a split where the
-      generator failed counts as failed at every gamma, so a generator that failed on every
-      split has a curve of nulls;
+    * ``methods``: per (dataset, generator, method) mean, SD, 1.96 SE (``half_width``) and the
+      empirical 2.5% / 97.5% quantiles (``q025``, ``q975``) of every metric and of the chosen
+      gamma, over the splits where the method worked, its number of errors and, for each
+      TG-VTSS, how many splits took each branch (``branches``); ordered by dataset, then
+      ``METHOD_ORDER``, then generator;
+    * ``curves``: per (dataset, generator) the balanced log-loss against gamma (mean,
+      ``half_width``, ``q025``, ``q975``); a split where the generator failed counts as failed
+      at every gamma, so a generator that failed on every split has a curve of nulls;
     * ``failures``: every failed (dataset, generator, method, split) with its error;
     * ``datasets``: per dataset the training and test sizes and the number of splits.
     """
@@ -425,11 +533,18 @@ def summarise_real_data(rows: pd.DataFrame, gammas) -> dict:
         }
         for metric in METRICS + ("gamma", "weight"):
             stats = mean_sd_mcse(sub[metric])
+            low, high = _quantiles(sub[metric])
             entry[metric] = {
                 "mean": stats["mean"],
                 "sd": stats["sd"],
                 "half_width": None if stats["mcse"] is None else 1.96 * stats["mcse"],
+                "q025": low,
+                "q975": high,
             }
+        if method in TG_METHODS:
+            taken = sub.loc[sub["error"] == "", "branch"].value_counts()
+            names = (*BRANCHES, *sorted(set(taken.index) - set(BRANCHES)))
+            entry["branches"] = {b: int(taken.get(b, 0)) for b in names}
         methods.append(entry)
     datasets = list(dict.fromkeys(rows["dataset"]))
     methods.sort(key=lambda m: (datasets.index(m["dataset"]), METHOD_ORDER.index(m["method"]), m["generator"]))
@@ -441,6 +556,7 @@ def summarise_real_data(rows: pd.DataFrame, gammas) -> dict:
             index=splits[dataset], columns=list(gammas)
         )
         stats = [mean_sd_mcse(table[g]) for g in gammas]
+        bands = [_quantiles(table[g]) for g in gammas]
         curves.append(
             {
                 "dataset": dataset,
@@ -448,6 +564,8 @@ def summarise_real_data(rows: pd.DataFrame, gammas) -> dict:
                 "gammas": [float(g) for g in gammas],
                 "mean": [st["mean"] for st in stats],
                 "half_width": [None if st["mcse"] is None else 1.96 * st["mcse"] for st in stats],
+                "q025": [b[0] for b in bands],
+                "q975": [b[1] for b in bands],
             }
         )
     failures = [
@@ -492,34 +610,82 @@ def _failure_lines(failures: list[dict], n_splits: int) -> list[str]:
     return lines + [""]
 
 
+def _stat(entry: dict, bands: str) -> str:
+    """One metric's cell: mean +- 1.96 SE, or mean [2.5%, 97.5% quantile]."""
+    mean = entry["mean"]
+    if mean is None:
+        return ""
+    if bands == "quantile":
+        low, high = entry.get("q025"), entry.get("q975")
+        return f"{mean:.3f}" + ("" if low is None else f" [{low:.3f}, {high:.3f}]")
+    hw = entry["half_width"]
+    return f"{mean:.3f}" + ("" if hw is None else f" ± {hw:.3f}")
+
+
+def _metric_table(entries: list[dict], columns, bands: str, counts: bool) -> list[str]:
+    """A table of one dataset's methods: gamma and ``columns``, with the errors and separated
+    fits when ``counts``."""
+    extra = ["errors", "separated"] if counts else []
+    lines = [
+        "| method | generator | gamma | " + " | ".join([*columns, *extra]) + " |",
+        "|---|---|---|" + "---|" * (len(columns) + len(extra)),
+    ]
+    for m in entries:
+        cells = [_stat(m[c], bands) for c in ("gamma", *columns)]
+        if counts:
+            cells += [str(m["n_errors"]), str(m["n_separated"])]
+        lines.append(f"| {m['method']} | {m['generator']} | " + " | ".join(cells) + " |")
+    return lines + [""]
+
+
+def _branch_lines(entries: list[dict]) -> list[str]:
+    """TG-VTSS's branches over the splits, per generator and variant."""
+    tg = [m for m in entries if "branches" in m]
+    if not tg:
+        return []
+    names = list(dict.fromkeys(b for m in tg for b in m["branches"]))
+    lines = [
+        "TG-VTSS's branch over the splits (splits that took it; failed fits in the last column):",
+        "",
+        "| generator | method | " + " | ".join(names) + " | failed |",
+        "|---|---|" + "---|" * (len(names) + 1),
+    ]
+    for m in sorted(tg, key=lambda m: (m["generator"], METHOD_ORDER.index(m["method"]))):
+        counts = [str(m["branches"].get(b, 0)) for b in names]
+        lines.append(f"| {m['generator']} | {m['method']} | " + " | ".join(counts) + f" | {m['n_errors']} |")
+    return lines + [""]
+
+
 def markdown_table(numbers: dict) -> str:
-    """Study 7's results as markdown: one table per dataset, mean +- 1.96 SE over splits, with
-    the number of failed method fits (errors) and of separated final fits, then the failed fits
-    and their errors."""
-    lines = ["Mean ± 1.96 SE over the repeated splits (the SE ignores the splits' overlap).", ""]
-    columns = ("balanced_log_loss", "accuracy", "balanced_accuracy", "f1", "mcc", "auroc", "auprc")
+    """Study 7's results as markdown, per dataset: the metrics of ``TABLE_COLUMNS`` with the
+    number of failed method fits (errors) and of separated final fits, the other metrics of
+    ``METRICS``, TG-VTSS's branches, then the failed fits and their errors. Each number is the
+    mean over splits with its band (``data.bands``: +- 1.96 SE, or the 2.5% / 97.5% quantiles)."""
+    bands = (numbers.get("data") or {}).get("bands", "se")
+    if bands == "quantile":
+        head = "Mean [2.5%, 97.5% empirical quantiles] over the repeated splits."
+    else:
+        head = "Mean ± 1.96 SE over the repeated splits (the SE ignores the splits' overlap)."
+    lines = [head, ""]
     for dataset, info in numbers["datasets"].items():
+        entries = [m for m in numbers["methods"] if m["dataset"] == dataset]
         lines += [
             f"### {dataset}",
             "",
             f"train n0 = {info['n_train0']}, n1 = {info['n_train1']}; balanced test set "
             f"{info['n_test_per_class']} per class; {info['n_features']} features after preprocessing",
             "",
-            "| method | generator | gamma | " + " | ".join(columns) + " | errors | separated |",
-            "|---|---|---|" + "---|" * len(columns) + "---|---|",
+            *_metric_table(entries, TABLE_COLUMNS, bands, counts=True),
         ]
-        entries = [m for m in numbers["methods"] if m["dataset"] == dataset]
-        for m in entries:
-            cells = []
-            for c in ("gamma",) + columns:
-                mean, hw = m[c]["mean"], m[c]["half_width"]
-                cells.append("" if mean is None else f"{mean:.3f}" + ("" if hw is None else f" ± {hw:.3f}"))
-            lines.append(
-                f"| {m['method']} | {m['generator']} | "
-                + " | ".join(cells)
-                + f" | {m['n_errors']} | {m['n_separated']} |"
-            )
-        lines.append("")
+        more = [c for c in METRICS if c not in TABLE_COLUMNS and all(c in m for m in entries)]
+        if more:
+            lines += [
+                "Precision, recall and Jaccard index of the positive class, Youden's index and the "
+                "balanced excess risk over a nearly unpenalised fit on the test set itself:",
+                "",
+                *_metric_table(entries, more, bands, counts=False),
+            ]
+        lines += _branch_lines(entries)
         failures = [f for f in numbers["failures"] if f["dataset"] == dataset]
         if failures:
             lines += _failure_lines(failures, info["n_splits"])

@@ -67,6 +67,73 @@ class RandomFourierFeatures:
         return f"RandomFourierFeatures(D={self.n_features}, d={self.dim})"
 
 
+def variance_lengthscale(X) -> float:
+    """The lengthscale of the bandwidth g = 1 / (d Var(X)), Var over all entries of X.
+
+    The authors' RFF bandwidth (AUTHORS_DESIGNS.md section B; scikit-learn's gamma="scale"):
+    exp(-g ||x - x'||^2) is the Gaussian kernel exp(-||x - x'||^2 / (2 ell^2)) with
+    ell = sqrt(d Var(X) / 2).
+    """
+    X = np.asarray(X, dtype=np.float64)
+    if X.ndim != 2 or X.size < 2:
+        raise ValueError(f"X must be a 2-D array with at least 2 entries, got shape {X.shape}")
+    var = float(X.var())
+    if not var > 0:
+        raise ValueError("every entry of X is the same: Var(X) is 0")
+    return math.sqrt(X.shape[1] * var / 2.0)
+
+
+LENGTHSCALE_RULES = ("median", "variance")
+"""Lengthscales computed from the rows a map is fitted on (``RandomFourierSpec``)."""
+
+
+class RandomFourierSpec:
+    """Random Fourier features to be drawn afresh on the rows they serve: ``fit(X, rng)``
+    returns ``RandomFourierFeatures.draw(d, n_features, ell, rng)`` with ell from X.
+
+    A selector given a spec instead of a fixed map (``simstudy.selection``, "Feature maps")
+    refits it on each validation fold's fitting rows and on all training rows, as the authors'
+    study 6b does (AUTHORS_DESIGNS.md section B).
+
+    Parameters
+    ----------
+    n_features : int
+        D >= 1.
+    lengthscale : float, "median" or "variance"
+        A fixed ell > 0, the median pairwise distance of X's rows (``median_lengthscale``), or
+        the authors' g = 1 / (d Var(X)) (``variance_lengthscale``).
+    """
+
+    def __init__(self, n_features: int, lengthscale="variance"):
+        if isinstance(n_features, bool) or not isinstance(n_features, (int, np.integer)) or n_features < 1:
+            raise ValueError(f"n_features must be an integer >= 1, got {n_features!r}")
+        if isinstance(lengthscale, str):
+            if lengthscale not in LENGTHSCALE_RULES:
+                raise ValueError(f"lengthscale must be a number > 0, 'median' or 'variance', got {lengthscale!r}")
+        elif isinstance(lengthscale, bool) or not (
+            isinstance(lengthscale, (int, float)) and math.isfinite(lengthscale) and lengthscale > 0
+        ):
+            raise ValueError(f"lengthscale must be a number > 0, 'median' or 'variance', got {lengthscale!r}")
+        self.n_features = int(n_features)
+        self.lengthscale = lengthscale
+
+    def lengthscale_of(self, X) -> float:
+        """ell for the rows X (n, d)."""
+        if self.lengthscale == "median":
+            return median_lengthscale(X)
+        if self.lengthscale == "variance":
+            return variance_lengthscale(X)
+        return float(self.lengthscale)
+
+    def fit(self, X, rng: np.random.Generator) -> RandomFourierFeatures:
+        """A fresh map for the rows X (n, d): ell from X, W and b drawn from rng."""
+        X = np.asarray(X, dtype=np.float64)
+        return RandomFourierFeatures.draw(X.shape[1], self.n_features, self.lengthscale_of(X), rng)
+
+    def __repr__(self) -> str:
+        return f"RandomFourierSpec(n_features={self.n_features}, lengthscale={self.lengthscale!r})"
+
+
 def median_lengthscale(X) -> float:
     """The median heuristic: the median Euclidean distance over all pairs of rows of X."""
     X = np.asarray(X, dtype=np.float64)

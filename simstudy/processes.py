@@ -357,15 +357,21 @@ def noisy_ring(
     rho: float = 0.5,
     shift=(4.8, 0.0),
     shift_weight: float = 0.3,
+    plane_sd: float = 0.0,
+    off_plane_sd: float = 1.0,
     mc_size: int = 200_000,
     seed: int = 0,
 ) -> Process:
     """Study 6(b), a design no linear rule fits.
 
-    Minority: in coordinates 1-2 the point centre + R (cos A, sin A), A ~ Unif[0, 2 pi),
-    R = radius + radial_sd N(0, 1) (Gaussian radial noise: a ring of width ~ 2 radial_sd);
-    coordinates 3..d are N(0, 1). Its moments come from an ``EmpiricalLaw`` of ``mc_size``
-    exact draws seeded by ``seed``; sampling is exact.
+    Minority: in coordinates 1-2 the point centre + R (cos A, sin A) + plane_sd (E1, E2),
+    A ~ Unif[0, 2 pi), R = radius + radial_sd N(0, 1) (Gaussian radial noise: a ring of width
+    ~ 2 radial_sd), E1, E2 ~ N(0, 1) (in-plane noise, radial and tangential alike; drawn after
+    the other coordinates, and only when plane_sd > 0); coordinates 3..d are off_plane_sd N(0, 1).
+    The authors' study 6b (AUTHORS_DESIGNS.md B) is radial_sd = 0.12, plane_sd = 0.08,
+    off_plane_sd = 0.08 and shift = (1.5, 0): a thin ring, nearly flat off its plane. Its
+    moments come from an ``EmpiricalLaw`` of ``mc_size`` exact draws seeded by ``seed``;
+    sampling is exact.
     Majority: the Gaussian mixture (1 - shift_weight) N(0, C) + shift_weight N(shift, C), with
     C the identity except corr(X_1, X_2) = rho. The shifted component sits by default at the
     ring's centre, inside the ring, so the minority surrounds part of the majority.
@@ -386,6 +392,10 @@ def noisy_ring(
         Coordinates 1-2 of the majority's shifted component (zero elsewhere).
     shift_weight : float, default 0.3
         The shifted component's weight, in [0, 1].
+    plane_sd : float, default 0.0
+        SD of the in-plane noise added to coordinates 1-2, >= 0.
+    off_plane_sd : float, default 1.0
+        SD of coordinates 3..d, > 0.
     mc_size : int, default 200_000
         Fixed draws behind the minority's moments (>= 2).
     seed : int, default 0
@@ -400,8 +410,8 @@ def noisy_ring(
     ------
     ValueError
         If ``d`` is not an integer >= 2, ``centre`` or ``shift`` is not a pair, ``radius`` is
-        not a finite number > 0, radial_sd, rho or shift_weight is not finite or out of range,
-        or ``mc_size`` is not an integer >= 2.
+        not a finite number > 0, radial_sd, rho, shift_weight, plane_sd or off_plane_sd is not
+        finite or out of range, or ``mc_size`` is not an integer >= 2.
     """
     d = _dimension(d, 2)
     centre = np.asarray(centre, dtype=np.float64)
@@ -418,13 +428,20 @@ def noisy_ring(
     shift_weight = _finite(shift_weight, "shift_weight")
     if not 0.0 <= shift_weight <= 1.0:
         raise ValueError(f"shift_weight must lie in [0, 1], got {shift_weight!r}")
+    plane_sd = _finite(plane_sd, "plane_sd")
+    if plane_sd < 0:
+        raise ValueError(f"plane_sd must be >= 0, got {plane_sd!r}")
+    off_plane_sd = _finite(off_plane_sd, "off_plane_sd", positive=True)
 
     def ring(n, rng):
         angle = rng.uniform(0.0, 2.0 * math.pi, size=n)
         r = radius + radial_sd * rng.standard_normal(n)
         out = rng.standard_normal((n, d))
+        out[:, 2:] *= off_plane_sd
         out[:, 0] = centre[0] + r * np.cos(angle)
         out[:, 1] = centre[1] + r * np.sin(angle)
+        if plane_sd > 0:
+            out[:, :2] += plane_sd * rng.standard_normal((n, 2))
         return out
 
     C = np.eye(d)

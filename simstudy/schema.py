@@ -23,6 +23,8 @@ from hydra.errors import InstantiationException
 from omegaconf import DictConfig, ListConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
+from simstudy.fourier import LENGTHSCALE_RULES
+
 
 class ConfigError(ValueError):
     """A bad config value: ``key``, ``value`` and what is ``allowed``."""
@@ -142,13 +144,17 @@ class ModelConfig:
 @dataclass(frozen=True)
 class FeatureMapConfig:
     """``selection.feature_map``: random Fourier features (``simstudy.fourier``) of the
-    ``n_features`` given, lengthscale a number or ``"median"`` (the median heuristic on a pilot
-    of ``pilot_per_class`` rows per class)."""
+    ``n_features`` given, lengthscale a number, ``"median"`` (the median heuristic) or
+    ``"variance"`` (the authors' bandwidth 1 / (d Var X)). ``refit`` "cell": one map for the
+    cell, its lengthscale from a pilot of ``pilot_per_class`` rows per class; "fold": a map
+    drawn afresh on each replication's training rows and on each validation fold's fitting
+    rows, its lengthscale from those rows (AUTHORS_DESIGNS.md B)."""
 
     name: str
     n_features: int
     lengthscale: float | str
     pilot_per_class: int
+    refit: str = "cell"
 
 
 @dataclass(frozen=True)
@@ -160,7 +166,8 @@ class SelectionConfig:
     ``alpha`` and ``gqs_threshold`` TG-VTSS's Wald level and GQS threshold, ``symmetry_test``
     ("chi2" or "bootstrap", with ``n_boot`` resamples; 0 turns the diagnostics study's bootstrap
     off) and ``gqs_rule`` ("threshold" or "calibrated", at false-alarm rate ``gqs_level``) its
-    decision rules (``simstudy.selection.theory_guided_grid``); ``feature_map``
+    decision rules (``simstudy.selection.theory_guided_grid``), ``gqs_folds`` the GQS's
+    cross-fitting folds (None: 5 for simstudy's TG-VTSS, 3 for the reference variant); ``feature_map``
     a feature map or None; ``scoring`` ``"auto"``, ``"exact"`` or ``"test_set"`` and
     ``test_per_class`` the test set's rows per class (study 6)."""
 
@@ -176,6 +183,18 @@ class SelectionConfig:
     n_boot: int = 199
     gqs_rule: str = "threshold"
     gqs_level: float = 0.05
+    gqs_folds: int | None = None
+
+    def identity(self) -> dict:
+        """The fields as a dict, less ``gqs_folds`` and ``feature_map.refit`` while they keep
+        their defaults (None, "cell"): added after the first published runs, which keep their
+        config hashes."""
+        out = asdict(self)
+        if self.gqs_folds is None:
+            del out["gqs_folds"]
+        if self.feature_map is not None and self.feature_map.refit == "cell":
+            del out["feature_map"]["refit"]
+        return out
 
     @property
     def folds(self) -> int:
@@ -196,10 +215,18 @@ SELECTION_DEFAULTS = {
     "n_boot": 199,
     "gqs_rule": "threshold",
     "gqs_level": 0.05,
+    "gqs_folds": None,
 }
 SYMMETRY_TESTS = ("chi2", "bootstrap")
 GQS_RULES = ("threshold", "calibrated")
-FEATURE_MAP_DEFAULTS = {"name": "rff", "n_features": 100, "lengthscale": "median", "pilot_per_class": 1000}
+FEATURE_MAP_DEFAULTS = {
+    "name": "rff",
+    "n_features": 100,
+    "lengthscale": "median",
+    "pilot_per_class": 1000,
+    "refit": "cell",
+}
+MAP_REFITS = ("cell", "fold")
 SCORINGS = ("auto", "exact", "test_set")
 
 
@@ -222,13 +249,16 @@ def _feature_map(value) -> FeatureMapConfig | None:
     if spec["name"] != "rff":
         raise ConfigError("selection.feature_map.name", spec["name"], "must be 'rff' (random Fourier features)")
     ell = spec["lengthscale"]
-    if ell != "median":
+    if ell not in LENGTHSCALE_RULES:
         ell = number(ell, "selection.feature_map.lengthscale", low=0.0, low_open=True)
+    if spec["refit"] not in MAP_REFITS:
+        raise ConfigError("selection.feature_map.refit", spec["refit"], f"must be one of {list(MAP_REFITS)}")
     return FeatureMapConfig(
         "rff",
         integer(spec["n_features"], "selection.feature_map.n_features", 1),
         ell,
         integer(spec["pilot_per_class"], "selection.feature_map.pilot_per_class", 2),
+        spec["refit"],
     )
 
 
@@ -259,6 +289,7 @@ def selection_config(section) -> SelectionConfig:
         n_boot=n_boot,
         gqs_rule=sel["gqs_rule"],
         gqs_level=number(sel["gqs_level"], "selection.gqs_level", low=0.0, high=1.0, low_open=True, high_open=True),
+        gqs_folds=None if sel["gqs_folds"] is None else integer(sel["gqs_folds"], "selection.gqs_folds", 2),
     )
 
 
@@ -321,6 +352,8 @@ class RunConfig:
         out = asdict(self)
         out.pop("figures_dir")
         out.pop("workers")
+        if self.selection is not None:
+            out["selection"] = self.selection.identity()
         if self.data is not None:
             out["data"] = self.data.identity()
         return out

@@ -36,6 +36,11 @@ rows (n, d) to covariates (n, D), e.g. random Fourier features (THEORY.md sectio
 The generator still works in the raw space; phi is applied to every real and synthetic row after
 augmentation, before fitting, and again in prediction, so the design is z(x) = phi(x), or
 (1, phi(x)) with an intercept (``FeatureGLM``). With ``feature_map=None``, z(x) = x (or (1, x)).
+A ``feature_map`` may instead be a spec with ``fit(X, rng)`` returning such a map (e.g.
+``fourier.RandomFourierSpec``): it is then drawn afresh on the real fitting rows of each
+validation split (stream keyed (5, repeat, fold)) and on all training rows for the final fit
+and TG-VTSS's diagnostics (key (5,)), as the authors' study 6b does (AUTHORS_DESIGNS.md B);
+``model_`` holds the final map.
 
 Networks (``model``, ``VTSSClassifier`` and ``TGVTSSClassifier``): a
 ``simstudy.network.MLPClassifier`` replaces the GLM. Every (split, candidate) network is the
@@ -81,7 +86,7 @@ WINDOW_OFFSETS = np.round(np.arange(-0.2, 0.2001, 0.05), 10)
 """TG-VTSS window: the offsets -0.2, ..., 0.2 added to 1 and to the plug-in target."""
 
 # spawn keys of the streams derived from random_state
-_SPLIT, _FOLD, _FINAL, _DIAGNOSTICS, _SYMMETRY_BOOTSTRAP = 0, 1, 2, 3, 4
+_SPLIT, _FOLD, _FINAL, _DIAGNOSTICS, _SYMMETRY_BOOTSTRAP, _FEATURES = 0, 1, 2, 3, 4, 5
 
 WINDOW_FACTORS = np.round(np.arange(0.8, 1.2001, 0.05), 10)
 """The reference variant's multiplicative windows (AUTHORS_DESIGNS.md section C)."""
@@ -415,14 +420,23 @@ def _pad_stack(blocks, rows: int, candidates: int | None = None):
     return X, y, w
 
 
-def _validation_losses(X, y, model: GLM | MLPClassifier, splits, blocks):
+def _validation_losses(X, y, model: GLM | MLPClassifier, splits, blocks, split_models=None):
     """Fit every (split, candidate) at once; return the (S, G) validation L_bal on the
-    held-out real rows and the fits' FitInfo (None for a network)."""
+    held-out real rows and the fits' FitInfo (None for a network).
+
+    ``split_models`` (one GLM per split, e.g. a FeatureGLM on a map refitted on that split):
+    each split's rows are mapped by its own model's covariates, and all splits are fitted as
+    the plain GLM on them."""
     if isinstance(model, MLPClassifier):
         etas = model.candidate_logits(blocks, [X[s.validation] for s in splits])
         return np.stack(
             [balanced_loss("logistic", eta.T, y[s.validation]) for eta, s in zip(etas, splits, strict=True)]
         ), None
+    models = [model] * len(splits)
+    if split_models is not None:
+        models = split_models
+        blocks = [(m.covariates(Xb), yb, wb) for m, (Xb, yb, wb) in zip(models, blocks, strict=True)]
+        model = GLM(model.family, intercept=model.intercept, ridge=model.ridge)
     G = blocks[0][2].shape[0]
     Xs, ys, ws = _pad_stack(blocks, padded_size(max(len(b[1]) for b in blocks)), padded_size(G))
     fit = fit_glm(Xs[:, None], ys[:, None], ws, model=model)
@@ -430,7 +444,7 @@ def _validation_losses(X, y, model: GLM | MLPClassifier, splits, blocks):
     info = FitInfo(*(a[:, :G] for a in fit.info))
     # one loss evaluation over the held-out rows of all splits: the family's jax functions
     # then compile for one shape per configuration, not one per split size
-    eta = np.concatenate([model.features(X[s.validation]) @ theta[i].T for i, s in enumerate(splits)])
+    eta = np.concatenate([models[i].features(X[s.validation]) @ theta[i].T for i, s in enumerate(splits)])
     held_y = np.concatenate([y[s.validation] for s in splits]).astype(np.float64)
     loss = np.asarray(model.family.loss(eta, held_y[:, None]))
     split_of = np.repeat(np.arange(len(splits)), [len(s.validation) for s in splits])
@@ -520,18 +534,32 @@ class _GLMClassifier(ClassifierMixin, BaseEstimator):
         return tags
 
     def _model(self) -> GLM:
+        """The GLM; without its map when ``feature_map`` is refitted per fold (``_fitted``)."""
         if not isinstance(self.intercept, (bool, np.bool_)):
             raise ValueError(f"intercept must be True or False, got {self.intercept!r}")
-        if self.feature_map is None:
+        if self.feature_map is None or self._refitted_map():
             return GLM(get_family(self.family), intercept=bool(self.intercept), ridge=self.ridge)
         if not callable(self.feature_map):
             raise ValueError(
-                "feature_map must be None or a callable mapping raw rows (n, d) to covariates (n, D), "
-                f"got {self.feature_map!r}"
+                "feature_map must be None, a callable mapping raw rows (n, d) to covariates (n, D), "
+                f"or a spec with fit(X, rng) returning one, got {self.feature_map!r}"
             )
         return FeatureGLM(
             get_family(self.family), intercept=bool(self.intercept), ridge=self.ridge, feature_map=self.feature_map
         )
+
+    def _refitted_map(self) -> bool:
+        return not callable(self.feature_map) and callable(getattr(self.feature_map, "fit", None))
+
+    def _fitted(self, model: GLM, X, root, *key: int) -> GLM:
+        """``model`` on the map the spec ``feature_map`` draws for the rows X (stream keyed
+        (features, *key)); ``model`` itself when the map is fixed or absent."""
+        if not isinstance(model, GLM) or not self._refitted_map():
+            return model
+        phi = self.feature_map.fit(X, _stream(root, _FEATURES, *key))
+        if not callable(phi):
+            raise ValueError(f"feature_map.fit must return a callable map, got {phi!r}")
+        return FeatureGLM(model.family, intercept=model.intercept, ridge=model.ridge, feature_map=phi)
 
     def _check_fit_data(self, X, y):
         X, y = validate_data(self, X, y, dtype=np.float64, y_numeric=False)
@@ -748,8 +776,8 @@ class VTSSClassifier(_GLMClassifier):
         The holdout's held-out share of each class.
     random_state : None, int or numpy.random.SeedSequence, default None
         The root of every stream (module docstring).
-    feature_map : callable, optional
-        None or a feature map phi (module docstring).
+    feature_map : callable or spec, optional
+        None, a fixed feature map phi, or a spec refitted per fold (module docstring).
     model : simstudy.network.MLPClassifier, optional
         A network instead of the GLM (module docstring, "Networks"); ``family`` must then be
         "logistic" and ``feature_map`` None.
@@ -860,13 +888,22 @@ class VTSSClassifier(_GLMClassifier):
         n0, n1 = int((y == 0).sum()), int((y == 1).sum())
         n_tilde = np.rint(gammas * (n0 - n1)).astype(np.int64)
         blocks, sizes, gaps = _synthetic_blocks(X, y, generator, n_tilde, splits, root)
-        losses, info = _validation_losses(X, y, model, splits, blocks)
+        split_models = None
+        if self._refitted_map():
+            split_models = [self._fitted(model, X[s.train], root, s.repeat, s.fold) for s in splits]
+        losses, info = _validation_losses(X, y, model, splits, blocks, split_models)
         self.cv_results_ = _curve("gamma", gammas, losses, info, n_tilde=n_tilde, split_n_tilde=sizes, split_gap=gaps)
         best = _select(self.cv_results_["mean_validation_loss"])
         self.gamma_ = float(gammas[best])
         self.n_synthetic_ = int(n_tilde[best])
         self._refit_augmented(
-            X, y, model, generator, self.n_synthetic_, root, rows=padded_size(len(y) + int(n_tilde.max()))
+            X,
+            y,
+            self._fitted(model, X, root),
+            generator,
+            self.n_synthetic_,
+            root,
+            rows=padded_size(len(y) + int(n_tilde.max())),
         )
 
 
@@ -1097,6 +1134,7 @@ class TGVTSSClassifier(VTSSClassifier):
         self.__dict__.pop("pilot_", None)  # of an earlier network fit
         if isinstance(model, MLPClassifier):
             model = self._hidden_layer_glm(X, y, model)
+        model = self._fitted(model, X, root)  # the final fit's map: drawn on all training rows
         X0, X1 = X[y == 0], X[y == 1]
         self.wald_ = wald_symmetry_test(
             X0,
@@ -1228,7 +1266,8 @@ class FixedSizeClassifier(_GLMClassifier):
         n0, n1 = int((y == 0).sum()), int((y == 1).sum())
         self.gamma_ = float(self.gamma)
         self.n_synthetic_ = int(np.rint(self.gamma_ * (n0 - n1)))
-        self._refit_augmented(X, y, model, generator, self.n_synthetic_, _root_seed(self.random_state))
+        root = _root_seed(self.random_state)
+        self._refit_augmented(X, y, self._fitted(model, X, root), generator, self.n_synthetic_, root)
         return self
 
 
@@ -1236,12 +1275,15 @@ class ReweightedClassifier(_GLMClassifier):
     """Inverse-frequency class weights (section 5 baseline): row weight n / (2 n_k) for class k.
 
     So each class carries half the total weight (the balanced risk's empirical version, the pilot
-    of section 4 up to a factor n). No synthetic points, no randomness.
+    of section 4 up to a factor n). No synthetic points; randomness only in a feature map
+    refitted on the training rows.
 
     Parameters
     ----------
     family, intercept, ridge, feature_map
         As for ``VTSSClassifier``.
+    random_state : None, int or numpy.random.SeedSequence, default None
+        Roots the stream of a ``feature_map`` spec's draw (unused otherwise).
 
     Attributes
     ----------
@@ -1251,11 +1293,12 @@ class ReweightedClassifier(_GLMClassifier):
         The fit attributes of ``VTSSClassifier``.
     """
 
-    def __init__(self, family="logistic", intercept=True, ridge=1e-8, feature_map=None):
+    def __init__(self, family="logistic", intercept=True, ridge=1e-8, feature_map=None, random_state=None):
         self.family = family
         self.intercept = intercept
         self.ridge = ridge
         self.feature_map = feature_map
+        self.random_state = random_state
 
     def fit(self, X, y):
         """Fit on all rows with the inverse-frequency class weights.
@@ -1280,7 +1323,8 @@ class ReweightedClassifier(_GLMClassifier):
         X, y = self._check_fit_data(X, y)
         counts = np.bincount(y, minlength=2)
         self.class_weight_ = y.size / (2.0 * counts)
-        self._fit_final(X, y, self._model(), weights=self.class_weight_[y])
+        model = self._fitted(self._model(), X, _root_seed(self.random_state))
+        self._fit_final(X, y, model, weights=self.class_weight_[y])
         return self
 
 
@@ -1363,16 +1407,20 @@ class CostSensitiveClassifier(_GLMClassifier):
             grid = _check_gammas(self.weights, "weights")
             if grid[0] <= 0:
                 raise ValueError(f"weights must be numbers > 0, got {self.weights!r}")
-        splits = stratified_splits(y, self.cv, self.test_size, _root_seed(self.random_state))
+        root = _root_seed(self.random_state)
+        splits = stratified_splits(y, self.cv, self.test_size, root)
         blocks = []
         for split in splits:
             y_tr = y[split.train]
             w = np.where(y_tr[None, :] == 1, grid[:, None], 1.0)
             blocks.append((X[split.train], y_tr.astype(np.float64), w))
-        losses, info = _validation_losses(X, y, model, splits, blocks)
+        split_models = None
+        if self._refitted_map():
+            split_models = [self._fitted(model, X[s.train], root, s.repeat, s.fold) for s in splits]
+        losses, info = _validation_losses(X, y, model, splits, blocks, split_models)
         self.cv_results_ = _curve("weight", grid, losses, info)
         self.weight_ = float(grid[_select(self.cv_results_["mean_validation_loss"])])
-        self._fit_final(X, y, model, weights=np.where(y == 1, self.weight_, 1.0))
+        self._fit_final(X, y, self._fitted(model, X, root), weights=np.where(y == 1, self.weight_, 1.0))
         return self
 
 

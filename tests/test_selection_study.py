@@ -335,7 +335,7 @@ def test_feature_glm_and_bad_feature_maps(ring_sample):
     with pytest.raises(TypeError, match="feature_map"):  # required, keyword-only
         FeatureGLM("logistic", intercept=True)
     np.testing.assert_allclose(model.features(X)[:, 1:], phi(X))
-    with pytest.raises(ValueError, match="feature_map must be None or a callable"):
+    with pytest.raises(ValueError, match="feature_map must be None, a callable"):
         ReweightedClassifier(feature_map="rff").fit(X, y)
     with pytest.raises(ValueError, match="same leading shape"):
         ReweightedClassifier(feature_map=lambda A: A[:3]).fit(X, y)

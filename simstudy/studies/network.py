@@ -180,7 +180,7 @@ def network_selection(section, n1: int) -> NetworkSelection:
     if ratios[0] <= 0:
         raise ConfigError("selection.cost_ratios", list(ratios), "must be numbers > 0")
     return NetworkSelection(
-        **{f.name: getattr(base, f.name) for f in fields(SelectionConfig)},
+        **{f.name: getattr(base, f.name) for f in fields(SelectionConfig) if f.name != "gqs_folds"},
         network=_network_spec(extra["network"]),
         cost_ratios=ratios,
         generators=_generators(extra["generators"]),

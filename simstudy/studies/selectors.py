@@ -60,6 +60,7 @@ def size_selectors(generator, model_args: dict, sel: SelectionConfig, root) -> d
         **model_args,
     )
     rules = dict(
+        gqs_folds=sel.gqs_folds,
         alpha=sel.alpha,
         gqs_threshold=sel.gqs_threshold,
         symmetry_test=sel.symmetry_test,
@@ -77,6 +78,7 @@ def size_selectors(generator, model_args: dict, sel: SelectionConfig, root) -> d
             n_boot=sel.n_boot or 199,
             gqs_rule="calibrated",
             gqs_level=sel.gqs_level,
+            gqs_folds=sel.gqs_folds,
             **common,
         ),
     }
@@ -93,7 +95,7 @@ def weight_selectors(model_args: dict, sel: SelectionConfig, root, n0: int, n1: 
     """The reweighting baselines of section 5; cost-sensitive validates on the same splits as
     the size selectors."""
     return {
-        "reweighting": ReweightedClassifier(**model_args),
+        "reweighting": ReweightedClassifier(random_state=root, **model_args),
         "cost_sensitive": CostSensitiveClassifier(
             weights=cost_weights(sel, n0, n1), cv=sel.cv, test_size=sel.test_size, random_state=root, **model_args
         ),

@@ -47,6 +47,11 @@ lengthscale ell is the median pairwise distance of a pilot sample of ``pilot_per
 per class (the median heuristic), unless a number is given; pilot, W and b come from the stream
 keyed stable_key({"features": options, "dgp": dgp}), options being ``selection.feature_map``
 (the key keeps its old name "features" so that published streams do not move).
+With ``selection.feature_map.refit: fold`` (the authors' 6b, AUTHORS_DESIGNS.md B) there is no
+cell map: replication r draws its own on its real training rows from the stream
+``auxiliary_seed(seed, (*data_key, r), "feature_map")`` for its curve, the selectors draw theirs
+on each validation split's fitting rows and on all training rows (``selection``, "Feature
+maps"), and each fit is scored through its own map on the raw test rows.
 """
 
 from __future__ import annotations
@@ -74,7 +79,7 @@ from simstudy.engine import (
     summarise_curve,
 )
 from simstudy.fitting import fit_glm
-from simstudy.fourier import RandomFourierFeatures, median_lengthscale
+from simstudy.fourier import LENGTHSCALE_RULES, RandomFourierFeatures, RandomFourierSpec
 from simstudy.jobfiles import json_numbers
 from simstudy.laws import EmpiricalLaw
 from simstudy.schema import ConfigError, RunConfig, as_plain, selection_config
@@ -102,26 +107,31 @@ class VTSSCell(NamedTuple):
     run: RunConfig
     cell: Cell  # engine cell: process, generator, model (GLM or FeatureGLM), design, keys
     population: object  # Population of the raw linear model when scoring is exact, else None
-    feature_map: RandomFourierFeatures | None
+    feature_map: RandomFourierFeatures | RandomFourierSpec | None  # a spec: refitted per replication
     lengthscale: float | None
-    test: tuple | None  # (Z_test, y_test) of the fixed balanced test set, else None
+    test: tuple | None  # (Z_test, y_test) of the fixed balanced test set (raw rows with a spec), else None
     scoring: str  # "exact" or "test_set"
     gamma_star: float | None  # the theory's bias-optimal gamma* where it is exact, else None
 
 
-def feature_map(run: RunConfig, process) -> tuple[RandomFourierFeatures, float]:
-    """The cell's fixed random Fourier map and its lengthscale (module docstring)."""
+def feature_map(run: RunConfig, process) -> tuple[RandomFourierFeatures | RandomFourierSpec, float | None]:
+    """The cell's fixed random Fourier map and its lengthscale, or with ``refit: fold`` the
+    spec every replication and fold draws its own map from (module docstring)."""
     spec = run.selection.feature_map
+    if spec.refit == "fold":
+        return RandomFourierSpec(spec.n_features, spec.lengthscale), None
     # The stream's key says "features", the config section's name before it became
-    # selection.feature_map, and asdict(spec) has the keys name, n_features, lengthscale and
-    # pilot_per_class: keep both exactly as they are, or every published stream (and number) moves.
+    # selection.feature_map, and asdict(spec) had the keys name, n_features, lengthscale and
+    # pilot_per_class before refit was added: keep both exactly so, or every published stream
+    # (and number) moves.
+    options = {k: v for k, v in asdict(spec).items() if k != "refit"}
     rng = np.random.default_rng(
-        np.random.SeedSequence(run.seed, spawn_key=stable_key({"features": asdict(spec), "dgp": run.dgp}))
+        np.random.SeedSequence(run.seed, spawn_key=stable_key({"features": options, "dgp": run.dgp}))
     )
     ell = spec.lengthscale
-    if ell == "median":
+    if ell in LENGTHSCALE_RULES:
         P0, P1 = process.sample(spec.pilot_per_class, spec.pilot_per_class, rng)
-        ell = median_lengthscale(np.vstack([P0, P1]))
+        ell = RandomFourierSpec(spec.n_features, ell).lengthscale_of(np.vstack([P0, P1]))
     return RandomFourierFeatures.draw(process.dim, spec.n_features, ell, rng), float(ell)
 
 
@@ -144,7 +154,8 @@ def build_vtss_cell(run: RunConfig) -> VTSSCell:
             f"dgp {run.dgp['name']!r} has a class law known only through a sample; use test_set",
         )
     base = built.model
-    model = base if phi is None else FeatureGLM(base.family, base.intercept, base.ridge, feature_map=phi)
+    fixed = isinstance(phi, RandomFourierFeatures)
+    model = FeatureGLM(base.family, base.intercept, base.ridge, feature_map=phi) if fixed else base
     test = None
     if scoring == "test_set":
         m = sel.test_per_class
@@ -153,7 +164,12 @@ def build_vtss_cell(run: RunConfig) -> VTSSCell:
         )
         T0, T1 = process.sample(m, m, rng)
         y0, y1 = process.labels
-        test = (np.asarray(model.features(np.vstack([T0, T1]))), np.r_[np.full(m, y0), np.full(m, y1)])
+        rows = np.vstack([T0, T1])
+        # with a map refitted per replication the rows stay raw (test_losses maps them)
+        test = (
+            rows if isinstance(phi, RandomFourierSpec) else np.asarray(model.features(rows)),
+            np.r_[np.full(m, y0), np.full(m, y1)],
+        )
     population = built.population if scoring == "exact" else None
     gamma_star = None
     if population is not None and not built.generator.data_dependent:
@@ -172,12 +188,15 @@ def build_vtss_cell(run: RunConfig) -> VTSSCell:
     return VTSSCell(run, built.cell._replace(model=model), population, phi, ell, test, scoring, gamma_star)
 
 
-def test_losses(vc: VTSSCell, thetas) -> np.ndarray:
-    """L_bal at thetas (..., p): exact (population) or on the fixed test set."""
+def test_losses(vc: VTSSCell, thetas, model=None) -> np.ndarray:
+    """L_bal at thetas (..., p): exact (population) or on the fixed test set; ``model`` is the
+    fit's GLM when its map was drawn for the replication (``refit: fold``)."""
     thetas = np.asarray(thetas, dtype=np.float64)
     if vc.scoring == "exact":
         return np.asarray(vc.population.excess(thetas)) + vc.population.risk_star
     Z, y = vc.test
+    if isinstance(vc.feature_map, RandomFourierSpec):
+        Z = model.features(Z)
     flat = thetas.reshape(-1, thetas.shape[-1])
     return balanced_loss(vc.cell.model.family, Z @ flat.T, y).reshape(thetas.shape[:-1])
 
@@ -221,8 +240,14 @@ def vtss_replication(vc: VTSSCell, r: int) -> pd.DataFrame:
     """Replication r of study 6: the curve rows and one row per selector (module docstring)."""
     cell, design, sel = vc.cell, vc.cell.design, vc.run.selection
     X, y = draw_replication(cell, r)
-    fit = fit_glm(X, y, prefix_weights(design), model=cell.model)
-    curve_loss = test_losses(vc, fit.theta)
+    model = cell.model
+    if isinstance(vc.feature_map, RandomFourierSpec):
+        # the authors' 6b: a map drawn and sized on the replication's real training rows
+        rng = np.random.default_rng(auxiliary_seed(design.seed, (*cell.data_key, r), "feature_map"))
+        phi = vc.feature_map.fit(X[: design.n0 + design.n1], rng)
+        model = FeatureGLM(model.family, model.intercept, model.ridge, feature_map=phi)
+    fit = fit_glm(X, y, prefix_weights(design), model=model)
+    curve_loss = test_losses(vc, fit.theta, model)
     curve_error = parameter_errors(vc, fit.theta)
     rows = [
         {
@@ -258,7 +283,7 @@ def vtss_replication(vc: VTSSCell, r: int) -> pd.DataFrame:
         rows.append(
             {
                 **selector_facts(name, est),
-                "test_loss": float(test_losses(vc, est.theta_)),
+                "test_loss": float(test_losses(vc, est.theta_, est.model_)),
                 "param_error": float(parameter_errors(vc, est.theta_)),
             }
         )

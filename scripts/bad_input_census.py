@@ -378,37 +378,18 @@ _file("data.sha256", "good.csv", "+data.sha256=deadbeef", id="data file: wrong s
 _file("data.generators", "few_minority_k.csv", id="data file: fewer minority rows than SMOTE's k")
 _file("selection.cv", "good.csv", "selection.cv=100", id="data file: more folds than minority rows")
 _file("data.test_size", "good.csv", "data.test_size=0.999", id="data file: test_size leaving no training rows")
-# the feature table and several targets (outcomes.csv: id, a, b, y, y2 binary, y3 three values)
+# the feature table and several targets (outcomes.csv: id, a, b, y, y2 binary, y3 three values);
+# tests/test_real_data_protocol.py validates more such cases in-process
 _file("data.drop", "outcomes.csv", "data.drop=[nope]", id="data file: drop names no column")
 _file("data.drop", "outcomes.csv", "data.drop=[y]", id="data file: the target dropped")
-_file("data.drop", "outcomes.csv", "data.drop=[a,a]", id="data file: a column dropped twice")
-_file("data.drop", "outcomes.csv", "data.drop=a", id="data file: drop not a list")
-_file("data.drop", "outcomes.csv", "data.drop=[id,a,b,y2,y3]", id="data file: every feature dropped")
-_file("data.drop", "outcomes.csv", "data.features=[a]", "data.drop=[id]", id="data file: drop and features")
 _file("data.features", "outcomes.csv", "data.features=[nope]", id="data file: features names no column")
-_file("data.features", "outcomes.csv", "data.features=[]", id="data file: no features")
-_file("data.features", "outcomes.csv", "data.features=[y,a]", id="data file: the target a feature")
 _file("data.targets", "outcomes.csv", "data.targets=[y,y]", target="null", id="data file: a target twice")
 _file("data.targets", "outcomes.csv", "data.targets=[y,y3]", target="null", id="data file: a target of three values")
-_file("data.targets", "outcomes.csv", "data.targets=[y,nope]", target="null", id="data file: targets names no column")
 _file("data.targets", "outcomes.csv", "data.targets=[y2]", id="data file: target and targets")
-_file("data.targets", "outcomes.csv", "data.targets=[]", target="null", id="data file: no targets")
-_file(
-    "data.features",
-    "outcomes.csv",
-    "data.targets=[y,y2]",
-    "data.features=[a,y2]",
-    target="null",
-    id="data file: another target a feature",
-)
 _file("data.imputation", "good.csv", "data.imputation=mode", id="data file: unknown imputation")
 _file("data.bands", "good.csv", "data.bands=sd", id="data file: unknown bands")
 _add("data", "data.drop", RD, "data.drop=[a]", id="drop without a file")
-_add("data", "data.features", RD, "data.features=[a]", id="features without a file")
-_add("data", "data.targets", RD, "data.targets=[y]", id="targets without a file")
-_add("data", "data.imputation", RD, "data.imputation=[mean]")
 _add("sampler", "data.generators", RD, "data.generators=[{name: SMOTE, cap_neighbors: maybe}]")
-_add("sampler", "data.generators", RD, "data.generators=[{name: jitter, cap_neighbors: true}]")
 _add(
     "data file",
     "data.datasets",

@@ -16,6 +16,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from simstudy.studies import study_of
 from simstudy.studies.diagnostics import sweep_report
 
 SWEEPS = (
@@ -94,6 +95,13 @@ def main() -> int:
         for measure in ("symmetry", "gqs"):
             mine = [s for s in cells if s["measure"] == measure]
             text += f"## {', '.join(s['study'] for s in mine)}\n\n" + sweep_report(mine) + "\n" if mine else ""
+    selection = [(name, newest_summary(root / "outputs" / name)) for name in SELECTION_STUDIES]
+    selection = [(name, s) for name, s in selection if s is not None]
+    if selection:
+        text += "\n# Selection studies (single jobs: the newest finished run of each)\n\n"
+        for name, summary in selection:
+            table = study_of(summary["kind"]).documents(summary).get("table.md", "")
+            text += f"## {name}\n\n" + table.replace("\n# ", "\n### ").replace("\n## ", "\n### ") + "\n"
     overlays = sorted((root / "outputs" / "explore").glob("*/figures/overlay.md"))
     if overlays:
         text += "\n# The alignment sweeps on the theory's map (simstudy.explore)\n\n"
@@ -105,6 +113,16 @@ def main() -> int:
         text += "\n".join(o.read_text().replace("## ", "### ", 1) for o in overlays)
     (root / "figures" / "REPORT.md").write_text(text)
     return status
+
+
+def newest_summary(folder: Path) -> dict | None:
+    """The summary.json of the newest finished job below ``folder`` (the run directories are
+    named by their start time), None when there is none."""
+    for path in sorted(folder.glob("*/summary.json"), reverse=True):
+        summary = json.loads(path.read_text())
+        if summary.get("status") == "ok":
+            return summary
+    return None
 
 
 if __name__ == "__main__":

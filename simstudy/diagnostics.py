@@ -31,6 +31,7 @@ from typing import NamedTuple
 
 import numpy as np
 from scipy.stats import chi2
+from sklearn.base import clone
 
 import simstudy  # noqa: F401  (float64 before any array)
 from simstudy.fitting import GLM, Fit, FitInfo, fit_glm
@@ -832,7 +833,9 @@ def _stratified_folds(n0: int, n1: int, n_folds: int, rng) -> list[tuple[np.ndar
     return list(zip(np.array_split(rng.permutation(n0), n_folds), np.array_split(rng.permutation(n1), n_folds)))
 
 
-def _reference_gqs(pilot: _Pilot, X0, X1, generator, model, rng, n_folds, y0, y1, pool_size) -> GQSResult:
+def _reference_gqs(
+    pilot: _Pilot, X0, X1, generator, model, rng, n_folds, y0, y1, pool_size, preprocessor=None
+) -> GQSResult:
     """The GQS as the authors' reference implementation cross-fits it (AUTHORS_DESIGNS.md
     section C): stratified K-fold over both classes; in fold k a balanced pilot theta_k on the
     fold's training rows, the generator fitted on them, and delta_k, the class Hessians and
@@ -840,7 +843,8 @@ def _reference_gqs(pilot: _Pilot, X0, X1, generator, model, rng, n_folds, y0, y1
     from the fold's pool); every matrix inverted by the stabilised pseudo-inverse. The GQS
     formula is section 4's with these fold averages; the exact-generator null is
     ``exact_generator_null`` at the same averages (C and the noise floor are not derived for
-    per-fold pilots: NaN)."""
+    per-fold pilots: NaN). With a ``preprocessor`` X0 and X1 are raw, and fold k transforms
+    its four row sets by a clone fitted on its training rows alone (AUTHORS_DESIGNS.md F)."""
     n0, n1, p = X0.shape[0], X1.shape[0], pilot.H.shape[-1]
     folds = _stratified_folds(n0, n1, n_folds, rng)
     delta_folds = np.empty((n_folds, p))
@@ -848,17 +852,22 @@ def _reference_gqs(pilot: _Pilot, X0, X1, generator, model, rng, n_folds, y0, y1
     for k, (out0, out1) in enumerate(folds):
         in0 = np.setdiff1d(np.arange(n0), out0, assume_unique=True)
         in1 = np.setdiff1d(np.arange(n1), out1, assume_unique=True)
-        theta = _fit_pilot(X0[in0], X1[in1], model, y0, y1).theta
-        fitted = generator.fit(X1[in1], X0[in0], rng)
+        train0, train1, test0, test1 = X0[in0], X1[in1], X0[out0], X1[out1]
+        if preprocessor is not None:
+            train0, train1, test0, test1 = _fold_transformed(preprocessor, (train0, train1), (test0, test1), k)
+        theta = _fit_pilot(train0, train1, model, y0, y1).theta
+        if theta.shape != (p,):
+            raise ValueError(f"the preprocessor kept a different set of columns in GQS fold {k} than on all rows")
+        fitted = generator.fit(train1, train0, rng)
         synthetic = np.asarray(fitted.sample(pool_size, rng), dtype=np.float64)
-        if synthetic.shape != (pool_size, X1.shape[1]) or not np.all(np.isfinite(synthetic)):
+        if synthetic.shape != (pool_size, train1.shape[1]) or not np.all(np.isfinite(synthetic)):
             raise ValueError(
                 f"generator {generator!r} returned a sample of shape {synthetic.shape} (or with "
-                f"non-finite values); expected finite ({pool_size}, {X1.shape[1]})"
+                f"non-finite values); expected finite ({pool_size}, {train1.shape[1]})"
             )
         tilde.append(class_score_stats(theta, synthetic, y1, model))
-        held0.append(class_score_stats(theta, X0[out0], y0, model))
-        held1.append(class_score_stats(theta, X1[out1], y1, model))
+        held0.append(class_score_stats(theta, test0, y0, model))
+        held1.append(class_score_stats(theta, test1, y1, model))
         delta_folds[k] = tilde[-1].mean - held1[-1].mean
 
     def average(stats, n):
@@ -891,6 +900,16 @@ def _reference_gqs(pilot: _Pilot, X0, X1, generator, model, rng, n_folds, y0, y1
         weights,
         weighted_chi2_sf(gqs, weights),
     )
+
+
+def _fold_transformed(preprocessor, train, held, k: int):
+    """The fold's training and held-out row sets through a clone of ``preprocessor`` fitted on
+    the training sets alone (no held-out row informs it)."""
+    fitted = clone(preprocessor).fit(np.vstack(train))
+    out = [np.asarray(fitted.transform(X), dtype=np.float64) for X in (*train, *held)]
+    if not all(np.all(np.isfinite(Z)) for Z in out):
+        raise ValueError(f"the preprocessor returned non-finite values in GQS fold {k}")
+    return out
 
 
 def weighted_chi2_sf(x: float, weights) -> float:
@@ -1169,6 +1188,7 @@ def diagnose(
     labels=(0, 1),
     pool_size: int | None = None,
     variant: str = "simstudy",
+    preprocessor=None,
 ) -> Diagnostics:
     """All of section 4 from one balanced pilot.
 
@@ -1200,6 +1220,12 @@ def diagnose(
     variant : {"simstudy", "reference"}, default "simstudy"
         THEORY.md section 4's diagnostics, or the authors' reference implementation's (keyword
         only).
+    preprocessor : transformer, optional
+        A scikit-learn-style transformer (``fit``, ``transform``). X0 and X1 are then raw (NaN
+        allowed where it imputes): the pilot, the Wald test and simstudy's GQS use them
+        transformed by a clone fitted on all rows (simstudy's GQS has one pilot on all rows
+        anyway); the reference GQS refits a clone on each fold's training rows alone (keyword
+        only).
 
     Returns
     -------
@@ -1211,6 +1237,11 @@ def diagnose(
     ValueError
         As for ``generator_quality_score``, and when the Wald covariance V is singular.
     """
+    raw = None
+    if preprocessor is not None:
+        raw = (np.asarray(X0, dtype=np.float64), np.asarray(X1, dtype=np.float64))
+        fitted = clone(preprocessor).fit(np.vstack(raw))
+        X0, X1 = (np.asarray(fitted.transform(X), dtype=np.float64) for X in raw)
     model, X0, X1, y0, y1, n_folds, pool_size = _check_gqs_args(
         X0, X1, generator, model, rng, n_folds, labels, pool_size
     )
@@ -1219,7 +1250,8 @@ def diagnose(
     pilot = _pilot(X0, X1, model, y0, y1)
     if variant == "reference":
         wald = _wald(pilot, stabilised=True)
-        gqs = _reference_gqs(pilot, X0, X1, generator, model, rng, n_folds, y0, y1, pool_size)
+        X0_gqs, X1_gqs = (X0, X1) if raw is None else raw
+        gqs = _reference_gqs(pilot, X0_gqs, X1_gqs, generator, model, rng, n_folds, y0, y1, pool_size, preprocessor)
     else:
         wald = _wald(pilot)
         gqs = _gqs(pilot, X0, X1, generator, model, rng, n_folds, y1, pool_size)

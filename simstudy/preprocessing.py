@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import NamedTuple
 
 import numpy as np
+from sklearn.base import BaseEstimator, TransformerMixin
 
 IMPUTATIONS = ("median", "mean")
 """The imputation rules of ``preprocess``."""
@@ -64,3 +65,31 @@ def preprocess(X_train, imputation: str = "median") -> Preprocessor:
     if keep.size == 0:
         raise ValueError("no training column has an observed, non-constant value")
     return Preprocessor(keep, fill[keep], filled[:, keep].mean(axis=0), sd[keep])
+
+
+class TablePreprocessor(TransformerMixin, BaseEstimator):
+    """``preprocess`` as a scikit-learn transformer, for the selectors' ``preprocessor``: they
+    refit a clone inside every validation split on its fitting rows alone.
+
+    Parameters
+    ----------
+    imputation : {"median", "mean"}, default "median"
+        What a missing value becomes.
+
+    Attributes
+    ----------
+    preprocessor_ : Preprocessor
+        The transform fitted on the rows given to ``fit``.
+    """
+
+    def __init__(self, imputation="median"):
+        self.imputation = imputation
+
+    def fit(self, X, y=None):
+        """Fit imputation and scaling on X (n, d), NaN marking missing values; returns self."""
+        self.preprocessor_ = preprocess(X, self.imputation)
+        return self
+
+    def transform(self, X) -> np.ndarray:
+        """The kept columns of X, imputed and standardised as fitted."""
+        return self.preprocessor_.transform(X)

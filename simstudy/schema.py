@@ -299,7 +299,8 @@ class DataConfig:
     column ``target`` or several ``targets``, ``positive``, the columns that are not features
     ``drop`` or those that are ``features``, with ``sha256`` of its bytes filled in by
     validation), the ``generators`` (each a dict: ``name`` and options), the outer split's
-    ``test_size``, the ``imputation`` rule and the summaries' ``bands``."""
+    ``test_size``, the ``imputation`` rule, whether the selectors refit it in their folds
+    (``preprocess_in_folds``) and the summaries' ``bands``."""
 
     datasets: tuple[str, ...] | None
     generators: tuple[dict, ...]
@@ -313,6 +314,7 @@ class DataConfig:
     features: tuple[str, ...] | None = None
     imputation: str = "median"
     bands: str = "se"
+    preprocess_in_folds: bool = False
 
     def identity(self) -> dict:
         """The fields as a dict, less those added after the first published runs while they

@@ -420,15 +420,16 @@ def _pad_stack(blocks, rows: int, candidates: int | None = None):
     return X, y, w
 
 
-def _validation_losses(X, y, model: GLM | MLPClassifier, splits, blocks, split_models=None):
+def _validation_losses(views, y, model: GLM | MLPClassifier, splits, blocks, split_models=None):
     """Fit every (split, candidate) at once; return the (S, G) validation L_bal on the
-    held-out real rows and the fits' FitInfo (None for a network).
+    held-out real rows (``views[s][1]``, ``_split_views``) and the fits' FitInfo (None for a
+    network).
 
     ``split_models`` (one GLM per split, e.g. a FeatureGLM on a map refitted on that split):
     each split's rows are mapped by its own model's covariates, and all splits are fitted as
     the plain GLM on them."""
     if isinstance(model, MLPClassifier):
-        etas = model.candidate_logits(blocks, [X[s.validation] for s in splits])
+        etas = model.candidate_logits(blocks, [held for _, held in views])
         return np.stack(
             [balanced_loss("logistic", eta.T, y[s.validation]) for eta, s in zip(etas, splits, strict=True)]
         ), None
@@ -444,7 +445,7 @@ def _validation_losses(X, y, model: GLM | MLPClassifier, splits, blocks, split_m
     info = FitInfo(*(a[:, :G] for a in fit.info))
     # one loss evaluation over the held-out rows of all splits: the family's jax functions
     # then compile for one shape per configuration, not one per split size
-    eta = np.concatenate([models[i].features(X[s.validation]) @ theta[i].T for i, s in enumerate(splits)])
+    eta = np.concatenate([models[i].features(views[i][1]) @ theta[i].T for i in range(len(splits))])
     held_y = np.concatenate([y[s.validation] for s in splits]).astype(np.float64)
     loss = np.asarray(model.family.loss(eta, held_y[:, None]))
     split_of = np.repeat(np.arange(len(splits)), [len(s.validation) for s in splits])
@@ -452,15 +453,40 @@ def _validation_losses(X, y, model: GLM | MLPClassifier, splits, blocks, split_m
     return losses, info
 
 
-def _synthetic_blocks(X, y, generator: Generator, n_tilde, splits, root):
-    """Per split: the fitting rows plus one synthetic pool, with prefix weights per candidate.
+def _split_views(X, splits, preprocessor=None) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Per split, its (fitting rows, held-out rows); with a ``preprocessor`` both transformed
+    by a clone fitted on the fitting rows alone, so no held-out row informs any fitted step."""
+    if preprocessor is None:
+        return [(X[s.train], X[s.validation]) for s in splits]
+    views = []
+    for s in splits:
+        fitted = clone(preprocessor).fit(X[s.train])
+        views.append((_transformed(fitted, X[s.train]), _transformed(fitted, X[s.validation])))
+        if views[-1][0].shape[1] != views[0][0].shape[1]:
+            raise ValueError(
+                f"the preprocessor kept {views[-1][0].shape[1]} columns in validation split {len(views) - 1} "
+                f"but {views[0][0].shape[1]} in split 0 (a column constant or empty in one split)"
+            )
+    return views
+
+
+def _transformed(fitted, X) -> np.ndarray:
+    Z = np.asarray(fitted.transform(X), dtype=np.float64)
+    if Z.ndim != 2 or Z.shape[0] != X.shape[0] or not np.all(np.isfinite(Z)):
+        raise ValueError(f"the preprocessor must map {X.shape[0]} rows to a finite 2-D array, got shape {Z.shape}")
+    return Z
+
+
+def _synthetic_blocks(views, y, generator: Generator, n_tilde, splits, root):
+    """Per split: the fitting rows (``views[s][0]``) plus one synthetic pool, with prefix
+    weights per candidate.
 
     Returns the blocks (X, y, w) and the (S, G) fold-rescaled sizes and (S,) split gaps.
     """
     gap = int((y == 0).sum() - (y == 1).sum())
     blocks, sizes, gaps = [], [], []
-    for split in splits:
-        X_tr, y_tr = X[split.train], y[split.train]
+    for (X_tr, _), split in zip(views, splits, strict=True):
+        y_tr = y[split.train]
         X1, X0 = X_tr[y_tr == 1], X_tr[y_tr == 0]
         gap_split = X0.shape[0] - X1.shape[0]
         size = np.maximum(np.rint(n_tilde * gap_split / gap), 0).astype(np.int64)
@@ -562,8 +588,23 @@ class _GLMClassifier(ClassifierMixin, BaseEstimator):
         return FeatureGLM(model.family, intercept=model.intercept, ridge=model.ridge, feature_map=phi)
 
     def _check_fit_data(self, X, y):
-        X, y = validate_data(self, X, y, dtype=np.float64, y_numeric=False)
+        preprocessor = getattr(self, "preprocessor", None)
+        if preprocessor is not None and not (
+            callable(getattr(preprocessor, "fit", None)) and callable(getattr(preprocessor, "transform", None))
+        ):
+            raise ValueError(f"preprocessor must be None or a transformer with fit and transform, got {preprocessor!r}")
+        # missing values are the preprocessor's to fill
+        finite = True if preprocessor is None else "allow-nan"
+        X, y = validate_data(self, X, y, dtype=np.float64, y_numeric=False, ensure_all_finite=finite)
         return X, _check_labels(y)
+
+    def _preprocess(self, X) -> np.ndarray:
+        """X through ``preprocessor`` fitted on all of X (``preprocessor_``, None without one)."""
+        self.preprocessor_ = None
+        if getattr(self, "preprocessor", None) is None:
+            return X
+        self.preprocessor_ = clone(self.preprocessor).fit(X)
+        return _transformed(self.preprocessor_, X)
 
     def _fit_final(self, X, y, model: GLM, weights=None, synthetic=None, rows: int = 0):
         """Fit theta on the real rows (weighted or not) plus optional synthetic rows labelled 1,
@@ -602,9 +643,30 @@ class _GLMClassifier(ClassifierMixin, BaseEstimator):
             synthetic = _checked_sample(self.generator_, m, X.shape[1], _stream(root, _FINAL, 1))
         self._fit_final(X, y, model, synthetic=synthetic, rows=rows)
 
+    def linear_predictor(self, X) -> np.ndarray:
+        """eta = z(x)' theta_ (a network's logit) of raw rows X, through ``preprocessor_`` when
+        there is one: the family's own scale, as ``balanced_loss`` and the metrics take it.
+
+        Parameters
+        ----------
+        X : array-like of shape (n, d)
+            Raw rows, with the number of columns seen in ``fit``.
+
+        Returns
+        -------
+        ndarray of float64, shape (n,)
+            The linear predictor.
+        """
+        return self._eta(X)
+
     def _eta(self, X) -> np.ndarray:
         check_is_fitted(self, "model_")
-        X = validate_data(self, X, dtype=np.float64, reset=False)
+        fitted = getattr(self, "preprocessor_", None)
+        X = validate_data(
+            self, X, dtype=np.float64, reset=False, ensure_all_finite=True if fitted is None else "allow-nan"
+        )
+        if fitted is not None:
+            X = _transformed(fitted, X)
         if isinstance(self.model_, MLPClassifier):
             return self.model_.decision_function(X)
         return self.model_.features(X) @ self.theta_
@@ -781,6 +843,11 @@ class VTSSClassifier(_GLMClassifier):
     model : simstudy.network.MLPClassifier, optional
         A network instead of the GLM (module docstring, "Networks"); ``family`` must then be
         "logistic" and ``feature_map`` None.
+    preprocessor : transformer, optional
+        A scikit-learn-style transformer (``fit``, ``transform``; e.g.
+        ``simstudy.preprocessing.TablePreprocessor``) refitted inside every validation split on
+        its fitting rows alone and, for the final fit and TG-VTSS's diagnostics, on all rows
+        (``preprocessor_``); the generator works on its output. X may then hold NaN.
 
     Attributes
     ----------
@@ -807,6 +874,8 @@ class VTSSClassifier(_GLMClassifier):
         array([0, 1]).
     generator_ : simstudy.generators.base.FittedGenerator or None
         The final fitted generator, None when n_synthetic_ = 0.
+    preprocessor_ : transformer or None
+        ``preprocessor`` fitted on all rows (None without one); prediction applies it.
     fit_info_ : simstudy.fitting.FitInfo
         The final fit's FitInfo (GLMs only).
     n_features_in_ : int
@@ -826,6 +895,7 @@ class VTSSClassifier(_GLMClassifier):
         random_state=None,
         feature_map=None,
         model=None,
+        preprocessor=None,
     ):
         self.generator = generator
         self.generator_params = generator_params
@@ -838,6 +908,7 @@ class VTSSClassifier(_GLMClassifier):
         self.random_state = random_state
         self.feature_map = feature_map
         self.model = model
+        self.preprocessor = preprocessor
 
     def _model(self) -> GLM | MLPClassifier:
         if self.model is None:
@@ -872,26 +943,33 @@ class VTSSClassifier(_GLMClassifier):
             ``random_state``, ``feature_map`` not callable, ``model``), K > n1, the generator
             returns a bad sample, or every candidate's validation loss is non-finite.
         """
-        X, y = self._check_fit_data(X, y)
+        X_raw, y = self._check_fit_data(X, y)
         model = self._model()
         generator = resolve_generator(self.generator, self.generator_params)
         root = _root_seed(self.random_state)
         _check_cv(self.cv)  # before TG-VTSS's diagnostics spend any work
-        self._validate_and_refit(X, y, model, generator, self._candidates(X, y, model, generator, root), root)
+        X = self._preprocess(X_raw)
+        gammas = self._candidates(X, X_raw, y, model, generator, root)
+        self._validate_and_refit(X, X_raw, y, model, generator, gammas, root)
         return self
 
-    def _candidates(self, X, y, model, generator, root) -> np.ndarray:
+    def _candidates(self, X, X_raw, y, model, generator, root) -> np.ndarray:
         return _check_gammas(self.gammas)
 
-    def _validate_and_refit(self, X, y, model, generator, gammas, root):
+    def _validate_and_refit(self, X, X_raw, y, model, generator, gammas, root):
+        """Validate ``gammas`` on splits of the raw rows ``X_raw`` (each split preprocessed on
+        its own), then refit on ``X`` (all rows, preprocessed by ``preprocessor_``)."""
         splits = stratified_splits(y, self.cv, self.test_size, root)
         n0, n1 = int((y == 0).sum()), int((y == 1).sum())
         n_tilde = np.rint(gammas * (n0 - n1)).astype(np.int64)
-        blocks, sizes, gaps = _synthetic_blocks(X, y, generator, n_tilde, splits, root)
+        views = _split_views(X_raw, splits, self.preprocessor)
+        blocks, sizes, gaps = _synthetic_blocks(views, y, generator, n_tilde, splits, root)
         split_models = None
         if self._refitted_map():
-            split_models = [self._fitted(model, X[s.train], root, s.repeat, s.fold) for s in splits]
-        losses, info = _validation_losses(X, y, model, splits, blocks, split_models)
+            split_models = [
+                self._fitted(model, fit_rows, root, s.repeat, s.fold) for (fit_rows, _), s in zip(views, splits)
+            ]
+        losses, info = _validation_losses(views, y, model, splits, blocks, split_models)
         self.cv_results_ = _curve("gamma", gammas, losses, info, n_tilde=n_tilde, split_n_tilde=sizes, split_gap=gaps)
         best = _select(self.cv_results_["mean_validation_loss"])
         self.gamma_ = float(gammas[best])
@@ -1010,7 +1088,9 @@ class TGVTSSClassifier(VTSSClassifier):
 
     Parameters
     ----------
-    generator, generator_params, family, intercept, ridge, gammas, cv, test_size, random_state, feature_map, model
+    generator, generator_params, family, intercept, ridge, gammas, cv, test_size, random_state
+        As for ``VTSSClassifier``.
+    feature_map, model, preprocessor
         As for ``VTSSClassifier``; ``gammas`` is the wide grid of the "high_gqs" branch. With a
         network ``model`` the diagnostics run on the last hidden layer of a balanced pilot
         network (``pilot_``) plus an intercept when ``intercept``, ridge ``ridge``.
@@ -1082,6 +1162,7 @@ class TGVTSSClassifier(VTSSClassifier):
         variant="simstudy",
         gqs_folds=None,
         model=None,
+        preprocessor=None,
     ):
         super().__init__(
             generator=generator,
@@ -1095,6 +1176,7 @@ class TGVTSSClassifier(VTSSClassifier):
             random_state=random_state,
             feature_map=feature_map,
             model=model,
+            preprocessor=preprocessor,
         )
         self.alpha = alpha
         self.gqs_threshold = gqs_threshold
@@ -1128,7 +1210,7 @@ class TGVTSSClassifier(VTSSClassifier):
         if self.symmetry_test == "bootstrap":
             _check_int(self.n_boot, "n_boot", 19)
 
-    def _candidates(self, X, y, model, generator, root) -> np.ndarray:
+    def _candidates(self, X, X_raw, y, model, generator, root) -> np.ndarray:
         self._check_rules()
         wide = _check_gammas(self.gammas)
         self.__dict__.pop("pilot_", None)  # of an earlier network fit
@@ -1150,14 +1232,16 @@ class TGVTSSClassifier(VTSSClassifier):
         reference = self.variant == "reference"
         if self.wald_.p_value <= self.alpha:
             folds = self.gqs_folds if self.gqs_folds is not None else (3 if reference else 5)
+            # with a preprocessor the diagnostics get the raw rows: the reference GQS refits it per fold
+            rows = (X0, X1) if self.preprocessor is None else (X_raw[y == 0], X_raw[y == 1])
             self.diagnostics_ = diagnose(
-                X0,
-                X1,
+                *rows,
                 generator,
                 model,
                 _stream(root, _DIAGNOSTICS),
                 n_folds=min(folds, X1.shape[0]),
                 variant=self.variant,
+                preprocessor=self.preprocessor,
             )
             self.gqs_ = self.diagnostics_.gqs.gqs
             self.gamma_tg_ = self.diagnostics_.target.gamma
@@ -1343,7 +1427,7 @@ class CostSensitiveClassifier(_GLMClassifier):
     ----------
     weights : array_like, optional
         Candidate minority weights w1 > 0 (sorted and de-duplicated); default as above.
-    family, intercept, ridge, cv, test_size, random_state, feature_map
+    family, intercept, ridge, cv, test_size, random_state, feature_map, preprocessor
         As for ``VTSSClassifier``.
 
     Attributes
@@ -1353,7 +1437,7 @@ class CostSensitiveClassifier(_GLMClassifier):
     cv_results_ : dict of ndarray
         "weight" (G,), "mean_validation_loss" and "std_validation_loss" (G,),
         "split_validation_loss" (S, G), "n_separated" and "n_not_converged" (G,).
-    theta_, coef_, intercept_, model_, family_, classes_, fit_info_, n_features_in_
+    theta_, coef_, intercept_, model_, family_, classes_, fit_info_, n_features_in_, preprocessor_
         The fit attributes of ``VTSSClassifier``.
     """
 
@@ -1367,6 +1451,7 @@ class CostSensitiveClassifier(_GLMClassifier):
         test_size=0.2,
         random_state=None,
         feature_map=None,
+        preprocessor=None,
     ):
         self.weights = weights
         self.family = family
@@ -1376,6 +1461,7 @@ class CostSensitiveClassifier(_GLMClassifier):
         self.test_size = test_size
         self.random_state = random_state
         self.feature_map = feature_map
+        self.preprocessor = preprocessor
 
     def fit(self, X, y):
         """Select the minority weight on the validation splits, then refit on all rows.
@@ -1398,7 +1484,7 @@ class CostSensitiveClassifier(_GLMClassifier):
             If X or y is invalid, ``weights`` holds a number <= 0 or a non-finite value, another
             parameter is invalid, K > n1, or every candidate's validation loss is non-finite.
         """
-        X, y = self._check_fit_data(X, y)
+        X_raw, y = self._check_fit_data(X, y)
         model = self._model()
         n0, n1 = int((y == 0).sum()), int((y == 1).sum())
         if self.weights is None:
@@ -1409,15 +1495,19 @@ class CostSensitiveClassifier(_GLMClassifier):
                 raise ValueError(f"weights must be numbers > 0, got {self.weights!r}")
         root = _root_seed(self.random_state)
         splits = stratified_splits(y, self.cv, self.test_size, root)
+        views = _split_views(X_raw, splits, self.preprocessor)
         blocks = []
-        for split in splits:
+        for (fit_rows, _), split in zip(views, splits, strict=True):
             y_tr = y[split.train]
             w = np.where(y_tr[None, :] == 1, grid[:, None], 1.0)
-            blocks.append((X[split.train], y_tr.astype(np.float64), w))
+            blocks.append((fit_rows, y_tr.astype(np.float64), w))
         split_models = None
         if self._refitted_map():
-            split_models = [self._fitted(model, X[s.train], root, s.repeat, s.fold) for s in splits]
-        losses, info = _validation_losses(X, y, model, splits, blocks, split_models)
+            split_models = [
+                self._fitted(model, fit_rows, root, s.repeat, s.fold) for (fit_rows, _), s in zip(views, splits)
+            ]
+        losses, info = _validation_losses(views, y, model, splits, blocks, split_models)
+        X = self._preprocess(X_raw)
         self.cv_results_ = _curve("weight", grid, losses, info)
         self.weight_ = float(grid[_select(self.cv_results_["mean_validation_loss"])])
         self._fit_final(X, y, self._fitted(model, X, root), weights=np.where(y == 1, self.weight_, 1.0))

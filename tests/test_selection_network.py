@@ -64,7 +64,8 @@ def test_vtss_validation_curve_and_final_fit_are_lone_fits():
     root = selection._root_seed(4)
     splits = selection.stratified_splits(y, 3, 0.2, root)
     n_tilde = est.cv_results_["n_tilde"]
-    blocks, _, _ = selection._synthetic_blocks(X, y, selection.resolve_generator("smote"), n_tilde, splits, root)
+    views = selection._split_views(X, splits)
+    blocks, _, _ = selection._synthetic_blocks(views, y, selection.resolve_generator("smote"), n_tilde, splits, root)
     want = np.array(
         [
             [selection.balanced_loss("logistic", _lone_logits(Xs, ys, w, X[s.validation]), y[s.validation]) for w in Ws]

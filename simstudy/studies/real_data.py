@@ -4,21 +4,23 @@ For each dataset and each generator, R = ``design.reps`` repeated stratified 80/
 test part is balanced by downsampling its majority to its minority count; missing values are
 imputed by the training medians (``data.imputation: mean``: means) and the columns standardised
 by the training means and SDs (``simstudy.preprocessing``; columns constant or empty in the
-training part are dropped); logistic regression with intercept. The transform is fitted once
-per outer split: the selectors' CV and GQS folds see the outer training part's transform, not
-one refitted on each fold. Methods: raw (gamma = 0), fully balanced (gamma = 1, off the curve),
-VTSS, TG-VTSS (three variants), reweighting and cost-sensitive weights; metrics on the balanced
-test set (``simstudy.metrics``): balanced log-loss, accuracy, balanced accuracy, F1, MCC,
-AUROC, AUPRC, precision, recall, Jaccard index, Youden's index and the empirical balanced excess
-risk (the balanced log-loss minus that of a nearly unpenalised fit of the same model class on
-the balanced test set itself, ``reference_loss``), summarised per method as mean, SD, 1.96 SE
-and the empirical 2.5% / 97.5% quantiles over splits; table.md and the figures show mean +-
-1.96 SE (``data.bands: se``) or the quantiles (``data.bands: quantile``), and table.md counts
-the branches each TG-VTSS took. The splits overlap, so the SE understates the variability of a
-new-sample estimate (Nadeau and Bengio 2003); it measures only the Monte Carlo error over
-splits. A method that raises on a split is recorded with its error and NaN metrics, never
-dropped (section 7), and listed in summary.json's ``failures`` and in table.md; the other
-methods and generators are kept.
+training part are dropped); logistic regression with intercept. By default the transform is
+fitted once per outer split, so the selectors' CV and GQS folds see the outer training part's
+transform; with ``data.preprocess_in_folds: true`` VTSS, TG-VTSS and cost-sensitive weights get
+the raw training rows and a ``preprocessing.TablePreprocessor`` they refit inside every
+validation split and reference-GQS fold (``selection``'s ``preprocessor``). Methods: raw (gamma
+= 0), fully balanced (gamma = 1, off the curve), VTSS, TG-VTSS (three variants), reweighting and
+cost-sensitive weights; metrics on the balanced test set (``simstudy.metrics``): balanced
+log-loss, accuracy, balanced accuracy, F1, MCC, AUROC, AUPRC, precision, recall, Jaccard index,
+Youden's index and the empirical balanced excess risk (the balanced log-loss minus that of a
+nearly unpenalised fit of the same model class on the balanced test set itself,
+``reference_loss``), summarised per method as mean, SD, 1.96 SE and the empirical 2.5% / 97.5%
+quantiles over splits; table.md and the figures show mean +- 1.96 SE (``data.bands: se``) or the
+quantiles (``data.bands: quantile``), and table.md counts the branches each TG-VTSS took. The
+splits overlap, so the SE understates the variability of a new-sample estimate (Nadeau and
+Bengio 2003); it measures only the Monte Carlo error over splits. A method that raises on a
+split is recorded with its error and NaN metrics, never dropped (section 7), and listed in
+summary.json's ``failures`` and in table.md; the other methods and generators are kept.
 
 A user's table (``data.path``) has one label column (``data.target``: the dataset is named after
 the file) or several (``data.targets``: one dataset ``<file stem>:<target>`` each, the other
@@ -64,7 +66,7 @@ from simstudy.generators import ImblearnGenerator, make_generator
 from simstudy.generators.imblearn_adapter import available_samplers
 from simstudy.jobfiles import file_digest
 from simstudy.metrics import METRICS, classification_metrics, reference_loss
-from simstudy.preprocessing import IMPUTATIONS, Preprocessor, preprocess
+from simstudy.preprocessing import IMPUTATIONS, Preprocessor, TablePreprocessor, preprocess
 from simstudy.schema import ConfigError, DataConfig, RunConfig, as_plain, known_keys, number, selection_config
 from simstudy.selection import stratified_splits
 from simstudy.studies.selectors import (
@@ -94,6 +96,10 @@ DATA_DEFAULTS = {
     "sha256": None,  # the SHA-256 of data.path's bytes: filled in; given, it pins the file
     "imputation": "median",  # what a missing feature value becomes (simstudy.preprocessing)
     "bands": "se",  # table.md's and the figures' bands: mean +- 1.96 SE, or 2.5% / 97.5% quantiles
+    # refit imputation and scaling inside every validation and GQS fold of the selectors (the
+    # authors' protocol), not once on the outer training part, whose held-out fold rows then
+    # inform the transform the selectors validate with
+    "preprocess_in_folds": False,
 }
 DATA_CATALOG = ("smote", "jitter", "gaussian_fit", "feature_jitter")
 """simstudy catalog generators that need no process (study 7 has none)."""
@@ -130,6 +136,8 @@ def data_config(section, sel) -> DataConfig:
     for key, allowed in (("imputation", IMPUTATIONS), ("bands", BANDS)):
         if data[key] not in allowed:
             raise ConfigError(f"data.{key}", data[key], f"must be one of {list(allowed)}")
+    if not isinstance(data["preprocess_in_folds"], bool):
+        raise ConfigError("data.preprocess_in_folds", data["preprocess_in_folds"], "must be true or false")
     generators = data["generators"]
     if not isinstance(generators, list) or not generators:
         raise ConfigError("data.generators", generators, "must be a non-empty list")
@@ -413,10 +421,6 @@ def outer_split(ds: RealDataset, seed: int, s: int, test_size: float, imputation
     )
 
 
-def _eta(est, X) -> np.ndarray:
-    return est.model_.features(X) @ est.theta_
-
-
 def real_data_split(ds: RealDataset, run: RunConfig, s: int) -> pd.DataFrame:
     """Every method and generator on split s of one dataset: the tidy rows."""
     data, sel = run.data, run.selection
@@ -456,11 +460,20 @@ def real_data_split(ds: RealDataset, run: RunConfig, s: int) -> pd.DataFrame:
         )
     except ValueError as err:
         failed("none", "raw", err)
-    weighted = weight_selectors(model_args, sel, root, design.n0, design.n1)
+    # the selectors that validate on inner folds refit the preprocessing inside each of them:
+    # they take the raw rows of the outer split and a preprocessor
+    folds = TablePreprocessor(data.imputation) if data.preprocess_in_folds else None
+    raw = (ds.X[sd.train_idx], ds.X[sd.test_idx])
+
+    def rows_for(est):
+        return raw if getattr(est, "preprocessor", None) is not None else (sd.X_train, sd.X_test)
+
+    weighted = weight_selectors(model_args, sel, root, design.n0, design.n1, preprocessor=folds)
     for method, est in weighted.items():
         try:
-            est.fit(sd.X_train, sd.y_train)
-            scored("none", selector_facts(method, est), _eta(est, sd.X_test))
+            X_fit, X_test = rows_for(est)
+            est.fit(X_fit, sd.y_train)
+            scored("none", selector_facts(method, est), est.linear_predictor(X_test))
         except ValueError as err:
             failed("none", method, err)
 
@@ -489,10 +502,11 @@ def real_data_split(ds: RealDataset, run: RunConfig, s: int) -> pd.DataFrame:
         except Exception as err:
             for method in ("curve", "balanced"):
                 failed(label, method, err)
-        for method, est in size_selectors(generator, model_args, sel, root).items():
+        for method, est in size_selectors(generator, {**model_args, "preprocessor": folds}, sel, root).items():
             try:
-                est.fit(sd.X_train, sd.y_train)
-                scored(label, selector_facts(method, est), _eta(est, sd.X_test))
+                X_fit, X_test = rows_for(est)
+                est.fit(X_fit, sd.y_train)
+                scored(label, selector_facts(method, est), est.linear_predictor(X_test))
             except Exception as err:  # as above
                 failed(label, method, err)
     return pd.DataFrame(rows)

@@ -91,13 +91,18 @@ def cost_weights(sel: SelectionConfig, n0: int, n1: int) -> np.ndarray:
     return 1.0 + grid * (n0 - n1) / n1
 
 
-def weight_selectors(model_args: dict, sel: SelectionConfig, root, n0: int, n1: int) -> dict:
+def weight_selectors(model_args: dict, sel: SelectionConfig, root, n0: int, n1: int, preprocessor=None) -> dict:
     """The reweighting baselines of section 5; cost-sensitive validates on the same splits as
-    the size selectors."""
+    the size selectors, refitting ``preprocessor`` inside each when given."""
     return {
         "reweighting": ReweightedClassifier(random_state=root, **model_args),
         "cost_sensitive": CostSensitiveClassifier(
-            weights=cost_weights(sel, n0, n1), cv=sel.cv, test_size=sel.test_size, random_state=root, **model_args
+            weights=cost_weights(sel, n0, n1),
+            cv=sel.cv,
+            test_size=sel.test_size,
+            random_state=root,
+            preprocessor=preprocessor,
+            **model_args,
         ),
     }
 

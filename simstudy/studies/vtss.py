@@ -458,7 +458,7 @@ class VTSSStudy:
         }
 
     def documents(self, summary: dict) -> dict[str, str]:
-        return {}
+        return {"table.md": table_text(summary)}
 
     def draw(self, summary: dict) -> dict:
         return {"figure": plotting.vtss_figure(summary)}
@@ -473,6 +473,49 @@ class VTSSStudy:
         if len({s["n1"] for s in done}) < 2:
             return None, ""
         return plotting.vtss_sweep_figure(done), sweep_report(done)
+
+
+TABLE_METHODS = (
+    "no_augmentation",
+    "full_balancing",
+    "oracle_best",
+    "theory",
+    "vtss",
+    *TG_METHODS,
+    "reweighting",
+    "cost_sensitive",
+)
+"""table.md's rows, in order (a method the summary lacks is left out)."""
+
+
+def table_text(summary: dict) -> str:
+    """table.md: per method the chosen gamma, the test loss and its difference with full
+    balancing (paired, over the same replications), each mean ± MCSE, failed fits, and each
+    TG-VTSS's branch counts with its rules."""
+    methods = summary["methods"]
+    lines = [
+        f"{summary['study']}: {summary['dgp']}, {summary['generator']}, {summary['model']}, n0 = {summary['n0']}, "
+        f"n1 = {summary['n1']}, R = {summary['reps']}; test loss {summary['scoring']}",
+        "",
+        "| method | γ | test loss | minus full balancing | errors | branches (symmetry / low_gqs / high_gqs) |",
+        "|---|---|---|---|---|---|",
+    ]
+    for name in (m for m in TABLE_METHODS if m in methods):
+        entry = methods[name]
+        gamma = entry.get("gamma")
+        gamma_text = _mean_mcse(gamma) if isinstance(gamma, dict) else ("—" if gamma is None else f"{gamma:.3g}")
+        minus = "—" if name == "full_balancing" else _mean_mcse(entry.get("minus_full_balancing"))
+        branches = entry.get("branches")
+        counts = "—"
+        if branches is not None:
+            counts = " / ".join(str(branches.get(b, 0)) for b in ("symmetry", "low_gqs", "high_gqs"))
+            counts += f" ({entry['rules']})"
+        label = plotting.METHOD_LABELS.get(name, "theory's γ*")
+        lines.append(
+            f"| {label} | {gamma_text} | {_mean_mcse(entry['test_loss'])} | {minus} | "
+            f"{entry.get('n_errors', 0)} | {counts} |"
+        )
+    return "\n".join(lines) + "\n"
 
 
 def _mean_mcse(entry: dict | None, shift: float = 0.0) -> str:

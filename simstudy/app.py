@@ -143,7 +143,9 @@ def _stored_rows(job_dir: Path, column: str, r: int):
     rows = stored[stored[column] == r].reset_index(drop=True)
     if rows.empty:
         raise ReplicationError(f"{path}: no rows with {column} = {r}")
-    return rows.dropna(axis=1, how="all")
+    rows = rows.dropna(axis=1, how="all")
+    rows.attrs["file_columns"] = list(stored.columns)
+    return rows
 
 
 def regenerate_replication(job_dir, r: int):
@@ -165,9 +167,12 @@ def regenerate_replication(job_dir, r: int):
 
 def same_rows(regenerated, stored) -> bool:
     """The regenerated rows equal the stored ones to the bit (columns the stored table has only
-    because other replications filled them are ignored; integer columns that the whole table
+    because other replications filled them are ignored, and so are columns a later simstudy
+    added that the stored file does not have at all; integer columns that the whole table
     stored as floats compare by value)."""
     regenerated = regenerated.dropna(axis=1, how="all")
+    known = stored.attrs.get("file_columns", list(stored.columns))
+    regenerated = regenerated[[c for c in regenerated.columns if c in known]]
     if set(regenerated.columns) != set(stored.columns) or len(regenerated) != len(stored):
         return False
     try:

@@ -130,6 +130,8 @@ def _dimension(d, minimum: int = 1) -> int:
 
 
 def _finite(value, name: str, positive: bool = False) -> float:
+    if isinstance(value, bool):  # float(True) would pass as 1.0
+        raise ValueError(f"{name} must be a number, got {value!r}")
     value = float(value)
     if not np.isfinite(value) or (positive and value <= 0):
         what = "a finite number > 0" if positive else "a finite number"

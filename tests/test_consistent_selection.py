@@ -21,8 +21,8 @@ from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
 import simstudy  # noqa: F401
-from simstudy.app import CONFIG_PATH
-from simstudy.config import validate
+from simstudy.app import CONFIG_PATH, same_rows
+from simstudy.config import ConfigError, validate
 from simstudy.engine import draw_replication, prefix_weights
 from simstudy.fitting import fit_glm
 from simstudy.generators import ConsistentShift, Oracle
@@ -151,3 +151,25 @@ def test_summary_bands_and_the_sweep_table(cell):
     fig, section = STUDY.sweep(cells)
     assert fig is not None and section == text
     assert STUDY.sweep(cells[:1]) == (None, "")
+
+
+def test_a_job_written_before_a_column_existed_still_replicates():
+    regenerated = pd.DataFrame({"replication": [0, 0], "test_loss": [0.5, 0.25], "param_error": [0.1, 0.2]})
+    stored = regenerated[["replication", "test_loss"]].copy()
+    stored.attrs["file_columns"] = ["replication", "test_loss"]  # the old file had no param_error
+    assert same_rows(regenerated, stored)
+    changed = stored.copy()
+    changed.loc[1, "test_loss"] = 0.25 + 1e-16 * 4
+    changed.attrs["file_columns"] = stored.attrs["file_columns"]
+    assert not same_rows(regenerated, changed)
+    # a column the stored file has must still be regenerated
+    stored.attrs["file_columns"] = ["replication", "test_loss", "gamma"]
+    stored["gamma"] = [1.0, 2.0]
+    assert not same_rows(regenerated, stored)
+
+
+def test_gqs_folds_beyond_n1_is_refused():
+    with initialize_config_dir(config_dir=CONFIG_PATH, version_base="1.3"):
+        cfg = compose("config", overrides=["study=asym_consistent_vtss", "design.n1=10", "selection.gqs_folds=11"])
+    with pytest.raises(ConfigError, match=r"selection\.gqs_folds"):
+        validate(OmegaConf.to_container(cfg, resolve=True))

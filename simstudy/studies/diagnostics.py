@@ -15,10 +15,10 @@ simulated cell (AUTHORS_DESIGNS.md section D, and issue 17's calibrated versions
   the first-order power P(chi2_p(lambda) > chi2_p(1 - alpha)), lambda = g_phi' V^{-1} g_phi
   (the size alpha under the null).
 * ``gqs``: the generator quality score of the cell's generator (``diagnostics.diagnose``, K =
-  min(5, n1) folds, its fits and draws from the replication's fit stream), called biased by
-  the authors' rule (GQS > ``selection.gqs_threshold``) and by the calibrated rule (p-value
-  under an exact generator <= ``selection.gqs_level``): the false-alarm rate for an exact
-  generator (``generator=oracle``), the detection rate for a biased one.
+  ``selection.gqs_folds`` folds, default min(5, n1), its fits and draws from the replication's
+  fit stream), called biased by the authors' rule (GQS > ``selection.gqs_threshold``) and by the
+  calibrated rule (p-value under an exact generator <= ``selection.gqs_level``): the false-alarm
+  rate for an exact generator (``generator=oracle``), the detection rate for a biased one.
 
 A sweep of either draws one figure from its cells' summaries (``sweep``): rejection rates
 against n1 by dimension with the band [0.035, 0.065] and Q-Q panels, power against the local
@@ -137,7 +137,8 @@ def gqs_rows(dc: DiagnosticsCell, reps) -> pd.DataFrame:
         streams = replication_streams(run.seed, built.cell.data_key, built.cell.generator_key, r)
         X0, X1 = built.process.sample(d.n0, d.n1, streams.data)
         labels = built.process.labels
-        diag = diagnose(X0, X1, built.generator, dc.model, streams.fit, n_folds=min(5, d.n1), labels=labels)
+        folds = min(5, d.n1) if sel.gqs_folds is None else sel.gqs_folds
+        diag = diagnose(X0, X1, built.generator, dc.model, streams.fit, n_folds=folds, labels=labels)
         g = diag.gqs
         rows.append(
             {
@@ -197,6 +198,8 @@ class DiagnosticsStudy:
                 as_plain(sel.feature_map),
                 "only the GQS (study.figure=gqs) takes a feature map",
             )
+        if sel.gqs_folds is not None and sel.gqs_folds > run.design.n1:
+            raise ConfigError("selection.gqs_folds", sel.gqs_folds, f"needs K <= design.n1 = {run.design.n1}")
         return replace(run, selection=sel)
 
     def build(self, run: RunConfig) -> DiagnosticsCell:

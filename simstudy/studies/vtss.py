@@ -413,6 +413,8 @@ class VTSSStudy:
             )
         if sel.folds > run.design.n1:
             raise ConfigError("selection.cv", sel.cv, f"needs K <= design.n1 = {run.design.n1}")
+        if sel.gqs_folds is not None and sel.gqs_folds > run.design.n1:
+            raise ConfigError("selection.gqs_folds", sel.gqs_folds, f"needs K <= design.n1 = {run.design.n1}")
         return replace(run, selection=sel)
 
     def build(self, run: RunConfig) -> VTSSCell:

@@ -587,6 +587,13 @@ class _GLMClassifier(ClassifierMixin, BaseEstimator):
             raise ValueError(f"feature_map.fit must return a callable map, got {phi!r}")
         return FeatureGLM(model.family, intercept=model.intercept, ridge=model.ridge, feature_map=phi)
 
+    def _split_models(self, model: GLM, views, splits, root) -> list[GLM] | None:
+        """Per validation split, ``model`` on the map drawn for its fitting rows (streams keyed
+        (features, repeat, fold)); None when the map is fixed or absent."""
+        if not self._refitted_map():
+            return None
+        return [self._fitted(model, fit_rows, root, s.repeat, s.fold) for (fit_rows, _), s in zip(views, splits)]
+
     def _check_fit_data(self, X, y):
         preprocessor = getattr(self, "preprocessor", None)
         if preprocessor is not None and not (
@@ -964,12 +971,9 @@ class VTSSClassifier(_GLMClassifier):
         n_tilde = np.rint(gammas * (n0 - n1)).astype(np.int64)
         views = _split_views(X_raw, splits, self.preprocessor)
         blocks, sizes, gaps = _synthetic_blocks(views, y, generator, n_tilde, splits, root)
-        split_models = None
-        if self._refitted_map():
-            split_models = [
-                self._fitted(model, fit_rows, root, s.repeat, s.fold) for (fit_rows, _), s in zip(views, splits)
-            ]
-        losses, info = _validation_losses(views, y, model, splits, blocks, split_models)
+        losses, info = _validation_losses(
+            views, y, model, splits, blocks, self._split_models(model, views, splits, root)
+        )
         self.cv_results_ = _curve("gamma", gammas, losses, info, n_tilde=n_tilde, split_n_tilde=sizes, split_gap=gaps)
         best = _select(self.cv_results_["mean_validation_loss"])
         self.gamma_ = float(gammas[best])
@@ -1501,12 +1505,9 @@ class CostSensitiveClassifier(_GLMClassifier):
             y_tr = y[split.train]
             w = np.where(y_tr[None, :] == 1, grid[:, None], 1.0)
             blocks.append((fit_rows, y_tr.astype(np.float64), w))
-        split_models = None
-        if self._refitted_map():
-            split_models = [
-                self._fitted(model, fit_rows, root, s.repeat, s.fold) for (fit_rows, _), s in zip(views, splits)
-            ]
-        losses, info = _validation_losses(views, y, model, splits, blocks, split_models)
+        losses, info = _validation_losses(
+            views, y, model, splits, blocks, self._split_models(model, views, splits, root)
+        )
         X = self._preprocess(X_raw)
         self.cv_results_ = _curve("weight", grid, losses, info)
         self.weight_ = float(grid[_select(self.cv_results_["mean_validation_loss"])])

@@ -132,7 +132,7 @@ _add("dgp", "mu1", "dgp.mu1={a: 1}")
 _add("dgp", "cov", "dgp.cov=[[1.0]]")
 _add("dgp", "cov", "dgp.cov=[[1.0,0.0],[0.0,-1.0]]")
 _add("dgp", "cov", "dgp.cov=abc")
-_add("unknown key", "bogus", "+dgp.bogus=1")
+_add("unknown key", "dgp.bogus", "+dgp.bogus=1")
 _add("unknown key", "dgp.bogus", "dgp.bogus=1")
 _add("unknown option", "dgp", "dgp=nope")
 _add("unknown option", "dgp.name", "dgp.name=nope")
@@ -156,7 +156,7 @@ _add("dgp", "shift_coords", "study=logit_symmetric", "+dgp.shift_coords=[25]")
 # mixture_minority (study 6a, a selection study)
 for option, value in (("d", "1"), ("centre", "abc"), ("offset", "nan"), ("d", "abc")):
     _add("dgp", option, "study=vtss_linear", f"dgp.{option}={value}")
-_add("unknown key", "bogus", "study=vtss_linear", "+dgp.bogus=1")
+_add("unknown key", "dgp.bogus", "study=vtss_linear", "+dgp.bogus=1")
 # noisy_ring (study 6b, a selection study)
 for option, value in (
     ("rho", "1.5"),
@@ -167,7 +167,7 @@ for option, value in (
     ("d", "1"),
     ("bogus", "1"),
 ):
-    _add("dgp", option, "study=vtss_ring", f"+dgp.{option}={value}")
+    _add("dgp", f"dgp.{option}" if option == "bogus" else option, "study=vtss_ring", f"+dgp.{option}={value}")
 # bent_heavy_tailed (the network study, AUTHORS_DESIGNS.md section E)
 for option, value in (("df", "-1"), ("outlier_probability", "2"), ("mc_size", "abc")):
     _add("dgp", option, "study=mlp_nonsyn", f"dgp.{option}={value}")
@@ -197,8 +197,8 @@ for value in ("181", "-10", "abc"):
 _add("generator", "angle_deg", "generator=mismatch_half_sd", "generator.angle_deg=720")
 for value in ("0", "-1", "abc"):
     _add("generator", "cov_scale", f"generator.cov_scale={value}")
-_add("unknown key", "bogus", "generator=oracle", "+generator.bogus=1")
-_add("unknown key", "scale", "generator=semi_oracle", "+generator.scale=2")
+_add("unknown key", "generator.bogus", "generator=oracle", "+generator.bogus=1")
+_add("unknown key", "generator.scale", "generator=semi_oracle", "+generator.scale=2")
 _add("generator", "shift", "generator=shifted", "generator.shift=[]")
 _add("generator", "shift", "generator=shifted", "generator.shift=[1.0,2.0,3.0]")
 _add("generator", "shift", "generator=shifted", "generator.shift=abc")

@@ -23,7 +23,6 @@ Coordinates are 0-based in code: THEORY.md's e1 is index 0, e2 index 1.
 
 from __future__ import annotations
 
-import inspect
 import math
 import types
 from collections.abc import Callable, Mapping
@@ -34,6 +33,7 @@ from scipy.special import expit
 
 import simstudy  # noqa: F401  (float64 before any array)
 from simstudy.laws import ClassLaw, EmpiricalLaw, GaussianMixtureLaw, SymmetricNoiseLaw
+from simstudy.options import check_options
 
 
 @dataclass(frozen=True)
@@ -718,11 +718,7 @@ def make_process(name: str, **kwargs) -> Process:
         constructor = PROCESSES[name]
     except KeyError:
         raise ValueError(f"unknown process {name!r}; choose one of {sorted(PROCESSES)}") from None
-    try:
-        inspect.signature(constructor).bind(**kwargs)
-    except TypeError:
-        allowed = list(inspect.signature(constructor).parameters)
-        raise ValueError(f"bad options {sorted(kwargs)} for process {name!r}; it takes {allowed}") from None
+    check_options(f"process {name!r}", constructor, **kwargs)
     return constructor(**kwargs)
 
 

@@ -24,6 +24,7 @@ from omegaconf import DictConfig, ListConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from simstudy.fourier import LENGTHSCALE_RULES
+from simstudy.options import UnknownOption
 
 
 class ConfigError(ValueError):
@@ -402,6 +403,8 @@ def bad_value(key: str, value):
             yield
     except ConfigError:
         raise
+    except UnknownOption as err:
+        raise ConfigError(f"{key}.{err.option}", err.value, str(err)) from None
     except (ValueError, TypeError, ArithmeticError, MemoryError, RuntimeWarning) as err:
         raise ConfigError(key, value, str(err) or type(err).__name__) from None
     except (ImportError, InstantiationException) as err:  # a plug-in's _target_ (simstudy.plugins)

@@ -470,7 +470,7 @@ BAD = [
     ("does not accept", lambda X1, X0: ImblearnGenerator("SMOTE", n_neighbors=3)),
     ("unknown generator 'smoot'", lambda X1, X0: make_generator("smoot")),
     ("process", lambda X1, X0: make_generator("oracle")),
-    ("bad options", lambda X1, X0: make_generator("smote", kk=3)),
+    ("generator 'smote' takes no option 'kk'; it takes \\['k'\\]", lambda X1, X0: make_generator("smote", k=3, kk=3)),
     ("population", lambda X1, X0: make_generator("mismatch", magnitude=0.5, angle_deg=0.0)),
 ]
 

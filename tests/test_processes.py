@@ -269,8 +269,8 @@ def test_excess_on_two_thousand_thetas_is_fast():
 def test_bad_inputs_raise_clear_errors():
     with pytest.raises(ValueError, match="unknown process 'nope'"):
         make_process("nope")
-    with pytest.raises(ValueError, match=r"bad options \['radius'\] for process 'gaussian_classes'"):
-        make_process("gaussian_classes", radius=1.0)
+    with pytest.raises(ValueError, match=r"process 'gaussian_classes' takes no option 'radius'; it takes \['mu0'"):
+        make_process("gaussian_classes", mu0=[0.0], radius=1.0)
     with pytest.raises(ValueError, match="needs labels 0/1"):
         Population(symmetric_mean_shift(d=3), GLM("logistic"))
     with pytest.raises(ValueError, match="share one dimension"):

@@ -20,7 +20,6 @@ name               generator                                    options
 
 from __future__ import annotations
 
-import inspect
 from collections.abc import Callable
 
 from simstudy.generators.base import FittedGenerator, Generator
@@ -36,14 +35,12 @@ from simstudy.generators.classic import (
 )
 from simstudy.generators.imblearn_adapter import ImblearnGenerator
 from simstudy.generators.mismatch import MismatchGenerator
+from simstudy.options import check_options
 
 
 def _build(name: str, cls, *args, **options) -> Generator:
     """cls(*args, **options), with options it does not take reported as a ValueError."""
-    try:
-        inspect.signature(cls).bind(*args, **options)
-    except TypeError as err:
-        raise ValueError(f"bad options {sorted(options)} for generator {name!r}: {err}") from None
+    check_options(f"generator {name!r}", cls, *args, **options)
     return cls(*args, **options)
 
 

@@ -34,6 +34,7 @@ from hydra.errors import MissingConfigException, OverrideParseException
 from hydra.types import RunMode
 from omegaconf import OmegaConf
 
+from simstudy import compile_cache
 from simstudy.aggregate import PlannedCell, aggregate, failures
 from simstudy.cluster import quiet_sacct
 from simstudy.composition import CONFIG_PATH, compose, config_hash, expand_jobs, sweep_jobs, without_hydra
@@ -77,6 +78,8 @@ def run_cell(cfg, out_dir: Path) -> str:
     directory's lock, a failure recorded in its summary. Returns "ok", "skipped" or
     "failed: <error>"; a bad config raises ConfigError. The Hydra task and
     ``simstudy.batch`` run cells through it."""
+    # a launcher's worker process or a cluster node reaches a cell before it compiles anything
+    compile_cache.enable()
     run = validate(cfg)
     out_dir.mkdir(parents=True, exist_ok=True)
     with job_lock(out_dir):
@@ -336,6 +339,7 @@ def check_job(run: RunConfig) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     argv = sys.argv[1:] if argv is None else argv
+    compile_cache.enable()
     quiet_sacct()  # a Slurm cluster without accounting: one line, not a warning per sacct call
     try:
         preflight(argv)

@@ -31,7 +31,7 @@ import pandas as pd
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import OmegaConf
 
-from simstudy import plotting
+from simstudy import compile_cache, plotting
 from simstudy.alignment import AlignmentMap, alignment_map, mismatch_laws, total_optimum
 from simstudy.app import RUN_FLAGS, fail_config, one_line, refuse
 from simstudy.cell import BuiltCell
@@ -336,6 +336,7 @@ def preflight(argv: list[str]) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     argv = sys.argv[1:] if argv is None else argv
+    compile_cache.enable()
     try:
         preflight(argv)
         sys.argv = [sys.argv[0], *argv]

@@ -8,9 +8,16 @@ them per test, 200 by default). A failure found that way prints the blob that re
 (``@reproduce_failure``).
 """
 
+import atexit
 import os
+import shutil
+import tempfile
 
 os.environ.setdefault("MPLBACKEND", "Agg")
+# every session starts with an empty compile cache of its own (simstudy.compile_cache), which its
+# command-line subprocesses inherit: the suite neither reads nor fills the user's cache
+os.environ["SIMSTUDY_COMPILE_CACHE"] = tempfile.mkdtemp(prefix="simstudy-compile-cache-")
+atexit.register(shutil.rmtree, os.environ["SIMSTUDY_COMPILE_CACHE"], ignore_errors=True)
 
 # optax imports absl.logging, whose handler keeps the sys.stderr of the moment it is imported:
 # imported inside a test, that is the test's capture stream, closed when the test ends, and a

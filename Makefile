@@ -43,6 +43,7 @@ figures: $(STAMP)  ## every figure of THEORY.md section 6 (R = 100) and of AUTHO
 bench: $(STAMP)  ## the benchmarks in benchmarks/
 	$(BIN)/python benchmarks/bench_fitting.py
 	$(BIN)/python benchmarks/bench_study.py
+	$(BIN)/python benchmarks/bench_scaling.py
 
 clean:
 	rm -rf $(VENV) outputs multirun .pytest_cache

@@ -14,6 +14,8 @@ import shutil
 import tempfile
 
 os.environ.setdefault("MPLBACKEND", "Agg")
+# the suite's tolerances are CPU float64 ones: it runs there with or without a GPU
+os.environ["JAX_PLATFORMS"] = "cpu"
 # every session starts with an empty compile cache of its own (simstudy.compile_cache), which its
 # command-line subprocesses inherit: the suite neither reads nor fills the user's cache
 os.environ["SIMSTUDY_COMPILE_CACHE"] = tempfile.mkdtemp(prefix="simstudy-compile-cache-")

@@ -246,6 +246,14 @@ def _cv(value):
 def _feature_map(value) -> FeatureMapConfig | None:
     if value is None:
         return None
+    if isinstance(value, dict) and "name" not in value:
+        # one option set alone (e.g. +selection.feature_map.refit=fold) must not switch on a
+        # 100-feature map the user never asked for
+        raise ConfigError(
+            "selection.feature_map.name",
+            None,
+            f"a feature map is switched on by its name (name: rff); only {sorted(value)} given",
+        )
     spec = known_keys(value, FEATURE_MAP_DEFAULTS, "selection.feature_map")
     if spec["name"] != "rff":
         raise ConfigError("selection.feature_map.name", spec["name"], "must be 'rff' (random Fourier features)")

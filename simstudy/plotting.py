@@ -14,7 +14,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from matplotlib.colors import TwoSlopeNorm  # noqa: E402
-from matplotlib.ticker import NullLocator, PercentFormatter, ScalarFormatter  # noqa: E402
+from matplotlib.ticker import NullLocator, PercentFormatter  # noqa: E402
 
 from simstudy.jobfiles import temporary_sibling  # noqa: E402
 
@@ -892,11 +892,28 @@ def diagnostics_sweep_figure(summaries: list[dict]):
 
 
 def _n1_axis(ax, n1):
-    """A log n1 axis labelled at the design's own n1 values."""
+    """A log n1 axis with a tick at each of the design's own n1 values, labelled from the
+    largest down wherever a label clears the last one labelled (widths estimated from the
+    font size and the panel's width: 400 and 500 overlapped on a 10-500 axis)."""
+    values = sorted(set(float(v) for v in n1))
     ax.set_xscale("log")
-    ax.set_xticks(sorted(set(n1)))
-    ax.xaxis.set_major_formatter(ScalarFormatter())
+    ax.set_xticks(values)  # the view now spans every tick
     ax.xaxis.set_minor_locator(NullLocator())
+    lo, hi = np.log10(ax.get_xlim())
+    inches = ax.get_position().width * ax.figure.get_figwidth()
+    points = ax.xaxis.get_ticklabels()[0].get_fontsize()
+
+    def half_width(text):
+        # a digit is about 0.6 em wide; half an em of space between labels
+        return (0.6 * len(text) + 0.5) * points / 72 / inches * (hi - lo) / 2
+
+    labels, last = [], None
+    for v in reversed(values):
+        text = f"{v:g}"
+        keep = last is None or last[0] - np.log10(v) >= last[1] + half_width(text)
+        labels.append(text if keep else "")
+        last = (np.log10(v), half_width(text)) if keep else last
+    ax.set_xticks(values, labels[::-1])
     ax.set_xlabel("n1")
 
 

@@ -443,9 +443,21 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
     def initial_params(self, d: int) -> Params:
         """The initial weights of a fit on d columns: ``init``, or drawn with ``random_state``
         (the same on every call, so batched trainings of a selector start where ``fit`` does)."""
-        if self.init is not None:
-            return self.init
-        return init_params(self._spec(), d, np.random.default_rng(self.random_state))
+        spec = self._spec()
+        if self.init is None:
+            return init_params(spec, d, np.random.default_rng(self.random_state))
+        widths = (int(d), *spec.hidden, 1)
+        expected = [((i, o), (o,)) for i, o in zip(widths[:-1], widths[1:])]
+        try:
+            shapes = [(np.shape(W), np.shape(b)) for W, b in self.init]
+        except (TypeError, ValueError):
+            shapes = None
+        if shapes != expected:
+            raise ValueError(
+                f"init must be [(W, b) per layer] with shapes {expected} for {d} input columns and "
+                f"hidden={tuple(spec.hidden)}, got {shapes if shapes is not None else type(self.init).__name__}"
+            )
+        return self.init
 
     def fit(self, X, y, sample_weight=None):
         """Train one network (class docstring).
@@ -538,7 +550,10 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
     def decision_function(self, X) -> np.ndarray:
         """eta(x) of each row (float64 from the float32 weights)."""
         check_is_fitted(self, "params_")
-        Z = (np.asarray(X, dtype=np.float64) - self.mean_) / self.scale_
+        X = np.asarray(X, dtype=np.float64)
+        if X.ndim != 2 or X.shape[1] != self.n_features_in_:
+            raise ValueError(f"X must be (n, {self.n_features_in_}) as in fit, got shape {X.shape}")
+        Z = (X - self.mean_) / self.scale_
         params64 = [(np.asarray(W, np.float64), np.asarray(b, np.float64)) for W, b in self.params_]
         return logits(params64, Z)
 

@@ -239,6 +239,20 @@ def test_trainer_refuses_bad_batches():
         nw.MLPSpec(epochs=0)
 
 
+def test_estimator_refuses_a_misshapen_init_or_input():
+    X, y = problem(7)
+    est = nw.MLPClassifier(hidden=(8,), epochs=5, random_state=0).fit(X, y)
+    # the same weights restart a fit of the same width; one column fewer is refused by name
+    nw.MLPClassifier(hidden=(8,), epochs=5, init=est.params_).fit(X, y)
+    with pytest.raises(ValueError, match=r"init must be .* for 1 input columns"):
+        nw.MLPClassifier(hidden=(8,), epochs=5, init=est.params_).fit(X[:, :1], y)
+    with pytest.raises(ValueError, match="init must be"):
+        nw.MLPClassifier(hidden=(8,), epochs=5, init=5).fit(X, y)
+    for bad in (np.ones((4, X.shape[1] + 1)), np.ones(X.shape[1]), np.ones((4, X.shape[1], 1))):
+        with pytest.raises(ValueError, match=rf"X must be \(n, {X.shape[1]}\) as in fit"):
+            est.predict(bad)
+
+
 # ---------------------------------------------------------------------------------------------
 # the estimator and the feature map
 

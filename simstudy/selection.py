@@ -59,6 +59,7 @@ probability model); ``predict`` thresholds it at 1/2.
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from numbers import Integral, Real
@@ -927,7 +928,7 @@ class VTSSClassifier(_GLMClassifier):
         super()._model()  # intercept and ridge still configure the TG diagnostics' GLM
         return self.model
 
-    def fit(self, X, y):
+    def fit(self, X, y, shared=None):
         """Select gamma on the validation splits, then refit on all the data (see class).
 
         Parameters
@@ -936,6 +937,9 @@ class VTSSClassifier(_GLMClassifier):
             Raw training rows (finite).
         y : array-like of shape (n,)
             Labels 0 and 1 only, class 1 the strict minority (0 < n1 < n0).
+        shared : SharedValidations, optional
+            The validations of other selectors fitted on the same rows: a candidate grid one
+            of them validated on the same inputs is read from it instead of fitted again.
 
         Returns
         -------
@@ -957,24 +961,23 @@ class VTSSClassifier(_GLMClassifier):
         _check_cv(self.cv)  # before TG-VTSS's diagnostics spend any work
         X = self._preprocess(X_raw)
         gammas = self._candidates(X, X_raw, y, model, generator, root)
-        self._validate_and_refit(X, X_raw, y, model, generator, gammas, root)
+        self._validate_and_refit(X, X_raw, y, model, generator, gammas, root, shared)
         return self
 
     def _candidates(self, X, X_raw, y, model, generator, root) -> np.ndarray:
         return _check_gammas(self.gammas)
 
-    def _validate_and_refit(self, X, X_raw, y, model, generator, gammas, root):
+    def _validate_and_refit(self, X, X_raw, y, model, generator, gammas, root, shared=None):
         """Validate ``gammas`` on splits of the raw rows ``X_raw`` (each split preprocessed on
-        its own), then refit on ``X`` (all rows, preprocessed by ``preprocessor_``)."""
-        splits = stratified_splits(y, self.cv, self.test_size, root)
+        its own), or read their validation from ``shared``, then refit on ``X`` (all rows,
+        preprocessed by ``preprocessor_``)."""
         n0, n1 = int((y == 0).sum()), int((y == 1).sum())
         n_tilde = np.rint(gammas * (n0 - n1)).astype(np.int64)
-        views = _split_views(X_raw, splits, self.preprocessor)
-        blocks, sizes, gaps = _synthetic_blocks(views, y, generator, n_tilde, splits, root)
-        losses, info = _validation_losses(
-            views, y, model, splits, blocks, self._split_models(model, views, splits, root)
-        )
-        self.cv_results_ = _curve("gamma", gammas, losses, info, n_tilde=n_tilde, split_n_tilde=sizes, split_gap=gaps)
+
+        def validate():
+            return self._validation(X_raw, y, model, generator, gammas, n_tilde, root)
+
+        self.cv_results_ = validate() if shared is None else shared.curve(self, X_raw, y, gammas, validate)
         best = _select(self.cv_results_["mean_validation_loss"])
         self.gamma_ = float(gammas[best])
         self.n_synthetic_ = int(n_tilde[best])
@@ -987,6 +990,105 @@ class VTSSClassifier(_GLMClassifier):
             root,
             rows=padded_size(len(y) + int(n_tilde.max())),
         )
+
+    def _validation(self, X_raw, y, model, generator, gammas, n_tilde, root) -> dict:
+        """cv_results_ of the candidates ``gammas`` (sizes ``n_tilde``): every (split,
+        candidate) fitted in one batched call."""
+        splits = stratified_splits(y, self.cv, self.test_size, root)
+        views = _split_views(X_raw, splits, self.preprocessor)
+        blocks, sizes, gaps = _synthetic_blocks(views, y, generator, n_tilde, splits, root)
+        losses, info = _validation_losses(
+            views, y, model, splits, blocks, self._split_models(model, views, splits, root)
+        )
+        return _curve("gamma", gammas, losses, info, n_tilde=n_tilde, split_n_tilde=sizes, split_gap=gaps)
+
+
+_VALIDATION_PARAMS = (
+    "generator",
+    "generator_params",
+    "family",
+    "intercept",
+    "ridge",
+    "cv",
+    "test_size",
+    "random_state",
+    "feature_map",
+    "model",
+    "preprocessor",
+)
+"""The parameters a validation depends on besides its candidates and rows: VTSSClassifier's
+but ``gammas`` (TG-VTSS's other parameters only choose the candidates)."""
+
+_VALUE_TYPES = (str, Integral, Real)
+
+
+class SharedValidations:
+    """The validations of the size selectors fitted on one data set, each computed once.
+
+    VTSS and the TG-VTSS variants of a replication (``simstudy.studies.selectors``) validate
+    on the same splits, rows, generator streams and model; when two of them arrive at the same
+    candidate grid (TG-VTSS's "high_gqs" branch is VTSS's wide grid), their (split, candidate)
+    fits are one computation. Given to ``VTSSClassifier.fit`` as ``shared``, it keeps the first
+    selector's ``cv_results_`` of a grid, and a later selector with the same inputs gets a copy
+    instead of fitting them again: the numbers its own fits would give, bit for bit. Each
+    selector still makes its own final refit.
+
+    Inputs are the same when the candidates and the rows (X, y) are equal and every parameter
+    of ``_VALIDATION_PARAMS`` is the same object or an equal number, string or tuple of both
+    selectors; anything else is validated afresh.
+    """
+
+    def __init__(self):
+        self._entries = []
+
+    def __len__(self) -> int:
+        """The number of validations computed (not read) through this store."""
+        return len(self._entries)
+
+    def curve(self, est, X, y, gammas, validate: Callable[[], dict]) -> dict:
+        """The cv_results_ of ``est``'s validation of ``gammas`` on the rows (X, y).
+
+        Parameters
+        ----------
+        est : VTSSClassifier
+            The selector (its parameters are the validation's inputs).
+        X : ndarray of shape (n, d)
+            The raw rows the selector validates on.
+        y : ndarray of shape (n,)
+            Their 0/1 labels.
+        gammas : ndarray
+            The candidates.
+        validate : callable
+            Computes the cv_results_ when no selector validated the same inputs before.
+
+        Returns
+        -------
+        dict
+            A copy of the stored cv_results_ of the same inputs, or ``validate()``.
+        """
+        params = {name: getattr(est, name) for name in _VALIDATION_PARAMS}
+        for other_X, other_y, other_gammas, other_params, results in self._entries:
+            if (
+                np.array_equal(gammas, other_gammas)
+                and all(_same_value(params[k], other_params[k]) for k in _VALIDATION_PARAMS)
+                and np.array_equal(X, other_X)
+                and np.array_equal(y, other_y)
+            ):
+                return copy.deepcopy(results)
+        results = validate()
+        self._entries.append((X, y, gammas, params, copy.deepcopy(results)))
+        return results
+
+
+def _same_value(a, b) -> bool:
+    """The same object, numbers or strings of one type and equal value, or tuples of such."""
+    if a is b:
+        return True
+    if type(a) is not type(b):
+        return False
+    if isinstance(a, tuple):
+        return len(a) == len(b) and all(_same_value(u, v) for u, v in zip(a, b))
+    return isinstance(a, _VALUE_TYPES) and bool(a == b)
 
 
 def theory_guided_grid(
@@ -1523,6 +1625,7 @@ __all__ = [
     "FeatureGLM",
     "FixedSizeClassifier",
     "ReweightedClassifier",
+    "SharedValidations",
     "Split",
     "TGVTSSClassifier",
     "VTSSClassifier",

@@ -34,7 +34,8 @@ edited file new ones; which columns are features and the imputation do not enter
 that drops a column sees the same splits): the two children of SeedSequence(seed,
 spawn_key=(K, s)) draw the split and the test downsampling; generator G fits and draws from
 ``replication_streams(seed, K, stable_key(G), s)``; the selectors share SeedSequence(seed,
-spawn_key=(K, s, 2)) across generators (common random numbers). The curve's grid is
+spawn_key=(K, s, 2)) across generators (common random numbers), and a TG-VTSS that reaches
+VTSS's grid reads VTSS's validation (``selection.SharedValidations``). The curve's grid is
 ``design.gammas``; ``design.n0`` / ``design.n1`` are unused.
 
 Validation loads every table the study reads: a bad file, target, positive label or column
@@ -68,7 +69,7 @@ from simstudy.jobfiles import file_digest
 from simstudy.metrics import METRICS, classification_metrics, reference_loss
 from simstudy.preprocessing import IMPUTATIONS, Preprocessor, TablePreprocessor, preprocess
 from simstudy.schema import ConfigError, DataConfig, RunConfig, as_plain, known_keys, number, selection_config
-from simstudy.selection import stratified_splits
+from simstudy.selection import SharedValidations, stratified_splits
 from simstudy.studies.selectors import (
     TG_METHODS,
     error_text,
@@ -502,10 +503,11 @@ def real_data_split(ds: RealDataset, run: RunConfig, s: int) -> pd.DataFrame:
         except Exception as err:
             for method in ("curve", "balanced"):
                 failed(label, method, err)
+        shared = SharedValidations()
         for method, est in size_selectors(generator, {**model_args, "preprocessor": folds}, sel, root).items():
             try:
                 X_fit, X_test = rows_for(est)
-                est.fit(X_fit, sd.y_train)
+                est.fit(X_fit, sd.y_train, shared=shared)
                 scored(label, selector_facts(method, est), est.linear_predictor(X_test))
             except Exception as err:  # as above
                 failed(label, method, err)

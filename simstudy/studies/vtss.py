@@ -31,7 +31,9 @@ empirical 2.5% / 97.5% band of the test loss and of the parameter error, and for
 how many replications' candidate grids stop below gamma* (``grid_excludes_gamma_star``).
 
 Every selector of replication r gets the same ``random_state`` (``selectors.selector_seed``):
-they validate on the same splits (common random numbers).
+they validate on the same splits (common random numbers), so a TG-VTSS whose diagnostics choose
+VTSS's wide grid reads VTSS's validation instead of fitting it again
+(``selection.SharedValidations``: the same numbers, bit for bit).
 
 The test loss is **exact** where the design allows it (``scoring: exact``, the default for a
 linear model on Gaussian-mixture classes): L_bal(theta) = ``Population.risk_bal(theta)`` by
@@ -83,7 +85,7 @@ from simstudy.fourier import LENGTHSCALE_RULES, RandomFourierFeatures, RandomFou
 from simstudy.jobfiles import json_numbers
 from simstudy.laws import EmpiricalLaw
 from simstudy.schema import ConfigError, RunConfig, as_plain, selection_config
-from simstudy.selection import FeatureGLM, balanced_loss
+from simstudy.selection import FeatureGLM, SharedValidations, balanced_loss
 from simstudy.studies.selectors import (
     TG_METHODS,
     error_text,
@@ -270,13 +272,15 @@ def vtss_replication(vc: VTSSCell, r: int) -> pd.DataFrame:
         feature_map=vc.feature_map,
     )
     root = selector_seed(design.seed, cell.data_key, r)
-    selectors = {
-        **size_selectors(cell.generator, model_args, sel, root),
-        **weight_selectors(model_args, sel, root, design.n0, design.n1),
-    }
+    sizes = size_selectors(cell.generator, model_args, sel, root)
+    selectors = {**sizes, **weight_selectors(model_args, sel, root, design.n0, design.n1)}
+    shared = SharedValidations()
     for name, est in selectors.items():
         try:
-            est.fit(X, y)
+            if name in sizes:
+                est.fit(X, y, shared=shared)
+            else:
+                est.fit(X, y)
         except (ValueError, RuntimeError) as err:
             rows.append({**facts(name, error=error_text(err)), "test_loss": math.nan, "param_error": math.nan})
             continue

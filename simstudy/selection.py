@@ -60,6 +60,7 @@ probability model); ``predict`` thresholds it at 1/2.
 from __future__ import annotations
 
 import copy
+import pickle
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from numbers import Integral, Real
@@ -1035,7 +1036,9 @@ class SharedValidations:
 
     Inputs are the same when the candidates and the rows (X, y) are equal and every parameter
     of ``_VALIDATION_PARAMS`` is the same object or an equal number, string or tuple of both
-    selectors; anything else is validated afresh.
+    selectors, in the same state (their pickled bytes are equal, so an object changed in place
+    between two fits is not the same input); anything else is validated afresh, and so is
+    every selector without a ``random_state`` or with a parameter that cannot be pickled.
     """
 
     def __init__(self):
@@ -1067,17 +1070,34 @@ class SharedValidations:
             A copy of the stored cv_results_ of the same inputs, or ``validate()``.
         """
         params = {name: getattr(est, name) for name in _VALIDATION_PARAMS}
-        for other_X, other_y, other_gammas, other_params, results in self._entries:
+        state = _state(params)
+        if est.random_state is None or state is None:
+            # unseeded splits differ from fit to fit; an unpicklable parameter (a closure) may
+            # change without a trace: neither can promise another selector its own numbers
+            return validate()
+        for other_X, other_y, other_gammas, other_params, other_state, results in self._entries:
             if (
                 np.array_equal(gammas, other_gammas)
                 and all(_same_value(params[k], other_params[k]) for k in _VALIDATION_PARAMS)
+                and state == other_state
                 and np.array_equal(X, other_X)
                 and np.array_equal(y, other_y)
             ):
                 return copy.deepcopy(results)
         results = validate()
-        self._entries.append((X, y, gammas, params, copy.deepcopy(results)))
+        # copies: a caller may change its arrays in place between two fits
+        self._entries.append((np.array(X), np.array(y), np.array(gammas), params, state, copy.deepcopy(results)))
         return results
+
+
+def _state(params: dict) -> bytes | None:
+    """The parameters' pickled state, which changes when one of them is changed in place
+    (a generator's options, a sampler's or a preprocessor's set_params, a seeded Generator
+    that has drawn); None when one cannot be pickled."""
+    try:
+        return pickle.dumps(params)
+    except (pickle.PicklingError, TypeError, AttributeError):
+        return None
 
 
 def _same_value(a, b) -> bool:

@@ -91,7 +91,40 @@ def test_other_inputs_are_validated_afresh(counted):
     _same_fit(tg, _selectors(np.random.SeedSequence(7), alpha=0.0)[1].fit(X, y))
 
 
-def test_a_replication_with_shared_validations_is_bit_identical(monkeypatch):
+def test_an_input_changed_in_place_or_an_unseeded_selector_is_validated_afresh(counted):
+    X, y = _data()
+    wide = dict(alpha=1.0, gqs_threshold=-np.inf)
+    params = {"sd": 0.5}
+    shared = SharedValidations()
+
+    def pair(root):
+        common = dict(generator="jitter", generator_params=params, gammas=GAMMAS, cv=3, random_state=root)
+        return VTSSClassifier(**common), TGVTSSClassifier(**wide, **common)
+
+    root = np.random.SeedSequence(7)
+    vtss, tg = pair(root)
+    vtss.fit(X, y, shared=shared)
+    params["sd"] = 2.0  # the same dict, another generator: not VTSS's validation any more
+    tg.fit(X, y, shared=shared)
+    assert len(shared) == 2
+    _same_fit(tg, pair(root)[1].fit(X, y))
+
+    rows, shared = X.copy(), SharedValidations()
+    vtss, tg = pair(root)
+    vtss.fit(rows, y, shared=shared)
+    rows[:5] += 1.0  # the same array, other rows
+    tg.fit(rows, y, shared=shared)
+    assert len(shared) == 2
+    _same_fit(tg, pair(root)[1].fit(rows, y))
+
+    before, shared = len(counted), SharedValidations()
+    vtss, tg = pair(None)  # unseeded: each fit draws its own splits and pool
+    vtss.fit(X, y, shared=shared)
+    tg.fit(X, y, shared=shared)
+    assert len(shared) == 0 and len(counted) == before + 2
+
+
+def test_a_replication_with_shared_validations_is_bit_identical(monkeypatch, counted):
     with initialize_config_dir(config_dir=CONFIG_PATH, version_base="1.3"):
         cfg = compose(
             "config",
@@ -112,7 +145,10 @@ def test_a_replication_with_shared_validations_is_bit_identical(monkeypatch):
     vc = build_vtss_cell(validate(OmegaConf.to_container(cfg, resolve=True)))
     shared = vtss_replication(vc, 0)
     assert "high_gqs" in set(shared.loc[shared["method"].str.startswith("tg_vtss"), "branch"])
+    with_sharing = len(counted)
     monkeypatch.setattr(SharedValidations, "curve", lambda self, est, X, y, gammas, validate: validate())
     alone = vtss_replication(vc, 0)
+    # the study's selectors are seeded and picklable: some of their validations were read
+    assert with_sharing < len(counted) - with_sharing
     assert shared.equals(alone)
     pd.testing.assert_frame_equal(shared, alone, check_exact=True)

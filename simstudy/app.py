@@ -339,10 +339,11 @@ def check_job(run: RunConfig) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     argv = sys.argv[1:] if argv is None else argv
-    compile_cache.enable()
     quiet_sacct()  # a Slurm cluster without accounting: one line, not a warning per sacct call
     try:
         preflight(argv)
+        # after the preflight: a refused command writes nothing, not even the cache folder
+        compile_cache.enable()
         sys.argv = [sys.argv[0], *argv]
         hydra.main(version_base="1.3", config_path=CONFIG_PATH, config_name="config")(task)()
     except KeyboardInterrupt:

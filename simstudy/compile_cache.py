@@ -10,8 +10,10 @@ the time to the first fit.
 ``$XDG_CACHE_HOME/simstudy/jax`` (``~/.cache/simstudy/jax`` without XDG_CACHE_HOME). Each CPU
 model gets its own subfolder: XLA compiles for the host's instruction set, so a folder shared
 by the nodes of a cluster must not hand one CPU's programs to another. An entry that cannot be
-read (a process killed while writing it) is compiled again; the message JAX gives for it is
-silenced in simstudy's command-line processes. Deleting the folder is always safe.
+read (a process killed while writing it) is compiled again, one that cannot be written (the
+folder deleted mid-run, a full disk) is not kept; JAX's messages for both are silenced in
+simstudy's command-line processes. Deleting the folder is always safe. A folder that cannot be
+made or written, or a "~user" path of no user, leaves the cache off.
 """
 
 from __future__ import annotations
@@ -30,8 +32,9 @@ ENV = "SIMSTUDY_COMPILE_CACHE"
 OFF = ("off", "0", "false", "no", "none")
 """Values of ``ENV`` that turn the cache off."""
 
-UNREADABLE_ENTRY = "Error reading persistent compilation cache entry"
-"""The start of JAX's warning for an entry it cannot load (it compiles the program instead)."""
+CACHE_TROUBLE = ("Error reading persistent compilation cache entry", "Error writing persistent compilation cache entry")
+"""The starts of JAX's warnings for an entry it cannot load (it compiles the program instead)
+or cannot store (the folder was deleted mid-run, the disk is full): neither touches a number."""
 
 
 def host_tag() -> str:
@@ -58,10 +61,13 @@ def cache_dir(environ=None) -> Path | None:
     value = environ.get(ENV, "").strip()
     if value.lower() in OFF:
         return None
-    if value:
-        root = Path(value).expanduser()
-    else:
-        root = Path(environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "simstudy" / "jax"
+    try:
+        if value:
+            root = Path(value).expanduser()
+        else:
+            root = Path(environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "simstudy" / "jax"
+    except RuntimeError:  # "~user/..." of an unknown user, or no home directory at all
+        return None
     return root / host_tag()
 
 
@@ -84,5 +90,6 @@ def enable(environ=None) -> Path | None:
     jax.config.update("jax_compilation_cache_dir", str(path))
     # a job's programs compile in 0.01-0.3 s each, below JAX's default threshold of 1 s
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
-    warnings.filterwarnings("ignore", message=UNREADABLE_ENTRY)
+    for trouble in CACHE_TROUBLE:
+        warnings.filterwarnings("ignore", message=trouble)
     return path

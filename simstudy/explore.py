@@ -336,9 +336,9 @@ def preflight(argv: list[str]) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     argv = sys.argv[1:] if argv is None else argv
-    compile_cache.enable()
     try:
         preflight(argv)
+        compile_cache.enable()  # after the preflight: a refused command writes nothing
         sys.argv = [sys.argv[0], *argv]
         hydra.main(version_base="1.3", config_path=CONFIG_PATH, config_name="explore")(_task)()
     except KeyboardInterrupt:

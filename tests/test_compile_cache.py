@@ -33,6 +33,30 @@ def test_a_folder_that_cannot_be_made_leaves_the_cache_off(tmp_path):
     blocker.write_text("not a folder")
     assert enable({ENV: str(blocker / "cache")}) is None
     assert enable({ENV: "off"}) is None
+    assert enable({ENV: "~no-such-user-of-simstudy/cache"}) is None
+
+
+def test_a_folder_deleted_mid_run_costs_no_message(tmp_path):
+    # JAX warns once per program it cannot store; a run whose cache folder vanished (or whose
+    # disk is full) must still print nothing but its own lines
+    script = (
+        "import shutil, sys, jax, jax.numpy as jnp\n"
+        "from simstudy.compile_cache import enable\n"
+        "shutil.rmtree(enable().parent)\n"
+        "print(float(jax.jit(lambda x: jnp.cos(x) * 2.5 - 0.125)(jnp.ones(3))[0]))\n"
+    )
+    env = {**os.environ, ENV: str(tmp_path / "gone"), "JAX_PLATFORMS": "cpu"}
+    done = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert "compilation cache" not in done.stderr, done.stderr
+
+
+def test_a_refused_command_makes_no_cache_folder(tmp_path):
+    env = {**os.environ, ENV: str(tmp_path / "cache"), "JAX_PLATFORMS": "cpu"}
+    argv = [sys.executable, "-m", "simstudy", "+dgp.bogus=1", f"hydra.run.dir={tmp_path / 'run'}"]
+    done = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 2 and done.stderr.count("\n") == 1, done.stderr
+    assert not (tmp_path / "cache").exists() and not (tmp_path / "run").exists()
 
 
 def _job(out: Path, cache: Path) -> subprocess.CompletedProcess:

@@ -199,6 +199,11 @@ for value in ("0", "-1", "abc"):
     _add("generator", "cov_scale", f"generator.cov_scale={value}")
 _add("unknown key", "generator.bogus", "generator=oracle", "+generator.bogus=1")
 _add("unknown key", "generator.scale", "generator=semi_oracle", "+generator.scale=2")
+# options of generators simstudy builds or fills itself
+_add("unknown key", "generator.bogus", "generator=shifted", "+generator.bogus=1")
+_add("unknown key", "generator.rte", "generator=shifted_consistent", "+generator.rte=inv_sqrt_log_n1")
+_add("unknown key", "generator.law1", "generator=oracle", "+generator.law1=1")
+_add("unknown key", "generator.population", "generator=mismatch", "+generator.population=1")
 _add("generator", "shift", "generator=shifted", "generator.shift=[]")
 _add("generator", "shift", "generator=shifted", "generator.shift=[1.0,2.0,3.0]")
 _add("generator", "shift", "generator=shifted", "generator.shift=abc")

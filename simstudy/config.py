@@ -146,6 +146,11 @@ def _options(section: dict, group: str) -> tuple[str, dict]:
     return name, options
 
 
+SHIFTED_OPTIONS = ("shift", "rate")
+"""The options of generator=shifted (the true minority law moved by ``shift``; ``rate`` says how
+its accuracy follows the rows it is fitted on)."""
+
+
 def validate_generator(section: dict, design: DesignConfig) -> dict:
     name, options = _options(section, "generator")
     if TARGET in options:  # a plug-in checks its own options when the cell builds it
@@ -166,11 +171,21 @@ def validate_generator(section: dict, design: DesignConfig) -> dict:
         if not isinstance(sampler, str) or sampler not in available_samplers():
             raise ConfigError("generator.sampler", sampler, f"must be one of {sorted(available_samplers())}")
     if name == "mismatch":
+        if "population" in options:
+            raise ConfigError(
+                "generator.population", options["population"], "is the cell's own population, not an option"
+            )
         number(options.get("magnitude"), "generator.magnitude", low=0.0)
         number(options.get("angle_deg"), "generator.angle_deg", low=0.0, high=180.0)
         if options.get("cov_scale", 1.0) is not None:
             number(options.get("cov_scale", 1.0), "generator.cov_scale", low=0.0, low_open=True)
     if name == "shifted":
+        # simstudy builds this one itself (cell.BuiltCell), so no constructor checks its options
+        extra = sorted(set(options) - set(SHIFTED_OPTIONS))
+        if extra:
+            raise ConfigError(
+                f"generator.{extra[0]}", options[extra[0]], f"generator 'shifted' takes {list(SHIFTED_OPTIONS)}"
+            )
         shift = options.get("shift")
         if not isinstance(shift, list) or not shift:
             raise ConfigError("generator.shift", shift, "must be a non-empty list of numbers")

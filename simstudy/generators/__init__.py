@@ -38,9 +38,9 @@ from simstudy.generators.mismatch import MismatchGenerator
 from simstudy.options import check_options
 
 
-def _build(name: str, cls, *args, **options) -> Generator:
+def _build(name: str, cls, *args, internal=(), **options) -> Generator:
     """cls(*args, **options), with options it does not take reported as a ValueError."""
-    check_options(f"generator {name!r}", cls, *args, **options)
+    check_options(f"generator {name!r}", cls, *args, internal=internal, **options)
     return cls(*args, **options)
 
 
@@ -68,7 +68,7 @@ def _mismatch(process, **options):
         raise ValueError(
             "generator 'mismatch' needs population=<a Population> (theta*, g and the class laws) among its options"
         )
-    return _build("mismatch", MismatchGenerator, **options)
+    return _build("mismatch", MismatchGenerator, internal=("population",), **options)
 
 
 def _plain(name: str, cls) -> Callable[..., Generator]:

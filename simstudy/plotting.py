@@ -909,7 +909,7 @@ def _n1_axis(ax, n1):
 
     labels, last = [], None
     for v in reversed(values):
-        text = f"{v:g}"
+        text = str(int(v)) if v.is_integer() else f"{v:g}"  # 1234567, not 1.23457e+06
         keep = last is None or last[0] - np.log10(v) >= last[1] + half_width(text)
         labels.append(text if keep else "")
         last = (np.log10(v), half_width(text)) if keep else last

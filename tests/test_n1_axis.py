@@ -20,12 +20,19 @@ def _labels(n1):
 
 
 @pytest.mark.parametrize(
-    "n1", [[10, 100, 200, 300, 400, 500], [50, 250, 500], [100, 200, 300, 400, 500, 600, 700], [20, 21, 22]]
+    "n1",
+    [
+        [10, 100, 200, 300, 400, 500],
+        [50, 250, 500],
+        [100, 200, 300, 400, 500, 600, 700],
+        [20, 21, 22],
+        [10, 1000, 1000000, 1234567],
+    ],
 )
 def test_every_n1_has_a_tick_and_labels_do_not_overlap(n1):
     ticks, texts, boxes = _labels(n1)
     assert ticks == sorted(set(float(v) for v in n1))
-    assert texts[-1] == f"{max(n1):g}" and texts[0]  # both ends are labelled
+    assert texts[-1] == str(max(n1)) and texts[0]  # both ends are labelled, as integers
     for left, right in zip(boxes, boxes[1:]):
         assert left.x1 < right.x0, (texts, left, right)
 

@@ -6,6 +6,8 @@ section 3 (aligned psi = c g: gamma* = 1 / (1 - c); c = r cos(phi) / ||g||)."""
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import os
 import re
@@ -19,6 +21,7 @@ import pytest
 from simstudy.alignment import alignment_map, first_order, grid_argmin, mismatch_laws
 from simstudy.cell import BuiltCell
 from simstudy.composition import job_identity
+from simstudy.explore import main as explore_main
 from simstudy.explore import overlay_agreement, validate_explore
 from simstudy.generators.mismatch import MismatchGenerator
 from simstudy.schema import ConfigError
@@ -188,19 +191,32 @@ def test_the_explorer_writes_its_map(tmp_path):
     assert len(spread) == 2 * 7
 
 
+def _explore_here(tmp_path, monkeypatch, *overrides):
+    """(exit status, stderr) of ``python -m simstudy.explore`` run in this process."""
+    monkeypatch.setattr(sys, "argv", list(sys.argv))  # main sets it for Hydra
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err), pytest.raises(SystemExit) as exit_:
+        explore_main([f"hydra.run.dir={tmp_path / 'run'}", *overrides])
+    return exit_.value.code, err.getvalue()
+
+
 @pytest.mark.parametrize(
-    "override, key",
+    "override, key, child",
     [
-        ("generator=smote", "generator"),
-        ("explore.angles.num=1", "explore.angles.num"),
-        ("+generator.direction=[1.0,0.0]", "generator"),
-        ("dgp=symmetric_mean_shift", "generator"),  # no angle to g = 0
-        ("dgp.d=0", "dgp.d"),  # Hydra cannot apply it: the preflight names it
+        ("generator=smote", "generator", True),  # one case as a command in its own process
+        ("explore.angles.num=1", "explore.angles.num", False),
+        ("+generator.direction=[1.0,0.0]", "generator", False),
+        ("dgp=symmetric_mean_shift", "generator", False),  # no angle to g = 0
+        ("dgp.d=0", "dgp.d", False),  # Hydra cannot apply it: the preflight names it
     ],
 )
-def test_the_explorer_refuses_bad_input_with_one_line(tmp_path, override, key):
-    proc = _explore(tmp_path, override)
-    assert proc.returncode == 2
-    assert proc.stderr.strip().splitlines() == [proc.stderr.strip()]
-    assert re.match(rf"simstudy: config error: {re.escape(key)}[=:]", proc.stderr), proc.stderr
+def test_the_explorer_refuses_bad_input_with_one_line(tmp_path, monkeypatch, override, key, child):
+    if child:
+        proc = _explore(tmp_path, override)
+        code, err = proc.returncode, proc.stderr
+    else:
+        code, err = _explore_here(tmp_path, monkeypatch, override)
+    assert code == 2
+    assert err.strip().splitlines() == [err.strip()]
+    assert re.match(rf"simstudy: config error: {re.escape(key)}[=:]", err), err
     assert not (tmp_path / "run").exists()

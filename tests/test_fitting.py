@@ -35,7 +35,7 @@ problems = st.builds(
     dict,
     seed=st.integers(0, 2**32 - 1),
     n=st.integers(60, N_MAX),
-    d=st.integers(1, 6),
+    d=st.integers(1, 4),
     intercept=st.booleans(),
     weighted=st.booleans(),
 )

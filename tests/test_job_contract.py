@@ -6,6 +6,7 @@ import fcntl
 import hashlib
 import io
 import json
+import runpy
 import signal
 import subprocess
 import sys
@@ -37,6 +38,17 @@ def _main(args, tmp_path):
     with contextlib.redirect_stderr(err), pytest.raises(SystemExit) as exit_info:
         main([*args, f"hydra.run.dir={tmp_path / 'run'}", f"hydra.sweep.dir={tmp_path / 'sweep'}"])
     return exit_info.value.code, err.getvalue()
+
+
+def run_main(args) -> str:
+    """``python -m simstudy args`` run to success in this process; returns its stderr."""
+    err = io.StringIO()
+    try:
+        with contextlib.redirect_stderr(err):
+            main(list(args))
+    except SystemExit as exit_:
+        assert exit_.code in (0, None), err.getvalue()[-2000:]
+    return err.getvalue()
 
 
 @pytest.fixture(scope="module")
@@ -92,17 +104,18 @@ def test_an_unreadable_summary_means_incomplete_and_is_reported(finished_job, tm
 
 
 def test_a_deleted_figure_is_redone_by_the_next_run_and_the_numbers_stay(tmp_path):
+    # the command in this process, on a cheap cell
     out = tmp_path / "job"
-    args = [*QUICK, f"hydra.run.dir={out}"]
-    simstudy(args, ROOT)
+    args = ["study=ls_symmetric", *QUICK, f"hydra.run.dir={out}"]
+    run_main(args)
     rows = (out / "replications.parquet").read_bytes()
     (out / "figure.png").unlink()
     (out / SUMMARY).write_text((out / SUMMARY).read_text()[:40])  # and a truncated summary
-    again = simstudy(args, ROOT)
-    assert "skipped" not in again.stderr
+    again = run_main(args)
+    assert "skipped" not in again
     assert (out / "figure.png").exists() and (out / "replications.parquet").read_bytes() == rows
     assert read_summary(out / SUMMARY)["status"] == "ok"
-    assert "skipped" in simstudy(args, ROOT).stderr
+    assert "skipped" in run_main(args)
 
 
 # --- concurrency (item 3) ---------------------------------------------------------------------
@@ -334,7 +347,7 @@ def test_sigint_says_one_line_and_exits_130(tmp_path):
 # --- replicate and aggregate every kind of job (items 10, 14) ---------------------------------
 
 
-def test_replicate_refuses_a_directory_without_its_files(finished_job, tmp_path):
+def test_replicate_refuses_a_directory_without_its_files(finished_job, tmp_path, monkeypatch, capsys):
     out, _ = finished_job
     job = tmp_path / "job"
     job.mkdir()
@@ -344,10 +357,12 @@ def test_replicate_refuses_a_directory_without_its_files(finished_job, tmp_path)
     proc = subprocess.run(script, cwd=ROOT, env=env(), capture_output=True, text=True, timeout=300)
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert proc.stderr.strip().startswith("replicate:") and "replications.parquet" in proc.stderr
-    proc = subprocess.run(
-        [*script[:2], str(tmp_path / "nowhere"), "0"], cwd=ROOT, env=env(), capture_output=True, text=True, timeout=300
-    )
-    assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1
+    # the same script in this process (the child above has shown its exit status and stderr)
+    monkeypatch.setattr(sys, "argv", [script[1], str(tmp_path / "nowhere"), "0"])
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as exit_:
+        runpy.run_path(str(ROOT / script[1]), run_name="__main__")
+    assert exit_.value.code == 2 and len(capsys.readouterr().err.strip().splitlines()) == 1
 
 
 @pytest.mark.slow
@@ -460,20 +475,14 @@ def test_a_built_wheel_runs_a_preset_from_another_folder(tmp_path):
     assert where.startswith(site) and where.endswith("simstudy/conf")
 
 
-def test_a_multirun_of_one_unswept_job_keeps_its_own_figure(tmp_path):
+def test_a_multirun_of_one_unswept_job_keeps_its_own_figure(tmp_path, monkeypatch):
     """Only excluded keys on the command line: the one job runs in the sweep dir itself, and
     the end of the multirun must not aggregate over (and overwrite) its files."""
     sweep = tmp_path / "sweep"
-    proc = subprocess.run(
-        [sys.executable, "-m", "simstudy", "-m", "study=quickstart", "figures_dir=null", f"hydra.sweep.dir={sweep}"],
-        cwd=tmp_path,
-        env=env(),
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    assert "holds one job" in proc.stderr
+    # the command in this process: test_batch's unswept quickstart job has compiled its fits
+    monkeypatch.chdir(tmp_path)
+    err = run_main(["-m", "study=quickstart", "figures_dir=null", f"hydra.sweep.dir={sweep}"])
+    assert "holds one job" in err
     assert complete_summary(sweep, read_summary(sweep / SUMMARY)["config_hash"]) is not None
     assert not (sweep / "cells.parquet").exists()
     again = subprocess.run(

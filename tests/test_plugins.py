@@ -3,6 +3,8 @@
 ``_target_`` exits 2 with one line; a ``_target_`` naming a built-in is the same cell, stream
 for stream, as its ``name:`` form."""
 
+import contextlib
+import io
 import json
 import os
 import subprocess
@@ -15,7 +17,7 @@ import pandas as pd
 import pytest
 import statsmodels.api as sm
 
-from simstudy.app import preflight, regenerate_replication, same_rows
+from simstudy.app import main, preflight, regenerate_replication, same_rows
 from simstudy.cell import BuiltCell
 from simstudy.composition import job_identity
 from simstudy.engine import stable_key
@@ -146,32 +148,38 @@ def test_a_plugin_target_is_part_of_the_streams_identity(mypkg):
     assert BuiltCell(run).cell.generator_key == stable_key(run.generator)
 
 
-def test_a_kind_of_study_from_a_users_package(tmp_path, mypkg):
+def _run_main(args) -> tuple[int, str]:
+    """(exit status, stderr) of ``python -m simstudy args`` run in this process."""
+    err = io.StringIO()
+    code = 0
+    try:
+        with contextlib.redirect_stderr(err):
+            main(list(args))
+    except SystemExit as exit_:
+        code = exit_.code or 0
+    return code, err.getvalue()
+
+
+def test_a_kind_of_study_from_a_users_package(tmp_path, mypkg, monkeypatch):
     """``study._target_`` runs a user's Study through the one job writer: its files in the
-    contract, a sweep aggregated, a rerun skipped, a replication regenerated to the bit."""
-    env = dict(os.environ, JAX_PLATFORMS="cpu", MPLBACKEND="Agg", PYTHONPATH=str(PLUGINS))
+    contract, a sweep aggregated, a rerun skipped, a replication regenerated to the bit.
+
+    README's command runs in this process, mypkg on sys.path; that a child process finds a user's
+    package through PYTHONPATH is test_a_sweep_with_a_process_and_a_generator_from_a_users_package's."""
     sweep_dir = tmp_path / "sweep"
-    command = [
-        sys.executable,
-        "-m",
-        "simstudy",
-        "-m",
-        SEARCHPATH,
-        "study=excess_table",
-        "seed=0,1",
-        f"hydra.sweep.dir={sweep_dir}",
-    ]
-    proc = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    assert "aggregated 2 cells" in proc.stderr
+    command = ["-m", SEARCHPATH, "study=excess_table", "seed=0,1", f"hydra.sweep.dir={sweep_dir}"]
+    monkeypatch.chdir(tmp_path)
+    code, err = _run_main(command)
+    assert code == 0, err[-3000:]
+    assert "aggregated 2 cells" in err
     job = sweep_dir / "seed=0"
     summary = json.loads((job / "summary.json").read_text())
     assert summary["kind"] == "mypkg.ExcessTable" and summary["figure"] == "table"
     assert sorted(summary["outputs"]) == ["config.yaml", "figure.pdf", "figure.png", "replications.parquet", "table.md"]
     assert len(summary["excess_mean"]) == 3
     assert "2 cells of a mypkg.ExcessTable study" in (sweep_dir / "report.md").read_text()
-    again = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
-    assert again.returncode == 0 and again.stderr.count("already complete for this config, skipped") == 2
+    code, err = _run_main(command)
+    assert code == 0 and err.count("already complete for this config, skipped") == 2
     rows, stored = regenerate_replication(job, 1)
     assert same_rows(rows, stored)
 

@@ -27,8 +27,15 @@ CELLS = {
 }
 
 
-def _cell(name: str) -> CurveCell:
-    return CurveCell(validate(compose([*CELLS[name], *SMALL])))
+_BUILT: dict[str, CurveCell] = {}
+
+
+def _cell(name: str, fresh: bool = False) -> CurveCell:
+    """The cell ``name``; built once per module unless ``fresh`` (its theory is cached on it, and
+    each build costs seconds of quadrature)."""
+    if fresh or name not in _BUILT:
+        _BUILT[name] = CurveCell(validate(compose([*CELLS[name], *SMALL])))
+    return _BUILT[name]
 
 
 def _count_constructions(monkeypatch, cls) -> list:
@@ -59,7 +66,7 @@ def test_a_curve_cell_builds_its_theory_terms_once(monkeypatch, name):
     first_order = _count_constructions(monkeypatch, theory._FirstOrderTerms)
     pooled = _count_constructions(monkeypatch, theory._PooledRisk)
     fit_risks = _count_constructions(monkeypatch, theory._FitRisks)
-    result = _cell(name).theory
+    result = _cell(name, fresh=True).theory
     assert len(first_order) == 1
     assert len(pooled) == 1
     # only the refinement of a binary family solves the fits' own limits

@@ -24,12 +24,10 @@ import time
 
 import jax
 import numpy as np
-from hydra import compose, initialize_config_dir
+from bench_study import study_config  # this directory is on sys.path when run as a script
 
 import simstudy  # noqa: F401
 from simstudy.cell import BuiltCell
-from simstudy.composition import CONFIG_PATH
-from simstudy.config import validate
 from simstudy.engine import run_cell
 
 SHAPES = {
@@ -56,11 +54,9 @@ def denser(gammas) -> list[float]:
 
 
 def built_cell(reps: int, gammas_factor: int, seed: int) -> BuiltCell:
-    with initialize_config_dir(config_dir=CONFIG_PATH, version_base="1.3"):
-        cfg = compose("config", overrides=["study=logit_symmetric", "generator=oracle", f"seed={seed}"])
-    run = validate(cfg)
+    run = study_config("oracle", reps, f"seed={seed}")
     gammas = run.design.gammas if gammas_factor == 1 else tuple(denser(run.design.gammas))
-    return BuiltCell(dataclasses.replace(run, design=dataclasses.replace(run.design, reps=reps, gammas=gammas)))
+    return BuiltCell(dataclasses.replace(run, design=dataclasses.replace(run.design, gammas=gammas)))
 
 
 def one(reps: int, gammas_factor: int, cells: int) -> dict:

@@ -28,13 +28,16 @@ from simstudy.theory import Theory, synthetic_moments
 GENERATORS = ("oracle", "gaussian_fit", "smote")
 
 
-def study_config(generator: str, reps: int):
+def study_config(generator: str, reps: int, *overrides: str):
+    """Study 2's validated config for ``generator`` at R = ``reps``, with further overrides."""
     from hydra import compose, initialize_config_dir
 
     from simstudy.app import CONFIG_PATH
 
     with initialize_config_dir(config_dir=CONFIG_PATH, version_base="1.3"):
-        cfg = compose("config", overrides=["study=logit_symmetric", f"generator={generator}", f"design.reps={reps}"])
+        cfg = compose(
+            "config", overrides=["study=logit_symmetric", f"generator={generator}", f"design.reps={reps}", *overrides]
+        )
     return validate(cfg)
 
 

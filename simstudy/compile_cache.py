@@ -18,6 +18,7 @@ made or written, or a "~user" path of no user, leaves the cache off.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 import platform
@@ -37,6 +38,7 @@ CACHE_TROUBLE = ("Error reading persistent compilation cache entry", "Error writ
 or cannot store (the folder was deleted mid-run, the disk is full): neither touches a number."""
 
 
+@functools.cache  # run_cell enables the cache for every cell; the host does not change
 def host_tag() -> str:
     """The host's machine type and a digest of its CPU's instruction-set flags (Linux
     /proc/cpuinfo; elsewhere the processor name), e.g. "x86_64-3f2a9c1e"."""

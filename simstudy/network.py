@@ -113,6 +113,12 @@ def _is_int(value) -> bool:
 Params = list  # [(W_1, b_1), ..., (W_{L+1}, b_{L+1})]
 
 
+def layer_sizes(spec: MLPSpec, d: int) -> list[tuple[int, int]]:
+    """(fan_in, fan_out) of each layer of a network on d inputs, the output layer last."""
+    widths = (int(d), *spec.hidden, 1)
+    return list(zip(widths[:-1], widths[1:]))
+
+
 def init_params(spec: MLPSpec, d: int, rng: np.random.Generator) -> Params:
     """Initial weights: W_l and b_l uniform on (-1/sqrt(fan_in), 1/sqrt(fan_in)), float32.
 
@@ -131,9 +137,8 @@ def init_params(spec: MLPSpec, d: int, rng: np.random.Generator) -> Params:
         (W_l of shape (fan_in, fan_out), b_l of shape (fan_out,)) per layer, the output layer
         last with fan_out = 1.
     """
-    widths = (int(d), *spec.hidden, 1)
     params = []
-    for fan_in, fan_out in zip(widths[:-1], widths[1:]):
+    for fan_in, fan_out in layer_sizes(spec, d):
         bound = 1.0 / math.sqrt(fan_in)
         W = rng.uniform(-bound, bound, size=(fan_in, fan_out)).astype(DTYPE)
         b = rng.uniform(-bound, bound, size=fan_out).astype(DTYPE)
@@ -446,8 +451,7 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
         spec = self._spec()
         if self.init is None:
             return init_params(spec, d, np.random.default_rng(self.random_state))
-        widths = (int(d), *spec.hidden, 1)
-        expected = [((i, o), (o,)) for i, o in zip(widths[:-1], widths[1:])]
+        expected = [((i, o), (o,)) for i, o in layer_sizes(spec, d)]
         try:
             shapes = [(np.shape(W), np.shape(b)) for W, b in self.init]
         except (TypeError, ValueError):
@@ -636,6 +640,7 @@ __all__ = [
     "batched_trainer",
     "hidden",
     "init_params",
+    "layer_sizes",
     "logits",
     "single_trainer",
     "stacked_logits",

@@ -34,7 +34,8 @@ def check_options(owner: str, constructor, *args, internal=(), **options) -> Non
     **options
         The keyword arguments.
     """
-    parameters = inspect.signature(constructor).parameters
+    signature = inspect.signature(constructor)
+    parameters = signature.parameters
     takes_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values())
     keywords = [n for n, p in parameters.items() if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
     filled = [n for n, p in parameters.items() if p.kind is not p.KEYWORD_ONLY][: len(args)]
@@ -43,6 +44,6 @@ def check_options(owner: str, constructor, *args, internal=(), **options) -> Non
     if unknown:
         raise UnknownOption(owner, unknown[0], options[unknown[0]], allowed)
     try:
-        inspect.signature(constructor).bind(*args, **options)
+        signature.bind(*args, **options)
     except TypeError as err:
         raise ValueError(f"bad options {sorted(options)} for {owner}: {err}") from None

@@ -225,6 +225,7 @@ _add("sampler", "n_neighbors", "generator=imblearn", "generator.sampler=ADASYN",
 _add("sampler", "kind", "generator=imblearn", "generator.sampler=BorderlineSMOTE", "+generator.kind=borderline-3")
 _add("sampler", "m_neighbors", "generator=imblearn", "generator.sampler=BorderlineSMOTE", "+generator.m_neighbors=0")
 _add("sampler", "random_state", "generator=imblearn", "+generator.random_state=1")
+_add("unknown key", "generator.k", "generator=imblearn", "+generator.k=3")
 _add("sampler", "sampling_strategy", "generator=imblearn", "+generator.sampling_strategy=0.5")
 _add("sampler", "bogus", "generator=imblearn", "+generator.bogus=1")
 _add("sampler", "out_step", "generator=imblearn", "generator.sampler=SVMSMOTE", "+generator.out_step=-1")
@@ -320,11 +321,15 @@ for option, value in (
 ):
     _add("selection", f"selection.{option}", VL, f"selection.{option}={value}")
 _add("selection", "selection.n_boot", VL, "selection.symmetry_test=bootstrap", "selection.n_boot=0")
+_add("selection", "selection.n_boot", VL, "selection.symmetry_test=tilted", "selection.n_boot=0")
 _add("selection", "selection.feature_map", SZ, "+selection.feature_map={name: rff}", id="a symmetry test on features")
 _add("size", "design.n0", "study=gqs_calibration", "design.n0=50", id="a GQS without a majority")
 
 # ------------------------------------------------------------------------------------------
 # data.* for study=real_data (bundled datasets)
+# the dgp and generator sections a real-data job never builds still refuse a typo
+_add("unknown key", "dgp.bogus", "study=real_data", "+dgp.bogus=1")
+_add("unknown key", "generator.bogus", "study=real_data", "+generator.bogus=1")
 for value in ("[nope]", "[caravan,caravan]", "[]", "caravan"):
     _add("data", "data.datasets", RD, f"data.datasets={value}")
 for value in ("[]", "[Nope]", "[SMOTE,SMOTE]", "{name: SMOTE}", "[RandomUnderSampler]"):

@@ -82,10 +82,13 @@ class WaldResult(NamedTuple):
         The balanced pilot.
     pilot_info : FitInfo
         Convergence / separation flags of the pilot fit (section 7: count failures).
-    reference : {"chi2", "bootstrap"}
+    reference : {"chi2", "bootstrap", "tilted"}
         The null distribution ``p_value`` refers T to.
     boot_statistics : ndarray of shape (..., B) or None
-        The studentised bootstrap statistics T*_b (``reference`` "bootstrap"), else None.
+        The bootstrap statistics T*_b (``reference`` "bootstrap" or "tilted"), else None.
+    tilt_share : ndarray of shape (...) or None
+        For "tilted": s, the part of the way to the null its resampling law reached (1 where
+        the null was imposed; ``null_tilt``), else None.
     """
 
     statistic: np.ndarray
@@ -103,9 +106,11 @@ class WaldResult(NamedTuple):
     pilot_info: FitInfo
     """Convergence / separation flags of the pilot fit (section 7: count failures)."""
     reference: str = "chi2"
-    """The null distribution ``p_value`` refers T to: "chi2" or "bootstrap"."""
+    """The null distribution ``p_value`` refers T to: "chi2", "bootstrap" or "tilted"."""
     boot_statistics: np.ndarray | None = None
-    """The studentised bootstrap statistics T*_b, (..., B), when ``reference`` is "bootstrap"."""
+    """The bootstrap statistics T*_b, (..., B), when ``reference`` is "bootstrap" or "tilted"."""
+    tilt_share: np.ndarray | None = None
+    """For "tilted": s, the part of the way to the null its resampling law reached, (...)."""
 
 
 class GQSResult(NamedTuple):
@@ -513,7 +518,7 @@ VARIANTS = ("simstudy", "reference")
 """How ``diagnose`` computes the diagnostics: THEORY.md section 4, or the authors' reference
 implementation (AUTHORS_DESIGNS.md section C)."""
 
-REFERENCES = ("chi2", "bootstrap")
+REFERENCES = ("chi2", "bootstrap", "tilted")
 """The null distributions ``wald_symmetry_test`` can refer T to."""
 
 BOOTSTRAP_MEMORY = 4_000_000
@@ -559,9 +564,21 @@ def _counts(idx, n: int) -> np.ndarray:
 def _bootstrap_statistics(X0, X1, model, y0, y1, g_hat, rng, n_boot: int, stabilised: bool) -> np.ndarray:
     """T*_b = (g*_b - g_hat)' V*_b^{-1} (g*_b - g_hat) over n_boot class-wise resamples of one data set."""
     n0, n1 = X0.shape[0], X1.shape[0]
-    # every index is drawn before any fit, so the block size below cannot move a resample
+    # every index is drawn before any fit, so the block size cannot move a resample
     idx0 = rng.integers(0, n0, size=(n_boot, n0))
     idx1 = rng.integers(0, n1, size=(n_boot, n1))
+
+    def counts(rows):
+        return _counts(idx0[rows], n0), _counts(idx1[rows], n1)
+
+    return _resample_statistics(X0, X1, model, y0, y1, counts, n_boot, g_hat, stabilised)
+
+
+def _resample_statistics(X0, X1, model, y0, y1, counts, n_boot: int, centre, stabilised: bool) -> np.ndarray:
+    """T*_b = (g*_b - centre)' V*_b^{-1} (g*_b - centre) of resamples given as row counts:
+    ``counts(rows)`` returns the counts (b, n0) and (b, n1) of the resamples in slice ``rows``.
+    Each block of resamples is one batched refit of the pilot and one matrix product per class."""
+    n0, n1 = X0.shape[0], X1.shape[0]
     X = np.concatenate([X0, X1])[None]
     y = np.concatenate([np.full(n0, y0), np.full(n1, y1)])
     Z0, Z1 = np.asarray(model.features(X0)), np.asarray(model.features(X1))
@@ -572,30 +589,150 @@ def _bootstrap_statistics(X0, X1, model, y0, y1, g_hat, rng, n_boot: int, stabil
     block = max(1, BOOTSTRAP_MEMORY // ((n0 + n1) * (1 if stored else p)))
     out = np.empty(n_boot)
     for start in range(0, n_boot, block):
-        c0 = _counts(idx0[start : start + block], n0)
-        c1 = _counts(idx1[start : start + block], n1)
+        c0, c1 = counts(slice(start, start + block))
         fit = fit_glm(X, y, np.concatenate([c0 * (0.5 / n0), c1 * (0.5 / n1)], axis=1), model=model)
         s0 = _resampled_stats(fit.theta, Z0, outer0, c0, y0, model)
         s1 = _resampled_stats(fit.theta, Z1, outer1, c1, y1, model)
         out[start : start + len(c0)] = _studentised(
-            _Pilot(fit, s0, s1, (s0.hessian + s1.hessian) / 2 + ridge), g_hat, stabilised
+            _Pilot(fit, s0, s1, (s0.hessian + s1.hessian) / 2 + ridge), centre, stabilised
         )
     return out
 
 
-def _studentised(pilot: _Pilot, g_hat, stabilised: bool) -> np.ndarray:
-    """T*_b of a block of resamples; a resample whose H* or V* is singular (repeated rows can
+TILT_STEPS = 50
+"""Newton steps ``exponential_tilt`` takes before it calls the target unreachable; from the
+uniform start the feasible tilts of the size grid converged in far fewer (quadratic
+convergence), so a target still unmet after 50 lies outside or on the rows' convex hull."""
+
+TILT_TOL = 1e-10
+"""||sum_i pi_i u_i||_inf on the standardised rows u at which the tilt has converged."""
+
+TILT_HALVINGS = 10
+"""How often the tilted bootstrap halves its step towards the null before it falls back to the
+plain studentised bootstrap (share 0)."""
+
+
+def exponential_tilt(Q, target, base=None) -> np.ndarray | None:
+    """Row probabilities with mean ``target``, closest to ``base`` in Kullback-Leibler divergence.
+
+    pi_i = b_i exp(lambda' q_i) / sum_j b_j exp(lambda' q_j), with lambda the minimiser of the
+    convex f(lambda) = log sum_i b_i exp(lambda' (q_i - target)), whose gradient is
+    sum_i pi_i (q_i - target): at its minimum sum_i pi_i q_i = target, and pi minimises
+    KL(pi || b) under that constraint (Efron 1981, "Nonparametric standard errors and confidence
+    intervals", section 11; the tilted bootstrap of Hall and Presnell 1999, "Intentionally
+    biased bootstrap methods", JRSS B 61). Damped Newton on f, the columns of q - target scaled
+    to unit standard deviation (which leaves pi unchanged).
+
+    Parameters
+    ----------
+    Q : ndarray of shape (n, p)
+        The rows q_i.
+    target : ndarray of shape (p,)
+        The mean pi must give.
+    base : ndarray of shape (n,), optional
+        Nonnegative weights b (uniform when None); rows of weight 0 keep probability 0.
+
+    Returns
+    -------
+    ndarray of shape (n,) or None
+        pi, or None when the target is not reached in ``TILT_STEPS`` Newton steps: it is outside
+        the convex hull of the rows of positive weight (a target on the hull's boundary may
+        give weights that all but vanish off the boundary's rows).
+    """
+    Q = np.asarray(Q, dtype=np.float64)
+    n, p = Q.shape
+    b = np.full(n, 1.0 / n) if base is None else np.asarray(base, dtype=np.float64) / np.sum(base)
+    keep = b > 0
+    U = Q[keep] - target
+    U = U / np.where((sd := U.std(axis=0)) > 0, sd, 1.0)
+    log_b = np.log(b[keep])
+
+    def log_partition(lam):
+        a = log_b + U @ lam
+        top = a.max()
+        return top + np.log(np.exp(a - top).sum()), np.exp(a - top) / np.exp(a - top).sum()
+
+    lam = np.zeros(p)
+    f, w = log_partition(lam)
+    for _ in range(TILT_STEPS):
+        grad = w @ U
+        if np.abs(grad).max() <= TILT_TOL:
+            pi = np.zeros(n)
+            pi[keep] = w
+            return pi
+        hess = (U * w[:, None]).T @ U - np.outer(grad, grad)
+        try:
+            step = np.linalg.solve(hess, grad)
+        except np.linalg.LinAlgError:
+            return None
+        t = 1.0
+        while True:
+            f_t, w_t = log_partition(lam - t * step)
+            if f_t <= f - 1e-4 * t * (grad @ step) or t < 1e-10:
+                break
+            t *= 0.5
+        lam, f, w = lam - t * step, f_t, w_t
+    return None
+
+
+def null_tilt(Q0, Q1) -> tuple[np.ndarray, np.ndarray, float]:
+    """Class row probabilities under which the balanced pilot is unchanged and g_phi is 0.
+
+    With m_k the class means of the rows' scores at the pilot and c = (m0 + m1)/2 (0 without
+    a ridge: the pilot's own equation), each class is tilted (``exponential_tilt``) to mean
+    m_k + s (c - m_k). The pilot's equation still holds for every s (the two means sum to 2c),
+    so the pilot of the tilted law is the pilot of the data, and its g_phi is (1 - s) g_phi_hat.
+    s = 1 imposes the null; where a class cannot reach c (c outside its rows' convex hull, as
+    happens when n_k is a few times p), s halves up to ``TILT_HALVINGS`` times, then is 0 (the
+    empirical law).
+
+    Returns
+    -------
+    pi0, pi1 : ndarray of shapes (n0,), (n1,)
+    share : float
+        s, the part of the way to the null that was reached.
+    """
+    m0, m1 = Q0.mean(axis=0), Q1.mean(axis=0)
+    c = (m0 + m1) / 2
+    s = 1.0
+    for _ in range(TILT_HALVINGS + 1):
+        pi0 = exponential_tilt(Q0, m0 + s * (c - m0))
+        pi1 = None if pi0 is None else exponential_tilt(Q1, m1 + s * (c - m1))
+        if pi1 is not None:
+            return pi0, pi1, s
+        s *= 0.5
+    return np.full(len(Q0), 1.0 / len(Q0)), np.full(len(Q1), 1.0 / len(Q1)), 0.0
+
+
+def _tilted_statistics(X0, X1, model, y0, y1, theta, g_hat, rng, n_boot: int, stabilised: bool):
+    """T*_b of n_boot resamples from the null-tilted classes (``null_tilt`` at the pilot theta),
+    centred at the tilted law's own g_phi = (1 - s) g_hat, and s."""
+    n0, n1 = X0.shape[0], X1.shape[0]
+    Q0 = _row_scores(theta, X0, y0, model)[0]
+    Q1 = _row_scores(theta, X1, y1, model)[0]
+    pi0, pi1, share = null_tilt(Q0, Q1)
+    # every count is drawn before any fit, so the block size cannot move a resample
+    c0 = rng.multinomial(n0, pi0, size=n_boot).astype(np.float64)
+    c1 = rng.multinomial(n1, pi1, size=n_boot).astype(np.float64)
+    boot = _resample_statistics(
+        X0, X1, model, y0, y1, lambda rows: (c0[rows], c1[rows]), n_boot, (1.0 - share) * g_hat, stabilised
+    )
+    return boot, share
+
+
+def _studentised(pilot: _Pilot, centre, stabilised: bool) -> np.ndarray:
+    """T*_b of a block of resamples, g* centred at ``centre``; a resample whose H* or V* is singular (repeated rows can
     leave a class with fewer distinct rows than features) cannot be studentised and gets
     T*_b = inf, which counts against the data's T (the conservative side)."""
     try:
         boot = _wald(pilot, stabilised)
-        centred = boot.g_phi_hat - g_hat
+        centred = boot.g_phi_hat - centre
         solved = _solve(boot.V, centred[..., None], "a bootstrap Wald covariance V*", stabilised)[..., 0]
         return np.einsum("bp,bp->b", centred, solved)
     except ValueError:
         if len(pilot.H) == 1:
             return np.array([np.inf])
-        return np.concatenate([_studentised(_one(pilot, b), g_hat, stabilised) for b in range(len(pilot.H))])
+        return np.concatenate([_studentised(_one(pilot, b), centre, stabilised) for b in range(len(pilot.H))])
 
 
 def _one(pilot: _Pilot, b: int) -> _Pilot:
@@ -640,6 +777,16 @@ def wald_symmetry_test(
     accurate, not exact: README, "Calibrated diagnostics", has its measured sizes, including
     where it still misses the nominal level (n1 / p = 5, and study 1's null at p = 20).
 
+    ``reference`` "tilted" draws the resamples from a law under which the null holds instead of
+    centring them: each class's rows are reweighted by exponential tilting (``null_tilt``) so
+    that the balanced pilot is unchanged and both class mean scores equal their average, so
+    g_phi = 0; B resamples of n0 and n1 rows from these weights refit the pilot and give
+    T*_b = g*_b' V*_b^{-1} g*_b (Hall and Presnell 1999's tilted bootstrap; where a class
+    cannot be tilted all the way, T*_b is centred at the part of g_phi_hat left, ``tilt_share``
+    tells how far it got). Imposing the null also moves the resamples' skewness and spread
+    towards the null's, which the centred bootstrap leaves at the data's: README,
+    "Calibrated diagnostics", has its sizes beside the bootstrap's.
+
     Parameters
     ----------
     X0 : array_like of shape (..., n0, d)
@@ -651,10 +798,10 @@ def wald_symmetry_test(
         The model of the pilot.
     labels : pair of float, default (0, 1)
         (y0, y1), two distinct finite numbers; (0, 1) or (1, 0) for a binary family.
-    reference : {"chi2", "bootstrap"}, default "chi2"
+    reference : {"chi2", "bootstrap", "tilted"}, default "chi2"
         The null distribution of T (keyword only).
     rng : numpy.random.Generator, optional
-        Draws the resamples; required for "bootstrap" (keyword only). A batch of tests is
+        Draws the resamples; required for "bootstrap" and "tilted" (keyword only). A batch of tests is
         resampled in its C order, all of one data set's resamples at once.
     n_boot : int, default 199
         B, the bootstrap resamples, an integer >= 19 (keyword only).
@@ -666,7 +813,7 @@ def wald_symmetry_test(
     -------
     WaldResult
         T, df = p, the p-value, g_phi_hat, V, the pilot and its FitInfo, with the batch shape;
-        the reference and, for the bootstrap, the T*_b.
+        the reference and, for the bootstraps, the T*_b (and the tilted one's ``tilt_share``).
 
     Raises
     ------
@@ -684,10 +831,10 @@ def wald_symmetry_test(
     if variant not in VARIANTS:
         raise ValueError(f"variant must be one of {VARIANTS}, got {variant!r}")
     stabilised = variant == "reference"
-    if reference == "bootstrap":
+    if reference != "chi2":
         n_boot = _check_int(n_boot, "n_boot", 19)
         if not isinstance(rng, np.random.Generator):
-            raise ValueError(f"the bootstrap reference needs rng, a numpy.random.Generator, got {type(rng).__name__}")
+            raise ValueError(f"the {reference} reference needs rng, a numpy.random.Generator, got {type(rng).__name__}")
     wald = _wald(_pilot(X0, X1, model, y0, y1), stabilised)
     if reference == "chi2":
         return wald
@@ -695,13 +842,21 @@ def wald_symmetry_test(
     flat0 = X0.reshape((-1,) + X0.shape[-2:])
     flat1 = X1.reshape((-1,) + X1.shape[-2:])
     g_hats = wald.g_phi_hat.reshape(len(flat0), -1)
+    thetas = wald.theta_pilot.reshape(len(flat0), -1)
     boot = np.empty((len(flat0), n_boot))
+    shares = np.ones(len(flat0))
     for i in range(len(flat0)):
-        boot[i] = _bootstrap_statistics(flat0[i], flat1[i], model, y0, y1, g_hats[i], rng, n_boot, stabilised)
+        if reference == "bootstrap":
+            boot[i] = _bootstrap_statistics(flat0[i], flat1[i], model, y0, y1, g_hats[i], rng, n_boot, stabilised)
+        else:
+            boot[i], shares[i] = _tilted_statistics(
+                flat0[i], flat1[i], model, y0, y1, thetas[i], g_hats[i], rng, n_boot, stabilised
+            )
     boot = boot.reshape(batch + (n_boot,))
     exceed = (boot >= np.asarray(wald.statistic)[..., None]).sum(axis=-1)
     p_value = (1.0 + exceed) / (n_boot + 1.0)
-    return wald._replace(p_value=p_value, reference="bootstrap", boot_statistics=boot)
+    tilt_share = shares.reshape(batch) if reference == "tilted" else None
+    return wald._replace(p_value=p_value, reference=reference, boot_statistics=boot, tilt_share=tilt_share)
 
 
 def _check_int(value, name: str, low: int, high: int | None = None) -> int:

@@ -188,6 +188,7 @@ STREAM_TAGS = MappingProxyType(
         "selectors": 2,  # the selectors of studies 6 and 7
         "symmetry_bootstrap": 5,  # the symmetry test's bootstrap resamples (study.kind diagnostics)
         "feature_map": 6,  # a feature map drawn per replication (study 6, selection.feature_map.refit: fold)
+        "symmetry_tilted": 7,  # the symmetry test's tilted bootstrap resamples (study.kind diagnostics)
     }
 )
 """The last word of every auxiliary spawn key, in one table (``auxiliary_seed``). The values

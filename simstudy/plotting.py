@@ -840,17 +840,21 @@ def _gqs_rates_text(s: dict) -> str:
     )
 
 
+SYMMETRY_REFERENCES = (("reject_chi2", "χ²"), ("reject_bootstrap", "bootstrap"), ("reject_tilted", "tilted"))
+"""The symmetry test's references in a diagnostics summary: its key and the figures' label."""
+
+
 def diagnostics_cell_figure(summary: dict):
     """One cell of ``study.kind: diagnostics``: the Q-Q plot of T against chi2_p with both
     rejection rates (symmetry), or the GQS decisions' rates (gqs)."""
     fig, ax = plt.subplots(figsize=(5.2, 4.2))
     if summary["measure"] == "symmetry":
         _qq_panel(ax, summary, "")
-        boot = summary.get("reject_bootstrap")
         chi = summary["reject_chi2"]
         lines = [f"rejection at {summary['alpha']:g}: χ² {chi['rate']:.3f} ± {chi['mcse']:.3f}"]
-        if boot:
-            lines.append(f"bootstrap {boot['rate']:.3f} ± {boot['mcse']:.3f}")
+        for key, label in SYMMETRY_REFERENCES[1:]:
+            if summary.get(key):
+                lines.append(f"{label} {summary[key]['rate']:.3f} ± {summary[key]['mcse']:.3f}")
         lines.append(f"first-order prediction {summary['population']['power']:.3f}")
         ax.text(0.03, 0.97, "\n".join(lines), transform=ax.transAxes, va="top", fontsize=7)
     else:
@@ -878,10 +882,11 @@ def diagnostics_sweep_figure(summaries: list[dict]):
     """A sweep of ``study.kind: diagnostics``.
 
     Symmetry, null cells (every cell's population noncentrality 0): rejection rate at alpha
-    against n1, one panel per n0 / n1 ratio, chi2 (open) and bootstrap (filled) by dimension
-    with ±1.96 MCSE bars and the band [0.035, 0.065]; below, the Q-Q plots of the largest and
-    smallest n1 per panel. Symmetry, local alternatives: power against h with the first-order
-    noncentral chi2 prediction, one panel per (n1, n0 / n1). GQS: the rate of "biased" calls
+    against n1, one panel per n0 / n1 ratio, chi2 (open circles), bootstrap (squares) and
+    tilted bootstrap (triangles) by dimension with ±1.96 MCSE bars and the band
+    [0.035, 0.065]; below, the Q-Q plots of the largest and smallest n1 per panel. Symmetry,
+    local alternatives: power against h with the first-order noncentral chi2 prediction, one
+    panel per (n1, n0 / n1). GQS: the rate of "biased" calls
     by generator and n1 for both rules."""
     measure = summaries[0]["measure"]
     if measure == "gqs":
@@ -938,7 +943,7 @@ def _size_figure(summaries):
                 continue
             colour = palette(k / max(1, len(dfs) - 1) * 0.85)
             n1 = np.array([s["n1"] for s in mine], dtype=float) * (1 + 0.03 * (k - len(dfs) / 2))
-            for key, marker, label in (("reject_chi2", "o", "χ²"), ("reject_bootstrap", "s", "bootstrap")):
+            for (key, label), marker, line in zip(SYMMETRY_REFERENCES, "os^", ("--", "-", ":")):
                 entries = [s.get(key) for s in mine]
                 if not all(entries):
                     continue
@@ -948,9 +953,9 @@ def _size_figure(summaries):
                     n1,
                     rate,
                     yerr=[np.minimum(err, rate), err],  # a rate is never below 0
-                    fmt=marker + ("-" if key == "reject_bootstrap" else "--"),
+                    fmt=marker + line,
                     color=colour,
-                    mfc=colour if key == "reject_bootstrap" else "white",
+                    mfc="white" if key == "reject_chi2" else colour,
                     ms=5,
                     capsize=2,
                     lw=1,
@@ -1003,7 +1008,7 @@ def _power_figure(summaries):
         ax.plot(
             h, [s["population"]["power"] for s in mine], "-", color=THEORY, lw=1.2, label="noncentral χ² prediction"
         )
-        for key, marker, label in (("reject_chi2", "o", "χ²"), ("reject_bootstrap", "s", "bootstrap")):
+        for (key, label), marker, colour in zip(SYMMETRY_REFERENCES, "os^", (SIM, "#16a085", "#8e44ad")):
             entries = [s.get(key) for s in mine]
             if all(entries):
                 ax.errorbar(
@@ -1011,7 +1016,7 @@ def _power_figure(summaries):
                     [e["rate"] for e in entries],
                     yerr=[1.96 * e["mcse"] for e in entries],
                     fmt=marker,
-                    color=SIM if key == "reject_chi2" else "#16a085",
+                    color=colour,
                     ms=4,
                     capsize=2,
                     label=label,

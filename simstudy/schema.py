@@ -165,8 +165,8 @@ class SelectionConfig:
     ``gammas`` are the selectors' candidates (None: 0, 0.05, ..., 2); ``cv`` is ``"holdout"``,
     K, or ``("repeated", K, n_repeats)``; ``test_size`` the holdout's validation fraction;
     ``alpha`` and ``gqs_threshold`` TG-VTSS's Wald level and GQS threshold, ``symmetry_test``
-    ("chi2" or "bootstrap", with ``n_boot`` resamples; 0 turns the diagnostics study's bootstrap
-    off) and ``gqs_rule`` ("threshold" or "calibrated", at false-alarm rate ``gqs_level``) its
+    ("chi2", "bootstrap" or "tilted", with ``n_boot`` resamples; 0 turns the diagnostics study's
+    bootstraps off) and ``gqs_rule`` ("threshold" or "calibrated", at false-alarm rate ``gqs_level``) its
     decision rules (``simstudy.selection.theory_guided_grid``), ``gqs_folds`` the GQS's
     cross-fitting folds (None: 5 for simstudy's TG-VTSS, 3 for the reference variant); ``feature_map``
     a feature map or None; ``scoring`` ``"auto"``, ``"exact"`` or ``"test_set"`` and
@@ -218,7 +218,7 @@ SELECTION_DEFAULTS = {
     "gqs_level": 0.05,
     "gqs_folds": None,
 }
-SYMMETRY_TESTS = ("chi2", "bootstrap")
+SYMMETRY_TESTS = ("chi2", "bootstrap", "tilted")
 GQS_RULES = ("threshold", "calibrated")
 FEATURE_MAP_DEFAULTS = {
     "name": "rff",
@@ -281,9 +281,11 @@ def selection_config(section) -> SelectionConfig:
         if sel[key] not in allowed:
             raise ConfigError(f"selection.{key}", sel[key], f"must be one of {list(allowed)}")
     n_boot = integer(sel["n_boot"], "selection.n_boot", 0)
-    if 0 < n_boot < 19 or (n_boot == 0 and sel["symmetry_test"] == "bootstrap"):
+    if 0 < n_boot < 19 or (n_boot == 0 and sel["symmetry_test"] != "chi2"):
         raise ConfigError(
-            "selection.n_boot", n_boot, "must be 0 (no bootstrap) or >= 19 (>= 19 for symmetry_test=bootstrap)"
+            "selection.n_boot",
+            n_boot,
+            f"must be 0 (no bootstrap) or >= 19 (>= 19 for symmetry_test={sel['symmetry_test']})",
         )
     return SelectionConfig(
         gammas=None if sel["gammas"] is None else grid(sel["gammas"], "selection.gammas"),

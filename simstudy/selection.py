@@ -1224,10 +1224,10 @@ class TGVTSSClassifier(VTSSClassifier):
         Level of the Wald test, in [0, 1].
     gqs_threshold : float, default 10.0
         The GQS above which the "threshold" rule calls the generator biased.
-    symmetry_test : {"chi2", "bootstrap"}, default "chi2"
+    symmetry_test : {"chi2", "bootstrap", "tilted"}, default "chi2"
         The Wald statistic's null distribution (``wald_symmetry_test``'s ``reference``).
     n_boot : int, default 199
-        Bootstrap resamples of the "bootstrap" test, >= 19.
+        Resamples of the "bootstrap" and "tilted" tests, >= 19.
     gqs_rule : {"threshold", "calibrated"}, default "threshold"
         "calibrated": biased when the GQS's p-value under an exact generator of the data's
         sizes is <= gqs_level (``GQSResult.p_value``).
@@ -1333,7 +1333,7 @@ class TGVTSSClassifier(VTSSClassifier):
         level = self.gqs_level
         if isinstance(level, bool) or not isinstance(level, Real) or not 0 < level < 1:
             raise ValueError(f"gqs_level must be a number in (0, 1), got {level!r}")
-        if self.symmetry_test == "bootstrap":
+        if self.symmetry_test != "chi2":
             _check_int(self.n_boot, "n_boot", 19)
 
     def _candidates(self, X, X_raw, y, model, generator, root) -> np.ndarray:

@@ -467,7 +467,7 @@ BAD = [
     ("scale", lambda X1, X0: FeatureJitter(float("nan"))),
     ("sampler must be one of .*ADASYN.*SVMSMOTE", lambda X1, X0: ImblearnGenerator("SMOOTE")),
     ("random_state", lambda X1, X0: ImblearnGenerator("SMOTE", random_state=0)),
-    ("does not accept", lambda X1, X0: ImblearnGenerator("SMOTE", n_neighbors=3)),
+    ("takes no option 'n_neighbors'", lambda X1, X0: ImblearnGenerator("SMOTE", n_neighbors=3)),
     ("unknown generator 'smoot'", lambda X1, X0: make_generator("smoot")),
     ("process", lambda X1, X0: make_generator("oracle")),
     ("generator 'smote' takes no option 'kk'; it takes \\['k'\\]", lambda X1, X0: make_generator("smote", k=3, kk=3)),

@@ -38,6 +38,7 @@ import numpy as np
 
 import simstudy  # noqa: F401  (float64 before any array)
 from simstudy.generators.base import FittedGenerator, Generator, check_pair, substreams
+from simstudy.options import UnknownOption
 
 
 def available_samplers() -> dict[str, type]:
@@ -126,8 +127,9 @@ class ImblearnGenerator(Generator):
         accepted = inspect.signature(cls).parameters
         unknown = sorted(set(sampler_kwargs) - set(accepted))
         if unknown:
+            # by name, so that a config error names generator.<option> alone
             allowed = sorted(set(accepted) - set(_RESERVED))
-            raise ValueError(f"{sampler} does not accept {unknown}; its arguments are {allowed}")
+            raise UnknownOption(f"imbalanced-learn's {sampler}", unknown[0], sampler_kwargs[unknown[0]], allowed)
         # imbalanced-learn checks its argument values only inside fit_resample; checking them
         # here refuses k_neighbors="abc" or -1 when the generator is made (InvalidParameterError,
         # a ValueError naming the argument), not on every draw of a running job

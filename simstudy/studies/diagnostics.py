@@ -5,15 +5,16 @@ simulated cell (AUTHORS_DESIGNS.md section D, and issue 17's calibrated versions
 
 * ``symmetry``: the local-symmetry Wald test. Replication r draws n0 majority and n1 minority
   rows (``engine.replication_streams``, so every number regenerates from config + r) and
-  records T, its chi2_p p-value and, with ``selection.n_boot`` > 0, the studentised bootstrap
-  p-value (``diagnostics.wald_symmetry_test``; resamples from the stream keyed
-  (data key, r, ``STREAM_TAGS["symmetry_bootstrap"]``)). The chi2 statistics of a chunk of
-  replications are one batched call. The summary holds each reference's rejection rate at
-  ``selection.alpha`` with its Monte Carlo SE sqrt(rate (1 - rate) / R), T's quantiles beside
-  chi2_p's (the Q-Q plot), and the population's prediction: g_phi = grad R0 - grad R1 at
-  theta*, V from the class moments at theta* (module docstring of simstudy.diagnostics) and
-  the first-order power P(chi2_p(lambda) > chi2_p(1 - alpha)), lambda = g_phi' V^{-1} g_phi
-  (the size alpha under the null).
+  records T, its chi2_p p-value and, with ``selection.n_boot`` > 0, the studentised and the
+  tilted bootstrap p-values (``diagnostics.wald_symmetry_test``; resamples from the streams
+  keyed (data key, r, ``STREAM_TAGS["symmetry_bootstrap"]``) and (..., ``"symmetry_tilted"``)).
+  The chi2 statistics of a chunk of replications are one batched call. The summary holds each
+  reference's rejection rate at ``selection.alpha`` with its Monte Carlo SE
+  sqrt(rate (1 - rate) / R), the count of replications whose tilt stopped short of the null
+  (``tilt_partial``), T's quantiles beside chi2_p's (the Q-Q plot), and the population's
+  prediction: g_phi = grad R0 - grad R1 at theta*, V from the class moments at theta* (module
+  docstring of simstudy.diagnostics) and the first-order power P(chi2_p(lambda) >
+  chi2_p(1 - alpha)), lambda = g_phi' V^{-1} g_phi (the size alpha under the null).
 * ``gqs``: the generator quality score of the cell's generator (``diagnostics.diagnose``, K =
   ``selection.gqs_folds`` folds, default min(5, n1), its fits and draws from the replication's
   fit stream), called biased by the authors' rule (GQS > ``selection.gqs_threshold``) and by the
@@ -98,7 +99,7 @@ def population_prediction(built: BuiltCell, alpha: float) -> dict:
 
 
 def symmetry_rows(dc: DiagnosticsCell, reps) -> pd.DataFrame:
-    """The Wald test of replications ``reps``: T, its chi2 and bootstrap p-values."""
+    """The Wald test of replications ``reps``: T, its chi2 and both bootstraps' p-values."""
     run, built = dc.run, dc.built
     d, sel = run.design, run.selection
     X0s, X1s = [], []
@@ -108,20 +109,27 @@ def symmetry_rows(dc: DiagnosticsCell, reps) -> pd.DataFrame:
         X1s.append(X1)
     X0s, X1s = np.stack(X0s), np.stack(X1s)
     wald = wald_symmetry_test(X0s, X1s, built.model, built.process.labels)
-    p_boot = np.full(len(reps), np.nan)
+    p_boot, p_tilted, share = np.full(len(reps), np.nan), np.full(len(reps), np.nan), np.full(len(reps), np.nan)
     if sel.n_boot:
         for i, r in enumerate(reps):
-            rng = np.random.default_rng(auxiliary_seed(run.seed, (*built.cell.data_key, r), "symmetry_bootstrap"))
-            boot = wald_symmetry_test(
-                X0s[i], X1s[i], built.model, built.process.labels, reference="bootstrap", rng=rng, n_boot=sel.n_boot
-            )
-            p_boot[i] = boot.p_value
+
+            def test(reference, tag):
+                rng = np.random.default_rng(auxiliary_seed(run.seed, (*built.cell.data_key, r), tag))
+                return wald_symmetry_test(
+                    X0s[i], X1s[i], built.model, built.process.labels, reference=reference, rng=rng, n_boot=sel.n_boot
+                )
+
+            p_boot[i] = test("bootstrap", "symmetry_bootstrap").p_value
+            tilted = test("tilted", "symmetry_tilted")
+            p_tilted[i], share[i] = tilted.p_value, tilted.tilt_share
     return pd.DataFrame(
         {
             "replication": list(reps),
             "statistic": np.asarray(wald.statistic, dtype=float),
             "p_chi2": np.asarray(wald.p_value, dtype=float),
             "p_bootstrap": p_boot,
+            "p_tilted": p_tilted,
+            "tilt_share": share,
             "pilot_converged": np.asarray(wald.pilot_info.converged, dtype=bool),
             "pilot_separated": np.asarray(wald.pilot_info.separated, dtype=bool),
         }
@@ -263,6 +271,9 @@ class DiagnosticsStudy:
             n_boot=sel.n_boot,
             reject_chi2=_rate(rows["p_chi2"] <= sel.alpha),
             reject_bootstrap=_rate(rows["p_bootstrap"].dropna() <= sel.alpha) if sel.n_boot else None,
+            reject_tilted=_rate(rows["p_tilted"].dropna() <= sel.alpha) if sel.n_boot else None,
+            # replications whose tilted law could not impose the null fully (null_tilt)
+            tilt_partial=int((rows["tilt_share"].dropna() < 1).sum()) if sel.n_boot else None,
             pilot_failures=int((~rows["pilot_converged"]).sum()),
             pilot_separated=int(rows["pilot_separated"].sum()),
             qq={
@@ -316,19 +327,23 @@ def sweep_report(summaries: list[dict]) -> str:
             )
         return "\n".join(lines) + "\n"
     lines = [
-        "| dgp | p | n1 | n0 | h | alpha | B | R | predicted | chi2 | bootstrap | bootstrap in alpha ± 30% |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| dgp | p | n1 | n0 | h | alpha | B | R | predicted | chi2 | bootstrap | tilted | "
+        "bootstrap in alpha ± 30% | tilted in alpha ± 30% |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for s in summaries:
-        boot = s.get("reject_bootstrap")
         low, high = size_band(s["alpha"])
-        inside = "—" if not boot else ("yes" if low <= boot["rate"] <= high else "**no**")
-        if not s["population"]["null"]:
-            inside = "—"  # the band is a size requirement, not a power one
+
+        def inside(entry):
+            if not entry or not s["population"]["null"]:
+                return "—"  # the band is a size requirement, not a power one
+            return "yes" if low <= entry["rate"] <= high else "**no**"
+
+        boot, tilted = s.get("reject_bootstrap"), s.get("reject_tilted")
         lines.append(
             f"| {s['dgp']} | {s['df']} | {s['n1']} | {s['n0']} | {s.get('cell', {}).get('h', 0)} | {s['alpha']} | "
-            f"{s['n_boot']} | {s['reps']} | "
-            f"{s['population']['power']:.3f} | {_pct(s['reject_chi2'])} | {_pct(boot)} | {inside} |"
+            f"{s['n_boot']} | {s['reps']} | {s['population']['power']:.3f} | {_pct(s['reject_chi2'])} | "
+            f"{_pct(boot)} | {_pct(tilted)} | {inside(boot)} | {inside(tilted)} |"
         )
     return "\n".join(lines) + "\n"
 

@@ -63,12 +63,23 @@ from simstudy.datasets import DATASETS, TableError, load_dataset, load_table
 from simstudy.engine import Design, prefix_weights, replication_streams, stable_key
 from simstudy.families import get_family
 from simstudy.fitting import GLM, fit_glm
-from simstudy.generators import ImblearnGenerator, make_generator
+from simstudy.generators import GENERATORS, ImblearnGenerator, make_generator
 from simstudy.generators.imblearn_adapter import available_samplers
 from simstudy.jobfiles import file_digest
 from simstudy.metrics import METRICS, classification_metrics, reference_loss
+from simstudy.options import check_options
 from simstudy.preprocessing import IMPUTATIONS, Preprocessor, TablePreprocessor, preprocess
-from simstudy.schema import ConfigError, DataConfig, RunConfig, as_plain, known_keys, number, selection_config
+from simstudy.processes import PROCESSES
+from simstudy.schema import (
+    ConfigError,
+    DataConfig,
+    RunConfig,
+    as_plain,
+    bad_value,
+    known_keys,
+    number,
+    selection_config,
+)
 from simstudy.selection import SharedValidations, stratified_splits
 from simstudy.studies.selectors import (
     TG_METHODS,
@@ -715,6 +726,26 @@ class RealDataCell(NamedTuple):
     datasets: list[RealDataset]
 
 
+UNBUILT_GENERATORS = ("oracle", "semi_oracle", "mismatch", "shifted")
+"""Generators that need a process or a population to be built: the unused ``generator``
+section of a real-data job is not checked for these."""
+
+
+def _check_unused_sections(run: RunConfig) -> None:
+    """Real data come from ``data`` and their generators from ``data.generators``; the ``dgp``
+    and ``generator`` sections are never built, so an option they do not take (``+dgp.bogus=1``,
+    a typo) would otherwise pass without a word. Checked here by name, by building nothing but
+    a generator that needs no process."""
+    name = run.dgp.get("name")
+    if name in PROCESSES:
+        with bad_value("dgp", run.dgp):
+            check_options(f"process {name!r}", PROCESSES[name], **{k: v for k, v in run.dgp.items() if k != "name"})
+    name = run.generator.get("name")
+    if name in GENERATORS and name not in UNBUILT_GENERATORS:
+        with bad_value("generator", run.generator):
+            make_generator(name, None, **{k: v for k, v in run.generator.items() if k != "name"})
+
+
 class RealDataStudy:
     """Study 7 (module docstring); implements ``Study``."""
 
@@ -730,6 +761,7 @@ class RealDataStudy:
             raise ConfigError("model.family", run.model.family, "real data needs a binary family (0/1 labels)")
         if sel.feature_map is not None:
             raise ConfigError("selection.feature_map", asdict(sel.feature_map), "must be null for the real_data study")
+        _check_unused_sections(run)
         return replace(run, selection=sel, data=data_config(sections.get("data"), sel))
 
     def build(self, run: RunConfig) -> RealDataCell:

@@ -34,6 +34,7 @@ from scipy.stats import chi2
 from sklearn.base import clone
 
 import simstudy  # noqa: F401  (float64 before any array)
+from simstudy import newton
 from simstudy.fitting import GLM, Fit, FitInfo, fit_glm
 
 
@@ -600,12 +601,16 @@ def _resample_statistics(X0, X1, model, y0, y1, counts, n_boot: int, centre, sta
 
 
 TILT_STEPS = 50
-"""Newton steps ``exponential_tilt`` takes before it calls the target unreachable; from the
-uniform start the feasible tilts of the size grid converged in far fewer (quadratic
-convergence), so a target still unmet after 50 lies outside or on the rows' convex hull."""
+"""Newton steps ``exponential_tilt`` takes before it calls the target unreachable: Newton
+converges quadratically near a reachable target, while outside the rows' convex hull lambda
+runs off and the gradient never vanishes."""
 
 TILT_TOL = 1e-10
 """||sum_i pi_i u_i||_inf on the standardised rows u at which the tilt has converged."""
+
+TILT_RANK_TOL = 1e-10
+"""Singular values of the standardised rows below this fraction of the largest span no
+direction the tilt moves in (``exponential_tilt``)."""
 
 TILT_HALVINGS = 10
 """How often the tilted bootstrap halves its step towards the null before it falls back to the
@@ -635,43 +640,65 @@ def exponential_tilt(Q, target, base=None) -> np.ndarray | None:
     Returns
     -------
     ndarray of shape (n,) or None
-        pi, or None when the target is not reached in ``TILT_STEPS`` Newton steps: it is outside
-        the convex hull of the rows of positive weight (a target on the hull's boundary may
-        give weights that all but vanish off the boundary's rows).
+        pi, or None when the target is not reached in ``TILT_STEPS`` Newton steps or the line
+        search fails: it is outside the convex hull of the rows of positive weight (a target
+        on the hull's boundary may give weights that all but vanish off the boundary's rows).
+
+    Raises
+    ------
+    ValueError
+        If Q is not a finite (n, p) array, target not a finite (p,) vector, or base not n
+        finite weights >= 0 with a positive sum.
     """
     Q = np.asarray(Q, dtype=np.float64)
+    if Q.ndim != 2 or not Q.size or not np.all(np.isfinite(Q)):
+        raise ValueError(f"Q must be a non-empty finite 2-D array (n, p), got shape {Q.shape}")
     n, p = Q.shape
-    b = np.full(n, 1.0 / n) if base is None else np.asarray(base, dtype=np.float64) / np.sum(base)
+    target = np.asarray(target, dtype=np.float64)
+    if target.shape != (p,) or not np.all(np.isfinite(target)):
+        raise ValueError(f"target must be a finite vector of shape ({p},), got shape {target.shape}")
+    if base is None:
+        b = np.full(n, 1.0 / n)
+    else:
+        b = np.asarray(base, dtype=np.float64)
+        if b.shape != (n,) or not np.all(np.isfinite(b)) or np.any(b < 0) or not b.sum() > 0:
+            raise ValueError(f"base must be {n} finite weights >= 0 with a positive sum")
+        b = b / b.sum()
     keep = b > 0
     U = Q[keep] - target
     U = U / np.where((sd := U.std(axis=0)) > 0, sd, 1.0)
+    # Newton in the span of the rows: collinear scores (a duplicated feature, fewer rows than
+    # coefficients) leave f flat along the rest, where its Hessian is singular
+    _, singular, Vt = np.linalg.svd(U, full_matrices=False)
+    U = U @ Vt[singular > TILT_RANK_TOL * singular[0]].T if singular[0] > 0 else U[:, :0]
     log_b = np.log(b[keep])
 
     def log_partition(lam):
         a = log_b + U @ lam
-        top = a.max()
-        return top + np.log(np.exp(a - top).sum()), np.exp(a - top) / np.exp(a - top).sum()
+        e = np.exp(a - a.max())
+        return a.max() + np.log(e.sum()), e / e.sum()
 
-    lam = np.zeros(p)
+    lam = np.zeros(U.shape[1])
     f, w = log_partition(lam)
-    for _ in range(TILT_STEPS):
+    for _ in range(TILT_STEPS + 1):
         grad = w @ U
-        if np.abs(grad).max() <= TILT_TOL:
+        if np.abs(grad).max(initial=0.0) <= TILT_TOL:
             pi = np.zeros(n)
             pi[keep] = w
             return pi
-        hess = (U * w[:, None]).T @ U - np.outer(grad, grad)
+        centred = U - grad
         try:
-            step = np.linalg.solve(hess, grad)
+            step = np.linalg.solve((centred * w[:, None]).T @ centred, grad)
         except np.linalg.LinAlgError:
             return None
-        t = 1.0
-        while True:
-            f_t, w_t = log_partition(lam - t * step)
-            if f_t <= f - 1e-4 * t * (grad @ step) or t < 1e-10:
-                break
+        t, slack = 1.0, newton.decrease_slack(f)
+        # the slack: near the minimum the predicted decrease falls below f's rounding, and
+        # without it the test refused every step there (a tilt stalled at |grad| = 4e-10)
+        while not (f_t := log_partition(lam - t * step))[0] <= f - newton.ARMIJO * t * (grad @ step) + slack:
             t *= 0.5
-        lam, f, w = lam - t * step, f_t, w_t
+            if t < 1e-10:
+                return None
+        lam, (f, w) = lam - t * step, f_t
     return None
 
 
@@ -684,7 +711,9 @@ def null_tilt(Q0, Q1) -> tuple[np.ndarray, np.ndarray, float]:
     so the pilot of the tilted law is the pilot of the data, and its g_phi is (1 - s) g_phi_hat.
     s = 1 imposes the null; where a class cannot reach c (c outside its rows' convex hull, as
     happens when n_k is a few times p), s halves up to ``TILT_HALVINGS`` times, then is 0 (the
-    empirical law).
+    empirical law). A binary family with an intercept never reaches s = 1: class 0's intercept
+    scores l'(eta, 0) are all > 0 and class 1's all < 0, so g_phi's intercept entry is > 0 for
+    every law and local symmetry (g_phi = 0) cannot hold there.
 
     Returns
     -------
@@ -783,9 +812,10 @@ def wald_symmetry_test(
     g_phi = 0; B resamples of n0 and n1 rows from these weights refit the pilot and give
     T*_b = g*_b' V*_b^{-1} g*_b (Hall and Presnell 1999's tilted bootstrap; where a class
     cannot be tilted all the way, T*_b is centred at the part of g_phi_hat left, ``tilt_share``
-    tells how far it got). Imposing the null also moves the resamples' skewness and spread
-    towards the null's, which the centred bootstrap leaves at the data's: README,
-    "Calibrated diagnostics", has its sizes beside the bootstrap's.
+    tells how far it got; a binary family with an intercept never gets all the way, since
+    g_phi's intercept entry is > 0 for every law: ``null_tilt``). Imposing the null also moves
+    the resamples' skewness and spread towards the null's, which the centred bootstrap leaves
+    at the data's: README, "Calibrated diagnostics", has its sizes beside the bootstrap's.
 
     Parameters
     ----------

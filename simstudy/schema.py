@@ -282,11 +282,8 @@ def selection_config(section) -> SelectionConfig:
             raise ConfigError(f"selection.{key}", sel[key], f"must be one of {list(allowed)}")
     n_boot = integer(sel["n_boot"], "selection.n_boot", 0)
     if 0 < n_boot < 19 or (n_boot == 0 and sel["symmetry_test"] != "chi2"):
-        raise ConfigError(
-            "selection.n_boot",
-            n_boot,
-            f"must be 0 (no bootstrap) or >= 19 (>= 19 for symmetry_test={sel['symmetry_test']})",
-        )
+        needs = "" if sel["symmetry_test"] == "chi2" else f" (>= 19 for symmetry_test={sel['symmetry_test']})"
+        raise ConfigError("selection.n_boot", n_boot, f"must be 0 (no bootstrap) or >= 19{needs}")
     return SelectionConfig(
         gammas=None if sel["gammas"] is None else grid(sel["gammas"], "selection.gammas"),
         cv=_cv(sel["cv"]),

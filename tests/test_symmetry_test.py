@@ -236,6 +236,63 @@ def test_null_tilt_keeps_the_pilot_and_makes_the_class_mean_scores_equal():
     np.testing.assert_allclose(refit.theta, theta, atol=1e-9)
 
 
+def test_a_tilt_well_inside_the_hull_is_reached_to_the_last_digits():
+    """Replication 147 of this cell: class 0's tilt stalled at |grad| = 4e-10, where the
+    predicted decrease of the log-partition fell below its rounding and the line search
+    refused every step, so the test went half way to the null (share 0.5) with g_phi_hat
+    small (chi2 p-value 0.32)."""
+    run, _ = _compose(["study=symmetry_test_size", "dgp.d=2", "design.n1=50", "design.kappa=5", "design.reps=1000"])
+    rows = DIAGNOSTICS.replicate(run, {}, 147)
+    assert rows["tilt_share"].tolist() == [1.0]
+    rng = _rng(54)
+    for _ in range(200):
+        Q = rng.standard_normal((50, 3)) ** 3
+        target = Q.mean(axis=0) + 0.05 * Q.std(axis=0) * rng.standard_normal(3)
+        pi = exponential_tilt(Q, target)
+        assert pi is not None
+        np.testing.assert_allclose(pi @ Q, target, atol=1e-9 * np.abs(Q).max())
+
+
+def test_exponential_tilt_moves_in_the_span_of_collinear_rows():
+    """A duplicated column or fewer rows than columns: the target inside the rows' affine hull is
+    reached (the Hessian is singular in the full space), a target off it is not."""
+    rng = _rng(55)
+    Q = rng.standard_normal((30, 2))
+    doubled = np.c_[Q[:, 0], Q]
+    pi = exponential_tilt(doubled, [0.3, 0.3, 0.1])
+    np.testing.assert_allclose(pi @ doubled, [0.3, 0.3, 0.1], atol=1e-9)
+    assert exponential_tilt(doubled, [0.3, 0.2, 0.1]) is None
+    few = rng.standard_normal((3, 5))
+    np.testing.assert_allclose(exponential_tilt(few, few[:2].mean(axis=0)) @ few, few[:2].mean(axis=0), atol=1e-9)
+
+
+@pytest.mark.parametrize(
+    "args, match",
+    [
+        ((np.ones(3), [0.0]), "Q must"),
+        ((np.ones((3, 1)), [0.0, 1.0]), "target must"),
+        ((np.ones((3, 1)), [np.nan]), "target must"),
+        ((np.ones((3, 1)), [0.5], np.zeros(3)), "base must"),
+        ((np.ones((3, 1)), [0.5], [1.0, -1.0, 1.0]), "base must"),
+        ((np.ones((3, 1)), [0.5], [1.0, np.nan, 1.0]), "base must"),
+    ],
+)
+def test_exponential_tilt_refuses_bad_input(args, match):
+    with pytest.raises(ValueError, match=match):
+        exponential_tilt(*args)
+
+
+def test_a_binary_family_with_an_intercept_cannot_be_tilted_to_the_null():
+    """Class 0's intercept scores sigma(eta) are > 0 and class 1's sigma(eta) - 1 < 0 on every row,
+    so g_phi's intercept entry is positive for every law: the tilt stops short (share < 1)."""
+    rng = _rng(56)
+    X0, X1 = rng.standard_normal((400, 2)) - [1.0, 0.0], rng.standard_normal((80, 2)) + [1.0, 0.0]
+    res = wald_symmetry_test(
+        X0, X1, GLM("logistic", intercept=True, ridge=1e-8), reference="tilted", rng=_rng(57), n_boot=19
+    )
+    assert 0.0 < res.tilt_share < 1.0 and res.g_phi_hat[0] > 0
+
+
 def test_null_tilt_goes_part_way_when_a_class_cannot_reach_the_null():
     """One coefficient: class 1's scores lie in [-3.1, -2.9] and c = (1 - 3) / 2 = -1, so its
     mean can move at most 0.1 of the 2 towards c: s halves from 1 to 1/32 (0.0625 > 0.05)."""

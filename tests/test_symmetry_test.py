@@ -495,12 +495,17 @@ def test_a_sweep_plans_the_hash_its_jobs_write_when_a_section_interpolates_anoth
 
 @pytest.mark.slow
 @pytest.mark.parametrize(
-    "d, n1, kappa, calibrated", [(5, 50, 20, ("p_bootstrap", "p_tilted")), (2, 50, 5, ("p_bootstrap", "p_tilted"))]
+    "d, n1, kappa, calibrated",
+    [
+        (5, 50, 20, ("p_bootstrap", "p_tilted")),
+        (2, 50, 5, ("p_bootstrap", "p_tilted")),
+        (10, 50, 5, ("p_tilted",)),  # the bootstrap's size there: 0.073 +- 0.008 (README)
+    ],
 )
 def test_the_bootstraps_hold_the_size_where_the_chi2_does_not(d, n1, kappa, calibrated):
     """1000 null replications (seed 1, not the preset's): each calibrated rejection rate at 0.05
     is within 3 MCSEs of 0.05 (MCSE sqrt(0.05 0.95 / 1000) = 0.0069). The chi2 reference's
-    size there was measured at 0.176 and 0.094 (README); it must sit above 0.05 by more."""
+    size there was measured at 0.176, 0.094 and 0.322 (README); it must sit above 0.05 by more."""
     run, _ = _compose(
         ["study=symmetry_test_size", f"dgp.d={d}", f"design.n1={n1}", f"design.kappa={kappa}", "design.reps=1000"]
         + ["seed=1"]

@@ -31,16 +31,21 @@ def data_dir(tmp_path_factory):
 
 
 def _choice(case, group: str) -> str:
-    """The option of ``group`` a case composes: given on its command line, else its study's."""
+    """The option of ``group`` a case composes: given on its command line, else its study's,
+    else the primary config's default (real_data keeps the default dgp it never builds)."""
     argv = [a.lstrip("+") for a in case.argv]
     for arg in argv:
         if arg.startswith(f"{group}="):
             return arg.split("=", 1)[1]
     study = next((a.split("=", 1)[1] for a in argv if a.startswith("study=")), "quickstart")
-    for line in (ROOT / "conf" / "study" / f"{study}.yaml").read_text().splitlines():
-        if line.strip().startswith(f"- override /{group}:"):
-            return line.split(":", 1)[1].split("#")[0].strip()
-    raise AssertionError(f"{study} sets no {group}")
+    for path, prefix in (
+        (ROOT / "conf" / "study" / f"{study}.yaml", f"- override /{group}:"),
+        (ROOT / "conf" / "config.yaml", f"- {group}:"),
+    ):
+        for line in path.read_text().splitlines():
+            if line.strip().startswith(prefix):
+                return line.split(":", 1)[1].split("#")[0].strip()
+    raise AssertionError(f"neither {study} nor config.yaml sets {group}")
 
 
 def test_the_table_covers_every_kind_of_input():

@@ -333,6 +333,9 @@ def test_sigint_says_one_line_and_exits_130(tmp_path):
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        # a suite started in the background by a non-interactive shell inherits SIGINT ignored,
+        # and Python then keeps it ignored: the job ran to the end and exited 0
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     deadline = time.time() + 120
     while time.time() < deadline and not (tmp_path / "job").exists():

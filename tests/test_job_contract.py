@@ -318,25 +318,30 @@ def test_a_command_line_key_replacing_a_swept_one_is_said():
 
 
 def test_sigint_says_one_line_and_exits_130(tmp_path):
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "simstudy",
-            "design.reps=2000",
-            "theory.refits=4",
-            "figures_dir=null",
-            f"hydra.run.dir={tmp_path / 'job'}",
-        ],
-        cwd=ROOT,
-        env=env(),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        # a suite started in the background by a non-interactive shell inherits SIGINT ignored,
-        # and Python then keeps it ignored: the job ran to the end and exited 0
-        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
-    )
+    # a suite started in the background by a non-interactive shell inherits SIGINT ignored, and
+    # an ignored signal stays ignored across exec: the job ran to the end and exited 0. A handler
+    # in this process is reset to the default at exec instead (a preexec_fn would fork, which
+    # JAX warns about)
+    inherited = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "simstudy",
+                "design.reps=2000",
+                "theory.refits=4",
+                "figures_dir=null",
+                f"hydra.run.dir={tmp_path / 'job'}",
+            ],
+            cwd=ROOT,
+            env=env(),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+    finally:
+        signal.signal(signal.SIGINT, inherited)
     deadline = time.time() + 120
     while time.time() < deadline and not (tmp_path / "job").exists():
         time.sleep(0.1)

@@ -750,9 +750,9 @@ def _tilted_statistics(X0, X1, model, y0, y1, theta, g_hat, rng, n_boot: int, st
 
 
 def _studentised(pilot: _Pilot, centre, stabilised: bool) -> np.ndarray:
-    """T*_b of a block of resamples, g* centred at ``centre``; a resample whose H* or V* is singular (repeated rows can
-    leave a class with fewer distinct rows than features) cannot be studentised and gets
-    T*_b = inf, which counts against the data's T (the conservative side)."""
+    """T*_b of a block of resamples, g* centred at ``centre``; a resample whose H* or V* is
+    singular (repeated rows can leave a class with fewer distinct rows than features) cannot be
+    studentised and gets T*_b = inf, which counts against the data's T (the conservative side)."""
     try:
         boot = _wald(pilot, stabilised)
         centred = boot.g_phi_hat - centre
@@ -831,8 +831,8 @@ def wald_symmetry_test(
     reference : {"chi2", "bootstrap", "tilted"}, default "chi2"
         The null distribution of T (keyword only).
     rng : numpy.random.Generator, optional
-        Draws the resamples; required for "bootstrap" and "tilted" (keyword only). A batch of tests is
-        resampled in its C order, all of one data set's resamples at once.
+        Draws the resamples; required for "bootstrap" and "tilted" (keyword only). A batch of
+        tests is resampled in its C order, all of one data set's resamples at once.
     n_boot : int, default 199
         B, the bootstrap resamples, an integer >= 19 (keyword only).
     variant : {"simstudy", "reference"}, default "simstudy"

@@ -714,12 +714,26 @@ def make_process(name: str, **kwargs) -> Process:
         If the name is unknown, the options do not fit the constructor's signature, or the
         constructor refuses their values.
     """
+    return process_constructor(name, **kwargs)(**kwargs)
+
+
+def process_constructor(name: str, **kwargs) -> Callable[..., Process]:
+    """The constructor of catalog process ``name``, once ``kwargs`` are known to fit its
+    signature (``make_process`` without building: a section that is never built is still
+    checked).
+
+    Raises
+    ------
+    ValueError
+        If the name is unknown or the options do not fit the constructor's signature
+        (``simstudy.options.UnknownOption`` for an option it does not take).
+    """
     try:
         constructor = PROCESSES[name]
     except KeyError:
         raise ValueError(f"unknown process {name!r}; choose one of {sorted(PROCESSES)}") from None
     check_options(f"process {name!r}", constructor, **kwargs)
-    return constructor(**kwargs)
+    return constructor
 
 
 __all__ = [
@@ -731,6 +745,7 @@ __all__ = [
     "local_b",
     "local_g1",
     "make_process",
+    "process_constructor",
     "mixture_minority",
     "noisy_ring",
     "symmetric_mean_shift",

@@ -67,9 +67,8 @@ from simstudy.generators import GENERATORS, ImblearnGenerator, make_generator
 from simstudy.generators.imblearn_adapter import available_samplers
 from simstudy.jobfiles import file_digest
 from simstudy.metrics import METRICS, classification_metrics, reference_loss
-from simstudy.options import check_options
 from simstudy.preprocessing import IMPUTATIONS, Preprocessor, TablePreprocessor, preprocess
-from simstudy.processes import PROCESSES
+from simstudy.processes import PROCESSES, process_constructor
 from simstudy.schema import (
     ConfigError,
     DataConfig,
@@ -739,7 +738,7 @@ def _check_unused_sections(run: RunConfig) -> None:
     name = run.dgp.get("name")
     if name in PROCESSES:
         with bad_value("dgp", run.dgp):
-            check_options(f"process {name!r}", PROCESSES[name], **{k: v for k, v in run.dgp.items() if k != "name"})
+            process_constructor(name, **{k: v for k, v in run.dgp.items() if k != "name"})
     name = run.generator.get("name")
     if name in GENERATORS and name not in UNBUILT_GENERATORS:
         with bad_value("generator", run.generator):

@@ -399,9 +399,48 @@ class ClassLaw(ABC):
         flat = arr.reshape(-1, p)
         return self._risk_rows(flat, _check_label(label), model).reshape(arr.shape[:-1])
 
+    def moments_batch(self, thetas, label: float, model: GLM) -> Moments:
+        """``moments`` at each row of thetas, the fields stacked along a leading axis.
+
+        This base implementation calls ``moments`` row by row; Gaussian mixtures evaluate all
+        rows in one quadrature call.
+
+        Parameters
+        ----------
+        thetas : array_like of shape (B, p)
+            Finite parameter vectors, p = model.n_params(dim).
+        label : float
+            The fixed label y.
+        model : simstudy.fitting.GLM
+            Family and intercept.
+
+        Returns
+        -------
+        Moments
+            risk (B,), grad (B, p), hess (B, p, p) and score_cov (B, p, p).
+
+        Raises
+        ------
+        ValueError
+            If ``model`` is not a GLM, ``thetas`` is not a finite array of shape (B, p) or
+            ``label`` is not a finite number.
+        """
+        thetas = self._thetas(thetas, model)
+        rows = [self.moments(theta, label, model) for theta in thetas]
+        return Moments(*(np.array(field) for field in zip(*rows)))
+
     def _theta(self, theta, model: GLM) -> np.ndarray:
         p = _check_model(model).n_params(self.dim)
         return _vector(theta, "theta", p)
+
+    def _thetas(self, thetas, model: GLM) -> np.ndarray:
+        p = _check_model(model).n_params(self.dim)
+        arr = np.asarray(thetas, dtype=np.float64)
+        if arr.ndim != 2 or arr.shape[1] != p or arr.shape[0] == 0:
+            raise ValueError(f"thetas must have shape (B, {p}) with B >= 1, got shape {arr.shape}")
+        if not np.all(np.isfinite(arr)):
+            raise ValueError("thetas must be finite")
+        return arr
 
 
 # ---------------------------------------------------------------------------------------------
@@ -620,6 +659,40 @@ class GaussianMixtureLaw(ClassLaw):
         hess = second(E[2])
         score_cov = second(E[3]) - np.outer(grad, grad)
         return Moments(risk, grad, 0.5 * (hess + hess.T), 0.5 * (score_cov + score_cov.T))
+
+    def moments_batch(self, thetas, label, model):
+        """``moments`` at each row of thetas in one quadrature call (``ClassLaw.moments_batch``).
+
+        With b_k = S_k theta / s_k and E_j = E[U^j f] for the integrand f (class docstring),
+        E[f z z'] = sum_k w_k (E_0 (mu_k mu_k' + S_k) + (E_2 - E_0) b_k b_k' + E_1 (mu_k b_k' + b_k mu_k')),
+        ``moments``'s three terms regrouped.
+        """
+        thetas = self._thetas(thetas, model)
+        y = _check_label(label)
+        mu_z, S_z = self._design(model)
+        m = thetas @ mu_z.T  # (B, K)
+        S_theta = np.einsum("kpq,bq->bkp", S_z, thetas)
+        s = np.sqrt(np.clip(np.einsum("bkp,bp->bk", S_theta, thetas), 0.0, None))
+        b = np.where(s[..., None] > 0, S_theta / np.where(s > 0, s, 1.0)[..., None], 0.0)
+        E = gaussian_expectations(_all_integrands(model.family), m, s, y) * self.weights[:, None]
+        risk = E[0, ..., 0].sum(axis=1)
+        grad = E[1, ..., 0] @ mu_z + np.einsum("bk,bkp->bp", E[1, ..., 1], b)
+        second_moment = mu_z[:, :, None] * mu_z[:, None, :] + S_z
+
+        def second(Ef):
+            mixed = np.einsum("bk,kp,bkq->bpq", Ef[..., 1], mu_z, b)
+            return (
+                np.einsum("bk,kpq->bpq", Ef[..., 0], second_moment)
+                + np.einsum("bk,bkp,bkq->bpq", Ef[..., 2] - Ef[..., 0], b, b)
+                + mixed
+                + np.swapaxes(mixed, 1, 2)
+            )
+
+        hess = second(E[2])
+        score_cov = second(E[3]) - grad[:, :, None] * grad[:, None, :]
+        return Moments(
+            risk, grad, 0.5 * (hess + np.swapaxes(hess, 1, 2)), 0.5 * (score_cov + np.swapaxes(score_cov, 1, 2))
+        )
 
     def _risk_rows(self, thetas, label, model):
         mu_z, S_z = self._design(model)
@@ -853,6 +926,13 @@ class SymmetricNoiseLaw(ClassLaw):
             else:
                 self._fallback = EmpiricalLaw(sampler=self.sample, n=self.mc_size, seed=self.mc_seed)
         return self._fallback
+
+    def moments_batch(self, thetas, label, model):
+        """``moments`` at each row of thetas: the delegate's batch for a non-squared family
+        (``ClassLaw.moments_batch``)."""
+        if _check_model(model).family.name != "squared":
+            return self._delegate().moments_batch(thetas, label, model)
+        return super().moments_batch(thetas, label, model)
 
     def moments(self, theta, label, model):
         """Moments of l(theta; z, label): the closed form for squared loss, else the delegate's.
@@ -1108,6 +1188,35 @@ class EmpiricalLaw(ClassLaw):
         score = np.asarray(f.score(eta, y))
         curv = np.asarray(f.curvature(eta, y))
         return Z, loss, score, curv
+
+    def mean_score(self, theta, label, model) -> np.ndarray:
+        """``moments(theta, label, model).grad`` alone, the same numbers without the other
+        moments' passes over the rows.
+
+        Parameters
+        ----------
+        theta : array_like of shape (p,)
+            The parameter, p = model.n_params(dim).
+        label : float
+            The fixed label y.
+        model : simstudy.fitting.GLM
+            Family and intercept.
+
+        Returns
+        -------
+        ndarray of shape (p,)
+            The average of score(theta'z_i, y) z_i over the N fixed rows.
+
+        Raises
+        ------
+        ValueError
+            As ``moments``.
+        """
+        model = _check_model(model)
+        theta = self._theta(theta, model)
+        Z = model.features(self.rows)
+        score = np.asarray(model.family.score(Z @ theta, _check_label(label)))
+        return (Z * score[:, None]).mean(axis=0)
 
     def moments(self, theta, label, model):
         """Moments of l(theta; z, label) as averages over the N fixed rows.

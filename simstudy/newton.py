@@ -1,9 +1,10 @@
 """Damped Newton with an Armijo step-halving ladder: the numpy solver of the population problems.
 
-``minimise`` finds theta* = argmin R_bal (``simstudy.population.Population``) and the
-population limit theta_bar(n~) (``simstudy.theory``); the theory's batched solve of every
-generator fit's limit (``simstudy.theory._fit_limits``) follows the same rules with the
-constants below. The JAX fitter (``simstudy.fitting``) is a separate, jitted solver.
+``minimise`` solves one problem: theta* = argmin R_bal (``simstudy.population.Population``)
+and the continuation path of population limits the simulation's fits start from
+(``simstudy.theory``). ``minimise_batch`` solves many at once with the same rules and
+constants: every generator fit's limit (``simstudy.theory._fit_limits``) and the population
+limits along a grid of sizes. The JAX fitter (``simstudy.fitting``) is a separate, jitted solver.
 """
 
 from __future__ import annotations
@@ -201,8 +202,121 @@ def minimise(
     return theta, NewtonInfo(max_steps, float(np.linalg.norm(derivatives(theta)[1])), "max_steps")
 
 
+class BatchInfo(NamedTuple):
+    """How the B solves of a ``minimise_batch`` run ended, one entry per solve.
+
+    Attributes
+    ----------
+    steps : ndarray of int, shape (B,)
+        Newton steps taken.
+    grad_norm : ndarray of float, shape (B,)
+        ||grad f|| at the returned theta.
+    stop : ndarray of str, shape (B,)
+        One of ``STOPS`` each, as ``NewtonInfo.stop``.
+    """
+
+    steps: np.ndarray
+    """(B,) Newton steps taken."""
+    grad_norm: np.ndarray
+    """(B,) ||grad f|| at the returned theta."""
+    stop: np.ndarray
+    """(B,) one of ``STOPS`` each."""
+
+
+def _solve_rows(hess, grad, rows) -> tuple[np.ndarray, np.ndarray]:
+    """H_b^{-1} g_b for the rows b in ``rows``; (steps (B, p), singular (B,) bool)."""
+    step = np.zeros_like(grad)
+    singular = np.zeros(grad.shape[0], dtype=bool)
+    try:
+        step[rows] = np.linalg.solve(hess[rows], grad[rows][..., None])[..., 0]
+    except np.linalg.LinAlgError:  # one singular Hessian fails the whole batched solve
+        for b in np.flatnonzero(rows):
+            try:
+                step[b] = np.linalg.solve(hess[b], grad[b])
+            except np.linalg.LinAlgError:
+                singular[b] = True
+    return step, singular
+
+
+def minimise_batch(
+    derivatives: Callable,
+    start,
+    *,
+    tol: float = GRAD_TOL,
+    max_steps: int = MAX_STEPS,
+    stall_steps: int = STALL_STEPS,
+) -> tuple[np.ndarray, BatchInfo]:
+    """Minimise B smooth convex functions f_b at once by damped Newton, each from its own start.
+
+    Each solve follows ``minimise``'s iteration and stopping rules on its own. The line search
+    differs: a trial step's value comes with its gradient and Hessian (one call of
+    ``derivatives``), so the decrease test costs nothing when the full step is taken, as it is
+    from a good start; otherwise the step is halved one rung at a time, up to LADDER rungs.
+    Every call evaluates all B rows (a solve that stopped keeps its theta): a fixed batch shape
+    lets a jitted quadrature inside ``derivatives`` compile once.
+
+    Parameters
+    ----------
+    derivatives : callable
+        ``derivatives(thetas) -> (f, grad, hess)`` at thetas (B, p): f_b(theta_b) (B,), the
+        gradients (B, p) and Hessians (B, p, p).
+    start : array_like of shape (B, p)
+        The first iterates.
+    tol : float, default GRAD_TOL
+        A solve stops when ||grad f_b|| <= tol (keyword only).
+    max_steps : int, default MAX_STEPS
+        Newton steps at most (keyword only).
+    stall_steps : int, default STALL_STEPS
+        A solve stops after this many stalled steps in a row (keyword only).
+
+    Returns
+    -------
+    thetas : ndarray of shape (B, p)
+        The last iterates.
+    info : BatchInfo
+        Per solve: steps, ||grad f_b|| and why it stopped (``NewtonInfo.stop``); the caller
+        judges whether that is close enough.
+    """
+    theta = np.array(start, dtype=np.float64)
+    B = theta.shape[0]
+    f, grad, hess = derivatives(theta)
+    active = np.ones(B, dtype=bool)
+    best, stalls = np.full(B, np.inf), np.zeros(B, dtype=int)
+    steps, stop = np.zeros(B, dtype=int), np.full(B, "max_steps", dtype=object)
+    for _ in range(max_steps):
+        norm = np.linalg.norm(grad, axis=1)
+        stalls = stall_count(norm, best, stalls)
+        best = np.minimum(best, norm)
+        met, stalled = active & (norm <= tol), active & (norm > tol) & (stalls >= stall_steps)
+        stop[met], stop[stalled] = "tolerance", "stall"
+        active &= ~(met | stalled)
+        if not active.any():
+            break
+        step, singular = _solve_rows(hess, grad, active)
+        stop[singular] = "singular"
+        active &= ~singular
+        slope = np.einsum("bp,bp->b", grad, step)
+        slack = decrease_slack(f)
+        t, pending = np.ones(B), active.copy()
+        for _ in range(LADDER):
+            trial = theta - t[:, None] * step
+            f_t, grad_t, hess_t = derivatives(trial)
+            ok = pending & np.isfinite(f_t) & (f_t <= f - ARMIJO * t * slope + slack)
+            theta[ok], f[ok], grad[ok], hess[ok] = trial[ok], f_t[ok], grad_t[ok], hess_t[ok]
+            steps += ok
+            pending &= ~ok
+            if not pending.any():
+                break
+            t[pending] *= 0.5
+        # a solve whose line search failed stays where it is, judged by its last gradient
+        stop[pending] = "line_search"
+        active &= ~pending
+    return theta, BatchInfo(steps, np.linalg.norm(grad, axis=1), stop.astype(str))
+
+
 __all__ = [
     "ARMIJO",
+    "BatchInfo",
     "GRAD_TOL",
     "LADDER",
     "MAX_STEPS",
@@ -213,5 +327,6 @@ __all__ = [
     "STOPS",
     "decrease_slack",
     "minimise",
+    "minimise_batch",
     "stall_count",
 ]

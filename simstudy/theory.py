@@ -95,6 +95,7 @@ from scipy.optimize import minimize_scalar
 
 import simstudy  # noqa: F401  (float64 before any array)
 from simstudy import newton
+from simstudy.engine import ordered_map
 from simstudy.families import SQUARED
 from simstudy.generators import Oracle
 from simstudy.generators.base import Generator
@@ -267,25 +268,39 @@ def synthetic_moments(
 
     fit_psi, fit_e1, fit_e0 = np.zeros((R, p)), np.zeros((R, p)), np.zeros((R, p))
     fit_H, fit_Sigma = np.empty((R, p, p)), np.empty((R, p, p))
-    fit_laws = []
-    used_pool = False
-    for r in range(R):
-        X1 = process.law1.sample(n1, rng)
-        X0 = process.law0.sample(n0, rng) if n0 is not None else None
-        fitted = generator.fit(X1, X0, rng)
-        fit_laws.append(fitted.law)
-        if fitted.law is not None:
-            mom = fitted.law.moments(theta, y1, model)
-        else:
-            used_pool = True
-            mom = EmpiricalLaw(fitted.sample(pool, rng)).moments(theta, y1, model)
-        fit_psi[r] = mom.grad - real1.grad
-        fit_H[r], fit_Sigma[r] = mom.hess, mom.score_cov
+
+    def fits():
+        """Each refit's samples, generator fit and pool, drawn in order from the one rng."""
+        for _ in range(R):
+            X1 = process.law1.sample(n1, rng)
+            X0 = process.law0.sample(n0, rng) if n0 is not None else None
+            fitted = generator.fit(X1, X0, rng)
+            yield X1, X0, fitted, None if fitted.law is not None else fitted.sample(pool, rng)
+
+    def moments_of(refit):
+        X1, X0, fitted, rows = refit
+        law = fitted.law if rows is None else EmpiricalLaw(rows)
+        mom = law.moments(theta, y1, model)
+        e1 = e0 = None
         if not fixed:
             # a fixed law ignores its fitting sample: no coupling to the real noise
-            fit_e1[r] = EmpiricalLaw(X1).moments(theta, y1, model).grad - real1.grad
+            e1 = EmpiricalLaw(X1).mean_score(theta, y1, model) - real1.grad
             if X0 is not None:
-                fit_e0[r] = EmpiricalLaw(X0).moments(theta, y0, model).grad - population.g
+                e0 = EmpiricalLaw(X0).mean_score(theta, y0, model) - population.g
+        return fitted, rows is not None, mom, e1, e0
+
+    fit_laws = []
+    used_pool = False
+    # the draws stay in this thread, in order; a worker computes each refit's moments meanwhile
+    for r, (fitted, pooled, mom, e1, e0) in enumerate(ordered_map(moments_of, fits(), workers=1)):
+        fit_laws.append(fitted.law)
+        used_pool |= pooled
+        fit_psi[r] = mom.grad - real1.grad
+        fit_H[r], fit_Sigma[r] = mom.hess, mom.score_cov
+        if e1 is not None:
+            fit_e1[r] = e1
+        if e0 is not None:
+            fit_e0[r] = e0
     pool_used = pool if used_pool else 0
 
     psi_mean = fit_psi.mean(axis=0)
@@ -483,6 +498,26 @@ class _PooledRisk:
         risk = w0 * m0.risk + w1 * m1.risk + wt * risk_t
         return risk, grad + wt * grad_t, hess + wt * hess_t
 
+    def derivatives_batch(self, thetas, weights):
+        """``derivatives`` at each row of thetas (B, p), row b with the class weights
+        weights[b] = (n0 / N, n1 / N, n~ / N) of its own size: (B,), (B, p), (B, p, p)."""
+        w0, w1, wt = (column[:, None] for column in weights.T)
+        model = self.pop.model
+        m0 = self.pop.process.law0.moments_batch(thetas, self.y0, model)
+        m1 = self.pop.process.law1.moments_batch(thetas, self.y1, model)
+        if self.syn.law is not None:
+            mt = self.syn.law.moments_batch(thetas, self.y1, model)
+            risk_t, grad_t, hess_t = mt.risk, mt.grad, mt.hess
+        else:
+            e = thetas - self.pop.theta_star
+            risk_t = m1.risk + self._extra(thetas)
+            grad_t = m1.grad + self.syn.psi_mean + e @ self.D
+            hess_t = m1.hess + self.D
+        risk = w0[:, 0] * m0.risk + w1[:, 0] * m1.risk + wt[:, 0] * risk_t
+        grad = w0 * m0.grad + w1 * m1.grad + wt * grad_t
+        hess = w0[..., None] * m0.hess + w1[..., None] * m1.hess + wt[..., None] * hess_t
+        return risk, grad, hess
+
     def risks(self, thetas, w):
         w0, w1, wt = w
         model = self.pop.model
@@ -663,49 +698,15 @@ class _FitRisks:
 
 
 def _fit_limits(risk: _FitRisks, n0: int, n1: int, nt: float, start: np.ndarray) -> np.ndarray:
-    """theta_bar_r(n~) of every fit (F, p): ``newton.minimise``'s iteration, stopping rule and
-    constants on all fits at once, each stopping on its own test. The line search differs: a
-    trial step's Phi comes with its gradient and Hessian (one quadrature pass), so the Armijo
-    check costs nothing when the full step is taken, as it is from a good start; otherwise the
-    step is halved, one rung at a time. Every pass evaluates all fits (those
-    done keep their theta): a fixed batch shape compiles the quadrature once, where subsets
-    of every size compiled for longer than they ran."""
+    """theta_bar_r(n~) of every fit (F, p), by ``newton.minimise_batch`` from ``start``."""
     N = n0 + n1 + nt
     w = (n0 / N, n1 / N, nt / N)
-    theta = np.array(start, dtype=np.float64)
-    F = theta.shape[0]
-    f, grad, hess = risk.derivatives(theta, w)
-    active = np.ones(F, dtype=bool)
-    best, stalls = np.full(F, np.inf), np.zeros(F, dtype=int)
-    for _ in range(newton.MAX_STEPS):
-        norm = np.linalg.norm(grad, axis=1)
-        stalls = newton.stall_count(norm, best, stalls)
-        best = np.minimum(best, norm)
-        active &= (norm > newton.GRAD_TOL) & (stalls < newton.STALL_STEPS)
-        if not active.any():
-            break
-        step = np.zeros_like(theta)
-        step[active] = np.linalg.solve(hess[active], grad[active][..., None])[..., 0]
-        slope = np.einsum("fp,fp->f", grad, step)
-        slack = newton.decrease_slack(f)
-        t, pending = np.ones(F), active.copy()
-        for _ in range(newton.LADDER):
-            trial = theta - t[:, None] * step
-            f_t, grad_t, hess_t = risk.derivatives(trial, w)
-            ok = pending & np.isfinite(f_t) & (f_t <= f - newton.ARMIJO * t * slope + slack)
-            theta[ok], f[ok], grad[ok], hess[ok] = trial[ok], f_t[ok], grad_t[ok], hess_t[ok]
-            pending &= ~ok
-            if not pending.any():
-                break
-            t[pending] *= 0.5
-        # a fit whose line search failed stays where it is, judged by its last gradient
-        active &= ~pending
-    final = np.linalg.norm(grad, axis=1)
-    if not np.all(final <= _FOC_FAIL):
-        r = int(np.argmax(final))
+    theta, info = newton.minimise_batch(lambda th: risk.derivatives(th, w), start)
+    if not np.all(info.grad_norm <= _FOC_FAIL):
+        r = int(np.argmax(info.grad_norm))
         raise RuntimeError(
             f"fit {r}'s population limit at n~ = {nt:g} did not converge: ||grad Phi|| = "
-            f"{final[r]:.3g} at theta = {theta[r]}"
+            f"{info.grad_norm[r]:.3g} at theta = {theta[r]}"
         )
     return theta
 
@@ -837,11 +838,57 @@ class Theory:
         return theta
 
     def _population_path(self, nts) -> np.ndarray:
-        """theta_bar along sizes nts (G,), each Newton solve started where the quadratic through the
-        three previous roots predicts the next (fewer roots at the start, or after a repeated size):
-        on a 201-point grid the first gradient fell from about 1e-4 to 1e-9, saving Newton steps."""
-        pop = self.population
+        """theta_bar at every size of nts (G,) at once (``newton.minimise_batch``), each solve
+        started at its linearised limit theta* - (N H_w)^{-1} b(n~) (N H_w = n0 H0 + n1 H1 +
+        n~ H~, b(n~) = (n0 - n1 - n~) g + n~ E psi), or at theta* itself where that already
+        meets the tolerance (no bias at that size): there it stays exact, not moved by the
+        rounding of the linearisation."""
+        pop, syn, n0, n1 = self.population, self.synthetic, self.n0, self.n1
         nts = np.asarray(nts, dtype=np.float64)
+        weights = np.stack([np.full(nts.shape, float(n0)), np.full(nts.shape, float(n1)), nts], axis=1)
+        weights /= weights.sum(axis=1, keepdims=True)
+        pooled = n0 * pop.H0 + n1 * pop.H1 + nts[:, None, None] * syn.H_tilde
+        b = (n0 - n1 - nts)[:, None] * pop.g + nts[:, None] * syn.psi_mean
+        linearised = pop.theta_star - np.linalg.solve(pooled, b[..., None])[..., 0]
+        at_star = np.broadcast_to(pop.theta_star, linearised.shape)
+
+        def derivatives(thetas):
+            return self._risk.derivatives_batch(thetas, weights)
+
+        exact = np.linalg.norm(derivatives(at_star)[1], axis=1) <= newton.GRAD_TOL
+        start = np.where(exact[:, None], at_star, linearised)
+        theta, info = newton.minimise_batch(derivatives, start)
+        failed = ~(info.grad_norm <= _FOC_FAIL)
+        if failed.any():
+            i = int(np.flatnonzero(failed)[0])
+            raise RuntimeError(
+                f"the population limit at n~ = {nts[i]:g} did not converge: ||grad Phi|| = "
+                f"{info.grad_norm[i]:.3g} at theta = {theta[i]}"
+            )
+        return theta
+
+    def warm_start(self, gammas) -> np.ndarray:
+        """theta_bar at each gamma, solved one size after another: the simulation's fits start
+        here (``simstudy.studies.curve``).
+
+        The same limits as ``predict``'s theta_bar to the solver's tolerance, by another route:
+        each Newton solve starts where the quadratic through the three previous roots predicts
+        the next (fewer roots at the start, or after a repeated size). A fit's last bits depend
+        on its start, so this route is kept as it was when the published replications were
+        run: their numbers stay bit for bit.
+
+        Parameters
+        ----------
+        gammas : array_like
+            Synthetic multipliers, a non-empty 1-D sequence of finite numbers >= 0.
+
+        Returns
+        -------
+        ndarray of shape (G, p)
+            theta_bar(n~) per gamma.
+        """
+        pop = self.population
+        nts = self._sizes(_check_gammas(gammas)).astype(np.float64)
         out = np.empty((len(nts), pop.p))
         for i, nt in enumerate(nts):
             previous = list(range(max(0, i - 3), i))

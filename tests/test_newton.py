@@ -1,6 +1,7 @@
 """The damped Newton kernel (simstudy.newton): its steps, its line search and its stopping rule."""
 
 import numpy as np
+from scipy.special import expit
 
 from simstudy import newton
 
@@ -90,3 +91,58 @@ def test_max_steps_reports_the_gradient_at_the_returned_iterate():
     x, info = newton.minimise(derivatives, values, np.array([4.0, -4.0]), max_steps=2)
     assert info.stop == "max_steps" and info.steps == 2
     assert info.grad_norm == float(np.linalg.norm(derivatives(x)[1]))
+
+
+def softplus_rows(C):
+    """Row b: f_b = sum_i log(1 + e^{x_i}) - c_b'x, as ``softplus(C[b])`` for a whole batch (its
+    trial steps can be far out, where 1 / (1 + e^-x) would overflow)."""
+
+    def derivatives(xs):
+        s = expit(xs)
+        hess = np.zeros(xs.shape + xs.shape[-1:])
+        hess[:, np.arange(xs.shape[1]), np.arange(xs.shape[1])] = s * (1.0 - s)
+        return np.sum(np.logaddexp(0.0, xs) - C * xs, axis=1), s - C, hess
+
+    return derivatives
+
+
+def test_a_batch_takes_each_solves_own_steps_and_stop():
+    rng = np.random.default_rng(3)
+    C = rng.uniform(0.05, 0.95, size=(6, 3))
+    starts = rng.uniform(-4.0, 4.0, size=(6, 3))  # far enough that some solves damp their steps
+    thetas, info = newton.minimise_batch(softplus_rows(C), starts)
+    for b in range(6):
+        x, one = newton.minimise(*softplus(C[b]), starts[b])
+        assert (info.stop[b], info.steps[b]) == (one.stop, one.steps)
+        np.testing.assert_allclose(thetas[b], x, rtol=0, atol=1e-14)
+        np.testing.assert_allclose(info.grad_norm[b], one.grad_norm, rtol=0, atol=1e-15)
+    assert info.steps.max() > info.steps.min()  # the solves did not move in lockstep
+
+
+def test_each_solve_of_a_batch_stops_for_its_own_reason():
+    """Row 0 a quadratic (one full step), row 1 a singular Hessian, row 2 an uphill gradient (no
+    step decreases f), row 3 at its minimum already: one solve's trouble leaves the others alone."""
+    target = np.array([1.0, -2.0])
+
+    def derivatives(xs):
+        f = 0.5 * np.sum((xs - target) ** 2, axis=1)
+        grad = xs - target
+        hess = np.broadcast_to(np.eye(2), (4, 2, 2)).copy()
+        hess[1] = np.diag([1.0, 0.0])
+        f[2], grad[2] = xs[2] @ xs[2], -xs[2]
+        return f, grad, hess
+
+    starts = np.array([[0.0, 0.0], [3.0, 3.0], [1.0, 1.0], target])
+    thetas, info = newton.minimise_batch(derivatives, starts)
+    assert list(info.stop) == ["tolerance", "singular", "line_search", "tolerance"]
+    assert list(info.steps) == [1, 0, 0, 0]
+    np.testing.assert_allclose(thetas[0], target, rtol=0, atol=1e-15)
+    np.testing.assert_array_equal(thetas[1:], starts[1:])
+
+
+def test_a_batch_out_of_steps_reports_the_gradient_at_its_last_iterate():
+    C = np.array([[0.2, 0.9], [0.7, 0.4]])
+    derivatives = softplus_rows(C)
+    thetas, info = newton.minimise_batch(derivatives, np.array([[4.0, -4.0], [-4.0, 4.0]]), max_steps=2)
+    assert list(info.stop) == ["max_steps", "max_steps"] and list(info.steps) == [2, 2]
+    np.testing.assert_array_equal(info.grad_norm, np.linalg.norm(derivatives(thetas)[1], axis=1))

@@ -163,6 +163,58 @@ def test_mixture_squared_matches_isserlis_closed_form(intercept):
         assert law.risk_batch(theta, y, model) == pytest.approx(want.risk, rel=1e-12)
 
 
+@pytest.mark.parametrize("family", ["squared", "logistic", "probit"])
+@pytest.mark.parametrize("intercept", [False, True])
+def test_mixture_moments_batch_is_moments_row_by_row(family, intercept):
+    """One quadrature call for B thetas against the single-theta moments tested above, with
+    theta = 0 (every component's sd zero) and a theta along the singular component's fixed
+    coordinate (that component's sd zero) among the rows."""
+    law = mixture_example()
+    model = GLM(family, intercept=intercept)
+    p = model.n_params(3)
+    thetas = rng_for(7).standard_normal((5, p))
+    thetas[0] = 0.0
+    thetas[1] = np.eye(p)[int(intercept)]
+    for y in (0.0, 1.0):
+        batch = law.moments_batch(thetas, y, model)
+        assert batch.grad.shape == (5, p) and batch.hess.shape == (5, p, p)
+        for b, theta in enumerate(thetas):
+            row = Moments(*(field[b] for field in batch))
+            assert_moments_close(row, law.moments(theta, y, model), rtol=1e-13, atol=1e-15)
+
+
+@pytest.mark.parametrize(
+    "law, family",
+    [
+        (SymmetricNoiseLaw(np.array([0.5, -1.0]), "uniform_cube", np.array([1.0, 2.0])), "squared"),
+        (SymmetricNoiseLaw(np.array([0.5, -1.0]), "gaussian", 1.5), "logistic"),
+        (EmpiricalLaw(rng_for(8).standard_normal((50, 2))), "logistic"),
+    ],
+    ids=["noise-squared", "noise-logistic", "empirical"],
+)
+def test_every_law_batches_its_moments(law, family):
+    model = GLM(family, intercept=True)
+    thetas = rng_for(9).standard_normal((3, 3))
+    batch = law.moments_batch(thetas, 1.0, model)
+    for b, theta in enumerate(thetas):
+        assert_moments_close(Moments(*(field[b] for field in batch)), law.moments(theta, 1.0, model), 1e-13, 1e-15)
+
+
+def test_moments_batch_refuses_what_moments_refuses():
+    law, model = mixture_example(), GLM("logistic")
+    for bad in (np.zeros(3), np.zeros((0, 3)), np.zeros((2, 4)), np.array([[0.0, np.nan, 0.0]])):
+        with pytest.raises(ValueError, match="thetas"):
+            law.moments_batch(bad, 1.0, model)
+
+
+def test_an_empirical_laws_mean_score_is_its_moments_gradient_bit_for_bit():
+    law = EmpiricalLaw(rng_for(10).standard_normal((300, 3)))
+    for family, y in (("logistic", 0.0), ("probit", 1.0), ("squared", 0.3)):
+        model = GLM(family, intercept=True)
+        theta = rng_for(11).standard_normal(4)
+        np.testing.assert_array_equal(law.mean_score(theta, y, model), law.moments(theta, y, model).grad)
+
+
 @pytest.mark.parametrize("family", ["logistic", "probit"])
 @pytest.mark.parametrize("intercept", [False, True])
 def test_gaussian_binary_families_match_tensor_gauss_hermite(family, intercept):

@@ -38,6 +38,7 @@ from simstudy.processes import gaussian_classes, symmetric_mean_shift
 from simstudy.theory import (
     OptimalSize,
     SyntheticMoments,
+    Theory,
     _FirstOrderTerms,
     bias_linearisation,
     optimal_sizes,
@@ -284,6 +285,25 @@ def test_squared_loss_population_limit_and_first_order_bias_are_exact(asym_pop):
         # the squared-loss FOC is linear in theta, so the "first-order" bias is exact
         np.testing.assert_allclose(pred.bias_term, pred.population_excess, rtol=1e-9, atol=1e-15)
         np.testing.assert_allclose(pred.population_param_error, np.linalg.norm(ref - theta, axis=1), atol=1e-12)
+
+
+def test_the_warm_start_and_the_prediction_solve_the_same_limits(asym_pop):
+    """Two routes to theta_bar(n~): the continuation, one size after another, that the fits
+    start from, and the prediction's batched solve of all sizes at once. Squared loss against
+    the closed form; logistic loss with a data-dependent generator (the second-order synthetic
+    risk) and with a fixed Gaussian law (its exact risk), the two routes against each other."""
+    n0, n1 = 1000, 50
+    gammas = np.array([0.0, 0.3, 1.0, 1.0, 2.5])  # a repeated size too
+    syn_mean, syn_cov = np.array([1.2, -0.4]), np.array([[0.5, 0.1], [0.1, 2.0]])
+    syn = synthetic_moments(asym_pop, Oracle(gaussian(syn_mean, syn_cov)), n1, rng_from(4))
+    ref = np.array([pooled_limit(n0, n1, k, syn_mean, syn_cov) for k in np.rint(gammas * (n0 - n1))])
+    np.testing.assert_allclose(Theory(asym_pop, syn, n0, n1).warm_start(gammas), ref, atol=1e-12)
+
+    pop = Population(gaussian_classes(), GLM("logistic", intercept=True))
+    for generator in (GaussianFit(), Oracle(pop.process.law1.shifted(np.array([0.4, -0.3])))):
+        syn = synthetic_moments(pop, generator, n1, rng_from(12), refits=10)
+        theory = Theory(pop, syn, n0, n1)
+        np.testing.assert_allclose(theory.predict(gammas).theta_bar, theory.warm_start(gammas), rtol=0, atol=1e-12)
 
 
 def test_first_order_bias_approaches_the_exact_curve_at_rate_one_over_n():

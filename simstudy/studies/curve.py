@@ -11,6 +11,7 @@ calibrated verdicts of the theory against the simulation (``engine.verdict``).
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from functools import cached_property
 
 import numpy as np
@@ -50,8 +51,7 @@ class CurveCell:
         return np.random.default_rng(auxiliary_seed(self.run.seed, self.key, tag))
 
     @cached_property
-    def theory(self) -> dict:
-        """The theory's predictions for the cell (module docstring), computed once."""
+    def _theory(self) -> Theory:
         built, design = self.built, self.built.design
         synthetic = synthetic_moments(
             built.population,
@@ -61,11 +61,23 @@ class CurveCell:
             refits=self.run.theory_refits,
             n0=design.n0,
         )
-        theory = Theory(built.population, synthetic, design.n0, design.n1)
+        return Theory(built.population, synthetic, design.n0, design.n1)
+
+    @cached_property
+    def warm_start(self):
+        """The replications' starting point: the theory's population limit theta_bar(n~) per
+        gamma (``Theory.warm_start``), or None where it is not finite."""
+        theta_bar = self._theory.warm_start(self.built.design.gammas)
+        return theta_bar if np.all(np.isfinite(theta_bar)) else None
+
+    @cached_property
+    def theory(self) -> dict:
+        """The theory's predictions for the cell (module docstring), computed once."""
+        design, theory = self.built.design, self._theory
         fine = np.linspace(0.0, max(design.gammas), FINE_POINTS)
         refine_note = theory.refinement_unavailable()
         return {
-            "synthetic": synthetic,
+            "synthetic": theory.synthetic,
             "prediction": theory.predict(design.gammas),
             "fine": fine,
             "fine_prediction": theory.predict(fine),
@@ -76,13 +88,6 @@ class CurveCell:
             "refine_note": refine_note,
             "refined": None if refine_note else theory.refined_prediction(design.gammas),
         }
-
-    @property
-    def warm_start(self):
-        """The replications' starting point: the theory's population limit theta_bar(n~) per
-        gamma, or None where it is not finite."""
-        theta_bar = np.asarray(self.theory["prediction"].theta_bar)
-        return theta_bar if np.all(np.isfinite(theta_bar)) else None
 
 
 def _quantiles(summary) -> dict:
@@ -117,7 +122,14 @@ class CurveStudy:
 
     def run(self, built: CurveCell, progress) -> pd.DataFrame:
         b = built.built
-        return run_cell(b.cell, b.population, theta0=built.warm_start, progress=progress, workers=built.run.workers)
+        theta0 = built.warm_start
+        # the predictions need the fits no more than the fits need them: they are computed in a
+        # thread of their own while the replications run (the fits leave part of a core idle)
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            predictions = pool.submit(lambda: built.theory)
+            rows = run_cell(b.cell, b.population, theta0=theta0, progress=progress, workers=built.run.workers)
+            predictions.result()
+        return rows
 
     def summarise(self, built: CurveCell, rows: pd.DataFrame) -> dict:
         run, b, design = built.run, built.built, built.built.design

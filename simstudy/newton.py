@@ -276,8 +276,15 @@ def minimise_batch(
     info : BatchInfo
         Per solve: steps, ||grad f_b|| and why it stopped (``NewtonInfo.stop``); the caller
         judges whether that is close enough.
+
+    Raises
+    ------
+    ValueError
+        If ``start`` is not two-dimensional.
     """
     theta = np.array(start, dtype=np.float64)
+    if theta.ndim != 2:
+        raise ValueError(f"start must have shape (B, p), got shape {theta.shape}")
     B = theta.shape[0]
     f, grad, hess = derivatives(theta)
     active = np.ones(B, dtype=bool)
@@ -300,8 +307,11 @@ def minimise_batch(
         t, pending = np.ones(B), active.copy()
         for _ in range(LADDER):
             trial = theta - t[:, None] * step
-            f_t, grad_t, hess_t = derivatives(trial)
-            ok = pending & np.isfinite(f_t) & (f_t <= f - ARMIJO * t * slope + slack)
+            # a step that overflowed is refused like one whose value is not finite; its row is
+            # evaluated at the current theta so that ``derivatives`` sees finite input only
+            finite = np.all(np.isfinite(trial), axis=1)
+            f_t, grad_t, hess_t = derivatives(np.where(finite[:, None], trial, theta))
+            ok = pending & finite & np.isfinite(f_t) & (f_t <= f - ARMIJO * t * slope + slack)
             theta[ok], f[ok], grad[ok], hess[ok] = trial[ok], f_t[ok], grad_t[ok], hess_t[ok]
             steps += ok
             pending &= ~ok

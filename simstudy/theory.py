@@ -871,9 +871,10 @@ class Theory:
         """theta_bar at each gamma, solved one size after another: the simulation's fits start
         here (``simstudy.studies.curve``).
 
-        The same limits as ``predict``'s theta_bar to the solver's tolerance, by another route:
-        each Newton solve starts where the quadratic through the three previous roots predicts
-        the next (fewer roots at the start, or after a repeated size). A fit's last bits depend
+        The same limits as ``predict``'s theta_bar to the solver's tolerance where both routes
+        converge, by another route: each Newton solve starts where the quadratic through the
+        three previous roots predicts the next (fewer roots at the start, or after a repeated
+        size), and a solve that fails raises (the batched route may still succeed). A fit's last bits depend
         on its start, so this route is kept as it was when the published replications were
         run: their numbers stay bit for bit.
 
@@ -886,6 +887,11 @@ class Theory:
         -------
         ndarray of shape (G, p)
             theta_bar(n~) per gamma.
+
+        Raises
+        ------
+        RuntimeError
+            If a solve does not converge (naming its size).
         """
         pop = self.population
         nts = self._sizes(_check_gammas(gammas)).astype(np.float64)
@@ -945,7 +951,7 @@ class Theory:
 
     def _exact_fit_excess(self, nt: np.ndarray) -> np.ndarray:
         """(G, R) R_bal(theta_bar_r(n~)) - R_bal(theta*) for every size and fit. As in
-        ``_population_path``, each fit's Newton solve starts where the quadratic through its three
+        ``warm_start``, each fit's Newton solve starts where the quadratic through its three
         previous roots predicts the next; the first two start at the fit's linearised limit
         theta* - H_w,r^{-1} b_r / N, which is further off (its gradient 1e-2 to 2e-1 in study 2,
         against 1e-4 to 1e-6 from the predictor)."""

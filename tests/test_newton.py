@@ -1,6 +1,7 @@
 """The damped Newton kernel (simstudy.newton): its steps, its line search and its stopping rule."""
 
 import numpy as np
+import pytest
 from scipy.special import expit
 
 from simstudy import newton
@@ -146,3 +147,26 @@ def test_a_batch_out_of_steps_reports_the_gradient_at_its_last_iterate():
     thetas, info = newton.minimise_batch(derivatives, np.array([[4.0, -4.0], [-4.0, 4.0]]), max_steps=2)
     assert list(info.stop) == ["max_steps", "max_steps"] and list(info.steps) == [2, 2]
     np.testing.assert_array_equal(info.grad_norm, np.linalg.norm(derivatives(thetas)[1], axis=1))
+
+
+def test_a_step_that_overflows_is_refused_and_never_evaluated():
+    """Row 1's Hessian is so small that its Newton step is infinite: that solve stops on the line
+    search (as ``minimise`` stops it), the other is solved, and ``derivatives`` (which, like the
+    class laws' batched moments, refuses non-finite input) only ever sees finite rows."""
+    target = np.array([1.0, -2.0])
+
+    def derivatives(xs):
+        assert np.all(np.isfinite(xs))
+        hess = np.broadcast_to(np.eye(2), (2, 2, 2)).copy()
+        hess[1] *= 1e-320
+        return 0.5 * np.sum((xs - target) ** 2, axis=1), xs - target, hess
+
+    thetas, info = newton.minimise_batch(derivatives, np.zeros((2, 2)))
+    assert list(info.stop) == ["tolerance", "line_search"]
+    np.testing.assert_allclose(thetas[0], target, rtol=0, atol=1e-15)
+    np.testing.assert_array_equal(thetas[1], np.zeros(2))
+
+
+def test_a_batch_start_must_be_a_matrix():
+    with pytest.raises(ValueError, match=r"shape \(B, p\)"):
+        newton.minimise_batch(softplus_rows(np.array([[0.5]])), np.zeros(1))

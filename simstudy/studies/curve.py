@@ -11,7 +11,7 @@ calibrated verdicts of the theory against the simulation (``engine.verdict``).
 
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
+import threading
 from functools import cached_property
 
 import numpy as np
@@ -24,6 +24,7 @@ from simstudy.engine import (
     auxiliary_seed,
     empirical_optimum,
     fit_replications,
+    one_blas_thread,
     replication_rows,
     root_mean_square,
     run_cell,
@@ -90,6 +91,34 @@ class CurveCell:
         }
 
 
+class _Background:
+    """``function()`` computed in a daemon thread; ``result()`` waits for it and returns it or
+    raises what it raised.
+
+    The predictions need the fits no more than the fits need them, so a curve job computes
+    them beside its replications (the fits leave part of a core idle). A daemon thread, not
+    an executor's: when the fits stop (Ctrl-C, an error) the job ends at once, without waiting
+    for the predictions, which an executor's thread would make it do, at exit if not before.
+    """
+
+    def __init__(self, function):
+        self._outcome: dict = {}
+        self._thread = threading.Thread(target=self._run, args=(function,), daemon=True, name="curve-predictions")
+        self._thread.start()
+
+    def _run(self, function):
+        try:
+            self._outcome["value"] = function()
+        except BaseException as err:  # noqa: BLE001 - handed to the waiting thread by result()
+            self._outcome["error"] = err
+
+    def result(self):
+        self._thread.join()
+        if "error" in self._outcome:
+            raise self._outcome["error"]
+        return self._outcome["value"]
+
+
 def _quantiles(summary) -> dict:
     return {str(q): json_numbers(v) for q, v in zip(QUANTILES, summary.quantiles)}
 
@@ -122,11 +151,11 @@ class CurveStudy:
 
     def run(self, built: CurveCell, progress) -> pd.DataFrame:
         b = built.built
-        theta0 = built.warm_start
-        # the predictions need the fits no more than the fits need them: they are computed in a
-        # thread of their own while the replications run (the fits leave part of a core idle)
-        with ThreadPoolExecutor(max_workers=1) as pool:
-            predictions = pool.submit(lambda: built.theory)
+        # one BLAS thread for the predictions too, not only while run_cell holds its limit
+        # (threadpoolctl's limits are the process's)
+        with one_blas_thread():
+            theta0 = built.warm_start
+            predictions = _Background(lambda: built.theory)
             rows = run_cell(b.cell, b.population, theta0=theta0, progress=progress, workers=built.run.workers)
             predictions.result()
         return rows

@@ -45,6 +45,7 @@ PHASES = (
     ("preflight", "simstudy.app", "preflight"),
     ("build", "simstudy.studies.curve.CurveStudy", "build"),
     ("replications: waiting for the workers", "simstudy.studies.curve", "run_cell"),
+    ("theory: waiting for the predictions", "simstudy.studies.curve._Background", "result"),
     ("draw (worker threads)", "simstudy.engine", "draw_replication"),
     ("fit (worker threads)", "simstudy.engine", "fit_glm"),
     ("exact risks and rows", "simstudy.engine", "replication_rows"),

@@ -1,11 +1,12 @@
 """``study.kind: curve``: theory against simulation in one design cell (THEORY.md section 6,
 studies 1-5).
 
-A job builds the cell (``simstudy.cell.BuiltCell``), computes the theory's predictions (the
-first-order expected excess on the grid and on a fine grid, the optimal sizes, and the refined
-curve where each generator fit's exact bias is known), runs the R replications (each the G
-nested fits of one design, warm-started at the theory's population limit), and summarises the
-curves with their Monte Carlo errors, the empirical optimum with its bootstrap CI, and the
+A job builds the cell (``simstudy.cell.BuiltCell``), computes the theory's synthetic moments
+and from them the population limit the fits start from (``Theory.warm_start``), runs the R
+replications (each the G nested fits of one design) while a thread computes the theory's
+predictions (the first-order expected excess on the grid and on a fine grid, the optimal
+sizes, and the refined curve where each generator fit's exact bias is known), and summarises
+the curves with their Monte Carlo errors, the empirical optimum with its bootstrap CI, and the
 calibrated verdicts of the theory against the simulation (``engine.verdict``).
 """
 

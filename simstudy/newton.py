@@ -20,13 +20,21 @@ the rounding floor)."""
 MAX_STEPS = 100
 """Newton steps at most (``Population`` allows 200)."""
 STALL_RATIO = 0.5
-"""A step stalls when it leaves ||grad f|| above STALL_RATIO times the smallest norm so far:
-Newton converges quadratically, so a gradient that stops halving sits at the floor of
-floating-point (or Monte Carlo) rounding."""
+"""A step stalls when it leaves ||grad f|| above STALL_RATIO times the smallest norm so far and
+decreases f by no more than the decrease test's rounding slack: Newton converges quadratically,
+so a gradient that stops halving while f stops falling sits at the floor of floating-point (or
+Monte Carlo) rounding. A step that decreases f by more never stalls, and resets the count: far
+from the minimum the gradient may shrink slowly, or grow, while f falls."""
 STALL_STEPS = 2
 """Stop after this many stalled steps in a row (``Population`` waits for 3)."""
 LADDER = 30
 """Step lengths tried: 1, 1/2, ..., 2^-(LADDER - 1)."""
+MAX_STEP_RATIO = 10.0
+"""A Newton step longer than MAX_STEP_RATIO (1 + ||theta||) is shortened to that length before
+the ladder. Far from the minimum, where the Hessian is nearly flat (a logistic risk past its
+bend), the full step can leave for ||theta|| in the hundreds of thousands, where a class law's
+risk needs a quadrature of millions of nodes just to be refused; near the minimum the steps
+are far shorter and left alone."""
 ARMIJO = 1e-4
 """Sufficient decrease: f(theta - t d) <= f(theta) - ARMIJO t grad'd (+ the slack)."""
 SLACK_ULPS = 64
@@ -122,6 +130,19 @@ def decrease_slack(f):
     return SLACK_ULPS * np.finfo(float).eps * (np.abs(f) + 1.0)
 
 
+def _capped(steps, thetas) -> np.ndarray:
+    """Each row of steps (B, p) no longer than MAX_STEP_RATIO (1 + ||theta||) for its row of
+    thetas; rows within the cap are returned as they are, bit for bit."""
+    length = np.linalg.norm(steps, axis=1)
+    cap = MAX_STEP_RATIO * (1.0 + np.linalg.norm(thetas, axis=1))
+    long = length > cap
+    if not long.any():
+        return steps
+    out = steps.copy()
+    out[long] *= (cap[long] / length[long])[:, None]
+    return out
+
+
 def _armijo_step(values: Callable, theta, f: float, grad, step) -> np.ndarray | None:
     """The longest theta - t step, t = 2^-k, k < LADDER, with a finite value meeting the
     decrease test; None when there is none. All rungs are evaluated in one batch."""
@@ -175,16 +196,19 @@ def minimise(
 
     t_k the largest of 1, 1/2, ..., 2^-(LADDER-1) with f(theta_k - t d_k) finite and at most
     f(theta_k) - ARMIJO t g_k'd_k + SLACK_ULPS eps (|f(theta_k)| + 1). It stops at the first
-    k with ||g_k|| <= tol, or with ``stall_steps`` stalled steps in a row (a step stalls when
-    ||g_k|| >= STALL_RATIO min_{j<k} ||g_j||), when no t passes the test or H_k is singular
-    (theta_k returned), or after ``max_steps`` steps.
+    k with ||g_k|| <= tol, or with ``stall_steps`` stalled steps in a row (step k - 1 stalls
+    when ||g_k|| >= STALL_RATIO min_{j<k} ||g_j|| and f(theta_{k-1}) - f(theta_k) is at most
+    the slack above; one that decreases f more resets the count), when no t passes the test
+    or H_k is singular (theta_k returned), or after ``max_steps`` steps. A d_k longer than
+    MAX_STEP_RATIO (1 + ||theta_k||) is first shortened to that length.
     """
     theta = np.array(start, dtype=np.float64)
-    best, stalls = np.inf, 0
+    best, stalls, before = np.inf, 0, np.inf
     for steps in range(max_steps):
         f, grad, hess = derivatives(theta)
         norm = float(np.linalg.norm(grad))
-        stalls = stall_count(norm, best, stalls)
+        stalls = 0 if before - f > decrease_slack(before) else stall_count(norm, best, stalls)
+        before = f
         best = min(best, norm)
         if norm <= tol:
             return theta, NewtonInfo(steps, norm, "tolerance")
@@ -194,6 +218,7 @@ def minimise(
             step = np.linalg.solve(hess, grad)
         except np.linalg.LinAlgError:
             return theta, NewtonInfo(steps, norm, "singular")
+        step = _capped(step[None], theta[None])[0]
         trial = _armijo_step(values, theta, f, grad, step)
         if trial is None:
             return theta, NewtonInfo(steps, norm, "line_search")
@@ -290,9 +315,11 @@ def minimise_batch(
     active = np.ones(B, dtype=bool)
     best, stalls = np.full(B, np.inf), np.zeros(B, dtype=int)
     steps, stop = np.zeros(B, dtype=int), np.full(B, "max_steps", dtype=object)
+    before = np.full(B, np.inf)
     for _ in range(max_steps):
         norm = np.linalg.norm(grad, axis=1)
-        stalls = stall_count(norm, best, stalls)
+        stalls = np.where(before - f > decrease_slack(before), 0, stall_count(norm, best, stalls))
+        before = f.copy()
         best = np.minimum(best, norm)
         met, stalled = active & (norm <= tol), active & (norm > tol) & (stalls >= stall_steps)
         stop[met], stop[stalled] = "tolerance", "stall"
@@ -302,6 +329,7 @@ def minimise_batch(
         step, singular = _solve_rows(hess, grad, active)
         stop[singular] = "singular"
         active &= ~singular
+        step = _capped(step, theta)
         slope = np.einsum("bp,bp->b", grad, step)
         slack = decrease_slack(f)
         t, pending = np.ones(B), active.copy()
@@ -329,6 +357,7 @@ __all__ = [
     "BatchInfo",
     "GRAD_TOL",
     "LADDER",
+    "MAX_STEP_RATIO",
     "MAX_STEPS",
     "NewtonInfo",
     "SLACK_ULPS",

@@ -54,12 +54,41 @@ def pseudo_huber():
 
 
 def test_a_far_start_is_damped_by_the_armijo_ladder_and_converges():
+    """The damped phase shrinks the gradient slowly while f falls: no stall, with the default
+    rule (a stall needs f to stop falling too)."""
     derivatives, values = pseudo_huber()
     start = np.array([1.5])
     assert values(-(start[None] ** 3))[0] > derivatives(start)[0]  # the full step increases f
-    # the stall rule assumes the quadratic phase; the damped phase here shrinks the gradient slowly
-    x, info = newton.minimise(derivatives, values, start, stall_steps=newton.MAX_STEPS)
+    x, info = newton.minimise(derivatives, values, start)
     assert info.converged and abs(x[0]) <= newton.GRAD_TOL
+
+    def rows(xs):
+        r = np.sqrt(1.0 + xs * xs)
+        return r.sum(axis=1), xs / r, (r**-3)[:, :, None]
+
+    xs, batch = newton.minimise_batch(rows, start[None])
+    assert batch.stop[0] == "tolerance" and abs(xs[0, 0]) <= newton.GRAD_TOL
+
+
+def test_a_step_from_where_the_hessian_is_flat_is_shortened_before_the_ladder():
+    """softplus at x = 30 has curvature e^-30: the full Newton step would go to about -1e13.
+    Each step is shortened to MAX_STEP_RATIO (1 + |x|) of the iterate it leaves, so no point
+    tried gets anywhere near that, and the solve still reaches the minimum."""
+    c = np.array([0.3])
+    derivatives, values = softplus(c)
+    tried = []
+
+    def recorded(xs):
+        tried.append(np.abs(xs).max())
+        return values(xs)
+
+    x, info = newton.minimise(derivatives, recorded, np.array([30.0]))
+    assert info.converged
+    np.testing.assert_allclose(x, np.log(c / (1.0 - c)), rtol=1e-12)
+    assert max(tried) < 1e3
+    xs, batch = newton.minimise_batch(softplus_rows(c[None]), np.array([[30.0]]))
+    assert batch.stop[0] == "tolerance"
+    np.testing.assert_allclose(xs[0], np.log(c / (1.0 - c)), rtol=1e-12)
 
 
 def test_with_no_tolerance_it_runs_to_the_rounding_floor_and_stops_on_the_stall_rule():

@@ -28,6 +28,7 @@ import numpy as np
 import pytest
 
 import simstudy  # noqa: F401
+from simstudy import newton
 from simstudy.fitting import GLM, fit_glm
 from simstudy.generators import GaussianFit, Oracle, SemiOracle, Smote
 from simstudy.generators.base import FittedGenerator, Generator
@@ -304,6 +305,26 @@ def test_the_warm_start_and_the_prediction_solve_the_same_limits(asym_pop):
         syn = synthetic_moments(pop, generator, n1, rng_from(12), refits=10)
         theory = Theory(pop, syn, n0, n1)
         np.testing.assert_allclose(theory.predict(gammas).theta_bar, theory.warm_start(gammas), rtol=0, atol=1e-12)
+
+
+def test_every_fit_limit_is_found_from_a_far_start():
+    """On a coarse grid the refined curve's path predictor starts some fits far out, where the
+    logistic risk is flat: there full Newton steps lower Phi while the gradient shrinks slowly
+    (not a stall), and the first step would leap to ||theta|| ~ 7e5, where the quadrature needs
+    tens of GB (it is shortened). Found in review: fit 7 of these refits stopped at
+    ||grad Phi|| = 0.23, and the job failed. The limits must equal those solved from theta*."""
+    pop = Population(gaussian_classes(), GLM("logistic", intercept=True))
+    n0, n1, gammas = 1000, 50, np.array([0.0, 0.3, 1.0, 2.5])
+    syn = synthetic_moments(pop, GaussianFit(), n1, rng_from(1), refits=12)
+    refined = Theory(pop, syn, n0, n1).refined_prediction(gammas)
+    risks = Theory(pop, syn, n0, n1)._fit_risks
+    for g, nt in enumerate(np.rint(gammas * (n0 - n1))):
+        N = n0 + n1 + nt
+        roots, info = newton.minimise_batch(
+            lambda th, N=N, nt=nt: risks.derivatives(th, (n0 / N, n1 / N, nt / N)), np.tile(pop.theta_star, (12, 1))
+        )
+        assert np.all(info.stop == "tolerance")
+        np.testing.assert_allclose(refined.exact_bias[g], pop.excess(roots).mean(), rtol=1e-9, atol=1e-15)
 
 
 def test_first_order_bias_approaches_the_exact_curve_at_rate_one_over_n():

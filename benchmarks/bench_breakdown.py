@@ -12,10 +12,9 @@ It times three things, each in a process of its own:
 3. the same command in this process (``simstudy.app.main``) with a timer around each phase.
    Each second is counted once, in the innermost phase running in its thread: the build
    inside the preflight counts as build, the sweep figure saved by the aggregation as
-   figures, the psi moments inside the warm start as psi moments. The main thread's phases
-   and "other" (Hydra, composition, the jobs' remaining steps) add up to the wall time; the
-   draws and fits run in the engine's worker threads and the theory's predictions in a
-   thread beside them, so their seconds are summed over those threads. Compilation happens
+   figures. The main thread's phases and "other" (Hydra, composition, the jobs' remaining
+   steps) add up to the wall time; the draws and fits run in the engine's worker threads, so
+   their seconds are summed over those threads. Compilation happens
    inside the phases and is reported beside them, from JAX's monitoring events.
 
 The persistent compile cache is used as a job uses it (``SIMSTUDY_COMPILE_CACHE``); pass
@@ -35,17 +34,12 @@ import threading
 import time
 from pathlib import Path
 
-THEORY_PHASES = (
-    ("theory: psi moments", "_theory"),
-    ("theory: warm start (continuation)", "warm_start"),
-    ("theory: predictions (own thread)", "theory"),
-)
-"""The curve cell's theory in its three steps (``simstudy.studies.curve.CurveCell``)."""
+THEORY_PHASES = (("theory (psi moments, warm start, predictions)", "theory"),)
+"""The curve cell's cached theory (``simstudy.studies.curve.CurveCell``)."""
 PHASES = (
     ("preflight", "simstudy.app", "preflight"),
     ("build", "simstudy.studies.curve.CurveStudy", "build"),
     ("replications: waiting for the workers", "simstudy.studies.curve", "run_cell"),
-    ("theory: waiting for the predictions", "simstudy.studies.curve._Background", "result"),
     ("draw (worker threads)", "simstudy.engine", "draw_replication"),
     ("fit (worker threads)", "simstudy.engine", "fit_glm"),
     ("exact risks and rows", "simstudy.engine", "replication_rows"),
@@ -130,11 +124,9 @@ def in_process(argv: list[str]) -> tuple[float, dict, dict]:
             owner = getattr(importlib.import_module(".".join(path)), cls)
         setattr(owner, attribute, timed(totals, name, getattr(owner, attribute)))
     for name, attribute in THEORY_PHASES:
-        step = curve.CurveCell.__dict__.get(attribute)
-        if isinstance(step, functools.cached_property):  # (before the steps were split, one)
-            cached = functools.cached_property(timed(totals, name, step.func))
-            setattr(curve.CurveCell, attribute, cached)
-            cached.__set_name__(curve.CurveCell, attribute)
+        cached = functools.cached_property(timed(totals, name, curve.CurveCell.__dict__[attribute].func))
+        setattr(curve.CurveCell, attribute, cached)
+        cached.__set_name__(curve.CurveCell, attribute)
     start = time.perf_counter()
     try:
         app.main(argv)

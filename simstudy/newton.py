@@ -21,10 +21,12 @@ MAX_STEPS = 100
 """Newton steps at most (``Population`` allows 200)."""
 STALL_RATIO = 0.5
 """A step stalls when it leaves ||grad f|| above STALL_RATIO times the smallest norm so far and
-decreases f by no more than the decrease test's rounding slack: Newton converges quadratically,
-so a gradient that stops halving while f stops falling sits at the floor of floating-point (or
-Monte Carlo) rounding. A step that decreases f by more never stalls, and resets the count: far
-from the minimum the gradient may shrink slowly, or grow, while f falls."""
+f no lower than the decrease test's rounding slack below the smallest f so far: Newton
+converges quadratically, so a gradient that stops halving while f stops falling sits at the
+floor of floating-point (or Monte Carlo) rounding. A step that takes f lower never stalls, and
+resets the count: far from the minimum the gradient may shrink slowly, or grow, while f falls.
+(Against the smallest f so far, not the last: a floor noisier than the slack would otherwise
+cycle, a step in three falling just past it.)"""
 STALL_STEPS = 2
 """Stop after this many stalled steps in a row (``Population`` waits for 3)."""
 LADDER = 30
@@ -133,7 +135,10 @@ def decrease_slack(f):
 def _capped(steps, thetas) -> np.ndarray:
     """Each row of steps (B, p) no longer than MAX_STEP_RATIO (1 + ||theta||) for its row of
     thetas; rows within the cap are returned as they are, bit for bit."""
-    length = np.linalg.norm(steps, axis=1)
+    # scaled by the largest entry first: a norm of entries above 1e154 overflows to inf, and the
+    # step would be scaled to nothing
+    largest = np.abs(steps).max(axis=1)
+    length = largest * np.linalg.norm(steps / np.where(largest > 0, largest, 1.0)[:, None], axis=1)
     cap = MAX_STEP_RATIO * (1.0 + np.linalg.norm(thetas, axis=1))
     long = length > cap
     if not long.any():
@@ -197,8 +202,8 @@ def minimise(
     t_k the largest of 1, 1/2, ..., 2^-(LADDER-1) with f(theta_k - t d_k) finite and at most
     f(theta_k) - ARMIJO t g_k'd_k + SLACK_ULPS eps (|f(theta_k)| + 1). It stops at the first
     k with ||g_k|| <= tol, or with ``stall_steps`` stalled steps in a row (step k - 1 stalls
-    when ||g_k|| >= STALL_RATIO min_{j<k} ||g_j|| and f(theta_{k-1}) - f(theta_k) is at most
-    the slack above; one that decreases f more resets the count), when no t passes the test
+    when ||g_k|| >= STALL_RATIO min_{j<k} ||g_j|| and min_{j<k} f(theta_j) - f(theta_k) is at
+    most the slack above; one that takes f lower resets the count), when no t passes the test
     or H_k is singular (theta_k returned), or after ``max_steps`` steps. A d_k longer than
     MAX_STEP_RATIO (1 + ||theta_k||) is first shortened to that length.
     """
@@ -208,7 +213,7 @@ def minimise(
         f, grad, hess = derivatives(theta)
         norm = float(np.linalg.norm(grad))
         stalls = 0 if before - f > decrease_slack(before) else stall_count(norm, best, stalls)
-        before = f
+        before = min(before, f)
         best = min(best, norm)
         if norm <= tol:
             return theta, NewtonInfo(steps, norm, "tolerance")
@@ -319,7 +324,7 @@ def minimise_batch(
     for _ in range(max_steps):
         norm = np.linalg.norm(grad, axis=1)
         stalls = np.where(before - f > decrease_slack(before), 0, stall_count(norm, best, stalls))
-        before = f.copy()
+        before = np.minimum(before, f)
         best = np.minimum(best, norm)
         met, stalled = active & (norm <= tol), active & (norm > tol) & (stalls >= stall_steps)
         stop[met], stop[stalled] = "tolerance", "stall"

@@ -874,9 +874,9 @@ class Theory:
         The same limits as ``predict``'s theta_bar to the solver's tolerance where both routes
         converge, by another route: each Newton solve starts where the quadratic through the
         three previous roots predicts the next (fewer roots at the start, or after a repeated
-        size), and a solve that fails raises (the batched route may still succeed). A fit's last bits depend
-        on its start, so this route is kept as it was when the published replications were
-        run: their numbers stay bit for bit.
+        size), and a solve that fails raises (the batched route may still succeed). A fit's
+        last bits depend on its start, so this route is kept as it was when the published
+        replications were run: their numbers stay bit for bit.
 
         Parameters
         ----------

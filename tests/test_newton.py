@@ -199,3 +199,40 @@ def test_a_step_that_overflows_is_refused_and_never_evaluated():
 def test_a_batch_start_must_be_a_matrix():
     with pytest.raises(ValueError, match=r"shape \(B, p\)"):
         newton.minimise_batch(softplus_rows(np.array([[0.5]])), np.zeros(1))
+
+
+def test_a_floor_noisier_than_the_slack_still_stops_on_the_stall_rule():
+    """At a floor whose f wobbles by more than the slack, f cycles 0, +0.72, -0.31 slacks while
+    the gradient stays put: against the last f, every third step falls 1.03 slacks and resets
+    the count, and the solve ran to max_steps (found in review); against the smallest f so far
+    no step gets a slack lower, and it stops on the third stall."""
+    slack = float(newton.decrease_slack(1.0))
+    wobble = np.array([0.0, 0.72, -0.31]) * slack
+    unit = 1e-10  # the gradient, and with a unit Hessian each step's length
+
+    def f(x):
+        return 1.0 + wobble[int(round(-x / unit)) % 3]
+
+    def derivatives(x):
+        return f(x[0]), np.array([unit]), np.eye(1)
+
+    def values(xs):
+        return np.array([f(x[0]) for x in xs])
+
+    x, info = newton.minimise(derivatives, values, np.zeros(1), tol=0.0, stall_steps=3, max_steps=50)
+    assert (info.stop, info.steps) == ("stall", 3)
+
+    def rows(xs):
+        return values(xs), np.full(xs.shape, unit), np.ones((len(xs), 1, 1))
+
+    xs, batch = newton.minimise_batch(rows, np.zeros((1, 1)), tol=0.0, stall_steps=3, max_steps=50)
+    assert (batch.stop[0], batch.steps[0]) == ("stall", 3)
+
+
+def test_a_step_too_long_for_its_norm_to_be_finite_is_shortened_not_zeroed():
+    """pseudo-Huber at x = 1e52: the full Newton step is about 1e156, whose norm overflows; the
+    cap still shortens it to a finite step in the right direction (found in review: it became
+    0, and two zero steps were reported as a stall)."""
+    derivatives, values = pseudo_huber()
+    x, info = newton.minimise(derivatives, values, np.array([1e52]), max_steps=3)
+    assert info.stop == "max_steps" and info.steps == 3 and x[0] < 1e52

@@ -11,17 +11,12 @@ generator is pinned here against the functions.
 
 from __future__ import annotations
 
-import functools
-import threading
-
 import numpy as np
 import pytest
 
 from simstudy import theory
 from simstudy.composition import compose
 from simstudy.config import validate
-from simstudy.engine import run_cell
-from simstudy.studies import curve
 from simstudy.studies.curve import FINE_POINTS, CurveCell
 
 SMALL = ["design.reps=3", "design.gammas=[0.0,0.5,1.0,2.0]", "theory.refits=4", "figures_dir=null", "workers=1"]
@@ -119,66 +114,3 @@ def test_theory_checks_its_inputs_at_construction():
         theory.Theory(population, synthetic, design.n0, design.n1).predict([-1.0])
     with pytest.raises(ValueError, match="no fitted law"):
         theory.Theory(population, synthetic, design.n0, design.n1).refined_prediction([1.0])
-
-
-# ---------------------------------------------------------------------------------------------
-# the predictions beside the replications (CurveStudy.run)
-
-
-def test_a_curve_job_computes_its_predictions_beside_its_fits_and_waits_for_them(monkeypatch):
-    cell = _cell("fixed law", fresh=True)
-    threads = {}
-    compute = curve.CurveCell.theory.func
-
-    def recorded(self):
-        threads["predictions"] = threading.current_thread()
-        return compute(self)
-
-    def fits(*args, **kwargs):
-        threads["fits"] = threading.current_thread()
-        return run_cell(*args, **kwargs)
-
-    monkeypatch.setattr(curve.CurveCell, "theory", functools.cached_property(recorded))
-    curve.CurveCell.theory.__set_name__(curve.CurveCell, "theory")
-    monkeypatch.setattr(curve, "run_cell", fits)
-    rows = curve.CurveStudy().run(cell, lambda *args: None)
-    assert threads["predictions"] is not threads["fits"] and threads["fits"] is threading.main_thread()
-    assert "theory" in vars(cell)  # done when run returns: summarise reads it
-    assert len(rows) == cell.built.design.reps * len(cell.built.design.gammas)
-
-
-def test_a_failed_prediction_fails_the_job_with_its_own_error(monkeypatch):
-    cell = _cell("fixed law", fresh=True)
-
-    def broken(self):
-        raise RuntimeError("the population limit did not converge")
-
-    monkeypatch.setattr(curve.CurveCell, "theory", functools.cached_property(broken))
-    curve.CurveCell.theory.__set_name__(curve.CurveCell, "theory")
-    with pytest.raises(RuntimeError, match="did not converge"):
-        curve.CurveStudy().run(cell, lambda *args: None)
-
-
-def test_stopped_fits_end_the_job_without_waiting_for_the_predictions(monkeypatch):
-    """Ctrl-C (or an error) in the fits leaves at once: the predictions' thread is a daemon that
-    is not joined, neither by run nor at the process's exit."""
-    cell = _cell("fixed law", fresh=True)
-    release, finished = threading.Event(), threading.Event()
-
-    def slow(self):
-        release.wait(timeout=60)
-        finished.set()
-
-    def interrupted(*args, **kwargs):
-        raise KeyboardInterrupt
-
-    monkeypatch.setattr(curve.CurveCell, "theory", functools.cached_property(slow))
-    curve.CurveCell.theory.__set_name__(curve.CurveCell, "theory")
-    monkeypatch.setattr(curve, "run_cell", interrupted)
-    try:
-        with pytest.raises(KeyboardInterrupt):
-            curve.CurveStudy().run(cell, lambda *args: None)
-        assert not finished.is_set()
-        assert all(t.daemon for t in threading.enumerate() if t.name == "curve-predictions")
-    finally:
-        release.set()

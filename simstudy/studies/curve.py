@@ -1,18 +1,17 @@
 """``study.kind: curve``: theory against simulation in one design cell (THEORY.md section 6,
 studies 1-5).
 
-A job builds the cell (``simstudy.cell.BuiltCell``), computes the theory's synthetic moments
-and from them the population limit the fits start from (``Theory.warm_start``), runs the R
-replications (each the G nested fits of one design) while a thread computes the theory's
-predictions (the first-order expected excess on the grid and on a fine grid, the optimal
-sizes, and the refined curve where each generator fit's exact bias is known), and summarises
-the curves with their Monte Carlo errors, the empirical optimum with its bootstrap CI, and the
-calibrated verdicts of the theory against the simulation (``engine.verdict``).
+A job builds the cell (``simstudy.cell.BuiltCell``), computes the theory's synthetic moments,
+the population limit the fits start from (``Theory.warm_start``) and the predictions (the
+first-order expected excess on the grid and on a fine grid, the optimal sizes, and the refined
+curve where each generator fit's exact bias is known), runs the R replications (each the G
+nested fits of one design), and summarises the curves with their Monte Carlo errors, the
+empirical optimum with its bootstrap CI, and the calibrated verdicts of the theory against the
+simulation (``engine.verdict``).
 """
 
 from __future__ import annotations
 
-import threading
 from functools import cached_property
 
 import numpy as np
@@ -25,7 +24,6 @@ from simstudy.engine import (
     auxiliary_seed,
     empirical_optimum,
     fit_replications,
-    one_blas_thread,
     replication_rows,
     root_mean_square,
     run_cell,
@@ -53,7 +51,9 @@ class CurveCell:
         return np.random.default_rng(auxiliary_seed(self.run.seed, self.key, tag))
 
     @cached_property
-    def _theory(self) -> Theory:
+    def theory(self) -> dict:
+        """The theory of the cell (module docstring), computed once: the synthetic moments, the
+        fits' warm start and the predictions."""
         built, design = self.built, self.built.design
         synthetic = synthetic_moments(
             built.population,
@@ -63,23 +63,12 @@ class CurveCell:
             refits=self.run.theory_refits,
             n0=design.n0,
         )
-        return Theory(built.population, synthetic, design.n0, design.n1)
-
-    @cached_property
-    def warm_start(self):
-        """The replications' starting point: the theory's population limit theta_bar(n~) per
-        gamma (``Theory.warm_start``), or None where it is not finite."""
-        theta_bar = self._theory.warm_start(self.built.design.gammas)
-        return theta_bar if np.all(np.isfinite(theta_bar)) else None
-
-    @cached_property
-    def theory(self) -> dict:
-        """The theory's predictions for the cell (module docstring), computed once."""
-        design, theory = self.built.design, self._theory
+        theory = Theory(built.population, synthetic, design.n0, design.n1)
         fine = np.linspace(0.0, max(design.gammas), FINE_POINTS)
         refine_note = theory.refinement_unavailable()
         return {
-            "synthetic": theory.synthetic,
+            "synthetic": synthetic,
+            "warm_start": theory.warm_start(design.gammas),
             "prediction": theory.predict(design.gammas),
             "fine": fine,
             "fine_prediction": theory.predict(fine),
@@ -91,33 +80,12 @@ class CurveCell:
             "refined": None if refine_note else theory.refined_prediction(design.gammas),
         }
 
-
-class _Background:
-    """``function()`` computed in a daemon thread; ``result()`` waits for it and returns it or
-    raises what it raised.
-
-    The predictions need the fits no more than the fits need them, so a curve job computes
-    them beside its replications (the fits leave part of a core idle). A daemon thread, not
-    an executor's: when the fits stop (Ctrl-C, an error) the job ends at once, without waiting
-    for the predictions, which an executor's thread would make it do, at exit if not before.
-    """
-
-    def __init__(self, function):
-        self._outcome: dict = {}
-        self._thread = threading.Thread(target=self._run, args=(function,), daemon=True, name="curve-predictions")
-        self._thread.start()
-
-    def _run(self, function):
-        try:
-            self._outcome["value"] = function()
-        except BaseException as err:  # noqa: BLE001 - handed to the waiting thread by result()
-            self._outcome["error"] = err
-
-    def result(self):
-        self._thread.join()
-        if "error" in self._outcome:
-            raise self._outcome["error"]
-        return self._outcome["value"]
+    @property
+    def warm_start(self):
+        """The replications' starting point: the theory's population limit theta_bar(n~) per
+        gamma (``Theory.warm_start``), or None where it is not finite."""
+        theta_bar = np.asarray(self.theory["warm_start"])
+        return theta_bar if np.all(np.isfinite(theta_bar)) else None
 
 
 def _quantiles(summary) -> dict:
@@ -152,14 +120,7 @@ class CurveStudy:
 
     def run(self, built: CurveCell, progress) -> pd.DataFrame:
         b = built.built
-        # one BLAS thread for the predictions too, not only while run_cell holds its limit
-        # (threadpoolctl's limits are the process's)
-        with one_blas_thread():
-            theta0 = built.warm_start
-            predictions = _Background(lambda: built.theory)
-            rows = run_cell(b.cell, b.population, theta0=theta0, progress=progress, workers=built.run.workers)
-            predictions.result()
-        return rows
+        return run_cell(b.cell, b.population, theta0=built.warm_start, progress=progress, workers=built.run.workers)
 
     def summarise(self, built: CurveCell, rows: pd.DataFrame) -> dict:
         run, b, design = built.run, built.built, built.built.design

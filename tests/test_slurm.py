@@ -115,11 +115,14 @@ def test_sacct_failures_reach_stderr_in_at_most_one_line(alignment_sweeps):
 
 def test_a_job_cancelled_midrun_is_finished_by_a_rerun(slurm_cluster, tmp_path):
     sweep = tmp_path / "sweep"
-    # two cells, one at a time (2 CPUs each): the small one finishes, the long one is cancelled
+    # two cells, one at a time (2 CPUs each): the small one finishes, the long one is cancelled.
+    # submitit ignores Slurm's SIGTERM, so the long cell must outlast the cluster's KillWait (5 s)
+    # and the step's grace after it: at 1500 replications (4.6 s in the job since issue 19's
+    # theory speed-up) it finished before the SIGKILL and the test failed; 6000 took 15 s
     args = [
         "-m",
         "study=quickstart",
-        "design.reps=3,1500",
+        "design.reps=3,6000",
         "figures_dir=null",
         *launcher(cpus=2),
         f"hydra.sweep.dir={sweep}",
@@ -157,8 +160,8 @@ def test_a_job_cancelled_midrun_is_finished_by_a_rerun(slurm_cluster, tmp_path):
             first.wait()
     assert len(sacct_lines(log.read_text())) <= 1, log.read_text()
     assert (
-        not list(sweep.glob("design.reps=1500*/summary.json"))
-        or json.loads(next(sweep.glob("design.reps=1500*/summary.json")).read_text())["status"] != "ok"
+        not list(sweep.glob("design.reps=6000*/summary.json"))
+        or json.loads(next(sweep.glob("design.reps=6000*/summary.json")).read_text())["status"] != "ok"
     )
 
     simstudy(args, slurm_cluster)
@@ -166,7 +169,7 @@ def test_a_job_cancelled_midrun_is_finished_by_a_rerun(slurm_cluster, tmp_path):
     job_logs = "".join(p.read_text() for p in (sweep / ".submitit").glob("*/*_log.err"))
     assert job_logs.count("already complete for this config, skipped") == 1
     summaries = sorted(sweep.glob("*/summary.json"))
-    assert sorted(json.loads(p.read_text())["reps"] for p in summaries) == [3, 1500]
+    assert sorted(json.loads(p.read_text())["reps"] for p in summaries) == [3, 6000]
     assert all(json.loads(p.read_text())["status"] == "ok" for p in summaries)
     for path, (data, mtime) in finished.items():
         assert path.read_bytes() == data and path.stat().st_mtime_ns == mtime

@@ -88,13 +88,14 @@ def timed(totals: dict, name: str, fn):
             totals[name] += elapsed - nested.pop()
             if nested:
                 nested[-1] += elapsed
-            else:
-                totals[_MAIN if threading.current_thread() is threading.main_thread() else _OTHER] += elapsed
+            elif threading.current_thread() is threading.main_thread():
+                totals[_MAIN] += elapsed
 
     return wrapper
 
 
-_MAIN, _OTHER = "(main thread, outermost)", "(other threads, outermost)"
+_MAIN = "(main thread, outermost)"
+"""The main thread's seconds inside any timed phase: the rest of its wall time is "other"."""
 
 
 def in_process(argv: list[str]) -> tuple[float, dict, dict]:

@@ -281,7 +281,7 @@ def synthetic_moments(
         X1, X0, fitted, rows = refit
         law = fitted.law if rows is None else EmpiricalLaw(rows)
         mom = law.moments(theta, y1, model)
-        e1 = e0 = None
+        e1 = e0 = np.zeros(p)
         if not fixed:
             # a fixed law ignores its fitting sample: no coupling to the real noise
             e1 = EmpiricalLaw(X1).mean_score(theta, y1, model) - real1.grad
@@ -297,10 +297,7 @@ def synthetic_moments(
         used_pool |= pooled
         fit_psi[r] = mom.grad - real1.grad
         fit_H[r], fit_Sigma[r] = mom.hess, mom.score_cov
-        if e1 is not None:
-            fit_e1[r] = e1
-        if e0 is not None:
-            fit_e0[r] = e0
+        fit_e1[r], fit_e0[r] = e1, e0
     pool_used = pool if used_pool else 0
 
     psi_mean = fit_psi.mean(axis=0)
@@ -697,6 +694,18 @@ class _FitRisks:
         return risk, grad, 0.5 * (hess + np.swapaxes(hess, 1, 2))
 
 
+def _linearised_limit(pop: Population, n0: int, n1: int, nt, H_syn, psi) -> np.ndarray:
+    """theta* - (N H_w)^{-1} b, the population limit at synthetic size n~ to first order, with
+    N H_w = n0 H0 + n1 H1 + n~ H~ and b = (n0 - n1 - n~) g + n~ psi: one solve with the
+    unnormalised sums. ``nt`` (a size, or sizes (G,)) broadcasts against the leading axes of
+    H_syn (..., p, p) and psi (..., p): the sizes of a grid with the pooled moments, or one size
+    with every generator fit's own."""
+    nt = np.asarray(nt, dtype=np.float64)
+    pooled = n0 * pop.H0 + n1 * pop.H1 + nt[..., None, None] * H_syn
+    b = (n0 - n1 - nt)[..., None] * pop.g + nt[..., None] * psi
+    return pop.theta_star - np.linalg.solve(pooled, b[..., None])[..., 0]
+
+
 def _fit_limits(risk: _FitRisks, n0: int, n1: int, nt: float, start: np.ndarray) -> np.ndarray:
     """theta_bar_r(n~) of every fit (F, p), by ``newton.minimise_batch`` from ``start``."""
     N = n0 + n1 + nt
@@ -839,17 +848,14 @@ class Theory:
 
     def _population_path(self, nts) -> np.ndarray:
         """theta_bar at every size of nts (G,) at once (``newton.minimise_batch``), each solve
-        started at its linearised limit theta* - (N H_w)^{-1} b(n~) (N H_w = n0 H0 + n1 H1 +
-        n~ H~, b(n~) = (n0 - n1 - n~) g + n~ E psi), or at theta* itself where that already
-        meets the tolerance (no bias at that size): there it stays exact, not moved by the
+        started at its linearised limit (``_linearised_limit`` with H~ and E psi), or at theta*
+        itself where that already meets the tolerance (no bias at that size): there it stays exact, not moved by the
         rounding of the linearisation."""
         pop, syn, n0, n1 = self.population, self.synthetic, self.n0, self.n1
         nts = np.asarray(nts, dtype=np.float64)
         weights = np.stack([np.full(nts.shape, float(n0)), np.full(nts.shape, float(n1)), nts], axis=1)
         weights /= weights.sum(axis=1, keepdims=True)
-        pooled = n0 * pop.H0 + n1 * pop.H1 + nts[:, None, None] * syn.H_tilde
-        b = (n0 - n1 - nts)[:, None] * pop.g + nts[:, None] * syn.psi_mean
-        linearised = pop.theta_star - np.linalg.solve(pooled, b[..., None])[..., 0]
+        linearised = _linearised_limit(pop, n0, n1, nts, syn.H_tilde, syn.psi_mean)
         at_star = np.broadcast_to(pop.theta_star, linearised.shape)
 
         def derivatives(thetas):
@@ -966,10 +972,7 @@ class Theory:
             if len(previous) >= 2:
                 start = _path_predictor(nt[previous], roots[previous], a)
             else:
-                # N H_w,r and b_r: H_w,r^{-1} b_r / N is one solve with the unnormalised sum
-                pooled = n0 * pop.H0 + n1 * pop.H1 + a * syn.fit_H
-                b = (n0 - n1 - a) * pop.g + a * syn.fit_psi
-                start = pop.theta_star - np.linalg.solve(pooled, b[..., None])[..., 0]
+                start = _linearised_limit(pop, n0, n1, a, syn.fit_H, syn.fit_psi)
             roots[i] = _fit_limits(self._fit_risks, n0, n1, a, start)
             # one size at a time: all sizes' risks in one quadrature call took 0.8 GB at 2000 fits
             out[i] = pop.excess(roots[i])

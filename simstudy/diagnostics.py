@@ -83,13 +83,17 @@ class WaldResult(NamedTuple):
         The balanced pilot.
     pilot_info : FitInfo
         Convergence / separation flags of the pilot fit (section 7: count failures).
-    reference : {"chi2", "bootstrap", "tilted"}
+    reference : {"chi2", "bootstrap", "tilted", "tilted_double"}
         The null distribution ``p_value`` refers T to.
     boot_statistics : ndarray of shape (..., B) or None
-        The bootstrap statistics T*_b (``reference`` "bootstrap" or "tilted"), else None.
+        The bootstrap statistics T*_b (any ``reference`` but "chi2"), else None.
     tilt_share : ndarray of shape (...) or None
-        For "tilted": s, the part of the way to the null its resampling law reached (1 where
-        the null was imposed; ``null_tilt``), else None.
+        For "tilted" and "tilted_double": s, the part of the way to the null the first level's
+        resampling law reached (1 where the null was imposed; ``null_tilt``), else None.
+    boot_scale : ndarray of shape (...) or None
+        For "tilted_double": r = median(T**) / median(T*), the second level's estimate of how
+        much the tilted bootstrap overstates T's scale (1 where it cannot be estimated), else
+        None.
     """
 
     statistic: np.ndarray
@@ -107,11 +111,13 @@ class WaldResult(NamedTuple):
     pilot_info: FitInfo
     """Convergence / separation flags of the pilot fit (section 7: count failures)."""
     reference: str = "chi2"
-    """The null distribution ``p_value`` refers T to: "chi2", "bootstrap" or "tilted"."""
+    """The null distribution ``p_value`` refers T to: one of ``REFERENCES``."""
     boot_statistics: np.ndarray | None = None
-    """The bootstrap statistics T*_b, (..., B), when ``reference`` is "bootstrap" or "tilted"."""
+    """The bootstrap statistics T*_b, (..., B), for any ``reference`` but "chi2"."""
     tilt_share: np.ndarray | None = None
-    """For "tilted": s, the part of the way to the null its resampling law reached, (...)."""
+    """For the tilted references: s, the part of the way to the null the first level reached, (...)."""
+    boot_scale: np.ndarray | None = None
+    """For "tilted_double": r = median(T**) / median(T*), the second level's scale correction, (...)."""
 
 
 class GQSResult(NamedTuple):
@@ -519,7 +525,7 @@ VARIANTS = ("simstudy", "reference")
 """How ``diagnose`` computes the diagnostics: THEORY.md section 4, or the authors' reference
 implementation (AUTHORS_DESIGNS.md section C)."""
 
-REFERENCES = ("chi2", "bootstrap", "tilted")
+REFERENCES = ("chi2", "bootstrap", "tilted", "tilted_double")
 """The null distributions ``wald_symmetry_test`` can refer T to."""
 
 BOOTSTRAP_MEMORY = 4_000_000
@@ -572,12 +578,21 @@ def _bootstrap_statistics(X0, X1, model, y0, y1, g_hat, rng, n_boot: int, stabil
     def counts(rows):
         return _counts(idx0[rows], n0), _counts(idx1[rows], n1)
 
-    return _resample_statistics(X0, X1, model, y0, y1, counts, n_boot, g_hat, stabilised)
+    return _resample_statistics(X0, X1, model, y0, y1, counts, n_boot, g_hat, stabilised).statistic
 
 
-def _resample_statistics(X0, X1, model, y0, y1, counts, n_boot: int, centre, stabilised: bool) -> np.ndarray:
-    """T*_b = (g*_b - centre)' V*_b^{-1} (g*_b - centre) of resamples given as row counts:
-    ``counts(rows)`` returns the counts (b, n0) and (b, n1) of the resamples in slice ``rows``.
+class _Resamples(NamedTuple):
+    """A bootstrap level's resamples: T*_b, (B,), and each resample's g*_b and pilot theta*_b, (B, p)."""
+
+    statistic: np.ndarray
+    g_phi: np.ndarray
+    theta: np.ndarray
+
+
+def _resample_statistics(X0, X1, model, y0, y1, counts, n_boot: int, centre, stabilised: bool) -> _Resamples:
+    """T*_b = (g*_b - c_b)' V*_b^{-1} (g*_b - c_b) of resamples given as row counts:
+    ``counts(rows)`` returns the counts (b, n0) and (b, n1) of the resamples in slice ``rows``;
+    ``centre`` is c, one (p,) for all or one row per resample (n_boot, p).
     Each block of resamples is one batched refit of the pilot and one matrix product per class."""
     n0, n1 = X0.shape[0], X1.shape[0]
     X = np.concatenate([X0, X1])[None]
@@ -588,15 +603,18 @@ def _resample_statistics(X0, X1, model, y0, y1, counts, n_boot: int, centre, sta
     ridge = _ridge(model, p)
     stored = outer0 is not None and outer1 is not None
     block = max(1, BOOTSTRAP_MEMORY // ((n0 + n1) * (1 if stored else p)))
-    out = np.empty(n_boot)
+    centre = np.asarray(centre)
+    out = _Resamples(np.empty(n_boot), np.empty((n_boot, p)), np.empty((n_boot, p)))
     for start in range(0, n_boot, block):
-        c0, c1 = counts(slice(start, start + block))
+        rows = slice(start, start + block)
+        c0, c1 = counts(rows)
         fit = fit_glm(X, y, np.concatenate([c0 * (0.5 / n0), c1 * (0.5 / n1)], axis=1), model=model)
         s0 = _resampled_stats(fit.theta, Z0, outer0, c0, y0, model)
         s1 = _resampled_stats(fit.theta, Z1, outer1, c1, y1, model)
-        out[start : start + len(c0)] = _studentised(
-            _Pilot(fit, s0, s1, (s0.hessian + s1.hessian) / 2 + ridge), centre, stabilised
-        )
+        pilot = _Pilot(fit, s0, s1, (s0.hessian + s1.hessian) / 2 + ridge)
+        out.statistic[rows] = _studentised(pilot, centre[rows] if centre.ndim == 2 else centre, stabilised)
+        out.g_phi[rows] = s0.mean - s1.mean
+        out.theta[rows] = np.asarray(fit.theta)
     return out
 
 
@@ -611,6 +629,11 @@ TILT_TOL = 1e-10
 TILT_RANK_TOL = 1e-10
 """Singular values of the standardised rows below this fraction of the largest span no
 direction the tilt moves in (``exponential_tilt``)."""
+
+TILT_GRAM_TOL = 1e-12
+"""Smallest eigenvalue of the standardised rows' Gram matrix, relative to its largest, above
+which the tilt takes the rows as spanning every direction (singular values within 1e-6 of
+each other: far from ``TILT_RANK_TOL``)."""
 
 TILT_HALVINGS = 10
 """How often the tilted bootstrap halves its step towards the null before it falls back to the
@@ -668,9 +691,13 @@ def exponential_tilt(Q, target, base=None) -> np.ndarray | None:
     U = Q[keep] - target
     U = U / np.where((sd := U.std(axis=0)) > 0, sd, 1.0)
     # Newton in the span of the rows: collinear scores (a duplicated feature, fewer rows than
-    # coefficients) leave f flat along the rest, where its Hessian is singular
-    _, singular, Vt = np.linalg.svd(U, full_matrices=False)
-    U = U @ Vt[singular > TILT_RANK_TOL * singular[0]].T if singular[0] > 0 else U[:, :0]
+    # coefficients) leave f flat along the rest, where its Hessian is singular. Rows whose Gram
+    # matrix is well conditioned span every direction, and the SVD (most of a tilt's cost at
+    # n >> p: the double tilted bootstrap tilts once per resample) is skipped.
+    gram = np.linalg.eigvalsh(U.T @ U)
+    if not gram[0] > TILT_GRAM_TOL * gram[-1]:
+        _, singular, Vt = np.linalg.svd(U, full_matrices=False)
+        U = U @ Vt[singular > TILT_RANK_TOL * singular[0]].T if singular[0] > 0 else U[:, :0]
     log_b = np.log(b[keep])
 
     def log_partition(lam):
@@ -702,18 +729,28 @@ def exponential_tilt(Q, target, base=None) -> np.ndarray | None:
     return None
 
 
-def null_tilt(Q0, Q1) -> tuple[np.ndarray, np.ndarray, float]:
+def null_tilt(Q0, Q1, base0=None, base1=None, start: float = 1.0) -> tuple[np.ndarray, np.ndarray, float]:
     """Class row probabilities under which the balanced pilot is unchanged and g_phi is 0.
 
-    With m_k the class means of the rows' scores at the pilot and c = (m0 + m1)/2 (0 without
-    a ridge: the pilot's own equation), each class is tilted (``exponential_tilt``) to mean
-    m_k + s (c - m_k). The pilot's equation still holds for every s (the two means sum to 2c),
-    so the pilot of the tilted law is the pilot of the data, and its g_phi is (1 - s) g_phi_hat.
-    s = 1 imposes the null; where a class cannot reach c (c outside its rows' convex hull, as
-    happens when n_k is a few times p), s halves up to ``TILT_HALVINGS`` times, then is 0 (the
-    empirical law). A binary family with an intercept never reaches s = 1: class 0's intercept
-    scores l'(eta, 0) are all > 0 and class 1's all < 0, so g_phi's intercept entry is > 0 for
-    every law and local symmetry (g_phi = 0) cannot hold there.
+    With m_k the class means of the rows' scores at the pilot (under the class's base weights,
+    uniform by default) and c = (m0 + m1)/2 (0 without a ridge: the pilot's own equation), each
+    class is tilted (``exponential_tilt``) to mean m_k + s (c - m_k). The pilot's equation still
+    holds for every s (the two means sum to 2c), so the pilot of the tilted law is the pilot of
+    the base law, and its g_phi is (1 - s) (m0 - m1). s = 1 imposes the null; where a class
+    cannot reach c (c outside its rows' convex hull, as happens when n_k is a few times p), s
+    halves from ``start`` up to ``TILT_HALVINGS`` times, then is 0 (the base law). A binary family with an
+    intercept never reaches s = 1: class 0's intercept scores l'(eta, 0) are all > 0 and class
+    1's all < 0, so g_phi's intercept entry is > 0 for every law and local symmetry
+    (g_phi = 0) cannot hold there.
+
+    Parameters
+    ----------
+    Q0, Q1 : ndarray of shapes (n0, p), (n1, p)
+        The classes' score rows at the pilot.
+    base0, base1 : ndarray of shapes (n0,), (n1,), optional
+        Nonnegative row weights of the law to tilt (a resample's row counts; uniform when None).
+    start : float, default 1.0
+        The first s tried, in [0, 1] (0: the base law, untilted).
 
     Returns
     -------
@@ -721,21 +758,23 @@ def null_tilt(Q0, Q1) -> tuple[np.ndarray, np.ndarray, float]:
     share : float
         s, the part of the way to the null that was reached.
     """
-    m0, m1 = Q0.mean(axis=0), Q1.mean(axis=0)
+    b0 = np.full(len(Q0), 1.0 / len(Q0)) if base0 is None else np.asarray(base0, dtype=np.float64) / np.sum(base0)
+    b1 = np.full(len(Q1), 1.0 / len(Q1)) if base1 is None else np.asarray(base1, dtype=np.float64) / np.sum(base1)
+    m0, m1 = (Q0.mean(axis=0), Q1.mean(axis=0)) if base0 is None and base1 is None else (b0 @ Q0, b1 @ Q1)
     c = (m0 + m1) / 2
-    s = 1.0
-    for _ in range(TILT_HALVINGS + 1):
-        pi0 = exponential_tilt(Q0, m0 + s * (c - m0))
-        pi1 = None if pi0 is None else exponential_tilt(Q1, m1 + s * (c - m1))
+    s = start
+    for _ in range(TILT_HALVINGS + 1 if start > 0 else 0):
+        pi0 = exponential_tilt(Q0, m0 + s * (c - m0), base0)
+        pi1 = None if pi0 is None else exponential_tilt(Q1, m1 + s * (c - m1), base1)
         if pi1 is not None:
             return pi0, pi1, s
         s *= 0.5
-    return np.full(len(Q0), 1.0 / len(Q0)), np.full(len(Q1), 1.0 / len(Q1)), 0.0
+    return b0, b1, 0.0
 
 
 def _tilted_statistics(X0, X1, model, y0, y1, theta, g_hat, rng, n_boot: int, stabilised: bool):
-    """T*_b of n_boot resamples from the null-tilted classes (``null_tilt`` at the pilot theta),
-    centred at the tilted law's own g_phi = (1 - s) g_hat, and s."""
+    """The n_boot resamples from the null-tilted classes (``null_tilt`` at the pilot theta),
+    T*_b centred at the tilted law's own g_phi = (1 - s) g_hat, their counts, and s."""
     n0, n1 = X0.shape[0], X1.shape[0]
     Q0 = _row_scores(theta, X0, y0, model)[0]
     Q1 = _row_scores(theta, X1, y1, model)[0]
@@ -746,7 +785,36 @@ def _tilted_statistics(X0, X1, model, y0, y1, theta, g_hat, rng, n_boot: int, st
     boot = _resample_statistics(
         X0, X1, model, y0, y1, lambda rows: (c0[rows], c1[rows]), n_boot, (1.0 - share) * g_hat, stabilised
     )
-    return boot, share
+    return boot, c0, c1, share
+
+
+def _second_level_statistics(X0, X1, model, y0, y1, first: _Resamples, c0, c1, share, rng, stabilised: bool):
+    """T**_b: one resample from each first-level resample b's own null-tilted law (``null_tilt``
+    of its rows, weighted by its counts, at its pilot theta*_b, halving from the first level's
+    share: a law the first level could not tilt all the way is not tried at full tilt 199
+    times), centred at that law's g_phi."""
+    n0, n1 = X0.shape[0], X1.shape[0]
+    n_boot = len(c0)
+    d0, d1, centre = np.empty_like(c0), np.empty_like(c1), np.empty_like(first.g_phi)
+    for b in range(n_boot):
+        Q0 = _row_scores(first.theta[b], X0, y0, model)[0]
+        Q1 = _row_scores(first.theta[b], X1, y1, model)[0]
+        pi0, pi1, reached = null_tilt(Q0, Q1, c0[b], c1[b], start=share)
+        d0[b] = rng.multinomial(n0, pi0)
+        d1[b] = rng.multinomial(n1, pi1)
+        centre[b] = (1.0 - reached) * first.g_phi[b]
+    counts = lambda rows: (d0[rows], d1[rows])  # noqa: E731
+    return _resample_statistics(X0, X1, model, y0, y1, counts, n_boot, centre, stabilised).statistic
+
+
+def median_scale(first, second) -> float:
+    """r = median(second) / median(first): how much a bootstrap level inflates the statistic's
+    scale, estimated one level down; 1 where either median is not finite and positive (more
+    than half of a level's resamples could not be studentised)."""
+    top, bottom = np.median(second), np.median(first)
+    if not (np.isfinite(top) and np.isfinite(bottom) and top > 0 and bottom > 0):
+        return 1.0
+    return float(top / bottom)
 
 
 def _studentised(pilot: _Pilot, centre, stabilised: bool) -> np.ndarray:
@@ -817,6 +885,17 @@ def wald_symmetry_test(
     the resamples' skewness and spread towards the null's, which the centred bootstrap leaves
     at the data's: README, "Calibrated diagnostics", has its sizes beside the bootstrap's.
 
+    ``reference`` "tilted_double" corrects the tilted bootstrap's scale by a second level (an
+    iterated bootstrap, Beran 1988, reduced to one scale factor): from each first-level
+    resample b, itself tilted to its own null (``null_tilt`` of its rows, weighted by its
+    counts, at its pilot), one resample gives T**_b, centred at that law's g_phi. Where n1 / p
+    is small the bootstrap overstates T's spread (T*'s resampled V* is noisier than the data's
+    V, a high-dimensional effect of drawing with replacement), and it does so again one level
+    down: r = median(T**) / median(T*) estimates the factor, and p_value =
+    (1 + #{b: T*_b >= r T}) / (B + 1) (``median_scale``). The median, not the mean, because a
+    resample whose V* is singular has T = inf. Its first level is "tilted"'s, resample for
+    resample from the same rng; it costs about twice as much, plus one tilt per resample.
+
     Parameters
     ----------
     X0 : array_like of shape (..., n0, d)
@@ -828,11 +907,13 @@ def wald_symmetry_test(
         The model of the pilot.
     labels : pair of float, default (0, 1)
         (y0, y1), two distinct finite numbers; (0, 1) or (1, 0) for a binary family.
-    reference : {"chi2", "bootstrap", "tilted"}, default "chi2"
+    reference : {"chi2", "bootstrap", "tilted", "tilted_double"}, default "chi2"
         The null distribution of T (keyword only).
     rng : numpy.random.Generator, optional
-        Draws the resamples; required for "bootstrap" and "tilted" (keyword only). A batch of
-        tests is resampled in its C order, all of one data set's resamples at once.
+        Draws the resamples; required for every reference but "chi2" (keyword only). A batch of
+        tests is resampled in its C order, all of one data set's resamples at once
+        ("tilted_double": its first level, the same resamples as "tilted" from the same rng,
+        then its second).
     n_boot : int, default 199
         B, the bootstrap resamples, an integer >= 19 (keyword only).
     variant : {"simstudy", "reference"}, default "simstudy"
@@ -843,7 +924,8 @@ def wald_symmetry_test(
     -------
     WaldResult
         T, df = p, the p-value, g_phi_hat, V, the pilot and its FitInfo, with the batch shape;
-        the reference and, for the bootstraps, the T*_b (and the tilted one's ``tilt_share``).
+        the reference and, for the bootstraps, the T*_b (the tilted ones' ``tilt_share``, and
+        "tilted_double"'s ``boot_scale``).
 
     Raises
     ------
@@ -874,19 +956,32 @@ def wald_symmetry_test(
     g_hats = wald.g_phi_hat.reshape(len(flat0), -1)
     thetas = wald.theta_pilot.reshape(len(flat0), -1)
     boot = np.empty((len(flat0), n_boot))
-    shares = np.ones(len(flat0))
+    shares, scales = np.ones(len(flat0)), np.ones(len(flat0))
     for i in range(len(flat0)):
         if reference == "bootstrap":
             boot[i] = _bootstrap_statistics(flat0[i], flat1[i], model, y0, y1, g_hats[i], rng, n_boot, stabilised)
-        else:
-            boot[i], shares[i] = _tilted_statistics(
-                flat0[i], flat1[i], model, y0, y1, thetas[i], g_hats[i], rng, n_boot, stabilised
+            continue
+        first, c0, c1, shares[i] = _tilted_statistics(
+            flat0[i], flat1[i], model, y0, y1, thetas[i], g_hats[i], rng, n_boot, stabilised
+        )
+        boot[i] = first.statistic
+        if reference == "tilted_double":
+            second = _second_level_statistics(
+                flat0[i], flat1[i], model, y0, y1, first, c0, c1, shares[i], rng, stabilised
             )
+            scales[i] = median_scale(first.statistic, second)
     boot = boot.reshape(batch + (n_boot,))
-    exceed = (boot >= np.asarray(wald.statistic)[..., None]).sum(axis=-1)
+    scales = scales.reshape(batch)
+    exceed = (boot >= (scales * np.asarray(wald.statistic))[..., None]).sum(axis=-1)
     p_value = (1.0 + exceed) / (n_boot + 1.0)
-    tilt_share = shares.reshape(batch) if reference == "tilted" else None
-    return wald._replace(p_value=p_value, reference=reference, boot_statistics=boot, tilt_share=tilt_share)
+    tilted = reference in ("tilted", "tilted_double")
+    return wald._replace(
+        p_value=p_value,
+        reference=reference,
+        boot_statistics=boot,
+        tilt_share=shares.reshape(batch) if tilted else None,
+        boot_scale=scales if reference == "tilted_double" else None,
+    )
 
 
 def _check_int(value, name: str, low: int, high: int | None = None) -> int:

@@ -840,7 +840,12 @@ def _gqs_rates_text(s: dict) -> str:
     )
 
 
-SYMMETRY_REFERENCES = (("reject_chi2", "χ²"), ("reject_bootstrap", "bootstrap"), ("reject_tilted", "tilted"))
+SYMMETRY_REFERENCES = (
+    ("reject_chi2", "χ²"),
+    ("reject_bootstrap", "bootstrap"),
+    ("reject_tilted", "tilted"),
+    ("reject_tilted_double", "double tilted"),
+)
 """The symmetry test's references in a diagnostics summary: its key and the figures' label."""
 
 
@@ -882,8 +887,8 @@ def diagnostics_sweep_figure(summaries: list[dict]):
     """A sweep of ``study.kind: diagnostics``.
 
     Symmetry, null cells (every cell's population noncentrality 0): rejection rate at alpha
-    against n1, one panel per n0 / n1 ratio, chi2 (open circles), bootstrap (squares) and
-    tilted bootstrap (triangles) by dimension with ±1.96 MCSE bars and the band
+    against n1, one panel per n0 / n1 ratio, chi2 (open circles), bootstrap (squares), tilted
+    bootstrap (triangles) and double tilted bootstrap (diamonds) by dimension with ±1.96 MCSE bars and the band
     [0.035, 0.065]; below, the Q-Q plots of the largest and smallest n1 per panel. Symmetry,
     local alternatives: power against h with the first-order noncentral chi2 prediction, one
     panel per (n1, n0 / n1). GQS: the rate of "biased" calls
@@ -943,7 +948,7 @@ def _size_figure(summaries):
                 continue
             colour = palette(k / max(1, len(dfs) - 1) * 0.85)
             n1 = np.array([s["n1"] for s in mine], dtype=float) * (1 + 0.03 * (k - len(dfs) / 2))
-            for (key, label), marker, line in zip(SYMMETRY_REFERENCES, "os^", ("--", "-", ":")):
+            for (key, label), marker, line in zip(SYMMETRY_REFERENCES, "os^D", ("--", "-", ":", "-.")):
                 entries = [s.get(key) for s in mine]
                 if not all(entries):
                     continue
@@ -1008,7 +1013,7 @@ def _power_figure(summaries):
         ax.plot(
             h, [s["population"]["power"] for s in mine], "-", color=THEORY, lw=1.2, label="noncentral χ² prediction"
         )
-        for (key, label), marker, colour in zip(SYMMETRY_REFERENCES, "os^", (SIM, "#16a085", "#8e44ad")):
+        for (key, label), marker, colour in zip(SYMMETRY_REFERENCES, "os^D", (SIM, "#16a085", "#8e44ad", "#d35400")):
             entries = [s.get(key) for s in mine]
             if all(entries):
                 ax.errorbar(

@@ -165,8 +165,8 @@ class SelectionConfig:
     ``gammas`` are the selectors' candidates (None: 0, 0.05, ..., 2); ``cv`` is ``"holdout"``,
     K, or ``("repeated", K, n_repeats)``; ``test_size`` the holdout's validation fraction;
     ``alpha`` and ``gqs_threshold`` TG-VTSS's Wald level and GQS threshold, ``symmetry_test``
-    ("chi2", "bootstrap" or "tilted", with ``n_boot`` resamples; 0 turns the diagnostics study's
-    bootstraps off) and ``gqs_rule`` ("threshold" or "calibrated", at false-alarm rate
+    ("chi2", "bootstrap", "tilted" or "tilted_double", with ``n_boot`` resamples; 0 turns the
+    diagnostics study's bootstraps off) and ``gqs_rule`` ("threshold" or "calibrated", at false-alarm rate
     ``gqs_level``) its decision rules (``simstudy.selection.theory_guided_grid``), ``gqs_folds`` the GQS's
     cross-fitting folds (None: 5 for simstudy's TG-VTSS, 3 for the reference variant); ``feature_map``
     a feature map or None; ``scoring`` ``"auto"``, ``"exact"`` or ``"test_set"`` and
@@ -218,7 +218,7 @@ SELECTION_DEFAULTS = {
     "gqs_level": 0.05,
     "gqs_folds": None,
 }
-SYMMETRY_TESTS = ("chi2", "bootstrap", "tilted")
+SYMMETRY_TESTS = ("chi2", "bootstrap", "tilted", "tilted_double")
 GQS_RULES = ("threshold", "calibrated")
 FEATURE_MAP_DEFAULTS = {
     "name": "rff",

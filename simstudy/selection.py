@@ -1224,10 +1224,10 @@ class TGVTSSClassifier(VTSSClassifier):
         Level of the Wald test, in [0, 1].
     gqs_threshold : float, default 10.0
         The GQS above which the "threshold" rule calls the generator biased.
-    symmetry_test : {"chi2", "bootstrap", "tilted"}, default "chi2"
+    symmetry_test : {"chi2", "bootstrap", "tilted", "tilted_double"}, default "chi2"
         The Wald statistic's null distribution (``wald_symmetry_test``'s ``reference``).
     n_boot : int, default 199
-        Resamples of the "bootstrap" and "tilted" tests, >= 19.
+        Resamples of the bootstrap tests (each level of "tilted_double"), >= 19.
     gqs_rule : {"threshold", "calibrated"}, default "threshold"
         "calibrated": biased when the GQS's p-value under an exact generator of the data's
         sizes is <= gqs_level (``GQSResult.p_value``).

@@ -24,6 +24,7 @@ from simstudy.diagnostics import (
     class_score_stats,
     diagnose,
     exponential_tilt,
+    median_scale,
     null_tilt,
     wald_symmetry_test,
 )
@@ -304,6 +305,11 @@ def test_null_tilt_goes_part_way_when_a_class_cannot_reach_the_null():
     np.testing.assert_allclose(pi1 @ Q1, -3.0 + share * (-1.0 + 3.0), atol=1e-12)
     _, _, none = null_tilt(Q0, np.array([[-3.0], [-3.0], [-3.0]]))
     assert none == 0.0
+    # the halving starts where it is told: below 1/32 the first try is reached
+    assert null_tilt(Q0, Q1, start=1 / 64)[2] == 1 / 64
+    assert null_tilt(Q0, Q1, start=1 / 8)[2] == 1 / 32
+    base0, base1, untilted = null_tilt(Q0, Q1, start=0.0)
+    assert untilted == 0.0 and base0.tolist() == [0.5, 0.5] and base1.tolist() == [0.25] * 4
 
 
 def test_tilted_statistics_are_wald_statistics_of_resamples_from_the_tilted_classes():
@@ -328,6 +334,84 @@ def test_tilted_statistics_are_wald_statistics_of_resamples_from_the_tilted_clas
     )
     np.testing.assert_array_equal(batch.boot_statistics[0], res.boot_statistics)
     np.testing.assert_array_equal(batch.tilt_share, [1.0, 1.0])
+
+
+def test_null_tilt_of_weighted_rows_is_the_tilt_of_the_rows_repeated():
+    """Base weights given as counts tilt like the rows written out that many times: each copy
+    of a row gets the same exponential factor, so the copies' probabilities summed equal the
+    weighted tilt's (rows of count 0 get none)."""
+    process = make_process("unequal_covariance", d=3)
+    X0, X1 = process.sample(120, 40, _rng(54))
+    y0, y1 = process.labels
+    theta = wald_symmetry_test(X0, X1, SQUARED, process.labels).theta_pilot
+    Q0, Q1 = _row_scores(theta, X0, y0, SQUARED)[0], _row_scores(theta, X1, y1, SQUARED)[0]
+    rng = _rng(55)
+    c0, c1 = rng.multinomial(120, np.full(120, 1 / 120)), rng.multinomial(40, np.full(40, 1 / 40))
+    pi0, pi1, share = null_tilt(Q0, Q1, c0, c1)
+    rep0, rep1, rep_share = null_tilt(np.repeat(Q0, c0, axis=0), np.repeat(Q1, c1, axis=0))
+    assert share == rep_share == 1.0
+    owner0, owner1 = np.repeat(np.arange(120), c0), np.repeat(np.arange(40), c1)
+    np.testing.assert_allclose(pi0, np.bincount(owner0, rep0, minlength=120), atol=1e-12)
+    np.testing.assert_allclose(pi1, np.bincount(owner1, rep1, minlength=40), atol=1e-12)
+    assert np.all(pi0[c0 == 0] == 0) and np.all(pi1[c1 == 0] == 0)
+
+
+def test_double_tilted_p_value_refers_r_t_to_the_tilted_resamples():
+    """The first level is "tilted"'s, resample for resample. The second is recomputed here by
+    gathering each first-level resample's rows, tilting them to their own null and running the
+    plain test on the rows of the one draw from that law: r = median(T**) / median(T*)."""
+    process = make_process("unequal_covariance", d=2)
+    X0, X1 = process.sample(200, 40, _rng(56))
+    y0, y1 = process.labels
+    B = 19
+    tilted = wald_symmetry_test(X0, X1, SQUARED, process.labels, reference="tilted", rng=_rng(57), n_boot=B)
+    res = wald_symmetry_test(X0, X1, SQUARED, process.labels, reference="tilted_double", rng=_rng(57), n_boot=B)
+    np.testing.assert_array_equal(res.boot_statistics, tilted.boot_statistics)
+    assert res.reference == "tilted_double" and res.tilt_share == 1.0
+    rng = _rng(57)
+    Q0 = _row_scores(res.theta_pilot, X0, y0, SQUARED)[0]
+    Q1 = _row_scores(res.theta_pilot, X1, y1, SQUARED)[0]
+    pi0, pi1, _ = null_tilt(Q0, Q1)
+    c0, c1 = rng.multinomial(200, pi0, size=B), rng.multinomial(40, pi1, size=B)
+    second = []
+    for b in range(B):
+        first = wald_symmetry_test(np.repeat(X0, c0[b], axis=0), np.repeat(X1, c1[b], axis=0), SQUARED, process.labels)
+        R0 = _row_scores(first.theta_pilot, X0, y0, SQUARED)[0]
+        R1 = _row_scores(first.theta_pilot, X1, y1, SQUARED)[0]
+        q0, q1, share = null_tilt(R0, R1, c0[b], c1[b])
+        assert share == 1.0  # so T**_b is centred at 0
+        d0, d1 = rng.multinomial(200, q0), rng.multinomial(40, q1)
+        again = wald_symmetry_test(np.repeat(X0, d0, axis=0), np.repeat(X1, d1, axis=0), SQUARED, process.labels)
+        second.append(float(again.statistic))
+    r = np.median(second) / np.median(res.boot_statistics)
+    assert res.boot_scale == pytest.approx(r, rel=1e-8)
+    assert res.p_value == (1 + np.sum(res.boot_statistics >= r * res.statistic)) / (B + 1)
+    assert tilted.boot_scale is None and tilted.p_value == (1 + np.sum(tilted.boot_statistics >= res.statistic)) / (
+        B + 1
+    )
+    batch = wald_symmetry_test(
+        np.stack([X0, X0]),
+        np.stack([X1, X1]),
+        SQUARED,
+        process.labels,
+        reference="tilted_double",
+        rng=_rng(57),
+        n_boot=B,
+    )
+    np.testing.assert_array_equal(batch.boot_scale[0], res.boot_scale)
+    np.testing.assert_array_equal(batch.boot_statistics[0], res.boot_statistics)
+
+
+@pytest.mark.parametrize(
+    "first, second, want",
+    [
+        ([1.0, 2.0, 3.0], [2.0, 3.0, 9.0], 1.5),
+        ([1.0, np.inf, np.inf], [1.0, 2.0, 3.0], 1.0),  # most of the first level not studentised
+        ([1.0, 2.0, 3.0], [np.inf, np.inf, 1.0], 1.0),  # nor of the second: no factor, not an infinite one
+    ],
+)
+def test_median_scale_is_the_ratio_of_medians_or_one(first, second, want):
+    assert median_scale(np.array(first), np.array(second)) == want
 
 
 # ---------------------------------------------------------------- TG-VTSS's decision rules
@@ -356,7 +440,8 @@ def test_theory_guided_grid_follows_each_rule():
 
 
 @pytest.mark.parametrize(
-    "symmetry_test, gqs_rule", [("chi2", "threshold"), ("bootstrap", "calibrated"), ("tilted", "calibrated")]
+    "symmetry_test, gqs_rule",
+    [("chi2", "threshold"), ("bootstrap", "calibrated"), ("tilted", "calibrated"), ("tilted_double", "threshold")],
 )
 def test_tg_vtss_records_the_rules_that_ran(symmetry_test, gqs_rule):
     rng = _rng(11)
@@ -403,7 +488,8 @@ def test_symmetry_job_rates_and_quantiles_come_from_its_rows(size_job):
     run, out, summary = size_job
     rows = pd.read_parquet(out / "replications.parquet")
     assert list(rows["replication"]) == list(range(40))
-    for column, key in (("p_chi2", "reject_chi2"), ("p_bootstrap", "reject_bootstrap"), ("p_tilted", "reject_tilted")):
+    references = ("chi2", "bootstrap", "tilted", "tilted_double")
+    for column, key in ((f"p_{name}", f"reject_{name}") for name in references):
         rate = float(np.mean(rows[column] <= 0.05))
         assert summary[key]["rate"] == rate and summary[key]["n"] == 40
         assert summary[key]["mcse"] == pytest.approx(math.sqrt(rate * (1 - rate) / 40))

@@ -5,9 +5,11 @@ simulated cell (AUTHORS_DESIGNS.md section D, and issue 17's calibrated versions
 
 * ``symmetry``: the local-symmetry Wald test. Replication r draws n0 majority and n1 minority
   rows (``engine.replication_streams``, so every number regenerates from config + r) and
-  records T, its chi2_p p-value and, with ``selection.n_boot`` > 0, the studentised and the
-  tilted bootstrap p-values (``diagnostics.wald_symmetry_test``; resamples from the streams
-  keyed (data key, r, ``STREAM_TAGS["symmetry_bootstrap"]``) and (..., ``"symmetry_tilted"``)).
+  records T, its chi2_p p-value and, with ``selection.n_boot`` > 0, the studentised, the
+  tilted and the scale-corrected double tilted bootstrap p-values
+  (``diagnostics.wald_symmetry_test``; resamples from the streams keyed (data key, r,
+  ``STREAM_TAGS["symmetry_bootstrap"]``) and (..., ``"symmetry_tilted"``), the double one's
+  first level being the tilted one's resamples, with its scale factor ``boot_scale``).
   The chi2 statistics of a chunk of replications are one batched call. The summary holds each
   reference's rejection rate at ``selection.alpha`` with its Monte Carlo SE
   sqrt(rate (1 - rate) / R), the count of replications whose tilt stopped short of the null
@@ -109,7 +111,7 @@ def symmetry_rows(dc: DiagnosticsCell, reps) -> pd.DataFrame:
         X1s.append(X1)
     X0s, X1s = np.stack(X0s), np.stack(X1s)
     wald = wald_symmetry_test(X0s, X1s, built.model, built.process.labels)
-    p_boot, p_tilted, share = np.full(len(reps), np.nan), np.full(len(reps), np.nan), np.full(len(reps), np.nan)
+    p_boot, p_tilted, p_double, share, scale = (np.full(len(reps), np.nan) for _ in range(5))
     if sel.n_boot:
         for i, r in enumerate(reps):
 
@@ -120,8 +122,10 @@ def symmetry_rows(dc: DiagnosticsCell, reps) -> pd.DataFrame:
                 )
 
             p_boot[i] = test("bootstrap", "symmetry_bootstrap").p_value
-            tilted = test("tilted", "symmetry_tilted")
-            p_tilted[i], share[i] = tilted.p_value, tilted.tilt_share
+            # "tilted_double"'s first level is the tilted bootstrap itself: one run gives both
+            double = test("tilted_double", "symmetry_tilted")
+            p_tilted[i] = (1.0 + np.sum(double.boot_statistics >= double.statistic)) / (sel.n_boot + 1.0)
+            p_double[i], share[i], scale[i] = double.p_value, double.tilt_share, double.boot_scale
     return pd.DataFrame(
         {
             "replication": list(reps),
@@ -129,7 +133,9 @@ def symmetry_rows(dc: DiagnosticsCell, reps) -> pd.DataFrame:
             "p_chi2": np.asarray(wald.p_value, dtype=float),
             "p_bootstrap": p_boot,
             "p_tilted": p_tilted,
+            "p_tilted_double": p_double,
             "tilt_share": share,
+            "boot_scale": scale,
             "pilot_converged": np.asarray(wald.pilot_info.converged, dtype=bool),
             "pilot_separated": np.asarray(wald.pilot_info.separated, dtype=bool),
         }
@@ -272,6 +278,8 @@ class DiagnosticsStudy:
             reject_chi2=_rate(rows["p_chi2"] <= sel.alpha),
             reject_bootstrap=_rate(rows["p_bootstrap"].dropna() <= sel.alpha) if sel.n_boot else None,
             reject_tilted=_rate(rows["p_tilted"].dropna() <= sel.alpha) if sel.n_boot else None,
+            reject_tilted_double=_rate(rows["p_tilted_double"].dropna() <= sel.alpha) if sel.n_boot else None,
+            boot_scale_median=float(rows["boot_scale"].median()) if sel.n_boot else None,
             # replications whose tilted law could not impose the null fully (null_tilt)
             tilt_partial=int((rows["tilt_share"].dropna() < 1).sum()) if sel.n_boot else None,
             pilot_failures=int((~rows["pilot_converged"]).sum()),
@@ -327,9 +335,9 @@ def sweep_report(summaries: list[dict]) -> str:
             )
         return "\n".join(lines) + "\n"
     lines = [
-        "| dgp | p | n1 | n0 | h | alpha | B | R | predicted | chi2 | bootstrap | tilted | "
-        "bootstrap in alpha ± 30% | tilted in alpha ± 30% |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| dgp | p | n1 | n0 | h | alpha | B | R | predicted | chi2 | bootstrap | tilted | double tilted | "
+        "bootstrap in alpha ± 30% | tilted in alpha ± 30% | double tilted in alpha ± 30% |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for s in summaries:
         low, high = size_band(s["alpha"])
@@ -339,11 +347,11 @@ def sweep_report(summaries: list[dict]) -> str:
                 return "—"  # the band is a size requirement, not a power one
             return "yes" if low <= entry["rate"] <= high else "**no**"
 
-        boot, tilted = s.get("reject_bootstrap"), s.get("reject_tilted")
+        boot, tilted, double = s.get("reject_bootstrap"), s.get("reject_tilted"), s.get("reject_tilted_double")
         lines.append(
             f"| {s['dgp']} | {s['df']} | {s['n1']} | {s['n0']} | {s.get('cell', {}).get('h', 0)} | {s['alpha']} | "
             f"{s['n_boot']} | {s['reps']} | {s['population']['power']:.3f} | {_pct(s['reject_chi2'])} | "
-            f"{_pct(boot)} | {_pct(tilted)} | {inside(boot)} | {inside(tilted)} |"
+            f"{_pct(boot)} | {_pct(tilted)} | {_pct(double)} | {inside(boot)} | {inside(tilted)} | {inside(double)} |"
         )
     return "\n".join(lines) + "\n"
 

@@ -795,10 +795,13 @@ def _second_level_statistics(X0, X1, model, y0, y1, first: _Resamples, c0, c1, s
     times), centred at that law's g_phi."""
     n0, n1 = X0.shape[0], X1.shape[0]
     n_boot = len(c0)
+    Z0, Z1 = np.asarray(model.features(X0)), np.asarray(model.features(X1))
+    # every resample's l'(z' theta*_b, y) in one call per class: (n_boot, n)
+    slope0 = np.asarray(model.family.score(first.theta @ Z0.T, y0))
+    slope1 = np.asarray(model.family.score(first.theta @ Z1.T, y1))
     d0, d1, centre = np.empty_like(c0), np.empty_like(c1), np.empty_like(first.g_phi)
     for b in range(n_boot):
-        Q0 = _row_scores(first.theta[b], X0, y0, model)[0]
-        Q1 = _row_scores(first.theta[b], X1, y1, model)[0]
+        Q0, Q1 = slope0[b, :, None] * Z0, slope1[b, :, None] * Z1
         pi0, pi1, reached = null_tilt(Q0, Q1, c0[b], c1[b], start=share)
         d0[b] = rng.multinomial(n0, pi0)
         d1[b] = rng.multinomial(n1, pi1)

@@ -45,6 +45,7 @@ bench: $(STAMP)  ## the benchmarks in benchmarks/
 	$(BIN)/python benchmarks/bench_study.py
 	$(BIN)/python benchmarks/bench_scaling.py
 	$(BIN)/python benchmarks/bench_breakdown.py
+	$(BIN)/python benchmarks/bench_symmetry.py
 
 clean:
 	rm -rf $(VENV) outputs multirun .pytest_cache

@@ -632,8 +632,8 @@ direction the tilt moves in (``exponential_tilt``)."""
 
 TILT_GRAM_TOL = 1e-12
 """Smallest eigenvalue of the standardised rows' Gram matrix, relative to its largest, above
-which the tilt takes the rows as spanning every direction (singular values within 1e-6 of
-each other: far from ``TILT_RANK_TOL``)."""
+which the tilt takes the rows as spanning every direction (the smallest singular value above
+1e-6 of the largest: far from ``TILT_RANK_TOL``)."""
 
 TILT_HALVINGS = 10
 """How often the tilted bootstrap halves its step towards the null before it falls back to the
@@ -680,13 +680,7 @@ def exponential_tilt(Q, target, base=None) -> np.ndarray | None:
     target = np.asarray(target, dtype=np.float64)
     if target.shape != (p,) or not np.all(np.isfinite(target)):
         raise ValueError(f"target must be a finite vector of shape ({p},), got shape {target.shape}")
-    if base is None:
-        b = np.full(n, 1.0 / n)
-    else:
-        b = np.asarray(base, dtype=np.float64)
-        if b.shape != (n,) or not np.all(np.isfinite(b)) or np.any(b < 0) or not b.sum() > 0:
-            raise ValueError(f"base must be {n} finite weights >= 0 with a positive sum")
-        b = b / b.sum()
+    b = _tilt_base(base, n)
     keep = b > 0
     U = Q[keep] - target
     U = U / np.where((sd := U.std(axis=0)) > 0, sd, 1.0)
@@ -729,6 +723,17 @@ def exponential_tilt(Q, target, base=None) -> np.ndarray | None:
     return None
 
 
+def _tilt_base(base, n: int) -> np.ndarray:
+    """The base law of a tilt as probabilities: uniform when ``base`` is None, else its weights
+    normalised."""
+    if base is None:
+        return np.full(n, 1.0 / n)
+    b = np.asarray(base, dtype=np.float64)
+    if b.shape != (n,) or not np.all(np.isfinite(b)) or np.any(b < 0) or not b.sum() > 0:
+        raise ValueError(f"base must be {n} finite weights >= 0 with a positive sum")
+    return b / b.sum()
+
+
 def null_tilt(Q0, Q1, base0=None, base1=None, start: float = 1.0) -> tuple[np.ndarray, np.ndarray, float]:
     """Class row probabilities under which the balanced pilot is unchanged and g_phi is 0.
 
@@ -758,8 +763,9 @@ def null_tilt(Q0, Q1, base0=None, base1=None, start: float = 1.0) -> tuple[np.nd
     share : float
         s, the part of the way to the null that was reached.
     """
-    b0 = np.full(len(Q0), 1.0 / len(Q0)) if base0 is None else np.asarray(base0, dtype=np.float64) / np.sum(base0)
-    b1 = np.full(len(Q1), 1.0 / len(Q1)) if base1 is None else np.asarray(base1, dtype=np.float64) / np.sum(base1)
+    if not 0.0 <= start <= 1.0:
+        raise ValueError(f"start must be a share in [0, 1], got {start!r}")
+    b0, b1 = _tilt_base(base0, len(Q0)), _tilt_base(base1, len(Q1))
     m0, m1 = (Q0.mean(axis=0), Q1.mean(axis=0)) if base0 is None and base1 is None else (b0 @ Q0, b1 @ Q1)
     c = (m0 + m1) / 2
     s = start
@@ -813,7 +819,9 @@ def _second_level_statistics(X0, X1, model, y0, y1, first: _Resamples, c0, c1, s
 def median_scale(first, second) -> float:
     """r = median(second) / median(first): how much a bootstrap level inflates the statistic's
     scale, estimated one level down; 1 where either median is not finite and positive (more
-    than half of a level's resamples could not be studentised)."""
+    than half of a level's resamples could not be studentised). Where most V* are all but
+    singular (n1 a few times p) T* can be ~1e15 and r absurdly small; the p-value is then
+    near 1, on the conservative side."""
     top, bottom = np.median(second), np.median(first)
     if not (np.isfinite(top) and np.isfinite(bottom) and top > 0 and bottom > 0):
         return 1.0
@@ -832,7 +840,10 @@ def _studentised(pilot: _Pilot, centre, stabilised: bool) -> np.ndarray:
     except ValueError:
         if len(pilot.H) == 1:
             return np.array([np.inf])
-        return np.concatenate([_studentised(_one(pilot, b), centre, stabilised) for b in range(len(pilot.H))])
+        centres = centre if np.ndim(centre) == 2 else np.broadcast_to(centre, (len(pilot.H), np.shape(centre)[-1]))
+        return np.concatenate(
+            [_studentised(_one(pilot, b), centres[b : b + 1], stabilised) for b in range(len(pilot.H))]
+        )
 
 
 def _one(pilot: _Pilot, b: int) -> _Pilot:
@@ -935,8 +946,8 @@ def wald_symmetry_test(
     ValueError
         If the inputs are invalid (as for ``balanced_pilot``), ``reference`` is unknown, the
         bootstrap lacks a ``numpy.random.Generator`` or ``n_boot`` is not an integer >= 19, or
-        the pilot Hessian H or a covariance V is singular (a feature constant or collinear
-        within the data or a resample).
+        the pilot Hessian H or the covariance V of the data is singular (a feature constant or
+        collinear within the data; a resample whose H* or V* is singular gets T*_b = inf).
     """
     model = _check_model(model)
     X0, X1 = _check_classes(X0, X1)

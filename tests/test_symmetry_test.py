@@ -414,6 +414,27 @@ def test_median_scale_is_the_ratio_of_medians_or_one(first, second, want):
     assert median_scale(np.array(first), np.array(second)) == want
 
 
+def test_a_second_level_resample_that_cannot_be_studentised_counts_against_the_data():
+    """n1 = 8 rows for p = 5 coefficients: some resamples of both levels repeat rows until a
+    class's V* is singular. Each such T*_b or T**_b is inf (one at a time, each at its own
+    centre), and the test returns a p-value instead of raising."""
+    process = make_process("unequal_covariance", d=5)
+    X0, X1 = process.sample(40, 8, _rng(40))
+    res = wald_symmetry_test(X0, X1, SQUARED, process.labels, reference="tilted_double", rng=_rng(41), n_boot=39)
+    tilted = wald_symmetry_test(X0, X1, SQUARED, process.labels, reference="tilted", rng=_rng(41), n_boot=39)
+    np.testing.assert_array_equal(res.boot_statistics, tilted.boot_statistics)
+    assert np.isinf(res.boot_statistics).any() and 0 < res.p_value <= 1 and np.isfinite(res.boot_scale)
+
+
+@pytest.mark.parametrize("start", [-0.5, 1.5, np.nan])
+def test_null_tilt_refuses_a_share_outside_zero_one_and_bad_bases(start):
+    Q0, Q1 = np.array([[-1.0], [3.0]]), np.array([[-3.1], [-2.9]])
+    with pytest.raises(ValueError, match="start"):
+        null_tilt(Q0, Q1, start=start)
+    with pytest.raises(ValueError, match="base"):
+        null_tilt(Q0, Q1, np.array([1.0, -0.5]), None, start=0.0)
+
+
 # ---------------------------------------------------------------- TG-VTSS's decision rules
 
 

@@ -12,9 +12,10 @@ simulated cell (AUTHORS_DESIGNS.md section D, and issue 17's calibrated versions
   first level being the tilted one's resamples, with its scale factor ``boot_scale``).
   The chi2 statistics of a chunk of replications are one batched call. The summary holds each
   reference's rejection rate at ``selection.alpha`` with its Monte Carlo SE
-  sqrt(rate (1 - rate) / R), the count of replications whose tilt stopped short of the null
-  (``tilt_partial``), T's quantiles beside chi2_p's (the Q-Q plot), and the population's
-  prediction: g_phi = grad R0 - grad R1 at theta*, V from the class moments at theta* (module
+  sqrt(rate (1 - rate) / R) (``reject_chi2``, ``reject_bootstrap``, ``reject_tilted``,
+  ``reject_tilted_double``), the median of the double's scale factors (``boot_scale_median``),
+  the count of replications whose tilt stopped short of the null (``tilt_partial``), T's
+  quantiles beside chi2_p's (the Q-Q plot), and the population's prediction: g_phi = grad R0 - grad R1 at theta*, V from the class moments at theta* (module
   docstring of simstudy.diagnostics) and the first-order power P(chi2_p(lambda) >
   chi2_p(1 - alpha)), lambda = g_phi' V^{-1} g_phi (the size alpha under the null).
 * ``gqs``: the generator quality score of the cell's generator (``diagnostics.diagnose``, K =
@@ -101,7 +102,7 @@ def population_prediction(built: BuiltCell, alpha: float) -> dict:
 
 
 def symmetry_rows(dc: DiagnosticsCell, reps) -> pd.DataFrame:
-    """The Wald test of replications ``reps``: T, its chi2 and both bootstraps' p-values."""
+    """The Wald test of replications ``reps``: T, its chi2 p-value and the three bootstraps'."""
     run, built = dc.run, dc.built
     d, sel = run.design, run.selection
     X0s, X1s = [], []

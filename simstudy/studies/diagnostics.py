@@ -15,9 +15,10 @@ simulated cell (AUTHORS_DESIGNS.md section D, and issue 17's calibrated versions
   sqrt(rate (1 - rate) / R) (``reject_chi2``, ``reject_bootstrap``, ``reject_tilted``,
   ``reject_tilted_double``), the median of the double's scale factors (``boot_scale_median``),
   the count of replications whose tilt stopped short of the null (``tilt_partial``), T's
-  quantiles beside chi2_p's (the Q-Q plot), and the population's prediction: g_phi = grad R0 - grad R1 at theta*, V from the class moments at theta* (module
-  docstring of simstudy.diagnostics) and the first-order power P(chi2_p(lambda) >
-  chi2_p(1 - alpha)), lambda = g_phi' V^{-1} g_phi (the size alpha under the null).
+  quantiles beside chi2_p's (the Q-Q plot), and the population's prediction: g_phi =
+  grad R0 - grad R1 at theta*, V from the class moments at theta* (module docstring of
+  simstudy.diagnostics) and the first-order power P(chi2_p(lambda) > chi2_p(1 - alpha)),
+  lambda = g_phi' V^{-1} g_phi (the size alpha under the null).
 * ``gqs``: the generator quality score of the cell's generator (``diagnostics.diagnose``, K =
   ``selection.gqs_folds`` folds, default min(5, n1), its fits and draws from the replication's
   fit stream), called biased by the authors' rule (GQS > ``selection.gqs_threshold``) and by the

@@ -695,9 +695,12 @@ def exponential_tilt(Q, target, base=None) -> np.ndarray | None:
     log_b = np.log(b[keep])
 
     def log_partition(lam):
-        a = log_b + U @ lam
-        e = np.exp(a - a.max())
-        return a.max() + np.log(e.sum()), e / e.sum()
+        # a trial step far past the minimum can overflow U @ lam: its f is then nan or inf,
+        # which the line search refuses like any other value that does not decrease f
+        with np.errstate(over="ignore", invalid="ignore"):
+            a = log_b + U @ lam
+            e = np.exp(a - a.max())
+            return a.max() + np.log(e.sum()), e / e.sum()
 
     lam = np.zeros(U.shape[1])
     f, w = log_partition(lam)
@@ -711,6 +714,8 @@ def exponential_tilt(Q, target, base=None) -> np.ndarray | None:
         try:
             step = np.linalg.solve((centred * w[:, None]).T @ centred, grad)
         except np.linalg.LinAlgError:
+            return None
+        if not np.all(np.isfinite(step)):  # a numerically singular Hessian: no finite way on
             return None
         t, slack = 1.0, newton.decrease_slack(f)
         # the slack: near the minimum the predicted decrease falls below f's rounding, and

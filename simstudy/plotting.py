@@ -949,13 +949,15 @@ def _size_figure(summaries):
             colour = palette(k / max(1, len(dfs) - 1) * 0.85)
             n1 = np.array([s["n1"] for s in mine], dtype=float) * (1 + 0.03 * (k - len(dfs) / 2))
             for (key, label), marker, line in zip(SYMMETRY_REFERENCES, "os^D", ("--", "-", ":", "-.")):
-                entries = [s.get(key) for s in mine]
-                if not all(entries):
+                # a reference a cell did not run (no bootstraps, or a summary older than it) is left out
+                ran = np.array([bool(s.get(key)) for s in mine])
+                if not ran.any():
                     continue
+                entries = [s[key] for s in np.array(mine, dtype=object)[ran]]
                 rate = np.array([e["rate"] for e in entries])
                 err = 1.96 * np.array([e["mcse"] for e in entries])
                 ax.errorbar(
-                    n1,
+                    n1[ran],
                     rate,
                     yerr=[np.minimum(err, rate), err],  # a rate is never below 0
                     fmt=marker + line,

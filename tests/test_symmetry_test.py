@@ -12,6 +12,7 @@ from omegaconf import OmegaConf
 from scipy.optimize import minimize
 from scipy.stats import chi2, ncx2
 
+from simstudy import plotting
 from simstudy.aggregate import aggregate
 from simstudy.app import CONFIG_PATH, planned_cells
 from simstudy.composition import compose as compose_overrides
@@ -580,6 +581,13 @@ def test_a_sweep_of_diagnostics_cells_draws_its_figure_and_reports_its_rates(tmp
     report = (tmp_path / "report.md").read_text()
     assert "## Results" in report and report.count("| unequal_covariance | 2 |") == 2
     assert (tmp_path / "figure.png").is_file() and (tmp_path / "figures" / "symmetry_test_size.png").is_file()
+    # a cell that did not run a reference (a summary written before it existed) leaves only its
+    # own point out of that reference's line
+    summaries = [json.loads((tmp_path / f"n1={n1}" / "summary.json").read_text()) for n1 in (30, 60)]
+    del summaries[0]["reject_tilted_double"]
+    fig = plotting.diagnostics_sweep_figure(summaries)
+    lines = {bars.get_label(): bars.lines[0] for bars in fig.axes[0].containers}
+    assert lines["p = 2, double tilted"].get_xdata().size == 1 and lines["p = 2, tilted"].get_xdata().size == 2
 
 
 @pytest.mark.parametrize(

@@ -1016,10 +1016,11 @@ def _power_figure(summaries):
             h, [s["population"]["power"] for s in mine], "-", color=THEORY, lw=1.2, label="noncentral χ² prediction"
         )
         for (key, label), marker, colour in zip(SYMMETRY_REFERENCES, "os^D", (SIM, "#16a085", "#8e44ad", "#d35400")):
-            entries = [s.get(key) for s in mine]
-            if all(entries):
+            ran = np.array([bool(s.get(key)) for s in mine])
+            entries = [s[key] for s in np.array(mine, dtype=object)[ran]]
+            if entries:
                 ax.errorbar(
-                    h,
+                    h[ran],
                     [e["rate"] for e in entries],
                     yerr=[1.96 * e["mcse"] for e in entries],
                     fmt=marker,

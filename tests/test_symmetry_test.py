@@ -590,6 +590,19 @@ def test_a_sweep_of_diagnostics_cells_draws_its_figure_and_reports_its_rates(tmp
     assert lines["p = 2, double tilted"].get_xdata().size == 1 and lines["p = 2, tilted"].get_xdata().size == 2
 
 
+def test_the_power_figure_leaves_out_only_the_points_a_reference_did_not_run():
+    def cell(h, double):
+        rate = {"rate": 0.5, "mcse": 0.02, "n": 300}
+        out = {"study": "symmetry_test_power", "measure": "symmetry", "n1": 50, "n0": 250, "df": 5, "reps": 300}
+        out |= {"alpha": 0.05, "cell": {"h": h}, "population": {"null": h == 0, "power": 0.3}}
+        out |= {"reject_chi2": rate, "reject_bootstrap": rate, "reject_tilted": rate}
+        return out | ({"reject_tilted_double": rate} if double else {})
+
+    fig = plotting.diagnostics_sweep_figure([cell(-2.0, True), cell(0.0, False), cell(2.0, True)])
+    points = {bars.get_label(): bars.lines[0].get_xdata().tolist() for bars in fig.axes[0].containers}
+    assert points["double tilted"] == [-2.0, 2.0] and points["tilted"] == [-2.0, 0.0, 2.0]
+
+
 @pytest.mark.parametrize(
     "overrides, key",
     [

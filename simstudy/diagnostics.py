@@ -603,7 +603,7 @@ def _resample_statistics(X0, X1, model, y0, y1, counts, n_boot: int, centre, sta
     ridge = _ridge(model, p)
     stored = outer0 is not None and outer1 is not None
     block = max(1, BOOTSTRAP_MEMORY // ((n0 + n1) * (1 if stored else p)))
-    centre = np.asarray(centre)
+    centre = np.broadcast_to(centre, (n_boot, p))
     out = _Resamples(np.empty(n_boot), np.empty((n_boot, p)), np.empty((n_boot, p)))
     for start in range(0, n_boot, block):
         rows = slice(start, start + block)
@@ -612,7 +612,7 @@ def _resample_statistics(X0, X1, model, y0, y1, counts, n_boot: int, centre, sta
         s0 = _resampled_stats(fit.theta, Z0, outer0, c0, y0, model)
         s1 = _resampled_stats(fit.theta, Z1, outer1, c1, y1, model)
         pilot = _Pilot(fit, s0, s1, (s0.hessian + s1.hessian) / 2 + ridge)
-        out.statistic[rows] = _studentised(pilot, centre[rows] if centre.ndim == 2 else centre, stabilised)
+        out.statistic[rows] = _studentised(pilot, centre[rows], stabilised)
         out.g_phi[rows] = s0.mean - s1.mean
         out.theta[rows] = np.asarray(fit.theta)
     return out
@@ -748,10 +748,10 @@ def null_tilt(Q0, Q1, base0=None, base1=None, start: float = 1.0) -> tuple[np.nd
     holds for every s (the two means sum to 2c), so the pilot of the tilted law is the pilot of
     the base law, and its g_phi is (1 - s) (m0 - m1). s = 1 imposes the null; where a class
     cannot reach c (c outside its rows' convex hull, as happens when n_k is a few times p), s
-    halves from ``start`` up to ``TILT_HALVINGS`` times, then is 0 (the base law). A binary family with an
-    intercept never reaches s = 1: class 0's intercept scores l'(eta, 0) are all > 0 and class
-    1's all < 0, so g_phi's intercept entry is > 0 for every law and local symmetry
-    (g_phi = 0) cannot hold there.
+    halves from ``start`` up to ``TILT_HALVINGS`` times, then is 0 (the base law). A binary
+    family with an intercept never reaches s = 1: class 0's intercept scores l'(eta, 0) are all
+    > 0 and class 1's all < 0, so g_phi's intercept entry is > 0 for every law and local
+    symmetry (g_phi = 0) cannot hold there.
 
     Parameters
     ----------
@@ -771,7 +771,9 @@ def null_tilt(Q0, Q1, base0=None, base1=None, start: float = 1.0) -> tuple[np.nd
     if not 0.0 <= start <= 1.0:
         raise ValueError(f"start must be a share in [0, 1], got {start!r}")
     b0, b1 = _tilt_base(base0, len(Q0)), _tilt_base(base1, len(Q1))
-    m0, m1 = (Q0.mean(axis=0), Q1.mean(axis=0)) if base0 is None and base1 is None else (b0 @ Q0, b1 @ Q1)
+    # an unweighted class keeps the plain mean, the tilted bootstrap's first level to the last bit
+    m0 = Q0.mean(axis=0) if base0 is None else b0 @ Q0
+    m1 = Q1.mean(axis=0) if base1 is None else b1 @ Q1
     c = (m0 + m1) / 2
     s = start
     for _ in range(TILT_HALVINGS + 1 if start > 0 else 0):
@@ -834,7 +836,7 @@ def median_scale(first, second) -> float:
 
 
 def _studentised(pilot: _Pilot, centre, stabilised: bool) -> np.ndarray:
-    """T*_b of a block of resamples, g* centred at ``centre``; a resample whose H* or V* is
+    """T*_b of a block of resamples, g*_b centred at ``centre[b]`` (b, p); a resample whose H* or V* is
     singular (repeated rows can leave a class with fewer distinct rows than features) cannot be
     studentised and gets T*_b = inf, which counts against the data's T (the conservative side)."""
     try:
@@ -845,9 +847,8 @@ def _studentised(pilot: _Pilot, centre, stabilised: bool) -> np.ndarray:
     except ValueError:
         if len(pilot.H) == 1:
             return np.array([np.inf])
-        centres = centre if np.ndim(centre) == 2 else np.broadcast_to(centre, (len(pilot.H), np.shape(centre)[-1]))
         return np.concatenate(
-            [_studentised(_one(pilot, b), centres[b : b + 1], stabilised) for b in range(len(pilot.H))]
+            [_studentised(_one(pilot, b), centre[b : b + 1], stabilised) for b in range(len(pilot.H))]
         )
 
 
@@ -907,13 +908,15 @@ def wald_symmetry_test(
     ``reference`` "tilted_double" corrects the tilted bootstrap's scale by a second level (an
     iterated bootstrap, Beran 1988, reduced to one scale factor): from each first-level
     resample b, itself tilted to its own null (``null_tilt`` of its rows, weighted by its
-    counts, at its pilot), one resample gives T**_b, centred at that law's g_phi. Where n1 / p
-    is small the bootstrap overstates T's spread (T*'s resampled V* is noisier than the data's
-    V, a high-dimensional effect of drawing with replacement), and it does so again one level
+    counts, at its pilot), one resample gives T**_b, centred at that law's g_phi. Where the
+    tilted bootstrap overstates T's spread, the assumption is that it does so again one level
     down: r = median(T**) / median(T*) estimates the factor, and p_value =
     (1 + #{b: T*_b >= r T}) / (B + 1) (``median_scale``). The median, not the mean, because a
     resample whose V* is singular has T = inf. Its first level is "tilted"'s, resample for
-    resample from the same rng; it costs about twice as much, plus one tilt per resample.
+    resample from the same rng; the second adds B refits and 2 B tilts, which make it 4 to 13
+    times as costly. Measured (README, "Calibrated diagnostics"): at study 1's null, r = 1.05
+    and the size 0.051 against the tilted bootstrap's 0.026; at study 2's null r is about 1 and
+    it stays liberal, 0.074 +- 0.008 at nominal 0.05.
 
     Parameters
     ----------
@@ -991,8 +994,7 @@ def wald_symmetry_test(
             scales[i] = median_scale(first.statistic, second)
     boot = boot.reshape(batch + (n_boot,))
     scales = scales.reshape(batch)
-    exceed = (boot >= (scales * np.asarray(wald.statistic))[..., None]).sum(axis=-1)
-    p_value = (1.0 + exceed) / (n_boot + 1.0)
+    p_value = bootstrap_p_value(boot, scales * np.asarray(wald.statistic))
     tilted = reference in ("tilted", "tilted_double")
     return wald._replace(
         p_value=p_value,
@@ -1001,6 +1003,14 @@ def wald_symmetry_test(
         tilt_share=shares.reshape(batch) if tilted else None,
         boot_scale=scales if reference == "tilted_double" else None,
     )
+
+
+def bootstrap_p_value(boot_statistics, statistic):
+    """(1 + #{b: T*_b >= T}) / (B + 1) over the last axis of ``boot_statistics`` (..., B), T of
+    shape (...): the bootstrap p-value, never 0 (Davison and Hinkley 1997, eq. 4.11)."""
+    boot_statistics = np.asarray(boot_statistics)
+    exceed = (boot_statistics >= np.asarray(statistic)[..., None]).sum(axis=-1)
+    return (1.0 + exceed) / (boot_statistics.shape[-1] + 1.0)
 
 
 def _check_int(value, name: str, low: int, high: int | None = None) -> int:

@@ -953,7 +953,7 @@ def _size_figure(summaries):
                 ran = np.array([bool(s.get(key)) for s in mine])
                 if not ran.any():
                     continue
-                entries = [s[key] for s in np.array(mine, dtype=object)[ran]]
+                entries = [s[key] for s in mine if s.get(key)]
                 rate = np.array([e["rate"] for e in entries])
                 err = 1.96 * np.array([e["mcse"] for e in entries])
                 ax.errorbar(
@@ -1017,7 +1017,7 @@ def _power_figure(summaries):
         )
         for (key, label), marker, colour in zip(SYMMETRY_REFERENCES, "os^D", (SIM, "#16a085", "#8e44ad", "#d35400")):
             ran = np.array([bool(s.get(key)) for s in mine])
-            entries = [s[key] for s in np.array(mine, dtype=object)[ran]]
+            entries = [s[key] for s in mine if s.get(key)]
             if entries:
                 ax.errorbar(
                     h[ran],

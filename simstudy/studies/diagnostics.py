@@ -43,7 +43,13 @@ from scipy.stats import chi2, ncx2
 import simstudy  # noqa: F401  (float64 before any array)
 from simstudy import plotting
 from simstudy.cell import BuiltCell
-from simstudy.diagnostics import ClassScoreStats, diagnose, wald_covariance, wald_symmetry_test
+from simstudy.diagnostics import (
+    ClassScoreStats,
+    bootstrap_p_value,
+    diagnose,
+    wald_covariance,
+    wald_symmetry_test,
+)
 from simstudy.engine import auxiliary_seed, replication_streams
 from simstudy.fitting import GLM
 from simstudy.jobfiles import json_numbers
@@ -126,7 +132,7 @@ def symmetry_rows(dc: DiagnosticsCell, reps) -> pd.DataFrame:
             p_boot[i] = test("bootstrap", "symmetry_bootstrap").p_value
             # "tilted_double"'s first level is the tilted bootstrap itself: one run gives both
             double = test("tilted_double", "symmetry_tilted")
-            p_tilted[i] = (1.0 + np.sum(double.boot_statistics >= double.statistic)) / (sel.n_boot + 1.0)
+            p_tilted[i] = bootstrap_p_value(double.boot_statistics, double.statistic)
             p_double[i], share[i], scale[i] = double.p_value, double.tilt_share, double.boot_scale
     return pd.DataFrame(
         {

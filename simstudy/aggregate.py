@@ -23,11 +23,13 @@ from simstudy.studies import study_of
 
 
 class PlannedCell(NamedTuple):
-    """One job of a sweep: its overrides, config hash and cell descriptor."""
+    """One job of a sweep: its overrides, config hash, cell descriptor and the hashes its job
+    carries when older code finished it (``schema.older_config_hashes``)."""
 
     overrides: tuple[str, ...]
     config_hash: str
     cell: dict
+    older_hashes: tuple[str, ...] = ()
 
 
 CURVE_FIELDS = (
@@ -80,18 +82,21 @@ def read_summaries(sweep_dir: Path, planned: list[PlannedCell] | None = None) ->
         by_hash = {}
         for summary in found:
             by_hash.setdefault(summary.get("config_hash"), summary)
-        found = [
-            by_hash.get(cell.config_hash)
-            or {
-                "status": "missing",
-                "job_dir": ",".join(cell.overrides),
-                "cell": cell.cell,
-                "config_hash": cell.config_hash,
-                "error": "no summary for this config (not run yet, killed, or unreadable); rerun the sweep",
-            }
-            for cell in planned
-        ]
+        found = [by_hash.get(cell.config_hash) or _missing_cell(cell, by_hash) for cell in planned]
     return sorted(found + unreadable, key=lambda s: (_order(s), s["job_dir"]))
+
+
+def _missing_cell(cell: PlannedCell, by_hash: dict) -> dict:
+    older = any(digest in by_hash for digest in cell.older_hashes)
+    return {
+        "status": "missing",
+        "job_dir": ",".join(cell.overrides),
+        "cell": cell.cell,
+        "config_hash": cell.config_hash,
+        "error": "finished by an older simstudy, without the outputs this one writes; rerun the sweep"
+        if older
+        else "no summary for this config (not run yet, killed, or unreadable); rerun the sweep",
+    }
 
 
 def _verdict_fields(v: dict | None, suffix: str) -> dict:

@@ -42,6 +42,7 @@ from simstudy.config import ConfigError, RunConfig, plugin_study, validate
 from simstudy.engine import one_blas_thread
 from simstudy.jobfiles import SUMMARY, atomic_write_json, complete_summary, job_lock, output_problem, read_summary
 from simstudy.resources import check_budget
+from simstudy.schema import older_config_hashes
 from simstudy.studies import study_of
 from simstudy.studies.job import cell_descriptor, failure_summary, run_job
 
@@ -126,7 +127,9 @@ def _job_files(job_dir: Path) -> tuple[RunConfig, dict]:
         run = validate(OmegaConf.load(job_dir / "config.yaml"))
     except ConfigError as err:
         raise ReplicationError(f"{job_dir}: config.yaml does not validate ({err})") from None
-    if complete_summary(job_dir, config_hash(run)) is None:
+    # a job of older code is replicated in the columns it has (same_rows ignores the new ones)
+    hashes = [config_hash(run), *older_config_hashes(run)]
+    if all(complete_summary(job_dir, digest) is None for digest in hashes):
         raise ReplicationError(f"{job_dir}: {_mismatch(job_dir, summary)}; rerun the job")
     return run, summary
 
@@ -193,7 +196,7 @@ def planned_cells(params, task_overrides, compose_job) -> list:
     out = []
     for job in expand_jobs(params, list(task_overrides)).jobs:
         run = validate(without_hydra(compose_job(job)))
-        out.append(PlannedCell(tuple(job), config_hash(run), cell_descriptor(run)))
+        out.append(PlannedCell(tuple(job), config_hash(run), cell_descriptor(run), tuple(older_config_hashes(run))))
     return out
 
 

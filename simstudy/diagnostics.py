@@ -152,6 +152,12 @@ class GQSResult(NamedTuple):
         sum_j lambda_j chi2_1 (``exact_generator_null``).
     p_value : float
         P(sum_j lambda_j chi2_1 > gqs), the calibrated decision's p-value.
+    pool_null_weights : ndarray of shape (p,)
+        The first-order law's weights with the minority's score covariance taken from the
+        synthetic pools instead of the data (``pool_generator_null``).
+    pool_p_value : float
+        P(sum_j lambda_j chi2_1 > gqs) under ``pool_null_weights``, the pool-calibrated
+        decision's p-value.
     """
 
     gqs: float
@@ -191,23 +197,35 @@ class GQSResult(NamedTuple):
     p_value: float
     """P(sum_j lambda_j chi2_1 > gqs): the calibrated decision calls the generator biased at
     level alpha when p_value <= alpha, so that an exact generator is flagged at rate alpha."""
+    pool_null_weights: np.ndarray
+    """lambda, (p,), of the same first-order law with the minority's score covariance from the
+    synthetic pools, Sigma_tilde, in place of the data's S1, and the statistic's own Sigma_aug
+    (``pool_generator_null``)."""
+    pool_p_value: float
+    """P(sum_j lambda_j chi2_1 > gqs) under ``pool_null_weights``: the pool-calibrated decision
+    (``gqs_rule="calibrated_pool"``) calls the generator biased when it is <= alpha."""
 
-    def threshold(self, level: float = 0.05) -> float:
+    def threshold(self, level: float = 0.05, null: str = "data") -> float:
         """The calibrated threshold: the (1 - level) quantile of GQS under an exact generator.
 
         Parameters
         ----------
         level : float, default 0.05
             The false-alarm rate, in (0, 1).
+        null : {"data", "pool"}, default "data"
+            The law's weights: ``null_weights`` ("data") or ``pool_null_weights`` ("pool").
 
         Returns
         -------
         float
-            t with P(sum_j lambda_j chi2_1 > t) = level (``weighted_chi2_quantile``).
+            t with P(sum_j lambda_j chi2_1 > t) = level (``weighted_chi2_quantile``); 0 when
+            the weights are all zero (a point mass, which exceeds no t >= 0).
         """
         if not 0.0 < level < 1.0:
             raise ValueError(f"level must lie in (0, 1), got {level!r}")
-        return weighted_chi2_quantile(1.0 - level, self.null_weights)
+        if null not in ("data", "pool"):
+            raise ValueError(f"null must be 'data' or 'pool', got {null!r}")
+        return weighted_chi2_quantile(1.0 - level, self.null_weights if null == "data" else self.pool_null_weights)
 
     @property
     def psi_hat(self) -> np.ndarray:
@@ -1071,7 +1089,9 @@ def _gqs(pilot: _Pilot, X0, X1, generator, model, rng, n_folds, y1, pool_size) -
     else:
         delta_cov = _delta_cov(pilot, folds, Sigma_tilde_folds, hessian_tilde_folds, pool_size)
         noise_floor = scale * np.trace(_solve(H, delta_cov, "the pilot Hessian H")) / variance
-    weights = exact_generator_null(pilot, [len(f) for f in folds], pool_size)
+    fold_sizes = [len(f) for f in folds]
+    weights = exact_generator_null(pilot, fold_sizes, pool_size)
+    pool_weights = pool_generator_null(Sigma_tilde, Sigma_aug, H, fold_sizes, pool_size, n0)
     return GQSResult(
         float(gqs),
         delta,
@@ -1084,6 +1104,8 @@ def _gqs(pilot: _Pilot, X0, X1, generator, model, rng, n_folds, y1, pool_size) -
         theta,
         weights,
         weighted_chi2_sf(float(gqs), weights),
+        pool_weights,
+        weighted_chi2_sf(float(gqs), pool_weights),
     )
 
 
@@ -1116,22 +1138,71 @@ def exact_generator_null(pilot: _Pilot, fold_sizes, pool_size: int, stabilised: 
         lambda, >= 0, in increasing order.
     """
     s0, s1 = pilot.stats0, pilot.stats1
+    return _null_weights(s1.cov, (s0.cov + s1.cov) / 2, pilot.H, fold_sizes, pool_size, s0.n, s1.n, stabilised)
+
+
+def pool_generator_null(
+    Sigma_tilde, Sigma_aug, H, fold_sizes, pool_size: int, n0: int, stabilised: bool = False
+) -> np.ndarray:
+    """``exact_generator_null``'s law with the minority's score covariance from the pools.
+
+    Under an exact generator its pools' score covariance Sigma_tilde and the data's S1 estimate
+    the same matrix, but not equally well when p / n1 is large: S1 comes from the rows the
+    pilot was fitted on, whose scores it has pulled in (on study 6b's 101 features with
+    n1 = 200, tr(H^{-1} S1) is about 20 where the pools' tr(H^{-1} Sigma_tilde) is about 450),
+    while the pools are fresh rows. So here C = Sigma_tilde (sum_k 1/|fold k| + K / pool) / K^2,
+    and c uses the statistic's own Sigma_aug, so that GQS = sum_j lambda_j Z_j^2 with lambda
+    the eigenvalues of c L' H^{-1} L, C = L L'. A generator whose rows are more spread than the
+    minority's widens its own null, which costs power against it (README, "Calibrated
+    diagnostics", has the measured rates).
+
+    Parameters
+    ----------
+    Sigma_tilde : ndarray of shape (p, p)
+        The pools' score covariance (``GQSResult.Sigma_tilde``).
+    Sigma_aug : ndarray of shape (p, p)
+        The statistic's Sigma_aug (``GQSResult.Sigma_aug``).
+    H : ndarray of shape (p, p)
+        The pilot Hessian.
+    fold_sizes : sequence of int
+        The held-out minority rows of each of the K folds (their sum is n1).
+    pool_size : int
+        Synthetic rows per fold.
+    n0 : int
+        Majority rows.
+    stabilised : bool, default False
+        Stabilised pseudo-inverses instead of solves (the reference variant).
+
+    Returns
+    -------
+    ndarray of shape (p,)
+        lambda, >= 0, in increasing order.
+    """
+    return _null_weights(Sigma_tilde, Sigma_aug, H, fold_sizes, pool_size, n0, sum(fold_sizes), stabilised)
+
+
+def _null_weights(S1, Sigma_aug, H, fold_sizes, pool_size: int, n0: int, n1: int, stabilised: bool) -> np.ndarray:
+    """Eigenvalues of c L' H^{-1} L, C = S1 (sum_k 1/|fold k| + K / pool) / K^2 = L L',
+    c = [(n0 - n1)^2 / (2 n0)] / tr(H^{-1} Sigma_aug): GQS's law sum_j lambda_j chi2_1 when
+    delta ~ N(0, C)."""
     K = len(fold_sizes)
-    n0, n1 = s0.n, s1.n
-    C = s1.cov * (sum(1.0 / m for m in fold_sizes) + K / pool_size) / K**2
-    Sigma_aug = (s0.cov + s1.cov) / 2
-    c = (n0 - n1) ** 2 / (2 * n0) / np.trace(_solve(pilot.H, Sigma_aug, "the pilot Hessian H", stabilised))
+    C = S1 * (sum(1.0 / m for m in fold_sizes) + K / pool_size) / K**2
+    c = (n0 - n1) ** 2 / (2 * n0) / np.trace(_solve(H, Sigma_aug, "the pilot Hessian H", stabilised))
     values, vectors = np.linalg.eigh(C)
     L = vectors * np.sqrt(np.clip(values, 0.0, None))
-    M = c * L.T @ _solve(pilot.H, L, "the pilot Hessian H", stabilised)
+    M = c * L.T @ _solve(H, L, "the pilot Hessian H", stabilised)
     return np.clip(np.linalg.eigvalsh((M + M.T) / 2), 0.0, None)
 
 
-def _pearson(weights) -> tuple[float, float, float]:
-    """(a, b, nu) of Pearson's three-moment fit a chi2_nu + b to sum_j lambda_j chi2_1."""
+def _check_weights(weights) -> np.ndarray:
     lam = np.asarray(weights, dtype=np.float64)
-    if lam.ndim != 1 or not np.all(np.isfinite(lam) & (lam >= 0)) or not lam.any():
-        raise ValueError(f"weights must be finite numbers >= 0, not all zero, got {weights!r}")
+    if lam.ndim != 1 or lam.size == 0 or not np.all(np.isfinite(lam) & (lam >= 0)):
+        raise ValueError(f"weights must be a non-empty vector of finite numbers >= 0, got {weights!r}")
+    return lam
+
+
+def _pearson(lam: np.ndarray) -> tuple[float, float, float]:
+    """(a, b, nu) of Pearson's three-moment fit a chi2_nu + b to sum_j lambda_j chi2_1, lambda not all zero."""
     c1, c2, c3 = lam.sum(), (lam**2).sum(), (lam**3).sum()
     a, nu = c3 / c2, c2**3 / c3**2
     return a, c1 - a * nu, nu
@@ -1195,7 +1266,9 @@ def _reference_gqs(
     scale = (n0 - n1) ** 2 / (2 * n0)
     variance = np.trace(_solve(H, Sigma_aug, "the pilot Hessian H", True))
     gqs = float(scale * delta @ _solve(H, delta, "the pilot Hessian H", True) / variance)
-    weights = exact_generator_null(folded, [len(out1) for _, out1 in folds], pool_size, stabilised=True)
+    fold_sizes = [len(out1) for _, out1 in folds]
+    weights = exact_generator_null(folded, fold_sizes, pool_size, stabilised=True)
+    pool_weights = pool_generator_null(synth.cov, Sigma_aug, H, fold_sizes, pool_size, n0, stabilised=True)
     return GQSResult(
         gqs,
         delta,
@@ -1208,6 +1281,8 @@ def _reference_gqs(
         pilot.fit.theta,
         weights,
         weighted_chi2_sf(gqs, weights),
+        pool_weights,
+        weighted_chi2_sf(gqs, pool_weights),
     )
 
 
@@ -1229,12 +1304,15 @@ def weighted_chi2_sf(x: float, weights) -> float:
     Imhof 1961, section 4, finds it accurate in the upper tail). Exact when the nonzero
     lambda are equal (a chi2 with their count as degrees of freedom).
 
+    All lambda zero give Q = 0, a point mass (the pool-calibrated null of a generator whose
+    rows are all equal).
+
     Parameters
     ----------
     x : float
         The point.
     weights : array_like of shape (k,)
-        lambda, finite and >= 0, not all zero.
+        lambda, finite and >= 0, k >= 1.
 
     Returns
     -------
@@ -1244,9 +1322,12 @@ def weighted_chi2_sf(x: float, weights) -> float:
     Raises
     ------
     ValueError
-        If the weights are not finite numbers >= 0, not all zero.
+        If the weights are not a non-empty vector of finite numbers >= 0.
     """
-    a, b, nu = _pearson(weights)
+    lam = _check_weights(weights)
+    if not lam.any():
+        return float("nan") if np.isnan(x) else float(x < 0)
+    a, b, nu = _pearson(lam)
     return float(chi2.sf((x - b) / a, nu))
 
 
@@ -1258,7 +1339,7 @@ def weighted_chi2_quantile(q: float, weights) -> float:
     q : float
         The probability, in (0, 1).
     weights : array_like of shape (k,)
-        lambda, finite and >= 0, not all zero.
+        lambda, finite and >= 0, k >= 1 (all zero: the point mass at 0, whose quantiles are 0).
 
     Returns
     -------
@@ -1272,7 +1353,10 @@ def weighted_chi2_quantile(q: float, weights) -> float:
     """
     if not 0.0 < q < 1.0:
         raise ValueError(f"q must lie in (0, 1), got {q!r}")
-    a, b, nu = _pearson(weights)
+    lam = _check_weights(weights)
+    if not lam.any():
+        return 0.0
+    a, b, nu = _pearson(lam)
     return float(b + a * chi2.ppf(q, nu))
 
 

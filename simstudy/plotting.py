@@ -833,11 +833,20 @@ def _qq_panel(ax, s: dict, title: str):
 
 
 def _gqs_rates_text(s: dict) -> str:
-    a, b = s["biased_threshold"], s["biased_calibrated"]
-    return (
+    a, b, c = s["biased_threshold"], s["biased_calibrated"], s.get("biased_pool")
+    text = (
         f"called biased: GQS > {s['selection']['gqs_threshold']:g} {a['rate']:.3f} ± {a['mcse']:.3f}; "
         f"calibrated (level {s['selection']['gqs_level']:g}) {b['rate']:.3f} ± {b['mcse']:.3f}"
     )
+    return text + (f";\npool-calibrated {c['rate']:.3f} ± {c['mcse']:.3f}" if c else "")
+
+
+GQS_RULES = (
+    ("biased_threshold", "o--", "GQS > threshold", SIM),
+    ("biased_calibrated", "s-", "calibrated", "#16a085"),
+    ("biased_pool", "^-", "pool-calibrated", "#8e44ad"),
+)
+"""The GQS decision's rules in a diagnostics summary: key, marker, the figures' label, colour."""
 
 
 SYMMETRY_REFERENCES = (
@@ -1050,16 +1059,16 @@ def _gqs_sweep_figure(summaries):
     for ax, name in zip(axes[0], generators):
         mine = sorted((s for s in summaries if s.get("generator_label", s["generator"]) == name), key=lambda s: s["n1"])
         n1 = np.array([s["n1"] for s in mine], dtype=float)
-        for key, marker, label in (
-            ("biased_threshold", "o--", "GQS > threshold"),
-            ("biased_calibrated", "s-", "calibrated"),
-        ):
+        for key, marker, label, colour in GQS_RULES:
+            have = [s for s in mine if s.get(key)]
+            if not have:
+                continue
             ax.errorbar(
-                n1,
-                [s[key]["rate"] for s in mine],
-                yerr=[1.96 * s[key]["mcse"] for s in mine],
+                np.array([s["n1"] for s in have], dtype=float),
+                [s[key]["rate"] for s in have],
+                yerr=[1.96 * s[key]["mcse"] for s in have],
                 fmt=marker,
-                color=SIM if key == "biased_threshold" else "#16a085",
+                color=colour,
                 ms=4,
                 capsize=2,
                 lw=1,

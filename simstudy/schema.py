@@ -219,7 +219,7 @@ SELECTION_DEFAULTS = {
     "gqs_folds": None,
 }
 SYMMETRY_TESTS = ("chi2", "bootstrap", "tilted", "tilted_double")
-GQS_RULES = ("threshold", "calibrated")
+GQS_RULES = ("threshold", "calibrated", "calibrated_pool")
 FEATURE_MAP_DEFAULTS = {
     "name": "rff",
     "n_features": 100,
@@ -334,6 +334,18 @@ class DataConfig:
         return out
 
 
+OUTPUT_VERSIONS = {"diagnostics": 2}
+"""The version of what a kind's jobs write, for kinds whose outputs grew after runs of them
+were kept: the version is part of a job's identity (its config hash), so a job finished by
+older code is not complete for the current one, and a rerun or a resumed sweep redoes it
+instead of keeping a summary without the new columns. Version 1 adds nothing, so those jobs
+keep their hashes. diagnostics 2: the double tilted bootstrap's ``p_tilted_double``,
+``boot_scale``, ``reject_tilted_double`` and ``boot_scale_median``, and the pool-calibrated
+GQS's ``p_gqs_pool``, ``threshold_pool``, ``pool_null_mean`` and ``biased_pool`` and their
+summaries. ``scripts/replicate.py`` still replicates such a job (the columns it has), and
+``simstudy-status`` and the sweep's aggregate name it as finished by older code."""
+
+
 @dataclass(frozen=True)
 class RunConfig:
     """A validated job config. ``dgp`` and ``generator`` keep their options as plain dicts;
@@ -356,12 +368,16 @@ class RunConfig:
     selection: SelectionConfig | None = None
     data: DataConfig | None = None
 
-    def identity(self) -> dict:
-        """Everything that determines the job's numbers (not where its outputs go, nor how many
-        threads compute them)."""
+    def identity(self, version: int | None = None) -> dict:
+        """Everything that determines the job's outputs (not where they go, nor how many threads
+        compute them): the fields, and the outputs version of the job's kind from 2 on
+        (``OUTPUT_VERSIONS``; ``version`` another one, to recognise a job of older code)."""
         out = asdict(self)
         out.pop("figures_dir")
         out.pop("workers")
+        version = OUTPUT_VERSIONS.get(self.kind, 1) if version is None else version
+        if version > 1:
+            out["outputs_version"] = version
         if self.selection is not None:
             out["selection"] = self.selection.identity()
         if self.data is not None:
@@ -394,9 +410,16 @@ def _one_line(err: Exception) -> str:
     return text
 
 
-def config_hash(run: RunConfig) -> str:
-    """SHA-256 of everything that determines a job's numbers (``RunConfig.identity``)."""
-    return hashlib.sha256(json.dumps(run.identity(), sort_keys=True, default=str).encode()).hexdigest()
+def config_hash(run: RunConfig, version: int | None = None) -> str:
+    """SHA-256 of everything that determines a job's outputs (``RunConfig.identity``), at its
+    kind's current outputs version or at ``version``."""
+    return hashlib.sha256(json.dumps(run.identity(version), sort_keys=True, default=str).encode()).hexdigest()
+
+
+def older_config_hashes(run: RunConfig) -> dict[str, int]:
+    """{config hash: outputs version} of the same config at its kind's earlier outputs versions
+    (``OUTPUT_VERSIONS``): the hashes a job of this config finished by older code carries."""
+    return {config_hash(run, v): v for v in range(1, OUTPUT_VERSIONS.get(run.kind, 1))}
 
 
 @contextlib.contextmanager

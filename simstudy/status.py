@@ -11,7 +11,8 @@ Two commands, neither of which writes anything:
   - **missing**: no summary there, or one whose files were since damaged or that cannot be read;
   - **failed**: a summary of its config with ``status: failed`` (the error is shown);
   - **stale**: a summary of another config hash: the config changed since the cell ran (an
-    edited preset or default, or another value of a key left out of the directory's name).
+    edited preset or default, or another value of a key left out of the directory's name), or
+    an older simstudy finished it before its kind's outputs grew (``schema.OUTPUT_VERSIONS``).
 
   Each cell has a cost: the seconds its summary records for a done cell, else the estimate of
   ``simstudy.resources`` (seconds on one core) of what a rerun would take. Exit status 0 when every
@@ -47,7 +48,7 @@ from simstudy.composition import compose, expand_jobs, fixed_overrides, sweep_jo
 from simstudy.config import ConfigError, RunConfig, validate
 from simstudy.jobfiles import SUMMARY, complete_summary, read_summary
 from simstudy.resources import estimated_seconds
-from simstudy.schema import config_hash
+from simstudy.schema import config_hash, older_config_hashes
 
 STATES = ("done", "missing", "failed", "stale")
 USAGE = "usage: python -m simstudy.status [--json] <sweep dir> | [--json] --plan <python -m simstudy arguments>"
@@ -92,7 +93,7 @@ class StatusError(ValueError):
 # one cell
 
 
-def classify(job_dir: Path, config_hash_: str) -> tuple[str, dict | None, str]:
+def classify(job_dir: Path, config_hash_: str, older: dict | None = None) -> tuple[str, dict | None, str]:
     """Where the job of this config hash stands in job_dir (module docstring).
 
     Parameters
@@ -101,6 +102,9 @@ def classify(job_dir: Path, config_hash_: str) -> tuple[str, dict | None, str]:
         The job's directory.
     config_hash_ : str
         The hash of the job's config now.
+    older : dict, optional
+        {hash: outputs version} of the same config finished by older code
+        (``schema.older_config_hashes``).
 
     Returns
     -------
@@ -117,6 +121,9 @@ def classify(job_dir: Path, config_hash_: str) -> tuple[str, dict | None, str]:
     summary = read_summary(path)
     if summary is None:
         return "missing", None, f"{SUMMARY} is truncated or not JSON; a rerun redoes the cell"
+    if summary.get("config_hash") in (older or {}):
+        version = older[summary["config_hash"]]
+        return "stale", summary, f"finished by an older simstudy (outputs version {version}); a rerun redoes the cell"
     if summary.get("config_hash") != config_hash_:
         old = str(summary.get("config_hash"))[:12]
         return "stale", summary, f"its {SUMMARY} is for config {old}: the config changed since the cell ran"
@@ -145,7 +152,7 @@ def cell_status(overrides, job_dir: Path, run: RunConfig) -> CellStatus:
         The job's state, with the seconds its summary records when done, else the estimate.
     """
     digest = config_hash(run)
-    state, summary, detail = classify(job_dir, digest)
+    state, summary, detail = classify(job_dir, digest, older_config_hashes(run))
     seconds = summary.get("seconds") if state == "done" else None
     if isinstance(seconds, (int, float)) and math.isfinite(seconds):
         return CellStatus(tuple(overrides), Path(job_dir), digest, state, float(seconds), True, detail)

@@ -1,6 +1,7 @@
 """The symmetry test's design (AUTHORS_DESIGNS.md section D), its bootstrap calibration and
 TG-VTSS's decision rules, against closed forms and independent recomputations."""
 
+import hashlib
 import json
 import math
 
@@ -13,8 +14,8 @@ from scipy.optimize import minimize
 from scipy.stats import chi2, ncx2
 
 from simstudy import plotting
-from simstudy.aggregate import aggregate
-from simstudy.app import CONFIG_PATH, planned_cells
+from simstudy.aggregate import PlannedCell, aggregate, read_summaries
+from simstudy.app import CONFIG_PATH, planned_cells, regenerate_replication, run_cell, same_rows
 from simstudy.composition import compose as compose_overrides
 from simstudy.composition import job_identity
 from simstudy.config import ConfigError, validate
@@ -31,10 +32,13 @@ from simstudy.diagnostics import (
 )
 from simstudy.fitting import GLM, fit_glm
 from simstudy.generators.classic import Oracle
+from simstudy.jobfiles import atomic_write_json
 from simstudy.laws import GaussianMixtureLaw, SymmetricNoiseLaw
 from simstudy.population import Population
 from simstudy.processes import local_b, local_g1, make_process
+from simstudy.schema import config_hash, older_config_hashes
 from simstudy.selection import WINDOW_FACTORS, TGVTSSClassifier, theory_guided_grid
+from simstudy.status import classify
 from simstudy.studies.diagnostics import STUDY as DIAGNOSTICS
 from simstudy.studies.diagnostics import population_prediction, symmetry_rows
 from simstudy.studies.job import run_job
@@ -465,6 +469,10 @@ def test_theory_guided_grid_follows_each_rule():
     assert theory_guided_grid(0.01, 0.05, gqs, None, gqs_threshold=gqs.gqs + 1)[0] == "low_gqs"
     for level, branch in ((min(gqs.p_value * 2, 0.99), "high_gqs"), (gqs.p_value / 2, "low_gqs")):
         assert theory_guided_grid(0.01, 0.05, gqs, None, gqs_rule="calibrated", gqs_level=level)[0] == branch
+    # the pool-calibrated rule reads pool_p_value, not p_value
+    for pool_p, branch in ((0.01, "high_gqs"), (0.5, "low_gqs")):
+        other = gqs._replace(p_value=1.0 - pool_p, pool_p_value=pool_p)
+        assert theory_guided_grid(0.01, 0.05, other, None, gqs_rule="calibrated_pool")[0] == branch
     _, window = theory_guided_grid(0.01, 0.05, gqs, 1.5, gqs_threshold=np.inf)
     np.testing.assert_allclose(
         window, np.unique(np.round(np.r_[np.arange(0.8, 1.21, 0.05), np.arange(1.3, 1.71, 0.05)], 10))
@@ -473,7 +481,7 @@ def test_theory_guided_grid_follows_each_rule():
 
 @pytest.mark.parametrize(
     "symmetry_test, gqs_rule",
-    [("chi2", "threshold"), ("bootstrap", "calibrated"), ("tilted", "calibrated"), ("tilted_double", "threshold")],
+    [("chi2", "threshold"), ("bootstrap", "calibrated"), ("tilted", "calibrated_pool"), ("tilted_double", "threshold")],
 )
 def test_tg_vtss_records_the_rules_that_ran(symmetry_test, gqs_rule):
     rng = _rng(11)
@@ -570,7 +578,9 @@ def test_gqs_job_rates_come_from_its_rows(tmp_path):
     rows = pd.read_parquet(tmp_path / "replications.parquet")
     assert summary["biased_threshold"]["rate"] == float(np.mean(rows["gqs"] > 10.0))
     assert summary["biased_calibrated"]["rate"] == float(np.mean(rows["p_gqs"] <= 0.05))
+    assert summary["biased_pool"]["rate"] == float(np.mean(rows["p_gqs_pool"] <= 0.05))
     np.testing.assert_array_equal(rows["biased_calibrated"], rows["gqs"] > rows["threshold_calibrated"])
+    np.testing.assert_array_equal(rows["biased_pool"], rows["gqs"] > rows["threshold_pool"])
 
 
 def test_a_sweep_of_diagnostics_cells_draws_its_figure_and_reports_its_rates(tmp_path):
@@ -629,6 +639,36 @@ def test_a_sweep_plans_the_hash_its_jobs_write_when_a_section_interpolates_anoth
     for cell, n1 in zip(planned, (50, 60)):
         run, digest = job_identity(["study=symmetry_test_size", f"design.n1={n1}"])
         assert cell.config_hash == digest and run.dgp["n1"] == n1
+
+
+def test_a_diagnostics_job_finished_by_older_code_is_redone_not_resumed(tmp_path):
+    """A symmetry cell finished before the double tilted bootstrap kept its summary, without the
+    double's columns, when a rerun resumed it: the kind's outputs version is part of the config
+    hash, so the older hash no longer marks the cell complete; curve jobs keep their hashes."""
+    with initialize_config_dir(config_dir=CONFIG_PATH, version_base="1.3"):
+        cfg = compose("config", overrides=[*SIZE[:2], "design.reps=3", "design.chunk=3", "selection.n_boot=19"])
+    run = validate(OmegaConf.to_container(cfg, resolve=True))
+    older = dict(run.identity())
+    assert older.pop("outputs_version") == 2
+    older_hash = hashlib.sha256(json.dumps(older, sort_keys=True, default=str).encode()).hexdigest()
+    assert older_config_hashes(run) == {older_hash: 1}
+    assert "outputs_version" not in _compose(["study=quickstart"])[0].identity()
+    out = tmp_path / "cell"
+    assert run_cell(cfg, out) == "ok"
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["config_hash"] == config_hash(run) != older_hash
+    older_summary = {k: v for k, v in summary.items() if k not in ("reject_tilted_double", "boot_scale_median")}
+    atomic_write_json(out / "summary.json", {**older_summary, "config_hash": older_hash})
+    # status and the aggregate name the cause; replicate still checks the columns the job has
+    state, _, detail = classify(out, config_hash(run), older_config_hashes(run))
+    assert state == "stale" and "older simstudy (outputs version 1)" in detail
+    planned = [PlannedCell(("cell",), config_hash(run), {}, tuple(older_config_hashes(run)))]
+    assert "older simstudy" in read_summaries(tmp_path, planned)[0]["error"]
+    rows, stored = regenerate_replication(out, 1)
+    assert same_rows(rows, stored)
+    assert run_cell(cfg, out) == "ok"
+    assert "reject_tilted_double" in json.loads((out / "summary.json").read_text())
+    assert run_cell(cfg, out) == "skipped"
 
 
 @pytest.mark.slow

@@ -22,8 +22,10 @@ simulated cell (AUTHORS_DESIGNS.md section D, and issue 17's calibrated versions
 * ``gqs``: the generator quality score of the cell's generator (``diagnostics.diagnose``, K =
   ``selection.gqs_folds`` folds, default min(5, n1), its fits and draws from the replication's
   fit stream), called biased by the authors' rule (GQS > ``selection.gqs_threshold``) and by the
-  calibrated rule (p-value under an exact generator <= ``selection.gqs_level``): the false-alarm
-  rate for an exact generator (``generator=oracle``), the detection rate for a biased one.
+  calibrated rule (p-value under an exact generator <= ``selection.gqs_level``) and by the
+  pool-calibrated rule (the same with the minority's score covariance from the synthetic pools,
+  ``GQSResult.pool_p_value``): the false-alarm rate for an exact generator
+  (``generator=oracle``), the detection rate for a biased one.
 
 A sweep of either draws one figure from its cells' summaries (``sweep``): rejection rates
 against n1 by dimension with the band [0.035, 0.065] and Q-Q panels, power against the local
@@ -167,10 +169,14 @@ def gqs_rows(dc: DiagnosticsCell, reps) -> pd.DataFrame:
                 "replication": r,
                 "gqs": g.gqs,
                 "p_gqs": g.p_value,
+                "p_gqs_pool": g.pool_p_value,
                 "threshold_calibrated": g.threshold(sel.gqs_level),
+                "threshold_pool": g.threshold(sel.gqs_level, null="pool"),
                 "null_mean": float(g.null_weights.sum()),
+                "pool_null_mean": float(g.pool_null_weights.sum()),
                 "biased_threshold": g.gqs > sel.gqs_threshold,
                 "biased_calibrated": g.p_value <= sel.gqs_level,
+                "biased_pool": g.pool_p_value <= sel.gqs_level,
                 "wald_p_chi2": float(diag.wald.p_value),
                 "pilot_converged": bool(diag.wald.pilot_info.converged),
                 "pilot_separated": bool(diag.wald.pilot_info.separated),
@@ -272,7 +278,10 @@ class DiagnosticsStudy:
                 null_mean=float(rows["null_mean"].mean()),
                 threshold_calibrated_mean=float(rows["threshold_calibrated"].mean()),
                 biased_threshold=_rate(rows["biased_threshold"]),
+                pool_null_mean=float(rows["pool_null_mean"].mean()),
+                threshold_pool_mean=float(rows["threshold_pool"].mean()),
                 biased_calibrated=_rate(rows["biased_calibrated"]),
+                biased_pool=_rate(rows["biased_pool"]),
                 pilot_failures=int((~rows["pilot_converged"]).sum()),
                 pilot_separated=int(rows["pilot_separated"].sum()),
             )
@@ -326,20 +335,24 @@ def _pct(entry) -> str:
     return f"{entry['rate']:.3f} ± {entry['mcse']:.3f}"
 
 
+def _threshold(value) -> str:
+    return "—" if value is None else f"{value:.2f}"
+
+
 def sweep_report(summaries: list[dict]) -> str:
     """Markdown: one row per cell with its rates and their Monte Carlo SEs."""
     if summaries[0]["measure"] == "gqs":
         lines = [
             "| generator | dgp | n1 | n0 | R | mean GQS | exact-generator mean | calibrated threshold | "
-            "biased (GQS > threshold) | biased (calibrated) |",
-            "|---|---|---|---|---|---|---|---|---|---|",
+            "pool-calibrated threshold | biased (GQS > threshold) | biased (calibrated) | biased (pool-calibrated) |",
+            "|---|---|---|---|---|---|---|---|---|---|---|---|",
         ]
         for s in summaries:
             lines.append(
                 f"| {s.get('generator_label', s['generator'])} | {s['dgp']} | {s['n1']} | {s['n0']} | {s['reps']} | "
                 f"{s['gqs_mean']:.2f} ± {s['gqs_mcse']:.2f} | {s['null_mean']:.2f} | "
-                f"{s['threshold_calibrated_mean']:.2f} | {_pct(s['biased_threshold'])} | "
-                f"{_pct(s['biased_calibrated'])} |"
+                f"{s['threshold_calibrated_mean']:.2f} | {_threshold(s.get('threshold_pool_mean'))} | "
+                f"{_pct(s['biased_threshold'])} | {_pct(s['biased_calibrated'])} | {_pct(s.get('biased_pool'))} |"
             )
         return "\n".join(lines) + "\n"
     lines = [

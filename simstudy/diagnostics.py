@@ -934,7 +934,7 @@ def wald_symmetry_test(
     resample from the same rng; the second adds B refits and 2 B tilts, which make it 4 to 13
     times as costly. Measured (README, "Calibrated diagnostics"): at study 1's null, r = 1.05
     and the size 0.051 against the tilted bootstrap's 0.026; at study 2's null r is about 1 and
-    it stays liberal, 0.074 +- 0.008 at nominal 0.05.
+    it keeps the tilted bootstrap's size, 0.063 +- 0.004 at nominal 0.05 (3000 replications).
 
     Parameters
     ----------

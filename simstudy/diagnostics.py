@@ -1149,7 +1149,7 @@ def pool_generator_null(
     Under an exact generator its pools' score covariance Sigma_tilde and the data's S1 estimate
     the same matrix, but not equally well when p / n1 is large: S1 comes from the rows the
     pilot was fitted on, whose scores it has pulled in (on study 6b's 101 features with
-    n1 = 200, tr(H^{-1} S1) is about 20 where the pools' tr(H^{-1} Sigma_tilde) is about 450),
+    n1 = 200, tr(H^{-1} S1) is about 20 where the pools' tr(H^{-1} Sigma_tilde) is 390-550),
     while the pools are fresh rows. So here C = Sigma_tilde (sum_k 1/|fold k| + K / pool) / K^2,
     and c uses the statistic's own Sigma_aug, so that GQS = sum_j lambda_j Z_j^2 with lambda
     the eigenvalues of c L' H^{-1} L, C = L L'. A generator whose rows are more spread than the

@@ -841,6 +841,13 @@ def _gqs_rates_text(s: dict) -> str:
     return text + (f";\npool-calibrated {c['rate']:.3f} ± {c['mcse']:.3f}" if c else "")
 
 
+def _reported(cells: list[dict], key: str) -> tuple[np.ndarray, list[dict]]:
+    """The cells whose summary has the rate ``key`` (mask) and those rates: a rule or reference
+    a cell did not compute (no bootstraps, or a summary older than it) leaves only its point out."""
+    ran = np.array([bool(s.get(key)) for s in cells], dtype=bool)
+    return ran, [s[key] for s in cells if s.get(key)]
+
+
 GQS_RULES = (
     ("biased_threshold", "o--", "GQS > threshold", SIM),
     ("biased_calibrated", "s-", "calibrated", "#16a085"),
@@ -958,11 +965,9 @@ def _size_figure(summaries):
             colour = palette(k / max(1, len(dfs) - 1) * 0.85)
             n1 = np.array([s["n1"] for s in mine], dtype=float) * (1 + 0.03 * (k - len(dfs) / 2))
             for (key, label), marker, line in zip(SYMMETRY_REFERENCES, "os^D", ("--", "-", ":", "-.")):
-                # a reference a cell did not run (no bootstraps, or a summary older than it) is left out
-                ran = np.array([bool(s.get(key)) for s in mine])
-                if not ran.any():
+                ran, entries = _reported(mine, key)
+                if not entries:
                     continue
-                entries = [s[key] for s in mine if s.get(key)]
                 rate = np.array([e["rate"] for e in entries])
                 err = 1.96 * np.array([e["mcse"] for e in entries])
                 ax.errorbar(
@@ -1025,8 +1030,7 @@ def _power_figure(summaries):
             h, [s["population"]["power"] for s in mine], "-", color=THEORY, lw=1.2, label="noncentral χ² prediction"
         )
         for (key, label), marker, colour in zip(SYMMETRY_REFERENCES, "os^D", (SIM, "#16a085", "#8e44ad", "#d35400")):
-            ran = np.array([bool(s.get(key)) for s in mine])
-            entries = [s[key] for s in mine if s.get(key)]
+            ran, entries = _reported(mine, key)
             if entries:
                 ax.errorbar(
                     h[ran],
@@ -1060,13 +1064,13 @@ def _gqs_sweep_figure(summaries):
         mine = sorted((s for s in summaries if s.get("generator_label", s["generator"]) == name), key=lambda s: s["n1"])
         n1 = np.array([s["n1"] for s in mine], dtype=float)
         for key, marker, label, colour in GQS_RULES:
-            have = [s for s in mine if s.get(key)]
-            if not have:
+            ran, entries = _reported(mine, key)
+            if not entries:
                 continue
             ax.errorbar(
-                np.array([s["n1"] for s in have], dtype=float),
-                [s[key]["rate"] for s in have],
-                yerr=[1.96 * s[key]["mcse"] for s in have],
+                n1[ran],
+                [e["rate"] for e in entries],
+                yerr=[1.96 * e["mcse"] for e in entries],
                 fmt=marker,
                 color=colour,
                 ms=4,

@@ -13,13 +13,14 @@ from omegaconf import OmegaConf
 from scipy.optimize import minimize
 from scipy.stats import chi2, ncx2
 
-from simstudy import plotting
+from simstudy import plotting, schema
 from simstudy.aggregate import PlannedCell, aggregate, read_summaries
 from simstudy.app import CONFIG_PATH, planned_cells, regenerate_replication, run_cell, same_rows
 from simstudy.composition import compose as compose_overrides
 from simstudy.composition import job_identity
 from simstudy.config import ConfigError, validate
 from simstudy.diagnostics import (
+    REFERENCES,
     _counts,
     _resampled_stats,
     _row_scores,
@@ -37,7 +38,7 @@ from simstudy.laws import GaussianMixtureLaw, SymmetricNoiseLaw
 from simstudy.population import Population
 from simstudy.processes import local_b, local_g1, make_process
 from simstudy.schema import config_hash, older_config_hashes
-from simstudy.selection import WINDOW_FACTORS, TGVTSSClassifier, theory_guided_grid
+from simstudy.selection import GQS_RULES, WINDOW_FACTORS, TGVTSSClassifier, theory_guided_grid
 from simstudy.status import classify
 from simstudy.studies.diagnostics import STUDY as DIAGNOSTICS
 from simstudy.studies.diagnostics import population_prediction, symmetry_rows
@@ -451,6 +452,12 @@ def test_null_tilt_refuses_a_share_outside_zero_one_and_bad_bases(start):
 
 
 # ---------------------------------------------------------------- TG-VTSS's decision rules
+
+
+def test_the_config_accepts_exactly_the_rules_the_code_runs():
+    """schema keeps its own copies of the rule names (importing selection would add about 2 s to
+    validating a config); they must stay the ones TG-VTSS and the Wald test take."""
+    assert schema.SYMMETRY_TESTS == REFERENCES and schema.GQS_RULES == GQS_RULES
 
 
 def test_theory_guided_grid_follows_each_rule():

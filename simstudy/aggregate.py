@@ -1,35 +1,49 @@
 """Aggregate a sweep: read the job summaries of the sweep's cells, write one table of cells and
 one of curves (parquet and CSV), draw the study's figure and a markdown report of every cell's
-verdict. Used by the Hydra callback after a multirun and by scripts/aggregate.py.
+verdict. Used by the Hydra callback after a multirun, and from the command line:
+
+    python -m simstudy.aggregate multirun/<study> [--figures-dir figures] [--all]
+
+re-aggregates the sweep last run into the directory (its multirun.yaml); with --all, every job
+summary found below the directory instead. It exits 1 when a cell failed, is missing or is
+unreadable, and 2 when the directory holds no sweep.
 
 A sweep directory may hold cells of earlier sweeps of the same study (another grid, another R).
 Given the sweep's ``planned`` cells (their config hashes, from its multirun.yaml), the aggregate
 covers exactly those: a planned cell without a finished summary of its own config is reported
-missing, and cells of other sweeps are left out. Unreadable summaries are reported, never
-trusted.
+missing, and cells of other sweeps are left out. Unreadable summaries, and summaries whose
+listed files are missing or changed, are reported, never trusted.
 """
 
 from __future__ import annotations
 
+import argparse
+import sys
 from pathlib import Path
 from typing import NamedTuple
 
 import pandas as pd
+from omegaconf import OmegaConf
 
 from simstudy import plotting
+from simstudy.composition import compose, config_hash, expand_jobs, without_hydra
+from simstudy.config import ConfigError, validate
 from simstudy.engine import MIN_VERDICT_REPLICATIONS
-from simstudy.jobfiles import SUMMARY, atomic_write_text, copy_figures, read_summary, write_table
+from simstudy.jobfiles import SUMMARY, atomic_write_text, copy_figures, output_problem, read_summary, write_table
+from simstudy.schema import older_config_hashes
 from simstudy.studies import study_of
+from simstudy.studies.job import cell_descriptor
 
 
 class PlannedCell(NamedTuple):
-    """One job of a sweep: its overrides, config hash, cell descriptor and the hashes its job
-    carries when older code finished it (``schema.older_config_hashes``)."""
+    """One job of a sweep: its overrides, config hash, cell descriptor, the hashes its job
+    carries when older code finished it (``schema.older_config_hashes``) and its study kind."""
 
     overrides: tuple[str, ...]
     config_hash: str
     cell: dict
     older_hashes: tuple[str, ...] = ()
+    kind: str = "curve"
 
 
 CURVE_FIELDS = (
@@ -59,9 +73,12 @@ def _order(summary: dict) -> tuple:
 def read_summaries(sweep_dir: Path, planned: list[PlannedCell] | None = None) -> list[dict]:
     """The job summaries below sweep_dir, ordered by cell.
 
-    Without ``planned``: every summary (an unreadable one as ``status: unreadable``). With it:
-    one entry per planned cell, its own summary when one with its config hash exists (failed
-    ones included), else ``status: missing``; unreadable summaries are added as such."""
+    Without ``planned``: every summary; an unreadable one as ``status: unreadable``, and a
+    finished one whose listed files are missing or changed as ``status: missing``. With it: one
+    entry per planned cell, its own summary when one with its config hash exists (failed and
+    damaged ones included), else ``status: missing``; an unreadable summary stands for the one
+    planned cell its folder's name fits (Hydra names a job's folder after its overrides), else
+    it is added as such."""
     sweep_dir = Path(sweep_dir)
     found, unreadable = [], []
     for path in sorted(sweep_dir.glob(f"**/{SUMMARY}")):
@@ -76,26 +93,48 @@ def read_summaries(sweep_dir: Path, planned: list[PlannedCell] | None = None) ->
                     "error": f"{job_dir}/{SUMMARY} is truncated or not JSON; rerun the sweep",
                 }
             )
-        else:
-            found.append({**summary, "job_dir": job_dir})
+            continue
+        problem = output_problem(path.parent, summary) if summary.get("status") == "ok" else None
+        if problem is not None:
+            summary = {**summary, "status": "missing", "error": f"{problem}; rerun the sweep"}
+        found.append({**summary, "job_dir": job_dir})
     if planned is not None:
         by_hash = {}
         for summary in found:
             by_hash.setdefault(summary.get("config_hash"), summary)
         found = [by_hash.get(cell.config_hash) or _missing_cell(cell, by_hash) for cell in planned]
+        unreadable = _place_unreadable(unreadable, found)
     return sorted(found + unreadable, key=lambda s: (_order(s), s["job_dir"]))
 
 
+def _place_unreadable(unreadable: list[dict], entries: list[dict]) -> list[dict]:
+    """Put each unreadable summary in place of the one missing planned cell whose overrides
+    include every part of its folder's name; returns the unreadable summaries left over."""
+    left = []
+    for bad in unreadable:
+        parts = set(bad["job_dir"].replace("/", ",").split(","))
+        fits = [e for e in entries if e.get("planned") and parts <= set(e["planned"])]
+        if len(fits) == 1:
+            fits[0].update(status="unreadable", job_dir=bad["job_dir"], error=bad["error"], planned=())
+        else:
+            left.append(bad)
+    for entry in entries:
+        entry.pop("planned", None)
+    return left
+
+
 def _missing_cell(cell: PlannedCell, by_hash: dict) -> dict:
-    older = any(digest in by_hash for digest in cell.older_hashes)
+    older = next((by_hash[digest] for digest in cell.older_hashes if digest in by_hash), None)
     return {
         "status": "missing",
-        "job_dir": ",".join(cell.overrides),
+        "job_dir": ",".join(cell.overrides) if older is None else older["job_dir"],
         "cell": cell.cell,
+        "kind": cell.kind,
         "config_hash": cell.config_hash,
-        "error": "finished by an older simstudy, without the outputs this one writes; rerun the sweep"
-        if older
-        else "no summary for this config (not run yet, killed, or unreadable); rerun the sweep",
+        "planned": cell.overrides if older is None else (),
+        "error": "no summary for this config (not run yet, killed, or unreadable); rerun the sweep"
+        if older is None
+        else "finished by an older simstudy, without the outputs this one writes; rerun the sweep",
     }
 
 
@@ -180,7 +219,7 @@ def report(summaries: list[dict], cells: pd.DataFrame) -> str:
     lines = ["# Sweep report", ""]
     failed = cells[cells["status"] != "ok"] if len(cells) else cells
     ok = cells[cells["status"] == "ok"] if len(cells) else cells
-    lines.append(f"{len(cells)} cells: {len(ok)} finished, {len(failed)} failed.")
+    lines.append(f"{len(cells)} cells: {_counts(cells)}.")
     if len(ok):
         agree = int((ok["verdict"] == "agree").sum())
         undetermined = int((ok["verdict"] == "undetermined").sum())
@@ -225,9 +264,18 @@ def report(summaries: list[dict], cells: pd.DataFrame) -> str:
             f"{int(row['n_separated_fits'])}) | {row['verdict']} | {_refined(row)} |"
         )
     if len(failed):
-        lines += ["", "## Failed cells", ""]
-        lines += [f"- `{row['job_dir']}`: {row['error']}" for _, row in failed.iterrows()]
+        lines += ["", "## Failed, missing or unreadable cells", ""]
+        lines += [f"- `{row['job_dir']}` ({row['status']}): {row['error']}" for _, row in failed.iterrows()]
     return "\n".join(lines) + "\n"
+
+
+def _counts(cells: pd.DataFrame) -> str:
+    """How many cells finished and failed, and how many are missing or unreadable when any are,
+    e.g. "3 finished, 0 failed, 1 missing"."""
+    counts = cells["status"].value_counts() if len(cells) else pd.Series(dtype=int)
+    parts = [f"{int(counts.get('ok', 0))} finished", f"{int(counts.get('failed', 0))} failed"]
+    parts += [f"{int(counts[status])} {status}" for status in ("missing", "unreadable") if counts.get(status, 0)]
+    return ", ".join(parts)
 
 
 def jobs_report(cells: pd.DataFrame, kind: str) -> str:
@@ -247,7 +295,7 @@ def jobs_report(cells: pd.DataFrame, kind: str) -> str:
     problems = cells[cells["status"] != "ok"]
     if len(problems):
         lines += ["", "## Failed, missing or unreadable cells", ""]
-        lines += [f"- `{row['job_dir']}`: {row['error']}" for _, row in problems.iterrows()]
+        lines += [f"- `{row['job_dir']}` ({row['status']}): {row['error']}" for _, row in problems.iterrows()]
     return "\n".join(lines) + "\n"
 
 
@@ -306,4 +354,63 @@ def failures(cells: pd.DataFrame) -> int:
     return int((cells["status"] != "ok").sum()) if len(cells) else 0
 
 
-__all__ = ["PlannedCell", "aggregate", "cell_table", "curve_table", "failures", "read_summaries", "report"]
+def planned_cells(params, task_overrides, compose_job) -> list[PlannedCell]:
+    """The PlannedCells of a sweep from its sweep-file ``params`` and command-line
+    ``task_overrides``; ``compose_job(overrides)`` gives a job's composed config."""
+    out = []
+    for job in expand_jobs(params, list(task_overrides)).jobs:
+        run = validate(without_hydra(compose_job(job)))
+        digest, older = config_hash(run), tuple(older_config_hashes(run))
+        out.append(PlannedCell(tuple(job), digest, cell_descriptor(run), older, run.kind))
+    return out
+
+
+def aggregate_sweep(sweep_dir: Path, planned, figures_dir=None) -> int:
+    """Aggregate a sweep and print one line; returns the number of cells not finished."""
+    cells = aggregate(sweep_dir, figures_dir=figures_dir, planned=planned)
+    n_failed = failures(cells)
+    print(f"simstudy: aggregated {len(cells)} cells into {sweep_dir} ({_counts(cells)})", file=sys.stderr)
+    return n_failed
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m simstudy.aggregate`` (module docstring); returns the exit status."""
+    parser = argparse.ArgumentParser(
+        prog="python -m simstudy.aggregate", description="Re-aggregate a sweep directory (module docstring)."
+    )
+    parser.add_argument("sweep_dir")
+    parser.add_argument("--figures-dir", default=None, help="also copy the figure here")
+    parser.add_argument(
+        "--all", action="store_true", help="every summary below the directory, not only the last sweep's cells"
+    )
+    args = parser.parse_args(argv)
+    sweep_dir = Path(args.sweep_dir)
+    planned = None
+    try:
+        if not args.all:
+            sweep = OmegaConf.load(sweep_dir / "multirun.yaml")
+            hydra_overrides = list(sweep.hydra.overrides.hydra)  # e.g. a user's hydra.searchpath
+            planned = planned_cells(
+                sweep.hydra.sweeper.params, sweep.hydra.overrides.task, lambda job: compose([*hydra_overrides, *job])
+            )
+        return 1 if aggregate_sweep(sweep_dir, planned, args.figures_dir) else 0
+    except (OSError, ValueError) as err:  # no sweep there, an unreadable multirun.yaml, a config error
+        kind = "config error" if isinstance(err, ConfigError) else type(err).__name__
+        print(f"aggregate: {sweep_dir}: {kind}: {err}", file=sys.stderr)
+        return 2
+
+
+__all__ = [
+    "PlannedCell",
+    "aggregate",
+    "aggregate_sweep",
+    "cell_table",
+    "curve_table",
+    "failures",
+    "planned_cells",
+    "read_summaries",
+    "report",
+]
+
+if __name__ == "__main__":
+    sys.exit(main())

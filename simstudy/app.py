@@ -35,16 +35,16 @@ from hydra.types import RunMode
 from omegaconf import OmegaConf
 
 from simstudy import compile_cache
-from simstudy.aggregate import PlannedCell, aggregate, failures
+from simstudy.aggregate import aggregate_sweep, planned_cells
 from simstudy.cluster import quiet_sacct
-from simstudy.composition import CONFIG_PATH, compose, config_hash, expand_jobs, sweep_jobs, without_hydra
+from simstudy.composition import CONFIG_PATH, compose, config_hash, sweep_jobs
 from simstudy.config import ConfigError, RunConfig, plugin_study, validate
 from simstudy.engine import one_blas_thread
 from simstudy.jobfiles import SUMMARY, atomic_write_json, complete_summary, job_lock, output_problem, read_summary
 from simstudy.resources import check_budget
 from simstudy.schema import older_config_hashes
 from simstudy.studies import study_of
-from simstudy.studies.job import cell_descriptor, failure_summary, run_job
+from simstudy.studies.job import failure_summary, run_job
 
 
 def _remove_if_empty(path: Path) -> None:
@@ -188,27 +188,6 @@ def same_rows(regenerated, stored) -> bool:
     except AssertionError:
         return False
     return True
-
-
-def planned_cells(params, task_overrides, compose_job) -> list:
-    """The PlannedCells of a sweep from its sweep-file ``params`` and command-line
-    ``task_overrides``; ``compose_job(overrides)`` gives a job's composed config."""
-    out = []
-    for job in expand_jobs(params, list(task_overrides)).jobs:
-        run = validate(without_hydra(compose_job(job)))
-        out.append(PlannedCell(tuple(job), config_hash(run), cell_descriptor(run), tuple(older_config_hashes(run))))
-    return out
-
-
-def aggregate_sweep(sweep_dir: Path, planned, figures_dir=None) -> int:
-    """Aggregate a sweep and print one line; returns the number of cells not finished."""
-    cells = aggregate(sweep_dir, figures_dir=figures_dir, planned=planned)
-    n_failed = failures(cells)
-    print(
-        f"simstudy: aggregated {len(cells)} cells into {sweep_dir} ({n_failed} failed, missing or unreadable)",
-        file=sys.stderr,
-    )
-    return n_failed
 
 
 def conclude_sweep(sweep_dir: Path, planned, figures_dir=None) -> int:

@@ -10,7 +10,7 @@ config as under Hydra (``app.run_cell``: the same job directory, ``multirun/<stu
 dirname>``, the same files and numbers, the same lock and resume rule: a cell complete for its
 config is skipped), so a batch and a plain multirun of one sweep give byte-identical
 replications, and either resumes the other. It writes the sweep's multirun.yaml as Hydra would
-(so ``simstudy.status`` and ``scripts/aggregate.py`` read it) and aggregates at the end; exit 1
+(so ``simstudy.status`` and ``simstudy.aggregate`` read it) and aggregates at the end; exit 1
 when a cell failed or is missing, 2 for bad input (one line, before anything is submitted).
 """
 

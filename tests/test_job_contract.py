@@ -7,6 +7,7 @@ import hashlib
 import io
 import json
 import runpy
+import shutil
 import signal
 import subprocess
 import sys
@@ -25,6 +26,7 @@ from simstudy.app import main, regenerate_replication, run_job
 from simstudy.composition import DuplicateOverride, compose, config_dir, config_hash, sweep_jobs
 from simstudy.config import validate
 from simstudy.jobfiles import SUMMARY, complete_summary, file_digest, job_lock, read_summary, temporary_sibling
+from simstudy.studies.job import cell_descriptor
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(Path(__file__).parent))
@@ -216,7 +218,7 @@ def test_a_rerun_with_another_grid_aggregates_only_its_own_cells(tmp_path):
     assert sorted(cells["n1"]) == [20, 40] and set(cells["reps"]) == {5}
     assert sorted(cells["cell.n1"]) == [20, 40] and set(cells["cell.reps"]) == {5}
     proc = subprocess.run(
-        [sys.executable, "scripts/aggregate.py", str(sweep)],
+        [sys.executable, "-m", "simstudy.aggregate", str(sweep)],
         cwd=ROOT,
         env=env(),
         capture_output=True,
@@ -231,10 +233,7 @@ def test_planned_cells_select_their_own_summaries_and_report_missing_ones(finish
     out, run = finished_job
     sweep = tmp_path / "sweep"
     for name, reps in (("a", 4), ("b", 5)):
-        (sweep / name).mkdir(parents=True)
-        summary = {**read_summary(out / SUMMARY), "config_hash": f"hash-{reps}"}
-        summary["cell"] = {**summary["cell"], "reps": reps}
-        (sweep / name / SUMMARY).write_text(json.dumps(summary))
+        _finished_copy(out, sweep / name, f"hash-{reps}", reps)
     planned = [
         PlannedCell(("design.reps=5",), "hash-5", {"reps": 5}),
         PlannedCell(("design.reps=6",), "hash-6", {"reps": 6}),
@@ -242,6 +241,62 @@ def test_planned_cells_select_their_own_summaries_and_report_missing_ones(finish
     entries = read_summaries(sweep, planned)
     assert [(e["status"], e["cell"]["reps"]) for e in entries] == [("ok", 5), ("missing", 6)]
     assert entries[1]["job_dir"] == "design.reps=6"
+
+
+def _finished_copy(job: Path, to: Path, digest: str, reps: int) -> None:
+    """A copy of a finished job as the job of another config (its hash and reps)."""
+    shutil.copytree(job, to)
+    summary = {**read_summary(job / SUMMARY), "config_hash": digest}
+    summary["cell"] = {**summary["cell"], "reps": reps}
+    (to / SUMMARY).write_text(json.dumps(summary))
+
+
+@pytest.mark.parametrize("planned", [True, False])
+def test_the_aggregate_trusts_no_cell_whose_listed_files_are_missing(finished_job, tmp_path, planned):
+    # status calls such a cell missing; the aggregate used to report it ok, with its rates
+    out, _ = finished_job
+    sweep = tmp_path / "sweep"
+    _finished_copy(out, sweep / "design.reps=5", "hash-5", 5)
+    _finished_copy(out, sweep / "design.reps=6", "hash-6", 6)
+    (sweep / "design.reps=5" / "replications.parquet").unlink()
+    cells = [PlannedCell((f"design.reps={r}",), f"hash-{r}", {"reps": r}) for r in (5, 6)]
+    entries = read_summaries(sweep, cells if planned else None)
+    assert [(e["status"], e["job_dir"]) for e in entries] == [("missing", "design.reps=5"), ("ok", "design.reps=6")]
+    assert "replications.parquet, listed in summary.json, is missing" in entries[0]["error"]
+
+
+def test_an_unreadable_summary_is_listed_once_under_its_folder(finished_job, tmp_path):
+    out, _ = finished_job
+    sweep = tmp_path / "sweep"
+    _finished_copy(out, sweep / "design.reps=5", "hash-5", 5)
+    (sweep / "design.reps=5" / SUMMARY).write_text('{"status": "o')
+    cells = [PlannedCell(("study=quickstart", f"design.reps={r}"), f"hash-{r}", {"reps": r}) for r in (5, 6)]
+    entries = read_summaries(sweep, cells)
+    assert sorted((e["status"], e["job_dir"]) for e in entries) == [
+        ("missing", "study=quickstart,design.reps=6"),
+        ("unreadable", "design.reps=5"),
+    ]
+    assert all("planned" not in e for e in entries)
+    # a folder name that fits two planned cells stands for neither: it is listed apart
+    both = [PlannedCell(("design.reps=5", f"seed={s}"), f"hash-{s}", {"seed": s}) for s in (1, 2)]
+    assert sorted(e["status"] for e in read_summaries(sweep, both)) == ["missing", "missing", "unreadable"]
+
+
+def test_a_cell_finished_by_older_code_is_listed_under_its_folder_with_its_kind(finished_job, tmp_path):
+    out, _ = finished_job
+    sweep = tmp_path / "sweep"
+    _finished_copy(out, sweep / "n1=50", "old-hash", 5)
+    cell = PlannedCell(("study=gqs_calibration", "design.n1=50"), "new-hash", {"reps": 5}, ("old-hash",), "diagnostics")
+    [entry] = read_summaries(sweep, [cell])
+    assert (entry["status"], entry["job_dir"], entry["kind"]) == ("missing", "n1=50", "diagnostics")
+    assert "older simstudy" in entry["error"]
+
+
+def test_the_aggregate_command_ships_with_the_package_and_refuses_a_folder_without_a_sweep(tmp_path):
+    argv = [sys.executable, "-m", "simstudy.aggregate", str(tmp_path / "nowhere")]
+    proc = subprocess.run(argv, cwd=tmp_path, env=env(), capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 2 and proc.stderr.count("\n") == 1, proc.stderr
+    assert "nowhere" in proc.stderr and not (tmp_path / "nowhere").exists()
 
 
 def test_cell_descriptors_differ_whenever_config_hashes_differ():
@@ -257,7 +312,7 @@ def test_cell_descriptors_differ_whenever_config_hashes_differ():
         ["theory.alpha=0.1"],
     ]
     runs = [validate(composed(base + v)) for v in variants]
-    descriptors = {json.dumps(app.cell_descriptor(r), sort_keys=True) for r in runs}
+    descriptors = {json.dumps(cell_descriptor(r), sort_keys=True) for r in runs}
     assert len({config_hash(r) for r in runs}) == len(descriptors) == len(variants)
 
 
@@ -494,7 +549,7 @@ def test_a_multirun_of_one_unswept_job_keeps_its_own_figure(tmp_path, monkeypatc
     assert complete_summary(sweep, read_summary(sweep / SUMMARY)["config_hash"]) is not None
     assert not (sweep / "cells.parquet").exists()
     again = subprocess.run(
-        [sys.executable, str(ROOT / "scripts" / "aggregate.py"), "--all", str(sweep)],
+        [sys.executable, "-m", "simstudy.aggregate", "--all", str(sweep)],
         env=env(),
         capture_output=True,
         text=True,

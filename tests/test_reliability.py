@@ -135,7 +135,7 @@ def test_failing_cell_is_recorded_and_the_sweep_exits_nonzero(tmp_path):
     cells = pd.read_parquet(sweep / "cells.parquet")
     assert sorted(cells["status"]) == ["failed", "ok"]
     assert "BorderlineSMOTE" in cells.loc[cells.status == "failed", "error"].item()
-    assert "## Failed cells" in (sweep / "report.md").read_text()
+    assert "## Failed, missing or unreadable cells" in (sweep / "report.md").read_text()
 
 
 @pytest.mark.slow

@@ -205,6 +205,6 @@ def test_a_cell_failing_on_the_cluster_is_recorded_and_reported(slurm_cluster, t
     cells = pd.read_parquet(sweep / "cells.parquet")
     assert sorted(cells["status"]) == ["failed", "ok"]
     assert "BorderlineSMOTE" in cells.loc[cells.status == "failed", "error"].item()
-    assert "## Failed cells" in (sweep / "report.md").read_text()
-    assert "1 failed, missing or unreadable" in proc.stderr
+    assert "## Failed, missing or unreadable cells" in (sweep / "report.md").read_text()
+    assert "(1 finished, 1 failed)" in proc.stderr
     assert len(sacct_lines(proc.stderr)) <= 1, proc.stderr

@@ -324,6 +324,11 @@ _add("selection", "selection.n_boot", VL, "selection.symmetry_test=bootstrap", "
 _add("selection", "selection.n_boot", VL, "selection.symmetry_test=tilted", "selection.n_boot=0")
 _add("selection", "selection.feature_map", SZ, "+selection.feature_map={name: rff}", id="a symmetry test on features")
 _add("size", "design.n0", "study=gqs_calibration", "design.n0=50", id="a GQS without a majority")
+# every diagnostics preset has selection.gqs_folds (null), so a bad value is a bad value, not
+# an unknown key
+for study, value in (("gqs_calibration", "1"), ("gqs_ring", "abc"), ("symmetry_test_size", "1")):
+    _add("selection", "selection.gqs_folds", f"study={study}", f"selection.gqs_folds={value}")
+_add("size", "selection.gqs_folds", "study=gqs_calibration", "design.n1=20", "selection.gqs_folds=21")
 
 # ------------------------------------------------------------------------------------------
 # data.* for study=real_data (bundled datasets)

@@ -361,7 +361,9 @@ STABILISER = 1e-8
 """The reference variant's ridge, relative to the matrix's scale (AUTHORS_DESIGNS.md section C)."""
 
 
-def _solve(A, B, what: str, stabilised: bool = False):
+def _solve(A, B, what: str, stabilised: bool = False, cause: str | None = None):
+    """A^{-1} B; a singular A is a ValueError naming ``what`` and ``cause`` (default: a
+    constant or collinear feature)."""
     if stabilised:
         # pinv(A + 1e-8 s I) B, s = tr(A) / p: never raises on a singular A (section C)
         p = A.shape[-1]
@@ -370,10 +372,8 @@ def _solve(A, B, what: str, stabilised: bool = False):
     try:
         return np.linalg.solve(A, B)
     except np.linalg.LinAlgError:
-        raise ValueError(
-            f"{what} is singular: a feature is constant (or collinear) within the data; "
-            f"drop it or add an intercept/ridge"
-        ) from None
+        cause = cause or "a feature is constant (or collinear) within the data; drop it or add an intercept/ridge"
+        raise ValueError(f"{what} is singular: {cause}") from None
 
 
 def _right_solve(B, A, what: str, stabilised: bool = False):
@@ -532,10 +532,27 @@ def wald_covariance(s0: ClassScoreStats, s1: ClassScoreStats, H, stabilised: boo
     return s0.mean - s1.mean, V
 
 
+def _few_rows(n0: int, n1: int, p: int) -> str | None:
+    """The likely cause of a singular V when a class has at most p rows, else None.
+
+    V = A0 S0 A0' / n0 + A1 S1 A1' / n1 with A0 = (H1 + R) H^{-1} and A1 = -(H0 + R) H^{-1}
+    (R the ridge's Hessian): a class of n rows caps its Hessian's rank at n and its score
+    covariance's at n - 1, so without a ridge V's rank is at most 2 n - 1, and with n <= p V is
+    near singular whatever the features (the constant-feature message would mislead there).
+    """
+    if min(n0, n1) > p:
+        return None
+    return (
+        f"likely too few rows for the model's {p} parameters: the minority (X1) has {n1} rows and "
+        f"the majority (X0) {n0}; each class needs more than {p}"
+    )
+
+
 def _wald(pilot: _Pilot, stabilised: bool = False) -> WaldResult:
     p = pilot.H.shape[-1]
     g, V = wald_covariance(pilot.stats0, pilot.stats1, pilot.H, stabilised)
-    T = np.einsum("...p,...p->...", g, _solve(V, g[..., None], "the Wald covariance V", stabilised)[..., 0])
+    cause = _few_rows(pilot.stats0.n, pilot.stats1.n, p)
+    T = np.einsum("...p,...p->...", g, _solve(V, g[..., None], "the Wald covariance V", stabilised, cause)[..., 0])
     return WaldResult(T, p, chi2.sf(T, p), g, V, pilot.fit.theta, pilot.fit.info)
 
 

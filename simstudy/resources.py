@@ -254,8 +254,8 @@ def estimated_seconds(run: RunConfig) -> float | None:
     -------
     float or None
         ``estimate`` for a curve cell, ``vtss_estimate`` for study 6, SECONDS_PER_REAL_DATA_FIT
-        per split, dataset and generator (or the baselines) for study 7; None for a user's kind
-        of study, which has no estimate.
+        per split, dataset and generator (or the baselines) for study 7; None for the other
+        kinds (diagnostics, network, a user's), which have no estimate.
     """
     if run.kind == "curve":
         return estimate(cell_sizes(run)).seconds

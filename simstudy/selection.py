@@ -122,6 +122,19 @@ def _check_int(value, name: str, low: int) -> int:
     return int(value)
 
 
+def _check_gqs_threshold(value) -> float:
+    """The "threshold" rule's bound: a finite number >= 0, the command line's rule for
+    ``selection.gqs_threshold`` (the GQS is >= 0: a negative bound calls every generator
+    biased and an infinite one none, so neither is a threshold rule)."""
+    try:
+        ok = not isinstance(value, bool) and isinstance(value, Real) and 0 <= float(value) < np.inf
+    except OverflowError:  # an integer beyond float's range
+        ok = False
+    if not ok:
+        raise ValueError(f"gqs_threshold must be a finite number >= 0, got {value!r}")
+    return float(value)
+
+
 def _check_cv(cv) -> tuple[int | None, int]:
     """(K, n_repeats); K is None for the holdout."""
     if isinstance(cv, str):
@@ -1152,7 +1165,7 @@ def theory_guided_grid(
     gqs_rule : {"threshold", "calibrated", "calibrated_pool"}, default "threshold"
         How the GQS decides (keyword only).
     gqs_threshold : float, default 10.0
-        The "threshold" rule's bound (keyword only).
+        The "threshold" rule's bound, a finite number >= 0 (keyword only).
     gqs_level : float, default 0.05
         The "calibrated" rule's false-alarm rate (keyword only).
     windows : {"additive", "multiplicative"}, default "additive"
@@ -1171,8 +1184,9 @@ def theory_guided_grid(
         raise ValueError(f"gqs_rule must be one of {GQS_RULES}, got {gqs_rule!r}")
     if not 0.0 < gqs_level < 1.0:
         raise ValueError(f"gqs_level must lie in (0, 1), got {gqs_level!r}")
-    if np.isnan(gqs_threshold) or np.isnan(wald_p):
-        raise ValueError(f"gqs_threshold and wald_p must be numbers, got {gqs_threshold!r} and {wald_p!r}")
+    gqs_threshold = _check_gqs_threshold(gqs_threshold)
+    if np.isnan(wald_p):
+        raise ValueError(f"wald_p must be a number, got {wald_p!r}")
     if gamma_tg is not None and not (np.isfinite(gamma_tg) and gamma_tg > 0):
         raise ValueError(f"gamma_tg must be a finite number > 0 or None, got {gamma_tg!r}")
     if not wald_p > alpha:
@@ -1229,7 +1243,7 @@ class TGVTSSClassifier(VTSSClassifier):
     alpha : float, default 0.05
         Level of the Wald test, in [0, 1].
     gqs_threshold : float, default 10.0
-        The GQS above which the "threshold" rule calls the generator biased.
+        The GQS above which the "threshold" rule calls the generator biased, a finite number >= 0.
     symmetry_test : {"chi2", "bootstrap", "tilted", "tilted_double"}, default "chi2"
         The Wald statistic's null distribution (``wald_symmetry_test``'s ``reference``).
     n_boot : int, default 199
@@ -1328,12 +1342,7 @@ class TGVTSSClassifier(VTSSClassifier):
             _check_int(self.gqs_folds, "gqs_folds", 2)
         if isinstance(self.alpha, bool) or not isinstance(self.alpha, Real) or not 0 <= self.alpha <= 1:
             raise ValueError(f"alpha must be a number in [0, 1], got {self.alpha!r}")
-        if (
-            isinstance(self.gqs_threshold, bool)
-            or not isinstance(self.gqs_threshold, Real)
-            or np.isnan(self.gqs_threshold)
-        ):
-            raise ValueError(f"gqs_threshold must be a number, got {self.gqs_threshold!r}")
+        _check_gqs_threshold(self.gqs_threshold)
         if self.symmetry_test not in REFERENCES:
             raise ValueError(f"symmetry_test must be one of {REFERENCES}, got {self.symmetry_test!r}")
         if self.gqs_rule not in GQS_RULES:

@@ -69,7 +69,8 @@ class CellStatus(NamedTuple):
         One of ``STATES``.
     seconds : float or None
         Its cost: recorded (done) or estimated on one core (the others); None when no estimate
-        exists (a user's kind of study).
+        exists (``simstudy.resources.estimated_seconds``: the diagnostics and network kinds, a
+        user's kind of study).
     recorded : bool
         Whether ``seconds`` is the job's own record.
     detail : str
@@ -362,14 +363,25 @@ def duration(seconds: float | None) -> str:
     return f"{seconds / 3600:.1f} h"
 
 
+def _cost(total: dict, known: str, unknown: str) -> str:
+    """The cost of ``total``'s cells: ``known`` with ``{seconds}`` their summed cost, then
+    ``unknown`` with ``{n}`` the cells without an estimate, if any; 'no estimate for these
+    cells' when none has one, since a sum of no estimates is not 0 s (simstudy.resources has
+    none for the diagnostics and network kinds)."""
+    if total["cells"] and total["unknown"] == total["cells"]:
+        return "no estimate for " + ("this cell" if total["cells"] == 1 else "these cells")
+    text = known.format(seconds=duration(total["seconds"]))
+    return text + (unknown.format(n=total["unknown"]) if total["unknown"] else "")
+
+
 def _total_line(state: str, total: dict, suffix: str = "") -> str:
-    """One state's total: '<state> <n> cells <seconds> recorded|estimated on one core'."""
+    """One state's total: '<state> <n> cells <seconds> recorded|estimated on one core', or
+    'no estimate for these cells' when none of them has one (``_cost``)."""
     count = f"{state:8s} {total['cells']:5d} {'cell' if total['cells'] == 1 else 'cells':5s}"
     if not total["cells"]:
         return count.rstrip()
     kind = "recorded" if total["recorded"] else "estimated on one core"
-    unknown = f" ({total['unknown']} without an estimate)" if total["unknown"] else ""
-    return f"{count}  {duration(total['seconds'])} {kind}{unknown}{suffix}"
+    return f"{count}  {_cost(total, '{seconds} ' + kind, ' ({n} without an estimate)')}{suffix}"
 
 
 def table(cells: list[CellStatus], relative_to: Path | None = None) -> list[str]:
@@ -460,9 +472,9 @@ def _report_plan(argv: list[str], cells: list[CellStatus], as_json_: bool) -> No
     print()
     for state, total in totals(cells).items():
         print(_total_line(state, total, "; skipped: complete for their config" if state == "done" else ""))
-    unknown = f", {to_run['unknown']} without an estimate" if to_run["unknown"] else ""
     cells_ = "cell" if to_run["cells"] == 1 else "cells"
-    print(f"to run: {to_run['cells']} {cells_}, about {duration(to_run['seconds'])} on one core{unknown}")
+    cost = _cost(to_run, "about {seconds} on one core", ", {n} without an estimate")
+    print(f"to run: {to_run['cells']} {cells_}, {cost}")
 
 
 def main(argv: list[str] | None = None) -> int:

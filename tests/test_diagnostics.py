@@ -572,6 +572,31 @@ def test_bad_inputs_raise_value_errors_naming_the_argument():
         wald_symmetry_test(np.c_[X0, np.zeros(50)], np.c_[X1, np.zeros(10)], squared)
 
 
+FEW_ROWS = (
+    r"likely too few rows for the model's 3 parameters: the minority \(X1\) has {} rows and the majority \(X0\) {};"
+)
+
+
+@pytest.mark.parametrize(
+    "few, swap, cause",
+    [
+        (2, False, FEW_ROWS.format(2, 12)),
+        (3, True, FEW_ROWS.format(12, 3)),
+        (10, False, "a feature is constant"),
+    ],
+)
+def test_a_singular_wald_covariance_names_the_likely_cause(few, swap, cause):
+    """One class's rows span e1, e2 only and the other's lie along the axes (so H0 and H are
+    exactly block diagonal), which makes V e3 exactly 0. With at most p = 3 rows in that class
+    the cause is the count, not a constant feature (any n <= p rows leave such a direction)."""
+    squared = GLM("squared", intercept=False, ridge=0.0)
+    axes = np.concatenate([np.diag(s * k * np.array([1.0, 2.0, 3.0])) for s in (1, -1) for k in (1.0, 1.5)])
+    plane = np.c_[_rng(60).standard_normal((few, 2)) + 1.0, np.zeros(few)]
+    X0, X1 = (plane, axes) if swap else (axes, plane)
+    with pytest.raises(ValueError, match=f"^the Wald covariance V is singular: {cause}"):
+        wald_symmetry_test(X0, X1, squared)
+
+
 @pytest.mark.parametrize("name", ["oracle", "shifted"])
 def test_calibrated_gqs_p_values_are_uniform_for_an_exact_generator_and_small_for_a_biased_one(name):
     """An exact generator's GQS follows sum_j lambda_j chi2_1 to first order (C and Sigma_aug

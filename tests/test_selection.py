@@ -364,7 +364,8 @@ def test_tgvtss_branches_under_asymmetry():
     # the aligned design in the symmetric test's shape (n0 = 2000, n1 = 300, d = 3)
     X, y = two_gaussians(rng_from(78), 2000, 300, mu1=(1.0, 0.0, 0.0))
     common = dict(generator=TowardMajority(0.7), intercept=False, random_state=3)
-    low = TGVTSSClassifier(gqs_threshold=np.inf, **common).fit(X, y)
+    # a threshold no GQS reaches, and 0, which every GQS of a generator off P1 exceeds
+    low = TGVTSSClassifier(gqs_threshold=1e300, **common).fit(X, y)
     assert low.wald_.p_value < 0.05
     assert low.branch_ == "low_gqs"
     assert low.gamma_tg_ == low.diagnostics_.target.gamma and low.gamma_tg_ > 1
@@ -372,7 +373,7 @@ def test_tgvtss_branches_under_asymmetry():
     want = np.unique(np.round(np.r_[1 + window, low.gamma_tg_ + window], 10))
     np.testing.assert_allclose(low.candidate_gammas_, want)
     assert low.gamma_ in low.candidate_gammas_
-    high = TGVTSSClassifier(gqs_threshold=-np.inf, **common).fit(X, y)
+    high = TGVTSSClassifier(gqs_threshold=0.0, **common).fit(X, y)
     assert high.branch_ == "high_gqs"
     np.testing.assert_allclose(high.candidate_gammas_, DEFAULT_GAMMAS)
     assert high.gqs_ == low.gqs_  # same diagnostics stream
@@ -560,6 +561,11 @@ BAD = [
     (VTSSClassifier(intercept="yes"), None, "intercept"),
     (VTSSClassifier(ridge=-1.0), None, "ridge"),
     (TGVTSSClassifier(alpha=2.0), None, "alpha"),
+    # the command line's rule for selection.gqs_threshold: a finite number >= 0
+    (TGVTSSClassifier(generator="smote", cv=3, gqs_threshold=-1), None, "gqs_threshold"),
+    (TGVTSSClassifier(gqs_threshold=np.inf), None, "gqs_threshold"),
+    (TGVTSSClassifier(gqs_threshold=-np.inf), None, "gqs_threshold"),
+    (TGVTSSClassifier(gqs_threshold=True), None, "gqs_threshold"),
     (FixedSizeClassifier(gamma=-1.0), None, "gamma"),
     (CostSensitiveClassifier(weights=[0.0, 1.0]), None, "weights"),
 ]

@@ -61,8 +61,9 @@ def counted(monkeypatch):
 def test_the_wide_branch_reads_vtss_validation_bit_for_bit(counted):
     X, y = _data()
     root = np.random.SeedSequence(7)
-    # alpha = 1 rejects symmetry and any GQS exceeds -inf: the "high_gqs" branch, VTSS's grid
-    wide = dict(alpha=1.0, gqs_threshold=-np.inf)
+    # alpha = 1 rejects symmetry and any GQS of a generator off P1 exceeds 0: the "high_gqs"
+    # branch, VTSS's grid
+    wide = dict(alpha=1.0, gqs_threshold=0.0)
     lone = _selectors(root, **wide)[1].fit(X, y)
     assert lone.branch_ == "high_gqs" and len(counted) == 1
     shared = SharedValidations()
@@ -93,7 +94,7 @@ def test_other_inputs_are_validated_afresh(counted):
 
 def test_an_input_changed_in_place_or_an_unseeded_selector_is_validated_afresh(counted):
     X, y = _data()
-    wide = dict(alpha=1.0, gqs_threshold=-np.inf)
+    wide = dict(alpha=1.0, gqs_threshold=0.0)
     params = {"sd": 0.5}
     shared = SharedValidations()
 

@@ -185,3 +185,19 @@ def test_the_module_runs_as_a_command(sweep):
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert json.loads(proc.stdout)["totals"]["done"]["cells"] == 4
+
+
+def test_cells_without_an_estimate_are_not_said_to_cost_0_s(tmp_path, capsys, monkeypatch):
+    """simstudy.resources has no estimate for diagnostics cells: the plan says so instead of
+    summing nothing to "0 s"; where some cells have one, the sum and the others' count stay."""
+    monkeypatch.chdir(tmp_path)
+    code, out, err = run_status(["--plan", "-m", "study=symmetry_test_size", "design.n1=50,60"], capsys)
+    assert code == 0, err
+    assert "missing      2 cells  no estimate for these cells" in out
+    assert "to run: 2 cells, no estimate for these cells" in out
+    assert " 0 s" not in out and "without an estimate" not in out
+    assert list(tmp_path.iterdir()) == []
+    some = {"cells": 3, "seconds": 4.0, "unknown": 1, "recorded": False}
+    assert status._total_line("missing", some).endswith("  4 s estimated on one core (1 without an estimate)")
+    one = {"cells": 1, "seconds": 0, "unknown": 1, "recorded": True}
+    assert status._total_line("done", one) == "done         1 cell   no estimate for this cell"

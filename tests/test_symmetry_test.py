@@ -472,7 +472,7 @@ def test_theory_guided_grid_follows_each_rule():
     gqs = diag.gqs
     branch, grid = theory_guided_grid(0.5, 0.05)
     assert branch == "symmetry" and grid.max() == pytest.approx(0.2)
-    assert theory_guided_grid(0.01, 0.05, gqs, None, gqs_threshold=gqs.gqs - 1)[0] == "high_gqs"
+    assert theory_guided_grid(0.01, 0.05, gqs, None, gqs_threshold=gqs.gqs / 2)[0] == "high_gqs"
     assert theory_guided_grid(0.01, 0.05, gqs, None, gqs_threshold=gqs.gqs + 1)[0] == "low_gqs"
     for level, branch in ((min(gqs.p_value * 2, 0.99), "high_gqs"), (gqs.p_value / 2, "low_gqs")):
         assert theory_guided_grid(0.01, 0.05, gqs, None, gqs_rule="calibrated", gqs_level=level)[0] == branch
@@ -480,7 +480,7 @@ def test_theory_guided_grid_follows_each_rule():
     for pool_p, branch in ((0.01, "high_gqs"), (0.5, "low_gqs")):
         other = gqs._replace(p_value=1.0 - pool_p, pool_p_value=pool_p)
         assert theory_guided_grid(0.01, 0.05, other, None, gqs_rule="calibrated_pool")[0] == branch
-    _, window = theory_guided_grid(0.01, 0.05, gqs, 1.5, gqs_threshold=np.inf)
+    _, window = theory_guided_grid(0.01, 0.05, gqs, 1.5, gqs_threshold=gqs.gqs + 1)
     np.testing.assert_allclose(
         window, np.unique(np.round(np.r_[np.arange(0.8, 1.21, 0.05), np.arange(1.3, 1.71, 0.05)], 10))
     )
@@ -635,6 +635,26 @@ def test_bad_diagnostics_configs_name_their_key(overrides, key):
     assert info.value.key == key
 
 
+# the config hashes of diagnostics presets from before their selection section had gqs_folds:
+# the key at its default (null) must leave them, or every finished job would be redone
+PRESET_HASHES = {
+    "gqs_calibration": "9e71d1febd9b15a6c926e2e58a444cf03a82263f06103ee2b7df9c1cd0e650d4",
+    "gqs_ring": "107ee904fcbd497c75e89f3cf0f3fefc3bfd6caeed1b76e6abbeb1ed450f5341",
+    "symmetry_test_size": "82b6eee2bd9c7958d73d040c473833abd4b0b0cf5be19645395ad982afce0e90",
+    "symmetry_test_power": "6b40133880e6e26ec9e072fc24ea3dff30005b2fff49abf4e73b10e7e6f07eca",
+}
+
+
+@pytest.mark.parametrize("preset", sorted(PRESET_HASHES))
+def test_gqs_folds_is_set_without_plus_and_its_default_keeps_the_hash(preset):
+    """selection.gqs_folds=3 was an unknown key (not in struct) for these presets, though
+    selection accepts it and +selection.gqs_folds=3 changed the GQS."""
+    run, _ = _compose([f"study={preset}"])
+    assert run.selection.gqs_folds is None and config_hash(run) == PRESET_HASHES[preset]
+    folds, _ = _compose([f"study={preset}", "selection.gqs_folds=3"])
+    assert folds.selection.gqs_folds == 3 and config_hash(folds) != PRESET_HASHES[preset]
+
+
 def test_a_sweep_plans_the_hash_its_jobs_write_when_a_section_interpolates_another():
     """dgp.n1: ${design.n1}: the planned cells resolve it as the jobs do (they were all
     reported missing when the plan kept the interpolation as text)."""
@@ -777,12 +797,13 @@ def test_multiplicative_windows_are_rounded_sizes_around_balancing_and_the_targe
         GLM("squared"),
         _rng(25),
     ).gqs
-    branch, grid = theory_guided_grid(0.0, 0.05, gqs, 1.37, gqs_threshold=np.inf, windows="multiplicative", gap=360)
+    above = gqs.gqs + 1  # not called biased: the windows
+    branch, grid = theory_guided_grid(0.0, 0.05, gqs, 1.37, gqs_threshold=above, windows="multiplicative", gap=360)
     f = WINDOW_FACTORS
     assert branch == "low_gqs"
     np.testing.assert_allclose(grid, np.unique(np.r_[np.round(f * 360), np.round(f * 1.37 * 360)] / 360))
     with pytest.raises(ValueError, match="gap"):
-        theory_guided_grid(0.0, 0.05, gqs, None, gqs_threshold=np.inf, windows="multiplicative")
+        theory_guided_grid(0.0, 0.05, gqs, None, gqs_threshold=above, windows="multiplicative")
     with pytest.raises(ValueError, match="windows"):
         theory_guided_grid(0.0, 0.05, gqs, None, windows="geometric")
 
@@ -792,7 +813,7 @@ def test_tg_vtss_reference_variant_runs_its_diagnostics_and_windows():
     X = np.concatenate([rng.standard_normal((300, 2)), rng.standard_normal((30, 2)) + [1.0, 0.0]])
     y = np.r_[np.zeros(300), np.ones(30)]
     common = dict(generator="gaussian_fit", family="squared", intercept=False, cv=3, random_state=0, alpha=1.0)
-    est = TGVTSSClassifier(variant="reference", gqs_threshold=np.inf, **common).fit(X, y)
+    est = TGVTSSClassifier(variant="reference", gqs_threshold=1e300, **common).fit(X, y)  # never biased
     assert est.branch_ == "low_gqs" and est.diagnostics_.gqs.delta_folds.shape[0] == 3
     f = WINDOW_FACTORS
     assert set(np.round(np.round(f * 270) / 270, 12)) <= set(np.round(est.candidate_gammas_, 12))
@@ -832,6 +853,8 @@ def test_theory_guided_grid_refuses_bad_rules():
         (dict(gqs_rule="Threshold"), "gqs_rule"),
         (dict(gqs_level=5.0), "gqs_level"),
         (dict(gqs_threshold=np.nan), "gqs_threshold"),
+        (dict(gqs_threshold=-1.0), "gqs_threshold"),
+        (dict(gqs_threshold=np.inf), "gqs_threshold"),
     ):
         with pytest.raises(ValueError, match=match):
             theory_guided_grid(0.0, 0.05, gqs, None, **kwargs)

@@ -329,6 +329,9 @@ _add("size", "design.n0", "study=gqs_calibration", "design.n0=50", id="a GQS wit
 for study, value in (("gqs_calibration", "1"), ("gqs_ring", "abc"), ("symmetry_test_size", "1")):
     _add("selection", "selection.gqs_folds", f"study={study}", f"selection.gqs_folds={value}")
 _add("size", "selection.gqs_folds", "study=gqs_calibration", "design.n1=20", "selection.gqs_folds=21")
+# a diagnostics cell reports every reference and rule: choosing one would only change its hash
+_add("selection", "selection.symmetry_test", SZ, "selection.symmetry_test=tilted")
+_add("selection", "selection.gqs_rule", "study=gqs_calibration", "selection.gqs_rule=calibrated_pool")
 
 # ------------------------------------------------------------------------------------------
 # data.* for study=real_data (bundled datasets)

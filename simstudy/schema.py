@@ -166,8 +166,10 @@ class SelectionConfig:
     K, or ``("repeated", K, n_repeats)``; ``test_size`` the holdout's validation fraction;
     ``alpha`` and ``gqs_threshold`` TG-VTSS's Wald level and GQS threshold, ``symmetry_test``
     ("chi2", "bootstrap", "tilted" or "tilted_double", with ``n_boot`` resamples; 0 turns the
-    diagnostics study's bootstraps off) and ``gqs_rule`` ("threshold" or "calibrated", at false-alarm rate
-    ``gqs_level``) its decision rules (``simstudy.selection.theory_guided_grid``), ``gqs_folds`` the GQS's
+    diagnostics study's bootstraps off) and ``gqs_rule`` ("threshold", "calibrated" or
+    "calibrated_pool", at false-alarm rate ``gqs_level``) its decision rules
+    (``simstudy.selection.theory_guided_grid``; a diagnostics study reports every reference and
+    rule, and takes neither key), ``gqs_folds`` the GQS's
     cross-fitting folds (None: 5 for simstudy's TG-VTSS, 3 for the reference variant); ``feature_map``
     a feature map or None; ``scoring`` ``"auto"``, ``"exact"`` or ``"test_set"`` and
     ``test_per_class`` the test set's rows per class (study 6)."""

@@ -627,6 +627,10 @@ def test_the_power_figure_leaves_out_only_the_points_a_reference_did_not_run():
         (["study=gqs_calibration", "design.n0=50"], "design.n0"),
         (["study=symmetry_test_size", "selection.n_boot=7"], "selection.n_boot"),
         (["study=symmetry_test_size", "selection.n_boot=0", "selection.symmetry_test=tilted"], "selection.n_boot"),
+        # every reference and rule is reported: choosing one would only change the cell's hash
+        (["study=symmetry_test_size", "selection.symmetry_test=tilted_double"], "selection.symmetry_test"),
+        (["study=gqs_calibration", "selection.gqs_rule=calibrated_pool"], "selection.gqs_rule"),
+        (["study=symmetry_test_size", "selection.gqs_rule=calibrated"], "selection.gqs_rule"),
     ],
 )
 def test_bad_diagnostics_configs_name_their_key(overrides, key):

@@ -55,7 +55,15 @@ from simstudy.diagnostics import (
 from simstudy.engine import auxiliary_seed, replication_streams
 from simstudy.fitting import GLM
 from simstudy.jobfiles import json_numbers
-from simstudy.schema import ConfigError, RunConfig, as_plain, selection_config
+from simstudy.schema import (
+    GQS_RULES,
+    SELECTION_DEFAULTS,
+    SYMMETRY_TESTS,
+    ConfigError,
+    RunConfig,
+    as_plain,
+    selection_config,
+)
 from simstudy.selection import FeatureGLM
 from simstudy.studies.selectors import generator_label, model_label
 from simstudy.studies.vtss import feature_map
@@ -220,6 +228,15 @@ class DiagnosticsStudy:
             raise ConfigError("data", sections["data"], "only the real_data study (study.kind=real_data) reads data")
         sel = selection_config(sections.get("selection"))
         _check_sizes(run, run.figure, sel)
+        # a cell reports every reference and every rule: these keys would only change its hash
+        for key, everything in (("symmetry_test", SYMMETRY_TESTS), ("gqs_rule", GQS_RULES)):
+            if getattr(sel, key) != SELECTION_DEFAULTS[key]:
+                raise ConfigError(
+                    f"selection.{key}",
+                    getattr(sel, key),
+                    f"a diagnostics study reports all of {', '.join(everything)}; leave it at "
+                    f"{SELECTION_DEFAULTS[key]}",
+                )
         if sel.feature_map is not None and run.figure == "symmetry":
             raise ConfigError(
                 "selection.feature_map",

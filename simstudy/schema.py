@@ -387,6 +387,17 @@ class RunConfig:
         return out
 
 
+CONFIG_KEYS = {
+    "study": "study.name",
+    "kind": "study.kind",
+    "figure": "study.figure",
+    "theory_refits": "theory.refits",
+    "verdict_alpha": "theory.alpha",
+}
+"""The config keys of the RunConfig fields not named after them (the others are: ``seed``,
+``design.reps``, ``selection.cv``, ...)."""
+
+
 def as_plain(section) -> Any:
     """A typed section (a dataclass, or None) as the plain mapping a config gives: dataclasses
     as dicts, tuples as lists, as summary.json stores it."""

@@ -48,7 +48,7 @@ from simstudy.composition import compose, expand_jobs, fixed_overrides, sweep_jo
 from simstudy.config import ConfigError, RunConfig, validate
 from simstudy.jobfiles import SUMMARY, complete_summary, read_summary
 from simstudy.resources import estimated_seconds
-from simstudy.schema import config_hash, older_config_hashes
+from simstudy.schema import CONFIG_KEYS, config_hash, older_config_hashes
 
 STATES = ("done", "missing", "failed", "stale")
 USAGE = "usage: python -m simstudy.status [--json] <sweep dir> | [--json] --plan <python -m simstudy arguments>"
@@ -135,6 +135,27 @@ def classify(job_dir: Path, config_hash_: str, older: dict | None = None) -> tup
     return "done", summary, ""
 
 
+def _flat(section, prefix: str = "") -> dict:
+    if not isinstance(section, dict):
+        return {prefix: section}
+    return {k: v for key, value in section.items() for k, v in _flat(value, f"{prefix}{key}.").items()}
+
+
+def changed_keys(job_dir: Path, run: RunConfig, most: int = 3) -> list[str]:
+    """What changed between the config a job ran (its config.yaml) and ``run``, as "key: old ->
+    new" for at most ``most`` keys (then "and k more"); empty when config.yaml is unreadable or
+    no longer valid, or when the two agree (the change was in simstudy's own defaults)."""
+    try:
+        ran = validate(OmegaConf.load(job_dir / "config.yaml"))
+    except Exception:  # noqa: BLE001 - a config the job ran that cannot be read only loses this detail
+        return []
+    before, after = _flat(ran.identity()), _flat(run.identity())
+    keys = sorted(k for k in before.keys() | after.keys() if before.get(k) != after.get(k))
+    named = [CONFIG_KEYS.get(k.rstrip("."), k.rstrip(".")) for k in keys]
+    shown = [f"{name}: {before.get(k)} -> {after.get(k)}" for name, k in zip(named[:most], keys, strict=False)]
+    return shown + ([f"and {len(keys) - most} more"] if len(keys) > most else [])
+
+
 def cell_status(overrides, job_dir: Path, run: RunConfig) -> CellStatus:
     """A job's CellStatus: its state and cost (module docstring).
 
@@ -153,7 +174,11 @@ def cell_status(overrides, job_dir: Path, run: RunConfig) -> CellStatus:
         The job's state, with the seconds its summary records when done, else the estimate.
     """
     digest = config_hash(run)
-    state, summary, detail = classify(job_dir, digest, older_config_hashes(run))
+    older = older_config_hashes(run)
+    state, summary, detail = classify(job_dir, digest, older)
+    if state == "stale" and summary.get("config_hash") not in older:
+        changed = changed_keys(Path(job_dir), run)
+        detail += f" ({', '.join(changed)})" if changed else ""
     seconds = summary.get("seconds") if state == "done" else None
     if isinstance(seconds, (int, float)) and math.isfinite(seconds):
         return CellStatus(tuple(overrides), Path(job_dir), digest, state, float(seconds), True, detail)

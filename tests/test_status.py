@@ -83,6 +83,25 @@ def test_a_finished_sweep_is_all_done_in_hydras_directories(sweep, capsys):
     assert len(out.splitlines()) == 1 + 1 + 4 + 1 + 4  # title, header, cells, blank, one total per state
 
 
+def test_a_stale_cell_names_the_keys_that_changed(sweep, tmp_path):
+    # as a preset edited since the cell ran: the job's config.yaml (and hash) say theory.refits=3
+    copy = tmp_path / "edited"
+    shutil.copytree(sweep, copy)
+    cell = by_seed(status.sweep_status(copy))[0]
+    ran = (cell.job_dir / "config.yaml").read_text()
+    assert ran.count("refits: 4\n") == ran.count("  reps: 2\n") == 1
+    (cell.job_dir / "config.yaml").write_text(
+        ran.replace("refits: 4\n", "refits: 3\n").replace("  reps: 2\n", "  reps: 5\n")
+    )
+    atomic_write_json(cell.job_dir / SUMMARY, {**read_summary(cell.job_dir / SUMMARY), "config_hash": "1" * 64})
+    stale = by_seed(status.sweep_status(copy))[0]
+    assert stale.state == "stale"
+    assert stale.detail.endswith("(design.reps: 5 -> 2, theory.refits: 3 -> 4)"), stale.detail
+    # a config the job ran that no longer validates only loses the detail
+    (cell.job_dir / "config.yaml").write_text(ran.replace("refits: 4\n", "refits: -3\n"))
+    assert by_seed(status.sweep_status(copy))[0].detail.endswith("the config changed since the cell ran")
+
+
 def test_done_missing_failed_and_stale_are_told_apart(sweep, tmp_path, capsys):
     copy = tmp_path / "moved"
     shutil.copytree(sweep, copy)

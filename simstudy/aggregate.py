@@ -84,19 +84,26 @@ def read_summaries(sweep_dir: Path, planned: list[PlannedCell] | None = None) ->
     for path in sorted(sweep_dir.glob(f"**/{SUMMARY}")):
         job_dir = str(path.parent.relative_to(sweep_dir))
         summary = read_summary(path)
-        if summary is None:
+        if summary is None or summary.get("status") not in ("ok", "failed"):
+            what = "is truncated or not JSON" if summary is None else "is not a finished or failed job's"
             unreadable.append(
                 {
                     "status": "unreadable",
                     "job_dir": job_dir,
                     "cell": {},
-                    "error": f"{job_dir}/{SUMMARY} is truncated or not JSON; rerun the sweep",
+                    "error": f"{job_dir}/{SUMMARY} {what}; rerun the sweep",
                 }
             )
             continue
-        problem = output_problem(path.parent, summary) if summary.get("status") == "ok" else None
+        problem = output_problem(path.parent, summary) if summary["status"] == "ok" else None
         if problem is not None:
-            summary = {**summary, "status": "missing", "error": f"{problem}; rerun the sweep"}
+            summary = {
+                "status": "missing",
+                "cell": summary.get("cell", {}),
+                "kind": summary.get("kind", "curve"),
+                "config_hash": summary.get("config_hash"),
+                "error": f"{problem}; rerun the sweep",
+            }
         found.append({**summary, "job_dir": job_dir})
     if planned is not None:
         by_hash = {}

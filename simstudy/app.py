@@ -23,6 +23,7 @@ aggregation itself fails.
 from __future__ import annotations
 
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import hydra
@@ -73,15 +74,21 @@ def record_failure(out_dir: Path, run: RunConfig, err: Exception) -> str:
     return summary["error"]
 
 
-def run_cell(cfg, out_dir: Path) -> str:
+def run_cell(cfg, out_dir: Path, copy_figures: bool = False) -> str:
     """One cell, a pure function of its composed config ``cfg`` writing only into ``out_dir``:
     validated, skipped when complete for its config, else run (``run_job``) under the
     directory's lock, a failure recorded in its summary. Returns "ok", "skipped" or
     "failed: <error>"; a bad config raises ConfigError. The Hydra task and
-    ``simstudy.batch`` run cells through it."""
+    ``simstudy.batch`` run cells through it.
+
+    Only with ``copy_figures`` does the job also copy its figures into ``figures_dir``: a
+    sweep's cells leave that to the sweep's aggregate, since each cell's copy would overwrite
+    the last one's, and a sweep killed midway would leave one cell's figure as the study's."""
     # a launcher's worker process or a cluster node reaches a cell before it compiles anything
     compile_cache.enable()
     run = validate(cfg)
+    if not copy_figures:
+        run = replace(run, figures_dir=None)  # not part of the config hash
     out_dir.mkdir(parents=True, exist_ok=True)
     with job_lock(out_dir):
         if complete_summary(out_dir, config_hash(run)) is not None:
@@ -104,8 +111,10 @@ def task(cfg) -> None:
     """The Hydra task function (see the module docstring)."""
     hydra_cfg = HydraConfig.get()
     out_dir = Path(hydra_cfg.runtime.output_dir)
+    # a multirun's one job without swept keys runs in the sweep folder and is its own result
+    alone = hydra_cfg.mode != RunMode.MULTIRUN or out_dir.resolve() == Path(hydra_cfg.sweep.dir).resolve()
     try:
-        outcome = run_cell(cfg, out_dir)
+        outcome = run_cell(cfg, out_dir, copy_figures=alone)
     except ConfigError as err:
         fail_config(err, out_dir)
     if outcome.startswith("failed") and hydra_cfg.mode != RunMode.MULTIRUN:
@@ -306,10 +315,30 @@ def preflight(argv: list[str]) -> None:
     try:
         for cfg in configs:
             check_job(validate(cfg))
+        if flags & {"-m", "--multirun"} and planned.jobs:
+            excluded = compose(planned.jobs[0], return_hydra_config=True).hydra.job.config.override_dirname
+            check_folder_names(planned.jobs, set(excluded.exclude_keys))
     except ConfigError as err:
         refuse(str(err))
     for key, (swept, given) in planned.replaced.items():
         print(f"simstudy: {given} replaces the sweep file's {key}={swept}", file=sys.stderr)
+
+
+def check_folder_names(jobs: list[list[str]], excluded: set[str]) -> None:
+    """Refuse an override that would put a multirun job's folder outside the sweep's: Hydra
+    names the folder after the job's overrides but ``excluded`` (``hydra.job.override_dirname``),
+    so a value with a ".." path segment (``data.path=../data.csv``) climbs out of
+    ``hydra.sweep.dir``."""
+    for job in jobs:
+        for override in job:
+            key, _, value = override.lstrip("+~").partition("=")
+            if key not in excluded and ".." in value.replace("\\", "/").split("/"):
+                raise ConfigError(
+                    key,
+                    value,
+                    "a sweep names each job's folder after its overrides, and '..' here would put the "
+                    "folder outside hydra.sweep.dir: give the path without '..'",
+                )
 
 
 def check_job(run: RunConfig) -> None:

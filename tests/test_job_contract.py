@@ -21,10 +21,10 @@ import pandas as pd
 import pytest
 
 from simstudy import app, plotting
-from simstudy.aggregate import PlannedCell, read_summaries
+from simstudy.aggregate import PlannedCell, aggregate, read_summaries
 from simstudy.app import main, regenerate_replication, run_job
 from simstudy.composition import DuplicateOverride, compose, config_dir, config_hash, sweep_jobs
-from simstudy.config import validate
+from simstudy.config import ConfigError, validate
 from simstudy.jobfiles import SUMMARY, complete_summary, file_digest, job_lock, read_summary, temporary_sibling
 from simstudy.studies.job import cell_descriptor
 
@@ -263,6 +263,19 @@ def test_the_aggregate_trusts_no_cell_whose_listed_files_are_missing(finished_jo
     entries = read_summaries(sweep, cells if planned else None)
     assert [(e["status"], e["job_dir"]) for e in entries] == [("missing", "design.reps=5"), ("ok", "design.reps=6")]
     assert "replications.parquet, listed in summary.json, is missing" in entries[0]["error"]
+
+
+@pytest.mark.parametrize("content", ["{}", '{"status": "running"}', "[1, 2]"])
+def test_a_summary_of_no_finished_or_failed_job_is_unreadable_not_a_crash(finished_job, tmp_path, content):
+    # --all read {} as a finished curve cell and died on its missing fields (KeyError: 'gammas')
+    out, _ = finished_job
+    sweep = tmp_path / "sweep"
+    _finished_copy(out, sweep / "design.reps=5", "hash-5", 5)
+    (sweep / "odd").mkdir()
+    (sweep / "odd" / SUMMARY).write_text(content)
+    cells = aggregate(sweep)
+    states = sorted(zip(cells["job_dir"], cells["status"], strict=True))
+    assert states == [("design.reps=5", "ok"), ("odd", "unreadable")]
 
 
 def test_an_unreadable_summary_is_listed_once_under_its_folder(finished_job, tmp_path):
@@ -536,6 +549,36 @@ def test_a_built_wheel_runs_a_preset_from_another_folder(tmp_path):
         check=True,
     ).stdout.strip()
     assert where.startswith(site) and where.endswith("simstudy/conf")
+
+
+def test_a_sweep_refuses_a_value_that_would_put_its_folders_outside_the_sweep(tmp_path, capsys):
+    # the job's folder is named after its overrides: data.path=../x.csv climbed out of the sweep
+    argv = ["-m", "study=real_data", "data.datasets=null", "data.path=../x.csv", "data.target=y", "seed=0,1"]
+    with pytest.raises(SystemExit) as exit_:
+        app.preflight([*argv, f"hydra.sweep.dir={tmp_path / 'sweep'}"])
+    err = capsys.readouterr().err
+    assert exit_.value.code == 2 and err.count("\n") == 1 and err.startswith("simstudy: config error: data.path=")
+    assert not (tmp_path / "sweep").exists()
+    # excluded keys do not name folders; ".." only as a whole path segment climbs
+    app.check_folder_names([["figures_dir=../figures", "seed=1"], ["data.path=data/x..csv"]], {"figures_dir"})
+    with pytest.raises(ConfigError, match="outside hydra.sweep.dir"):
+        app.check_folder_names([["seed=1"], ["+data.path=a/../b.csv"]], {"figures_dir"})
+
+
+def test_a_sweeps_cells_leave_the_figure_copy_to_the_aggregate(tmp_path):
+    # each cell used to copy its figure to figures/<study>.png: a sweep killed midway left one
+    # cell's figure there as the study's
+    figs = tmp_path / "figs"
+    cfg = composed(["study=quickstart", *SMALL[:-1], f"figures_dir={figs}"])
+    assert app.run_cell(cfg, tmp_path / "cell") == "ok"
+    assert (tmp_path / "cell" / "figure.png").is_file() and not figs.exists()
+    assert app.run_cell(cfg, tmp_path / "single", copy_figures=True) == "ok"
+    assert sorted(p.name for p in figs.iterdir()) == ["quickstart.pdf", "quickstart.png"]
+    # the job's identity ignores where figures are copied: the copying run skipped nothing
+    assert (
+        read_summary(tmp_path / "cell" / SUMMARY)["config_hash"]
+        == read_summary(tmp_path / "single" / SUMMARY)["config_hash"]
+    )
 
 
 def test_a_multirun_of_one_unswept_job_keeps_its_own_figure(tmp_path, monkeypatch):

@@ -8,7 +8,11 @@ cells) and is aggregated into figures/<study>.{png,pdf}. The alignment sweeps of
 then drawn on the theory's map by the explorer (figures/<study>_explore.{png,pdf}), and its
 table of agreement by regime joins REPORT.md. The diagnostics studies (the symmetry test's size
 and power, the GQS decision) run at the R of SCALE, below the authors' 5000 / 2000 because of
-the bootstrap's cost; their rates tables join REPORT.md."""
+the bootstrap's cost; their rates tables join REPORT.md.
+
+It writes into the checkout it belongs to (multirun/, outputs/ and figures/ beside scripts/),
+whatever the working directory. REPORT.md is rebuilt from the sweeps and jobs found there,
+so with --only it also lists the other studies run earlier in that checkout."""
 
 import argparse
 import json
@@ -59,14 +63,20 @@ SCALE = {
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--only", nargs="*", default=None, help="a subset of the sweeps")
+    parser.add_argument("--only", nargs="+", default=None, metavar="STUDY", help="a subset of the studies")
     parser.add_argument("--launcher", default="basic", help="hydra/launcher preset")
     parser.add_argument("--reps", type=int, default=None, help="override design.reps")
     parser.add_argument("--report-only", action="store_true", help="only rebuild figures/REPORT.md")
     args = parser.parse_args()
+    known = SWEEPS + SELECTION_STUDIES + DIAGNOSTIC_CELLS
+    unknown = [name for name in args.only or () if name not in known]
+    if unknown:
+        print(f"make_figures: --only {unknown[0]}: not one of {', '.join(known)}", file=sys.stderr)
+        return 2
     root = Path(__file__).resolve().parent.parent
-    status = 0
-    for name in [] if args.report_only else args.only or SWEEPS + SELECTION_STUDIES + DIAGNOSTIC_CELLS:
+    (root / "figures").mkdir(exist_ok=True)
+    status = 0  # the worst exit status of the commands run (1 for a failed cell, 2 for bad input)
+    for name in [] if args.report_only else args.only or known:
         multirun = name in SWEEPS
         cmd = [sys.executable, "-m", "simstudy"] + (["-m", f"sweep={name}"] if multirun else [f"study={name}"])
         cmd += [f"hydra/launcher={args.launcher}", "figures_dir=figures"]
@@ -77,13 +87,13 @@ def main() -> int:
         else:
             cmd += SCALE.get(name, [])
         print("+", " ".join(cmd), flush=True)
-        status |= subprocess.call(cmd, cwd=root)
+        status = max(status, subprocess.call(cmd, cwd=root))
         if name in EXPLORED:
             explore = [sys.executable, "-m", "simstudy.explore", f"study={name}", "figures_dir=figures"]
             explore += [f"explore.overlay=multirun/{name}", f"hydra.run.dir=outputs/explore/{name}/figures"]
             explore += EXPLORED[name]
             print("+", " ".join(explore), flush=True)
-            status |= subprocess.call(explore, cwd=root)
+            status = max(status, subprocess.call(explore, cwd=root))
     reports = sorted((root / "multirun").glob("*/report.md"))
     text = "# Verdicts of every study cell\n\n" + "\n".join(
         r.read_text().replace("\n## ", "\n### ").replace("# Sweep report", f"## {r.parent.name}") for r in reports

@@ -3,13 +3,13 @@
 Composes the usual groups (dgp, model, design, generator; conf/explore.yaml, study 5's design by
 default) plus an ``explore`` section, and maps the mismatch generator over a dense (magnitude r,
 angle phi) grid with ``simstudy.alignment.alignment_map``: the bias-only and total-risk gamma*,
-the gain of tuning the size over full balancing, the alignment c, the floor, and the angle in the
-M-geometry beside the Euclidean one. No data are drawn. With ``explore.directions.count`` > 0
-(d > 2) it also draws that many mismatch directions orthogonal to g (uniform on that sphere, a
-SeedSequence stream keyed by the config) and reports, per angle, how far gamma* moves when only
-the direction changes. ``explore.overlay`` names a sweep directory of the same design (e.g.
-``multirun/alignment_dense``): its cells' empirical argmins and CIs are drawn on the map, and the
-cells whose CI misses the predicted gamma* are marked.
+the gain of tuning the size over full balancing, the alignment c, the floor, and the angle in
+the M-geometry beside the Euclidean one. No data are drawn. With ``explore.directions.count`` >
+0 (more than 2 model parameters) it also draws that many mismatch directions orthogonal to g
+(uniform on that sphere, a SeedSequence stream keyed by the config) and reports, per angle, how
+far gamma* moves when only the direction changes. ``explore.overlay`` names a sweep directory of
+the same design (e.g. ``multirun/alignment_dense``): its cells' empirical argmins and CIs are
+drawn on the map, and the cells whose CI misses the predicted gamma* are marked.
 
 Writes into the run directory (atomically, summary.json last, as a job does): config.yaml,
 map.parquet (one row per (r, phi)), directions.parquet (when drawn), figure.png / figure.pdf, and
@@ -245,6 +245,14 @@ def checked(cfg) -> tuple[BuiltCell, dict, pd.DataFrame | None]:
     config = plain(cfg)
     ex = validate_explore(config.pop("explore", None))
     built = build(validate(config))
+    if ex["directions"]["count"] and built.population.p <= 2:
+        raise ConfigError(
+            "explore.directions.count",
+            ex["directions"]["count"],
+            f"random directions orthogonal to g need a model of more than 2 parameters (this one has "
+            f"{built.population.p}, whose only such directions are one line): give the design more "
+            f"features (gaussian_classes: longer dgp.mu0 and dgp.mu1), or set 0",
+        )
     return built, ex, read_overlay(ex["overlay"], built.run) if ex["overlay"] else None
 
 

@@ -172,6 +172,8 @@ def test_the_explorer_writes_its_map(tmp_path):
         "explore.magnitudes.num=6",
         "explore.angles.num=7",
         "explore.directions.count=2",
+        "dgp.mu0=[0.0,0.0,0.0]",
+        "dgp.mu1=[1.0,0.0,0.0]",
         "figures_dir=null",
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
@@ -208,6 +210,8 @@ def _explore_here(tmp_path, monkeypatch, *overrides):
         ("+generator.direction=[1.0,0.0]", "generator", False),
         ("dgp=symmetric_mean_shift", "generator", False),  # no angle to g = 0
         ("dgp.d=0", "dgp.d", False),  # Hydra cannot apply it: the preflight names it
+        # at p = 2 the directions orthogonal to g are one line: nothing random to draw
+        ("explore.directions.count=5", "explore.directions.count", False),
     ],
 )
 def test_the_explorer_refuses_bad_input_with_one_line(tmp_path, monkeypatch, override, key, child):

@@ -262,7 +262,9 @@ def report(summaries: list[dict], cells: pd.DataFrame) -> str:
     for _, row in ok.iterrows():
         desc = ", ".join(f"{c[5:]}={row[c]}" for c in shown if c in row and not pd.isna(row[c]))
         fmt = lambda v: "none" if _missing(v) else f"{v:.3g}"  # noqa: E731
-        band = "—" if _missing(row.get("critical_z")) else f"{row['max_abs_z']:.2f} / {row['critical_z']:.2f}"
+        # an undetermined cell's band rests on too few replications to print (critical z ~ 1e8 at R = 3)
+        undetermined = _missing(row.get("critical_z")) or row["verdict"] == "undetermined"
+        band = "—" if undetermined else f"{row['max_abs_z']:.2f} / {row['critical_z']:.2f}"
         lines.append(
             f"| {desc} | {row['regime']} | {fmt(row['gamma_star_theory'])} | "
             f"{fmt(row['gamma_star_theory_total'])} | {row['gamma_star_empirical']:.3g} "

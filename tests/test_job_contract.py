@@ -278,6 +278,17 @@ def test_a_summary_of_no_finished_or_failed_job_is_unreadable_not_a_crash(finish
     assert states == [("design.reps=5", "ok"), ("odd", "unreadable")]
 
 
+def test_an_undetermined_cell_shows_no_band_in_the_report(finished_job, tmp_path):
+    # its critical z rests on 4 replications (about 1e8 at R = 3), not a number to read
+    out, _ = finished_job
+    sweep = tmp_path / "sweep"
+    _finished_copy(out, sweep / "design.reps=4", "hash-4", 4)
+    cells = aggregate(sweep)
+    assert cells["verdict"].tolist() == ["undetermined"] and cells["critical_z"].notna().all()
+    [row] = [line for line in (sweep / "report.md").read_text().splitlines() if line.startswith("| dgp=")]
+    assert row.split(" | ")[5] == "—", row
+
+
 def test_an_unreadable_summary_is_listed_once_under_its_folder(finished_job, tmp_path):
     out, _ = finished_job
     sweep = tmp_path / "sweep"

@@ -34,11 +34,12 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.errors import MissingConfigException, OverrideParseException
 from hydra.types import RunMode
 from omegaconf import OmegaConf
+from omegaconf.errors import ValidationError
 
 from simstudy import compile_cache
 from simstudy.aggregate import aggregate_sweep, planned_cells
-from simstudy.cluster import quiet_sacct
-from simstudy.composition import CONFIG_PATH, compose, config_hash, sweep_jobs
+from simstudy.cluster import check_launcher, quiet_sacct
+from simstudy.composition import CONFIG_PATH, compose, config_hash, fixed_overrides, sweep_jobs
 from simstudy.config import ConfigError, RunConfig, plugin_study, validate
 from simstudy.engine import one_blas_thread
 from simstudy.jobfiles import SUMMARY, atomic_write_json, complete_summary, job_lock, output_problem, read_summary
@@ -277,6 +278,8 @@ def one_line(err: Exception, overrides: list[str]) -> str:
     cause = err.__cause__
     if cause is not None and "full_key:" in str(cause):
         key = str(cause).split("full_key:")[1].split()[0]
+        if isinstance(cause, ValidationError):  # a typed key given another type, not an unknown key
+            return f"{key}: wrong type ({str(cause).splitlines()[0]})"
         return f"{key}: unknown key ({str(cause).splitlines()[0]}); add it with +{key}=... only if the group takes it"
     text = " ".join(line.strip() for line in text.splitlines() if line.strip())
     culprit = _first_failing(overrides)
@@ -308,6 +311,9 @@ def preflight(argv: list[str]) -> None:
     try:
         planned = sweep_jobs(overrides, multirun=bool(flags & {"-m", "--multirun"}))
         configs = [compose(job) for job in planned.jobs]
+        hydra_node = compose(fixed_overrides(overrides), return_hydra_config=True).hydra
+        # sbatch and joblib refuse a bad launcher setting only after the sweep folder is written
+        check_launcher(hydra_node.launcher)
     except ConfigError as err:
         refuse(str(err))
     except Exception as err:  # Hydra's composition and override-grammar errors, whatever their type
@@ -315,9 +321,8 @@ def preflight(argv: list[str]) -> None:
     try:
         for cfg in configs:
             check_job(validate(cfg))
-        if flags & {"-m", "--multirun"} and planned.jobs:
-            excluded = compose(planned.jobs[0], return_hydra_config=True).hydra.job.config.override_dirname
-            check_folder_names(planned.jobs, set(excluded.exclude_keys))
+        if flags & {"-m", "--multirun"}:
+            check_folder_names(planned.jobs, set(hydra_node.job.config.override_dirname.exclude_keys))
     except ConfigError as err:
         refuse(str(err))
     for key, (swept, given) in planned.replaced.items():

@@ -24,10 +24,21 @@ from pathlib import Path
 import submitit
 from omegaconf import OmegaConf, open_dict
 
-from simstudy.app import check_job, conclude_sweep, one_line, planned_cells, refuse, run_cell
+from simstudy.app import check_folder_names, check_job, conclude_sweep, one_line, planned_cells, refuse, run_cell
+from simstudy.cluster import check_launcher_settings
 from simstudy.composition import compose, fixed_overrides, sweep_jobs
 from simstudy.config import ConfigError
 from simstudy.status import composed_job
+
+LAUNCHER_OPTIONS = {
+    "timeout_min": "timeout_min",
+    "cpus_per_task": "cpus_per_task",
+    "mem_gb": "mem_gb",
+    "array_parallelism": "array_parallelism",
+    "partition": "slurm_partition",
+}
+"""The launcher setting (``simstudy.cluster.check_launcher_settings``) -> the option's
+argparse destination (``--slurm-partition`` is ``slurm_partition``)."""
 
 
 def run_cells(cells: list[tuple[list[str], str]]) -> list[str]:
@@ -36,8 +47,16 @@ def run_cells(cells: list[tuple[list[str], str]]) -> list[str]:
     return [run_cell(compose(overrides), Path(job_dir)) for overrides, job_dir in cells]
 
 
+class _OneLineParser(argparse.ArgumentParser):
+    """argparse with its errors (``--timeout-min abc``) as one line and exit status 2, as for
+    any bad input, instead of the usage text and the error."""
+
+    def error(self, message: str):
+        refuse(message)
+
+
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _OneLineParser(
         prog="python -m simstudy.batch",
         description="Run a sweep's cells in tasks of several cells each (same numbers and resume as a multirun).",
     )
@@ -75,6 +94,14 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args([a for a in argv if a not in ("-m", "--multirun")])
     if args.cells_per_task < 1:
         refuse(f"--cells-per-task={args.cells_per_task}: must be an integer >= 1")
+    try:  # the rules of hydra/launcher=slurm's settings, which these options are (sbatch's traceback otherwise)
+        check_launcher_settings(
+            {key: getattr(args, dest) for key, dest in LAUNCHER_OPTIONS.items()},
+            name=lambda key: "--" + LAUNCHER_OPTIONS[key].replace("_", "-"),
+            unset="",  # an option left out takes its default, not null
+        )
+    except ConfigError as err:
+        refuse(str(err))
     overrides = list(args.overrides)
     try:
         jobs = sweep_jobs(overrides, multirun=True).jobs
@@ -82,6 +109,7 @@ def main(argv: list[str] | None = None) -> int:
         for run, _ in composed:
             check_job(run)  # the preflight: bad input fails here, before anything is submitted
         sweep = _sweep_record(overrides)
+        check_folder_names(jobs, set(sweep.hydra.job.config.override_dirname.exclude_keys))
         sweep_dir = Path(str(sweep.hydra.sweep.dir))
     except ConfigError as err:
         refuse(str(err))

@@ -84,6 +84,37 @@ def test_bad_input_exits_2_before_anything_is_submitted(tmp_path, capsys):
     assert not (tmp_path / "s").exists()
 
 
+@pytest.mark.parametrize(
+    ("option", "value"),
+    [
+        ("--timeout-min", "-5"),
+        ("--timeout-min", "0"),
+        ("--cpus-per-task", "0"),
+        ("--mem-gb", "-1"),
+        ("--array-parallelism", "0"),
+        ("--slurm-partition", ""),
+        ("--timeout-min", "abc"),  # argparse's own error, also one line
+    ],
+)
+def test_a_bad_launcher_option_exits_2_before_anything_is_written(tmp_path, capsys, option, value):
+    sweep = tmp_path / "s"
+    with pytest.raises(SystemExit) as info:
+        main(["--cluster", "slurm", option, value, "-m", "study=quickstart", "seed=0,1", f"hydra.sweep.dir={sweep}"])
+    assert info.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and option in err[0], err
+    assert not sweep.exists()
+
+
+def test_a_batch_refuses_a_value_that_would_put_a_cell_outside_the_sweep(tmp_path, capsys):
+    sweep = tmp_path / "s"
+    with pytest.raises(SystemExit) as info:
+        main(["-m", "study=quickstart", "seed=0,1", "study.description=../notes", f"hydra.sweep.dir={sweep}"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert info.value.code == 2 and len(err) == 1 and "outside hydra.sweep.dir" in err[0], err
+    assert not sweep.exists()
+
+
 @pytest.mark.slow
 def test_a_batch_through_submitits_local_processes(hydra_sweep, tmp_path):
     sweep = tmp_path / "local"

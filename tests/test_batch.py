@@ -109,7 +109,16 @@ def test_a_bad_launcher_option_exits_2_before_anything_is_written(tmp_path, caps
 def test_a_batch_refuses_a_value_that_would_put_a_cell_outside_the_sweep(tmp_path, capsys):
     sweep = tmp_path / "s"
     with pytest.raises(SystemExit) as info:
-        main(["-m", "study=quickstart", "seed=0,1", "study.description=../notes", f"hydra.sweep.dir={sweep}"])
+        main(
+            [
+                "-m",
+                "study=quickstart",
+                "seed=0,1",
+                "study.description=../notes",
+                "figures_dir=null",
+                f"hydra.sweep.dir={sweep}",
+            ]
+        )
     err = capsys.readouterr().err.strip().splitlines()
     assert info.value.code == 2 and len(err) == 1 and "outside hydra.sweep.dir" in err[0], err
     assert not sweep.exists()

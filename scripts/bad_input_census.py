@@ -171,6 +171,15 @@ for option, value in (
 # bent_heavy_tailed (the network study, AUTHORS_DESIGNS.md section E)
 for option, value in (("df", "-1"), ("outlier_probability", "2"), ("mc_size", "abc")):
     _add("dgp", option, "study=mlp_nonsyn", f"dgp.{option}={value}")
+# the network study's generators against the minority rows its fits see (n1 = 100: 80 in a
+# fold of the 5-fold CV, 66 in the GQS's 3-fold cross-fitting; 720 rows of both classes in a fold)
+for entry in (
+    "{name: smote, k: 500}",
+    "{name: local_jitter, k: 80}",
+    "{name: imblearn, sampler: ADASYN, n_neighbors: 70}",
+    "{name: imblearn, sampler: BorderlineSMOTE, m_neighbors: 720}",
+):
+    _add("sampler", "selection.generators[0]", "study=mlp_nonsyn", f"selection.generators=[{entry}]")
 # unequal_covariance (the symmetry test's design, AUTHORS_DESIGNS.md section D)
 SZ = "study=symmetry_test_size"
 for option, value in (("d", "0"), ("h", "abc"), ("b", "abc"), ("h", "100")):
@@ -409,6 +418,9 @@ _file("data.targets", "outcomes.csv", "data.targets=[y,y3]", target="null", id="
 _file("data.targets", "outcomes.csv", "data.targets=[y2]", id="data file: target and targets")
 _file("data.imputation", "good.csv", "data.imputation=mode", id="data file: unknown imputation")
 _file("data.bands", "good.csv", "data.bands=sd", id="data file: unknown bands")
+# an infinite feature value is not missing data: refused, naming the column (it used to drop it)
+_file("data.path", "inf.csv", id="data file: an infinite feature value")
+_file("data.path", "bytes.csv", id="data file: binary bytes the C parser rejects")
 _add("data", "data.drop", RD, "data.drop=[a]", id="drop without a file")
 _add("sampler", "data.generators", RD, "data.generators=[{name: SMOTE, cap_neighbors: maybe}]")
 _add(
@@ -510,6 +522,10 @@ def write_data_files(folder: Path) -> Path:
     (folder / "folder.csv").mkdir(exist_ok=True)
     (folder / "junk.csv").write_bytes(bytes(np.random.default_rng(7).integers(0, 256, 4096, dtype=np.uint8)))
     (folder / "junk.parquet").write_text("this is not a parquet file\n")
+    (folder / "bytes.csv").write_bytes(bytes(range(256)) * 4)
+    with_inf = rng.standard_normal((300, 2))
+    with_inf[17, 1] = np.inf
+    table("inf.csv", good, values=with_inf)
     return folder
 
 

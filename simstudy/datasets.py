@@ -71,7 +71,7 @@ class Dataset:
     name : str
         The dataset's name.
     X : ndarray of float64, shape (n, d)
-        The features; may hold NaN (imputed downstream).
+        The features; may hold NaN (imputed downstream), never an infinite value.
     y : ndarray of int, shape (n,)
         Labels in {0, 1}, with 0 < n1 < n0; stored as int64.
     feature_names : sequence of str
@@ -89,9 +89,9 @@ class Dataset:
     Raises
     ------
     ValueError
-        If X is not a 2-d float64 array, y is not a 1-d integer array of 0/1 labels with one
-        label per row, feature_names does not name every column, or y = 1 is not the minority
-        class with at least one point.
+        If X is not a 2-d float64 array or holds an infinite value, y is not a 1-d integer
+        array of 0/1 labels with one label per row, feature_names does not name every column,
+        or y = 1 is not the minority class with at least one point.
     """
 
     name: str
@@ -108,6 +108,14 @@ class Dataset:
         y = np.asarray(self.y)
         if X.ndim != 2 or X.dtype != np.float64:
             raise ValueError(f"Dataset {self.name!r}: X must be a 2-d float64 array, got ndim={X.ndim} dtype={X.dtype}")
+        # NaN is a missing value the preprocessing imputes; an infinite value is not, and it
+        # would turn its column's training SD into NaN, which drops the column without a word
+        infinite = np.flatnonzero(np.isinf(X).any(axis=0))
+        if infinite.size:
+            raise ValueError(
+                f"Dataset {self.name!r}: X holds infinite values in column(s) {infinite[:10].tolist()}; "
+                "only NaN (a missing value) is allowed besides finite numbers"
+            )
         if y.ndim != 1 or y.shape[0] != X.shape[0]:
             raise ValueError(
                 f"Dataset {self.name!r}: y must be 1-d with one label per row of X "
@@ -566,6 +574,28 @@ def _identifiers(features: pd.DataFrame) -> tuple[str, ...]:
     return tuple(found)
 
 
+def _check_finite(features: pd.DataFrame, path: Path) -> None:
+    """Refuse a numeric feature column with an infinite value (``inf`` or ``-inf`` in a CSV).
+
+    A missing value (an empty cell, NaN) is imputed downstream, but an infinite one is not
+    missing data: it makes the column's training mean and SD non-finite, and the preprocessing
+    then drops the whole column as if it were constant. The user decides what it should be."""
+    for name in features.columns:
+        column = features[name]
+        if pd.api.types.is_bool_dtype(column) or not pd.api.types.is_numeric_dtype(column):
+            continue
+        infinite = np.isinf(column.to_numpy(dtype=np.float64, na_value=np.nan))
+        if infinite.any():
+            rows = np.flatnonzero(infinite)
+            raise TableError(
+                "path",
+                f"column {str(name)!r} of {str(path)!r} holds infinite values ({rows.size} of "
+                f"{column.size} rows, the first at data row {rows[0] + 1}); only finite numbers and "
+                "empty cells (missing values, imputed) are allowed: replace them or list the "
+                "column in drop",
+            )
+
+
 def _read_table(path: Path) -> pd.DataFrame:
     suffixes = "".join(path.suffixes[-2:]).lower()
     if path.suffix.lower() in (".parquet", ".pq"):
@@ -582,7 +612,9 @@ def _read_table(path: Path) -> pd.DataFrame:
     try:
         frame = reader(path)
     except (OSError, ValueError) as err:  # pandas' and pyarrow's parse errors are ValueErrors
-        raise TableError("path", f"cannot read {str(path)!r}: {type(err).__name__}: {err}") from None
+        # a parser's message may span lines (pandas ends some with a newline); the error is one line
+        reason = " ".join(str(err).split())
+        raise TableError("path", f"cannot read {str(path)!r}: {type(err).__name__}: {reason}") from None
     if frame.shape[0] == 0:
         raise TableError("path", f"{str(path)!r} has no rows")
     return frame
@@ -659,7 +691,8 @@ def load_table(
     The feature columns are ``features`` when given, else every column other than the target,
     the ``other_targets`` and the ``drop`` columns: numbers as float, booleans as 0/1, text
     and categorical columns one-hot against their most frequent level (:func:`one_hot`);
-    missing values stay NaN for the downstream imputer. Features with a distinct value in every
+    missing values stay NaN for the downstream imputer; an infinite value is refused (it is not
+    missing data). Features with a distinct value in every
     row that hold text or whole numbers (row identifiers, most likely) are named in the
     Dataset's ``identifiers``.
 
@@ -698,7 +731,8 @@ def load_table(
         If a file with a supported extension is missing.
     TableError
         Naming the argument at fault, for any other unusable file (extension, contents, no rows,
-        no feature column, a feature dtype that is not numeric, boolean, text or categorical),
+        no feature column, a feature dtype that is not numeric, boolean, text or categorical, a
+        numeric feature column with an infinite value),
         target (missing, not binary, or one of ``other_targets`` missing), positive, drop or
         features (not a list of distinct column names, naming a target, or both given).
     """
@@ -730,6 +764,7 @@ def load_table(
         feature_frame = _feature_frame(features)
     except ValueError as err:
         raise TableError("path", str(err)) from None
+    _check_finite(features, path)
     return _as_dataset(
         path.name.split(".")[0] if name is None else name,
         feature_frame,

@@ -37,7 +37,7 @@ def preprocess(X_train, imputation: str = "median") -> Preprocessor:
     Parameters
     ----------
     X_train : array_like of shape (n, d)
-        The training rows; NaN marks a missing value.
+        The training rows; NaN marks a missing value. No entry may be infinite.
     imputation : {"median", "mean"}, default "median"
         What a missing value becomes (scikit-learn's SimpleImputer strategies of those names).
 
@@ -49,11 +49,20 @@ def preprocess(X_train, imputation: str = "median") -> Preprocessor:
     Raises
     ------
     ValueError
-        If ``imputation`` is not one of ``IMPUTATIONS``, or no column is kept.
+        If ``imputation`` is not one of ``IMPUTATIONS``, X_train holds an infinite value, or no
+        column is kept.
     """
     if imputation not in IMPUTATIONS:
         raise ValueError(f"imputation must be one of {list(IMPUTATIONS)}, got {imputation!r}")
     X = np.asarray(X_train, dtype=np.float64)
+    # an infinite value is not missing data: its column's SD would be NaN, and the column dropped
+    # below as if it were constant, without a word
+    infinite = np.flatnonzero(np.isinf(X).any(axis=0))
+    if infinite.size:
+        raise ValueError(
+            f"X_train holds infinite values in column(s) {infinite[:10].tolist()}; only NaN "
+            "(a missing value, imputed) is allowed besides finite numbers"
+        )
     observed = ~np.all(np.isnan(X), axis=0)
     fill = np.full(X.shape[1], np.nan)
     # only observed columns: nanmedian / nanmean of an all-NaN column warn and give NaN, and

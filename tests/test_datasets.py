@@ -356,3 +356,38 @@ def test_dataset_rejects_bad_fields(kwargs, message):
     fields.update(kwargs)
     with pytest.raises(ValueError, match=message):
         Dataset(**fields)
+
+
+@pytest.mark.parametrize("value", ["inf", "-inf", "Infinity"])
+def test_load_table_refuses_infinite_values_naming_the_column(tmp_path, value):
+    # an empty cell is missing data and stays NaN for the imputer; an infinite value is not,
+    # and it used to make preprocessing drop its whole column
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame(rng.standard_normal((60, 3)), columns=["a", "b", "c"]).astype(object)
+    frame["label"] = [1] * 12 + [0] * 48
+    frame.loc[5, "b"] = value
+    frame.loc[9, "c"] = None  # a missing value: fine
+    path = tmp_path / "inf.csv"
+    frame.to_csv(path, index=False)
+    with pytest.raises(TableError, match="infinite") as info:
+        load_table(path, "label")
+    assert info.value.argument == "path" and "'b'" in str(info.value) and "'c'" not in str(info.value)
+    assert load_table(path, "label", drop=["b"]).X.shape == (60, 2)  # dropped, it is no feature
+
+
+def test_dataset_rejects_infinite_features():
+    X = np.ones((3, 2))
+    X[1, 1] = np.inf
+    with pytest.raises(ValueError, match=r"infinite values in column\(s\) \[1\]"):
+        Dataset("t", X, np.array([0, 1, 0]), ("a", "b"), "s", "l", "d")
+    X[1, 1] = np.nan  # a missing value is allowed
+    assert np.isnan(Dataset("t", X, np.array([0, 1, 0]), ("a", "b"), "s", "l", "d").X[1, 1])
+
+
+def test_load_table_read_error_is_one_line(tmp_path):
+    # pandas' C parser ends some messages with a newline; the command line prints one line
+    path = tmp_path / "binary.csv"
+    path.write_bytes(bytes(range(256)) * 4)
+    with pytest.raises(TableError, match="cannot read") as info:
+        load_table(path, "label")
+    assert info.value.argument == "path" and "\n" not in str(info.value)

@@ -29,7 +29,7 @@ from simstudy.config import ConfigError, validate
 from simstudy.diagnostics import _stratified_folds, diagnose
 from simstudy.fitting import GLM
 from simstudy.generators import Smote
-from simstudy.preprocessing import TablePreprocessor
+from simstudy.preprocessing import TablePreprocessor, preprocess
 from simstudy.selection import CostSensitiveClassifier, TGVTSSClassifier, VTSSClassifier
 from simstudy.studies import real_data
 
@@ -207,3 +207,16 @@ def test_preprocess_in_folds_must_be_a_boolean():
         )
     with pytest.raises(ConfigError, match=r"data\.preprocess_in_folds"):
         validate(OmegaConf.to_container(cfg, resolve=True))
+
+
+def test_preprocess_refuses_infinite_values():
+    # inf is not a missing value: its column's SD is NaN, and the column used to be dropped as
+    # if it were constant, without a word
+    X = np.random.default_rng(0).standard_normal((20, 3))
+    X[4, 1] = -np.inf
+    with pytest.raises(ValueError, match=r"infinite values in column\(s\) \[1\]"):
+        preprocess(X)
+    with pytest.raises(ValueError, match="infinite"):
+        TablePreprocessor("mean").fit(X)
+    X[4, 1] = np.nan  # a missing value is imputed, and the column kept
+    assert preprocess(X).keep.tolist() == [0, 1, 2]

@@ -23,6 +23,8 @@ import simstudy  # noqa: F401
 from simstudy import network as nw
 from simstudy.app import regenerate_replication, same_rows
 from simstudy.config import ConfigError
+from simstudy.schema import selection_config
+from simstudy.selection import stratified_splits
 from simstudy.studies import network as ns
 from simstudy.studies.job import run_job
 from simstudy.studies.selectors import selector_seed
@@ -162,3 +164,57 @@ def test_geometry_of_a_pool_against_hand_computations():
     np.testing.assert_allclose(shape["mean_shift"], np.sqrt((0.5**2 + shift1**2) / 2), rtol=1e-12)
     C1, Cs = np.cov(Z1.T), np.cov(pool.T)
     np.testing.assert_allclose(shape["cov_distortion"], np.sqrt(((Cs - C1) ** 2).sum() / (C1**2).sum()), rtol=1e-12)
+
+
+@pytest.mark.parametrize(
+    "generator, fits",
+    [
+        # design E: n1 = 100, selection.cv = 5 (80 minority rows per fold), gqs_folds = 3 (66)
+        ("{name:smote,k:500}", "66 minority rows, set by selection.gqs_folds"),
+        ("{name:smote,k:66}", "66 minority rows"),
+        ("{name:local_jitter,k:80}", "66 minority rows"),
+        ("{name:imblearn,sampler:ADASYN,n_neighbors:70}", "66 minority rows"),
+        ("{name:imblearn,sampler:SMOTE,k_neighbors:66}", "66 minority rows"),
+        # among the rows of both classes: 640 + 80 in a fold of the 5-fold CV
+        ("{name:imblearn,sampler:BorderlineSMOTE,m_neighbors:720}", "as few as 720 (set by selection.cv)"),
+        ("{name:imblearn,sampler:SVMSMOTE,m_neighbors:720}", "as few as 720"),
+    ],
+)
+def test_a_neighbour_count_too_large_for_the_fits_is_refused_up_front(generator, fits):
+    # it used to pass validation and fail the job after its first trainings ("X1 has 80 rows")
+    with pytest.raises(ConfigError) as info:
+        compose_job(["study=mlp_nonsyn", f"selection.generators=[{{name:jitter}},{generator}]"])
+    assert info.value.key == "selection.generators[1]" and fits in str(info.value)
+
+
+def test_neighbour_counts_that_fit_every_fit_are_accepted():
+    generators = (
+        "[{name:smote,k:65},{name:local_jitter,k:65},{name:imblearn,sampler:ADASYN,n_neighbors:65},"
+        "{name:imblearn,sampler:BorderlineSMOTE,m_neighbors:719},"
+        "{name:imblearn,sampler:SVMSMOTE,k_neighbors:500,cap_neighbors:true}]"
+    )
+    run, _ = compose_job(["study=mlp_nonsyn", f"selection.generators={generators}"])
+    assert len(run.selection.generators) == 5
+    # with the holdout and 100 GQS folds the fewest minority rows are the holdout's 80
+    holdout = ["study=mlp_nonsyn", "selection.cv=holdout", "selection.gqs_folds=100"]
+    compose_job([*holdout, "selection.generators=[{name:smote,k:79}]"])
+    with pytest.raises(ConfigError, match="set by selection.cv"):
+        compose_job([*holdout, "selection.generators=[{name:smote,k:80}]"])
+
+
+@pytest.mark.parametrize(
+    "cv, n0, n1, gqs_folds", [(5, 800, 100, 3), (3, 161, 40, 7), ("holdout", 97, 13, 2), (("repeated", 4, 2), 50, 9, 9)]
+)
+def test_fewest_fit_rows_are_those_of_the_splits(cv, n0, n1, gqs_folds):
+    # reference: the splits the study draws (selection.stratified_splits) and the GQS's folds
+    # (np.array_split of the minority, as diagnostics._gqs cuts them)
+    sel = selection_config({"cv": list(cv) if isinstance(cv, tuple) else cv, "test_size": 0.3})
+    y = np.r_[np.zeros(n0, np.int64), np.ones(n1, np.int64)]
+    fits = [(n1, n0 + n1)]
+    for split in stratified_splits(y, sel.cv, sel.test_size, 1):
+        fits.append((int(y[split.train].sum()), split.train.size))
+    for held in np.array_split(np.arange(n1), gqs_folds):
+        fits.append((n1 - held.size, n0 + n1 - held.size))
+    fewest = ns.fewest_fit_rows(sel, n0, n1, gqs_folds)
+    assert fewest["minority"][0] == min(f[0] for f in fits)
+    assert fewest["all"][0] == min(f[1] for f in fits)

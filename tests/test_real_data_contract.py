@@ -393,3 +393,51 @@ def test_the_resolved_config_round_trips_through_validation(tmp_path):
     cfg = composed([*TINY, "data.datasets=null", f"data.path={path}", "data.target=label"])
     again = validate(OmegaConf.create(OmegaConf.to_yaml(cfg)))
     assert config_hash(again) == config_hash(validate(cfg))
+
+
+def test_an_identifier_column_is_warned_about_once_per_process(tmp_path, capsys):
+    # the app loads a job's data twice in one process (the preflight's check, then the run),
+    # and replicate once per replication: the warning is printed the first time only
+    path = write_table(tmp_path / "mine.csv", id=np.arange(75))
+    run = user_run(path)
+    capsys.readouterr()
+    for _ in range(3):
+        load_real_datasets(run.data)
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and "'id'" in lines[0], lines
+
+
+# ---------------------------------------------------------------------------------------------
+# non-finite feature values and unreadable files
+
+
+@pytest.mark.parametrize("value", [np.inf, -np.inf])
+def test_an_infinite_feature_value_is_refused_naming_the_column(tmp_path, value):
+    # an empty cell is a missing value and is imputed; inf is not, and it used to drop its
+    # whole column in preprocessing without a word (the table said 2 features of 3)
+    c = np.linspace(-1.0, 1.0, 75)
+    c[7] = value
+    path = write_table(tmp_path / "inf.csv", c=c)
+    with pytest.raises(ConfigError) as info:
+        user_run(path)
+    assert info.value.key == "data.path"
+    assert "'c'" in str(info.value) and "infinite" in str(info.value)
+    code, err = run_main([*TINY, "data.datasets=null", f"data.path={path}", "data.target=label"], tmp_path)
+    assert code == 2 and err.count("\n") == 1, err
+    assert err.startswith("simstudy: config error: data.path=") and "'c'" in err and "infinite" in err
+    assert not (tmp_path / "run").exists()
+
+
+def test_a_missing_feature_value_is_still_imputed(tmp_path):
+    c = np.linspace(-1.0, 1.0, 75)
+    c[7] = np.nan
+    (ds,) = load_real_datasets(user_run(write_table(tmp_path / "nan.csv", c=c)).data)
+    assert ds.X.shape[1] == 3 and np.isnan(ds.X[:, 2]).sum() == 1
+
+
+def test_an_unreadable_file_is_refused_in_exactly_one_line(tmp_path):
+    # pandas' C parser ends its message with a newline, which made the error two lines
+    path = bad_tables(tmp_path)["unreadable"]
+    code, err = run_main([*TINY, "data.datasets=null", f"data.path={path}", "data.target=label"], tmp_path)
+    assert code == 2 and err.count("\n") == 1 and err.endswith("\n"), repr(err)
+    assert err.startswith("simstudy: config error: data.path=")

@@ -61,11 +61,17 @@ the keys of ``schema.SELECTION_DEFAULTS`` (``feature_map`` must be null and ``sc
 ``network`` (hidden, epochs, learning_rate, weight_decay),
 ``cost_ratios``, ``generators`` (a list of generator sections, each a catalog ``name`` and its
 options) and ``gqs_folds``. ``generator``, ``design.gammas`` are not read (the generators are
-``selection.generators``, the candidates ``selection.gammas``).
+``selection.generators``, the candidates ``selection.gammas``). Validation fits each generator
+once on placeholder rows as few as the fewest minority rows a replication fits it on (a
+``selection.cv`` fold's training part or all but one GQS fold), so an option that cannot work
+at those sizes (SMOTE's ``k`` or imbalanced-learn's ``k_neighbors`` / ``n_neighbors`` at least
+that many, or an ``m_neighbors`` at least the rows of both classes) is a ``ConfigError`` naming
+``selection.generators[i]`` before any job starts.
 """
 
 from __future__ import annotations
 
+import inspect
 import math
 import time
 from dataclasses import dataclass, fields, replace
@@ -81,6 +87,7 @@ from simstudy.cell import make_dgp
 from simstudy.diagnostics import diagnose, wald_symmetry_test
 from simstudy.engine import stable_key
 from simstudy.generators import GENERATORS, make_generator
+from simstudy.generators.imblearn_adapter import available_samplers
 from simstudy.schema import (
     ConfigError,
     RunConfig,
@@ -161,8 +168,101 @@ def _generators(value) -> tuple[dict, ...]:
     return tuple(out)
 
 
-def network_selection(section, n1: int) -> NetworkSelection:
-    """The ``selection`` section of a network study, checked (module docstring)."""
+def _held_out(n: int, sel: SelectionConfig) -> int:
+    """The most rows of a class of n that one validation split of ``selection.cv`` holds out:
+    ``selection.stratified_splits`` holds out round(test_size n), at least 1 and at most n - 1,
+    or cuts the class into K chunks by ``np.array_split``, the first ceil(n / K) rows long."""
+    if sel.cv == "holdout":
+        return min(max(int(np.rint(sel.test_size * n)), 1), n - 1)
+    return math.ceil(n / sel.folds)
+
+
+def fewest_fit_rows(sel: SelectionConfig, n0: int, n1: int, gqs_folds: int) -> dict[str, tuple[int, str]]:
+    """The fewest rows a generator is fitted on in a replication, and which fit has them.
+
+    A generator is fitted on all n0 + n1 training rows (the final pool), on the training part
+    of each validation split of ``selection.cv`` (both classes cut, ``_held_out``), and on all
+    majority rows with all but one of the GQS's ``selection.gqs_folds`` folds of the minority
+    (``diagnostics.diagnose``: ``np.array_split``, the largest held-out fold ceil(n1 / folds)
+    rows long).
+
+    Parameters
+    ----------
+    sel : SelectionConfig
+        The checked shared keys (``cv``, ``test_size``); K <= n1.
+    n0, n1 : int
+        The design's majority and minority rows.
+    gqs_folds : int
+        The GQS's folds, in [2, n1].
+
+    Returns
+    -------
+    dict
+        ``"minority"``: (fewest minority rows, the config key that sets them), ``"all"``: the
+        same for the rows of both classes.
+    """
+    fits = [  # (minority rows, all rows, key)
+        (n1, n0 + n1, "design.n1"),
+        (n1 - _held_out(n1, sel), n0 - _held_out(n0, sel) + n1 - _held_out(n1, sel), "selection.cv"),
+        (n1 - math.ceil(n1 / gqs_folds), n0 + n1 - math.ceil(n1 / gqs_folds), "selection.gqs_folds"),
+    ]
+    minority = min(fits, key=lambda fit: fit[0])
+    every = min(fits, key=lambda fit: fit[1])
+    return {"minority": (minority[0], minority[2]), "all": (every[1], every[2])}
+
+
+def _majority_neighbours(section: dict) -> int | None:
+    """The neighbour count an imbalanced-learn sampler takes among the rows of both classes
+    (``m_neighbors`` of BorderlineSMOTE and SVMSMOTE, given or default), else None."""
+    if section["name"] != "imblearn":
+        return None
+    sampler = available_samplers().get(section.get("sampler", "SMOTE"))
+    param = None if sampler is None else inspect.signature(sampler).parameters.get("m_neighbors")
+    m = section.get("m_neighbors", None if param is None else param.default)
+    return m if isinstance(m, (int, np.integer)) and not isinstance(m, bool) else None
+
+
+def _check_generator_sizes(generators, sel: SelectionConfig, n0: int, n1: int, gqs_folds: int) -> None:
+    """Refuse a generator that cannot work at the sizes of a replication's fits
+    (``fewest_fit_rows``), naming its ``selection.generators[i]``: it would otherwise fail the
+    job after the first trainings.
+
+    Each generator is fitted once on placeholder rows with the fewest minority rows, so that its
+    own size rule decides (SMOTE's and local jitter's ``k``, imbalanced-learn's ``k_neighbors``
+    / ``n_neighbors``), as the real-data study does (``real_data._check_table``). An
+    imbalanced-learn ``m_neighbors`` is checked against the fewest rows of both classes here,
+    as the sampler only looks for those neighbours when it draws."""
+    fewest = fewest_fit_rows(sel, n0, n1, gqs_folds)
+    rows1, where1 = fewest["minority"]
+    rows, where = fewest["all"]
+    rng = np.random.default_rng(0)
+    X1, X0 = rng.standard_normal((rows1, 2)), rng.standard_normal((rows1 + 1, 2))
+    for i, section in enumerate(generators):
+        key = f"selection.generators[{i}]"
+        generator = make_generator(section["name"], None, **{k: v for k, v in section.items() if k != "name"})
+        try:
+            generator.fit(X1, X0, rng)
+        except ValueError as err:
+            raise ConfigError(
+                key,
+                section,
+                f"{err} (design.n1 = {n1}: a replication fits each generator on as few as {rows1} "
+                f"minority rows, set by {where1})",
+            ) from None
+        m = _majority_neighbours(section)
+        if m is not None and m + 1 > rows:
+            raise ConfigError(
+                key,
+                section,
+                f"m_neighbors = {m} needs at least {m + 1} rows of both classes, but a replication fits "
+                f"each generator on as few as {rows} (set by {where})",
+            )
+
+
+def network_selection(section, n0: int, n1: int) -> NetworkSelection:
+    """The ``selection`` section of a network study, checked (module docstring), down to the
+    generators' options against the minority rows they are fitted on
+    (``_check_generator_sizes``)."""
     raw = dict(section or {})
     extra = known_keys({k: raw.pop(k) for k in list(raw) if k in EXTRA_DEFAULTS}, EXTRA_DEFAULTS, "selection")
     base = selection_config(raw)
@@ -179,12 +279,16 @@ def network_selection(section, n1: int) -> NetworkSelection:
     ratios = grid(extra["cost_ratios"], "selection.cost_ratios")
     if ratios[0] <= 0:
         raise ConfigError("selection.cost_ratios", list(ratios), "must be numbers > 0")
+    network = _network_spec(extra["network"])
+    generators = _generators(extra["generators"])
+    gqs_folds = integer(extra["gqs_folds"], "selection.gqs_folds", 2, n1)
+    _check_generator_sizes(generators, base, n0, n1, gqs_folds)
     return NetworkSelection(
         **{f.name: getattr(base, f.name) for f in fields(SelectionConfig) if f.name != "gqs_folds"},
-        network=_network_spec(extra["network"]),
+        network=network,
         cost_ratios=ratios,
-        generators=_generators(extra["generators"]),
-        gqs_folds=integer(extra["gqs_folds"], "selection.gqs_folds", 2, n1),
+        generators=generators,
+        gqs_folds=gqs_folds,
     )
 
 
@@ -594,7 +698,7 @@ class NetworkStudy:
             raise ConfigError("data", sections["data"], "only the real_data study (study.kind=real_data) reads data")
         if run.model.family != "logistic":
             raise ConfigError("model.family", run.model.family, "must be logistic (the network's loss)")
-        return replace(run, selection=network_selection(sections.get("selection"), run.design.n1))
+        return replace(run, selection=network_selection(sections.get("selection"), run.design.n0, run.design.n1))
 
     def build(self, run: RunConfig) -> NetworkCell:
         return build_network_cell(run)

@@ -362,6 +362,12 @@ def data_generator(spec: dict):
     return ImblearnGenerator(spec["name"], **options)
 
 
+_WARNED_IDENTIFIERS: set[tuple[str, str, str]] = set()
+"""(file, SHA-256, column) of every identifier warning printed by this process: the app builds
+a job once to check it before anything runs and again to run it, and ``replicate`` loads the
+data once per replication, so the same file would be warned about several times."""
+
+
 class RealDataset(NamedTuple):
     name: str
     X: np.ndarray
@@ -373,7 +379,8 @@ def load_real_datasets(data: DataConfig) -> list[RealDataset]:
     """The datasets of a validated ``data`` section, each with its stream key (module
     docstring): a bundled dataset each, a user's file one per target. The file must still have
     the bytes validation hashed into the job's identity; each of its feature columns that looks
-    like a row identifier gets a warning line on stderr (it is a feature all the same)."""
+    like a row identifier gets a warning line on stderr (it is a feature all the same), once
+    per process for a given file and column."""
     if data.path is not None:
         if file_digest(data.path) != data.sha256:
             raise ValueError(f"data.path {data.path!r} changed after the job's config was validated; run the job again")
@@ -383,6 +390,10 @@ def load_real_datasets(data: DataConfig) -> list[RealDataset]:
             ds = _load_user_table(plain, target)
             # every target has the same features (all targets are excluded from each): one warning
             for column in ds.identifiers if not out else ():
+                warned = (str(Path(data.path).resolve()), data.sha256, column)
+                if warned in _WARNED_IDENTIFIERS:
+                    continue
+                _WARNED_IDENTIFIERS.add(warned)
                 print(
                     f"simstudy: warning: column {column!r} of {data.path} has a distinct value in every "
                     "row (an identifier?) and is used as a feature; list it in data.drop if it names rows",

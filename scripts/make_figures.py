@@ -87,13 +87,13 @@ def main() -> int:
         else:
             cmd += SCALE.get(name, [])
         print("+", " ".join(cmd), flush=True)
-        status = max(status, subprocess.call(cmd, cwd=root))
+        status = max(status, _exit_status(subprocess.call(cmd, cwd=root)))
         if name in EXPLORED:
             explore = [sys.executable, "-m", "simstudy.explore", f"study={name}", "figures_dir=figures"]
             explore += [f"explore.overlay=multirun/{name}", f"hydra.run.dir=outputs/explore/{name}/figures"]
             explore += EXPLORED[name]
             print("+", " ".join(explore), flush=True)
-            status = max(status, subprocess.call(explore, cwd=root))
+            status = max(status, _exit_status(subprocess.call(explore, cwd=root)))
     reports = sorted((root / "multirun").glob("*/report.md"))
     text = "# Verdicts of every study cell\n\n" + "\n".join(
         r.read_text().replace("\n## ", "\n### ").replace("# Sweep report", f"## {r.parent.name}") for r in reports
@@ -127,6 +127,12 @@ def main() -> int:
         text += "\n".join(o.read_text().replace("## ", "### ", 1) for o in overlays)
     (root / "figures" / "REPORT.md").write_text(text)
     return status
+
+
+def _exit_status(code: int) -> int:
+    """A command's exit status as this script reports it: a command killed by a signal
+    (a negative code from subprocess, e.g. -9 from the out-of-memory killer) counts as 1."""
+    return code if code >= 0 else 1
 
 
 def newest_summary(folder: Path) -> dict | None:

@@ -22,12 +22,14 @@ aggregation itself fails.
 
 from __future__ import annotations
 
+import os
 import sys
 from dataclasses import replace
 from pathlib import Path
 
 import hydra
 import pandas as pd
+from hydra._internal.config_loader_impl import get_overrides_dirname
 from hydra.core.global_hydra import GlobalHydra
 from hydra.core.hydra_config import HydraConfig
 from hydra.core.override_parser.overrides_parser import OverridesParser
@@ -322,28 +324,34 @@ def preflight(argv: list[str]) -> None:
         for cfg in configs:
             check_job(validate(cfg))
         if flags & {"-m", "--multirun"}:
-            check_folder_names(planned.jobs, set(hydra_node.job.config.override_dirname.exclude_keys))
+            check_folder_names(planned.jobs, hydra_node.job.config.override_dirname)
     except ConfigError as err:
         refuse(str(err))
     for key, (swept, given) in planned.replaced.items():
         print(f"simstudy: {given} replaces the sweep file's {key}={swept}", file=sys.stderr)
 
 
-def check_folder_names(jobs: list[list[str]], excluded: set[str]) -> None:
-    """Refuse an override that would put a multirun job's folder outside the sweep's: Hydra
-    names the folder after the job's overrides but ``excluded`` (``hydra.job.override_dirname``),
-    so a value with a ".." path segment (``data.path=../data.csv``) climbs out of
-    ``hydra.sweep.dir``."""
+def check_folder_names(jobs: list[list[str]], naming) -> None:
+    """Refuse a multirun job whose folder would lie outside the sweep's (or be the sweep's
+    own): Hydra names it after the job's overrides (``hydra.job.override_dirname``, whose
+    settings ``naming`` holds: ``exclude_keys``, ``item_sep``, ``kv_sep``), so ".." segments in
+    a value can climb out of ``hydra.sweep.dir`` (``data.path=x/../../y.csv``). The error names
+    the first override with a ".." segment."""
+    parser = OverridesParser.create()
     for job in jobs:
-        for override in job:
-            key, _, value = override.lstrip("+~").partition("=")
-            if key not in excluded and ".." in value.replace("\\", "/").split("/"):
-                raise ConfigError(
-                    key,
-                    value,
-                    "a sweep names each job's folder after its overrides, and '..' here would put the "
-                    "folder outside hydra.sweep.dir: give the path without '..'",
-                )
+        # Hydra names the folder after the task's overrides; hydra.* ones are its own settings
+        overrides = [o for o in parser.parse_overrides(job) if not o.is_hydra_override()]
+        name = get_overrides_dirname(overrides, list(naming.exclude_keys), naming.item_sep, naming.kv_sep)
+        folder = os.path.normpath(name)
+        # an empty name is a job of excluded keys only: it runs in the sweep folder by design
+        if (name and folder == os.curdir) or folder.split(os.sep)[0] == os.pardir:
+            climbing = next(o for o in sorted(overrides, key=lambda o: o.input_line) if ".." in o.input_line)
+            raise ConfigError(
+                climbing.key_or_group,
+                climbing.value(),
+                f"a sweep names each job's folder after its overrides ({name}), which would put this "
+                f"job's folder at or above hydra.sweep.dir: give the path without '..'",
+            )
 
 
 def check_job(run: RunConfig) -> None:

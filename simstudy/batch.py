@@ -109,7 +109,7 @@ def main(argv: list[str] | None = None) -> int:
         for run, _ in composed:
             check_job(run)  # the preflight: bad input fails here, before anything is submitted
         sweep = _sweep_record(overrides)
-        check_folder_names(jobs, set(sweep.hydra.job.config.override_dirname.exclude_keys))
+        check_folder_names(jobs, sweep.hydra.job.config.override_dirname)
         sweep_dir = Path(str(sweep.hydra.sweep.dir))
     except ConfigError as err:
         refuse(str(err))

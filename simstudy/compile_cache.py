@@ -30,8 +30,8 @@ import functools
 import hashlib
 import os
 import platform
-import threading
 import time
+import uuid
 import warnings
 from pathlib import Path
 
@@ -105,8 +105,9 @@ class DiskStore(CacheInterface):
         if len(value) > self.max_bytes:
             return
         self._evict(self.max_bytes - len(value), entry)
-        # short and unique per writing thread: an entry's name may be near the file system's limit
-        temporary = self._path / f".{os.getpid()}-{threading.get_ident()}{_TEMPORARY}"
+        # short (an entry's own name may be near the file system's limit) and unique across the
+        # processes and nodes sharing the folder; written with the umask's mode, as JAX's store
+        temporary = self._path / f".{uuid.uuid4().hex}{_TEMPORARY}"
         try:
             temporary.write_bytes(value)
             os.replace(temporary, entry)

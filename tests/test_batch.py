@@ -114,13 +114,13 @@ def test_a_batch_refuses_a_value_that_would_put_a_cell_outside_the_sweep(tmp_pat
                 "-m",
                 "study=quickstart",
                 "seed=0,1",
-                "study.description=../notes",
+                "study.description=x/../../notes",
                 "figures_dir=null",
                 f"hydra.sweep.dir={sweep}",
             ]
         )
     err = capsys.readouterr().err.strip().splitlines()
-    assert info.value.code == 2 and len(err) == 1 and "outside hydra.sweep.dir" in err[0], err
+    assert info.value.code == 2 and len(err) == 1 and "at or above hydra.sweep.dir" in err[0], err
     assert not sweep.exists()
 
 

@@ -130,7 +130,7 @@ def test_processes_sharing_a_folder_keep_it_under_the_limit_together(tmp_path):
 
 
 def test_the_store_deletes_only_old_temporary_files(tmp_path):
-    orphan, writing = tmp_path / ".1-2.tmp", tmp_path / ".3-4.tmp"
+    orphan, writing = tmp_path / ".0123abcd.tmp", tmp_path / ".4567ef01.tmp"
     orphan.write_bytes(b"left by a killed process")
     writing.write_bytes(b"another process is writing")
     _aged(orphan, 7200)

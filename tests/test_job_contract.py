@@ -563,17 +563,39 @@ def test_a_built_wheel_runs_a_preset_from_another_folder(tmp_path):
 
 
 def test_a_sweep_refuses_a_value_that_would_put_its_folders_outside_the_sweep(tmp_path, capsys):
-    # the job's folder is named after its overrides: data.path=../x.csv climbed out of the sweep
-    argv = ["-m", "study=real_data", "data.datasets=null", "data.path=../x.csv", "data.target=y", "seed=0,1"]
+    # the job's folder is named after its overrides: data.path=x/../../y.csv climbed out of it
+    argv = ["-m", "study=real_data", "data.datasets=null", "data.path=x/../../y.csv", "data.target=y", "seed=0,1"]
     with pytest.raises(SystemExit) as exit_:
         app.preflight([*argv, f"hydra.sweep.dir={tmp_path / 'sweep'}"])
     err = capsys.readouterr().err
     assert exit_.value.code == 2 and err.count("\n") == 1 and err.startswith("simstudy: config error: data.path=")
     assert not (tmp_path / "sweep").exists()
-    # excluded keys do not name folders; ".." only as a whole path segment climbs
-    app.check_folder_names([["figures_dir=../figures", "seed=1"], ["data.path=data/x..csv"]], {"figures_dir"})
-    with pytest.raises(ConfigError, match="outside hydra.sweep.dir"):
-        app.check_folder_names([["seed=1"], ["+data.path=a/../b.csv"]], {"figures_dir"})
+
+
+@pytest.mark.parametrize(
+    "job, outside",
+    [
+        (["data.path=x/../../y.csv", "seed=1"], True),
+        (["+data.path=x/../../y", "seed=1"], True),  # the name "+data.path=x/../../y,seed=1"
+        (["+data.path=x/../..", "seed=1"], False),  # "+data.path=x/../..,seed=1": a folder "..,seed=1"
+        (["data.path=x/..", "a=1"], True),  # "a=1,data.path=x/..": the sweep folder itself
+        (["data.path=../x.csv", "seed=1"], False),  # a folder named "data.path=.." inside the sweep
+        (["data.path=a..b", "seed=1"], False),
+        (["figures_dir=../../figures", "seed=1"], False),  # excluded: it does not name the folder
+        (["figures_dir=x"], False),  # only excluded keys: the one job runs in the sweep folder
+        # hydra.* overrides are Hydra's settings, not part of the name
+        (["hydra.sweep.dir=/t/s", "seed=0", "z.path=x/../../y"], True),
+        (["data.path=x/.."], True),  # the sweep folder itself, with another job's files
+    ],
+)
+def test_a_folder_is_refused_only_where_hydra_would_put_it_outside_the_sweep(job, outside):
+    naming = compose(["study=quickstart"], return_hydra_config=True).hydra.job.config.override_dirname
+    if outside:
+        with pytest.raises(ConfigError, match="at or above hydra.sweep.dir") as info:
+            app.check_folder_names([job], naming)
+        assert info.value.key == next(o.split("=")[0].lstrip("+") for o in job if ".." in o)
+    else:
+        app.check_folder_names([job], naming)
 
 
 def test_a_sweeps_cells_leave_the_figure_copy_to_the_aggregate(tmp_path):

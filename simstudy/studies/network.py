@@ -168,20 +168,13 @@ def _generators(value) -> tuple[dict, ...]:
     return tuple(out)
 
 
-def _held_out(n: int, sel: SelectionConfig) -> int:
-    """The most rows of a class of n that one validation split of ``selection.cv`` holds out:
-    ``selection.stratified_splits`` holds out round(test_size n), at least 1 and at most n - 1,
-    or cuts the class into K chunks by ``np.array_split``, the first ceil(n / K) rows long."""
-    if sel.cv == "holdout":
-        return min(max(int(np.rint(sel.test_size * n)), 1), n - 1)
-    return math.ceil(n / sel.folds)
-
-
 def fewest_fit_rows(sel: SelectionConfig, n0: int, n1: int, gqs_folds: int) -> dict[str, tuple[int, str]]:
     """The fewest rows a generator is fitted on in a replication, and which fit has them.
 
     A generator is fitted on all n0 + n1 training rows (the final pool), on the training part
-    of each validation split of ``selection.cv`` (both classes cut, ``_held_out``), and on all
+    of each validation split of ``selection.cv`` (both classes cut; the sizes of stratified
+    splits depend only on the class counts, so ``stratified_splits`` of label vectors of
+    those counts gives them, as ``real_data._fewest_fit_minority`` does), and on all
     majority rows with all but one of the GQS's ``selection.gqs_folds`` folds of the minority
     (``diagnostics.diagnose``: ``np.array_split``, the largest held-out fold ceil(n1 / folds)
     rows long).
@@ -201,9 +194,13 @@ def fewest_fit_rows(sel: SelectionConfig, n0: int, n1: int, gqs_folds: int) -> d
         ``"minority"``: (fewest minority rows, the config key that sets them), ``"all"``: the
         same for the rows of both classes.
     """
+    y = np.r_[np.zeros(n0, np.int64), np.ones(n1, np.int64)]
     fits = [  # (minority rows, all rows, key)
         (n1, n0 + n1, "design.n1"),
-        (n1 - _held_out(n1, sel), n0 - _held_out(n0, sel) + n1 - _held_out(n1, sel), "selection.cv"),
+        *(
+            (int(y[split.train].sum()), split.train.size, "selection.cv")
+            for split in stratified_splits(y, sel.cv, sel.test_size, 0)
+        ),
         (n1 - math.ceil(n1 / gqs_folds), n0 + n1 - math.ceil(n1 / gqs_folds), "selection.gqs_folds"),
     ]
     minority = min(fits, key=lambda fit: fit[0])
